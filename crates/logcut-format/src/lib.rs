@@ -1,0 +1,28 @@
+/*!
+The on-disk format of [logcut](https://docs.rs/logcut): how a log directory
+is laid out, the manifest that records every sealed segment, and the readers
+and checks built on them.
+
+This crate has no threads and no policy, so tools that only read logs (the
+`logcut verify` and `logcut cat` commands) depend on it and not on the
+runtime.
+
+# Layout
+
+See [`name`] for file names and [`manifest`] for the manifest's format.
+[`verify()`] checks a directory; [`segments()`] lists a log's files in order.
+*/
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod manifest;
+pub mod name;
+mod reader;
+mod verify;
+
+pub use crate::{
+    error::Error,
+    reader::{SegmentFile, checksum_file, open_nofollow, read_all, segments},
+    verify::{LogSummary, Problem, ProblemKind, Report, verify},
+};

@@ -1,0 +1,472 @@
+//! The manifest: an append-only, line-based journal of a log's segments.
+//!
+//! # Format (version 1)
+//!
+//! The file `<name>.manifest` is UTF-8 text. The first line is the header
+//! `logcut-manifest 1`. Every other line is one entry:
+//!
+//! ```text
+//! <kind> <key>=<value> <key>=<value> ... ~<crc>
+//! ```
+//!
+//! where `<crc>` is the CRC-32 (IEEE) of everything before ` ~`, as 8 lower
+//! case hex digits. A line whose checksum does not match, or a last line
+//! without its newline, was torn (for example by a crash during the append)
+//! and is reported, never trusted. Values never contain spaces. Readers
+//! ignore keys they do not know and entry kinds they do not know, so later
+//! versions can add both without breaking older readers.
+//!
+//! | kind | written when | keys |
+//! |---|---|---|
+//! | `open` | an appender starts | `session`, `pid`, `at` |
+//! | `seal` | a segment is sealed | `seq`, `file`, `session`, `start`, `end`, `first`, `records`, `bytes`, `crc32`, `reason` |
+//! | `lost` | records could not be written anywhere | `session`, `records`, `bytes`, `reason` |
+//! | `close` | an appender shuts down | `session`, `at`, `accepted`, `lost` |
+//!
+//! `first` is the index of the segment's first record among all records of
+//! the log, and `records` their count: consecutive segments cover
+//! consecutive ranges. A segment adopted after a crash has `first=?` and
+//! `records=?` (unknown). `accepted` on a `close` line is the number of
+//! records the session accepted: it must equal the records of the session's
+//! sealed segments plus its lost records.
+
+use std::{fmt::Write as _, fs, io, path::Path};
+
+use jiff::Timestamp;
+
+use crate::Error;
+
+/// The manifest format version this crate writes.
+pub const VERSION: u32 = 1;
+
+/// The header line, without its newline.
+pub const HEADER: &str = "logcut-manifest 1";
+
+/// Why a segment was sealed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SealReason {
+    /// It reached the size limit.
+    Size,
+    /// A time boundary passed.
+    Time,
+    /// `rotate()` was called, or an external trigger fired.
+    Manual,
+    /// The appender shut down.
+    Shutdown,
+    /// It was left behind by a crashed run and adopted at start-up.
+    Recovery,
+    /// A reason written by a newer version.
+    Other(String),
+}
+
+impl SealReason {
+    /// The token written in the manifest.
+    pub fn as_str(&self) -> &str {
+        match self {
+            SealReason::Size => "size",
+            SealReason::Time => "time",
+            SealReason::Manual => "manual",
+            SealReason::Shutdown => "shutdown",
+            SealReason::Recovery => "recovery",
+            SealReason::Other(s) => s,
+        }
+    }
+
+    fn parse(s: &str) -> SealReason {
+        match s {
+            "size" => SealReason::Size,
+            "time" => SealReason::Time,
+            "manual" => SealReason::Manual,
+            "shutdown" => SealReason::Shutdown,
+            "recovery" => SealReason::Recovery,
+            other => SealReason::Other(other.to_string()),
+        }
+    }
+}
+
+/// A sealed segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    /// Sequence number, unique within the log, increasing by one.
+    pub seq: u64,
+    /// The sealed file's name in the log directory.
+    pub file: String,
+    /// The session that sealed it.
+    pub session: String,
+    /// When it became active.
+    pub start: Timestamp,
+    /// When it was sealed.
+    pub end: Timestamp,
+    /// Index of its first record in the log; `None` if unknown.
+    pub first: Option<u64>,
+    /// How many records it holds; `None` if unknown (adopted after a crash).
+    pub records: Option<u64>,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE) of its contents.
+    pub crc32: u32,
+    /// Why it was sealed.
+    pub reason: SealReason,
+}
+
+/// Records that could not be written anywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The session that lost them.
+    pub session: String,
+    /// How many records.
+    pub records: u64,
+    /// How many bytes.
+    pub bytes: u64,
+    /// Why, as a short token (for example `shutdown-timeout`).
+    pub reason: String,
+}
+
+/// An appender started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Open {
+    /// A random identifier of this run of the appender.
+    pub session: String,
+    /// The process id.
+    pub pid: u32,
+    /// When it started.
+    pub at: Timestamp,
+}
+
+/// An appender shut down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// The session.
+    pub session: String,
+    /// When.
+    pub at: Timestamp,
+    /// Records the session accepted from its callers.
+    pub accepted: u64,
+    /// Records it lost (also listed in `lost` entries).
+    pub lost: u64,
+}
+
+/// One manifest line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// See [`Open`].
+    Open(Open),
+    /// See [`Seal`].
+    Seal(Seal),
+    /// See [`Lost`].
+    Lost(Lost),
+    /// See [`Close`].
+    Close(Close),
+}
+
+impl Entry {
+    /// Encodes the entry as one line, newline included.
+    pub fn encode(&self) -> String {
+        let mut s = String::with_capacity(256);
+        match self {
+            Entry::Open(o) => {
+                let _ = write!(s, "open session={} pid={} at={}", o.session, o.pid, o.at.as_millisecond());
+            }
+            Entry::Seal(e) => {
+                let _ = write!(
+                    s,
+                    "seal seq={} file={} session={} start={} end={} first={} records={} bytes={} crc32={:08x} reason={}",
+                    e.seq,
+                    e.file,
+                    e.session,
+                    e.start.as_millisecond(),
+                    e.end.as_millisecond(),
+                    opt(e.first),
+                    opt(e.records),
+                    e.bytes,
+                    e.crc32,
+                    e.reason.as_str()
+                );
+            }
+            Entry::Lost(l) => {
+                let _ = write!(
+                    s,
+                    "lost session={} records={} bytes={} reason={}",
+                    l.session, l.records, l.bytes, l.reason
+                );
+            }
+            Entry::Close(c) => {
+                let _ = write!(
+                    s,
+                    "close session={} at={} accepted={} lost={}",
+                    c.session,
+                    c.at.as_millisecond(),
+                    c.accepted,
+                    c.lost
+                );
+            }
+        }
+        let crc = crc32fast::hash(s.as_bytes());
+        let _ = writeln!(s, " ~{crc:08x}");
+        s
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_string(), |v| v.to_string())
+}
+
+/// What was wrong with a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// The checksum did not match or was missing: the line was torn or
+    /// altered.
+    Checksum,
+    /// The checksum matched but a field was missing or malformed.
+    Malformed(String),
+}
+
+/// Parses one line (without its newline). `Ok(None)` for an entry kind this
+/// version does not know.
+pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
+    let (body, crc) = line.rsplit_once(" ~").ok_or(LineError::Checksum)?;
+    if crc.len() != 8 {
+        return Err(LineError::Checksum);
+    }
+    let crc = u32::from_str_radix(crc, 16).map_err(|_| LineError::Checksum)?;
+    if crc32fast::hash(body.as_bytes()) != crc {
+        return Err(LineError::Checksum);
+    }
+    let mut words = body.split(' ');
+    let kind = words.next().unwrap_or_default();
+    let fields: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
+    let get = |k: &str| -> Result<&str, LineError> {
+        fields
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| LineError::Malformed(format!("{kind} entry without {k}")))
+    };
+    let num = |k: &str| -> Result<u64, LineError> {
+        get(k)?.parse().map_err(|_| LineError::Malformed(format!("{k} is not a number")))
+    };
+    let opt_num = |k: &str| -> Result<Option<u64>, LineError> {
+        match get(k)? {
+            "?" => Ok(None),
+            v => v.parse().map(Some).map_err(|_| LineError::Malformed(format!("{k} is not a number"))),
+        }
+    };
+    let ts = |k: &str| -> Result<Timestamp, LineError> {
+        let ms: i64 = get(k)?.parse().map_err(|_| LineError::Malformed(format!("{k} is not a time")))?;
+        Timestamp::from_millisecond(ms).map_err(|_| LineError::Malformed(format!("{k} is out of range")))
+    };
+    let entry = match kind {
+        "open" => Entry::Open(Open {
+            session: get("session")?.to_string(),
+            pid: u32::try_from(num("pid")?).map_err(|_| LineError::Malformed("pid out of range".into()))?,
+            at: ts("at")?,
+        }),
+        "seal" => Entry::Seal(Seal {
+            seq: num("seq")?,
+            file: get("file")?.to_string(),
+            session: get("session")?.to_string(),
+            start: ts("start")?,
+            end: ts("end")?,
+            first: opt_num("first")?,
+            records: opt_num("records")?,
+            bytes: num("bytes")?,
+            crc32: u32::from_str_radix(get("crc32")?, 16)
+                .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
+            reason: SealReason::parse(get("reason")?),
+        }),
+        "lost" => Entry::Lost(Lost {
+            session: get("session")?.to_string(),
+            records: num("records")?,
+            bytes: num("bytes")?,
+            reason: get("reason")?.to_string(),
+        }),
+        "close" => Entry::Close(Close {
+            session: get("session")?.to_string(),
+            at: ts("at")?,
+            accepted: num("accepted")?,
+            lost: num("lost")?,
+        }),
+        _ => return Ok(None),
+    };
+    Ok(Some(entry))
+}
+
+/// A line that could not be trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// Byte offset of the line's start.
+    pub offset: u64,
+    /// Whether it is the last line (a torn tail is expected after a crash
+    /// and repaired at the next start).
+    pub is_last: bool,
+    /// What is wrong.
+    pub error: LineError,
+}
+
+/// A parsed manifest.
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    /// The entries, in file order.
+    pub entries: Vec<Entry>,
+    /// Lines that could not be trusted.
+    pub bad: Vec<BadLine>,
+    /// Length in bytes of the longest prefix that holds only whole, valid
+    /// lines (where a repair truncates a torn tail).
+    pub valid_len: u64,
+}
+
+impl Manifest {
+    /// Parses manifest text. Fails only if the header is wrong.
+    pub fn parse(path: &Path, text: &[u8]) -> Result<Manifest, Error> {
+        let mut m = Manifest::default();
+        if text.is_empty() {
+            return Ok(m);
+        }
+        let mut offset = 0u64;
+        let mut lines = text.split_inclusive(|b| *b == b'\n').enumerate().peekable();
+        while let Some((i, raw)) = lines.next() {
+            let is_last = lines.peek().is_none();
+            let start = offset;
+            offset += raw.len() as u64;
+            let complete = raw.ends_with(b"\n");
+            let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+            if i == 0 {
+                if complete && line == HEADER.as_bytes() {
+                    m.valid_len = offset;
+                    continue;
+                }
+                if !complete && HEADER.as_bytes().starts_with(line) {
+                    // Torn while the header itself was written.
+                    m.bad.push(BadLine { line: 1, offset: 0, is_last, error: LineError::Checksum });
+                    continue;
+                }
+                return Err(Error::parse(
+                    "read manifest",
+                    path,
+                    format!(
+                        "the first line is not {HEADER:?}: not a logcut manifest, or a version this logcut does not read"
+                    ),
+                ));
+            }
+            let parsed = match std::str::from_utf8(line) {
+                Ok(s) if complete => parse_line(s),
+                Ok(_) => Err(LineError::Checksum),
+                Err(_) => Err(LineError::Checksum),
+            };
+            match parsed {
+                Ok(Some(e)) => m.entries.push(e),
+                Ok(None) => {}
+                Err(error) => {
+                    m.bad.push(BadLine { line: i + 1, offset: start, is_last, error });
+                    continue;
+                }
+            }
+            if m.bad.is_empty() {
+                m.valid_len = offset;
+            }
+        }
+        Ok(m)
+    }
+
+    /// Reads and parses the manifest at `path`. A missing file is an empty
+    /// manifest.
+    pub fn read(path: &Path) -> Result<Manifest, Error> {
+        match fs::read(path) {
+            Ok(text) => Manifest::parse(path, &text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(Error::io("read manifest", path, e)),
+        }
+    }
+
+    /// The sealed segments, in file order.
+    pub fn seals(&self) -> impl Iterator<Item = &Seal> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Seal(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Returns true if and only if the only bad line is a torn last line.
+    pub fn has_only_torn_tail(&self) -> bool {
+        self.bad.len() == 1 && self.bad[0].is_last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal(seq: u64) -> Entry {
+        Entry::Seal(Seal {
+            seq,
+            file: format!("app.x.{seq:06}.log"),
+            session: "abc".into(),
+            start: Timestamp::from_millisecond(1_000).unwrap(),
+            end: Timestamp::from_millisecond(2_000).unwrap(),
+            first: Some(10),
+            records: None,
+            bytes: 99,
+            crc32: 0xdead_beef,
+            reason: SealReason::Size,
+        })
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let entries = vec![
+            Entry::Open(Open { session: "abc".into(), pid: 7, at: Timestamp::from_millisecond(5).unwrap() }),
+            seal(1),
+            Entry::Lost(Lost { session: "abc".into(), records: 3, bytes: 30, reason: "shutdown-timeout".into() }),
+            Entry::Close(Close {
+                session: "abc".into(),
+                at: Timestamp::from_millisecond(9).unwrap(),
+                accepted: 4,
+                lost: 3,
+            }),
+        ];
+        for e in &entries {
+            let line = e.encode();
+            assert!(line.ends_with('\n'));
+            assert_eq!(parse_line(line.trim_end()).unwrap().as_ref(), Some(e));
+        }
+    }
+
+    #[test]
+    fn altered_line_fails_checksum() {
+        let line = seal(1).encode().replace("bytes=99", "bytes=98");
+        assert_eq!(parse_line(line.trim_end()), Err(LineError::Checksum));
+    }
+
+    #[test]
+    fn unknown_kind_and_keys_are_ignored() {
+        let body = "future thing=1";
+        let line = format!("{body} ~{:08x}", crc32fast::hash(body.as_bytes()));
+        assert_eq!(parse_line(&line), Ok(None));
+        let body = "lost session=a records=1 bytes=2 reason=x newkey=5";
+        let line = format!("{body} ~{:08x}", crc32fast::hash(body.as_bytes()));
+        assert!(matches!(parse_line(&line), Ok(Some(Entry::Lost(_)))));
+    }
+
+    #[test]
+    fn torn_tail_is_detected_and_valid_len_excludes_it() {
+        let mut text = format!("{HEADER}\n");
+        text.push_str(&seal(1).encode());
+        let good = text.len() as u64;
+        let second = seal(2).encode();
+        text.push_str(&second[..second.len() / 2]);
+        let m = Manifest::parse(Path::new("m"), text.as_bytes()).unwrap();
+        assert_eq!(m.seals().count(), 1);
+        assert!(m.has_only_torn_tail());
+        assert_eq!(m.valid_len, good);
+    }
+
+    #[test]
+    fn wrong_header_is_an_error() {
+        let err = Manifest::parse(Path::new("m"), b"hello\n").unwrap_err();
+        assert!(err.is_corrupt());
+    }
+}

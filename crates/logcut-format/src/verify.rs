@@ -1,0 +1,380 @@
+//! `verify`: checks that a log directory is consistent with its manifests.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt, fs,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    Error,
+    manifest::{Entry, LineError, Manifest},
+    name::{self, SealedName},
+    reader::checksum_file,
+};
+
+/// What kind of inconsistency was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A sealed segment in the manifest is not on disk.
+    Missing,
+    /// A sealed segment's length differs from the manifest (truncated or
+    /// grown after sealing).
+    SizeMismatch,
+    /// A sealed segment's contents do not match its checksum.
+    ChecksumMismatch,
+    /// A sealed segment's path is not a regular file (a symlink, a
+    /// directory, ...).
+    NotRegularFile,
+    /// A sealed segment could not be read.
+    Unreadable,
+    /// The manifest names a file outside this log's naming scheme.
+    BadFileName,
+    /// Sequence numbers skip a value.
+    SequenceGap,
+    /// A sequence number appears twice, or goes backwards.
+    DuplicateSequence,
+    /// Record ranges of consecutive segments leave a gap.
+    RecordGap,
+    /// Record ranges of consecutive segments overlap.
+    RecordOverlap,
+    /// A session's accepted records differ from what it sealed plus lost.
+    CountMismatch,
+    /// The manifest says records were lost.
+    RecordsLost,
+    /// A file named like a sealed segment is not in the manifest.
+    Unrecorded,
+    /// The manifest's last line was torn (a crash during an append; the
+    /// next start of an appender repairs it).
+    TornManifestTail,
+    /// A manifest line other than the last fails its checksum or is
+    /// malformed.
+    CorruptManifestLine,
+}
+
+/// One inconsistency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The log it belongs to.
+    pub log: String,
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// The file concerned, if any.
+    pub file: Option<String>,
+    /// A sentence saying what is wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.log)?;
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
+        }
+        f.write_str(&self.detail)
+    }
+}
+
+/// A summary of one log in the directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSummary {
+    /// The log's name.
+    pub name: String,
+    /// Sealed segments in the manifest.
+    pub segments: u64,
+    /// Records in sealed segments whose count is known.
+    pub records: u64,
+    /// Sealed segments whose record count is unknown (adopted after a crash).
+    pub segments_unknown_records: u64,
+    /// Bytes in sealed segments.
+    pub bytes: u64,
+    /// Records the manifest says were lost.
+    pub lost: u64,
+    /// Sessions (runs of an appender) seen.
+    pub sessions: u64,
+    /// Sessions with no `close` entry: still running, or crashed.
+    pub open_sessions: u64,
+    /// Length of the active segment, if there is one.
+    pub active_bytes: Option<u64>,
+}
+
+/// The result of [`verify`].
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The directory checked.
+    pub dir: PathBuf,
+    /// One summary per log.
+    pub logs: Vec<LogSummary>,
+    /// Every inconsistency found; empty if the directory is consistent.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// Returns true if and only if no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Records in sealed segments, over all logs.
+    pub fn records(&self) -> u64 {
+        self.logs.iter().map(|l| l.records).sum()
+    }
+
+    /// Records lost, over all logs.
+    pub fn lost(&self) -> u64 {
+        self.logs.iter().map(|l| l.lost).sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for l in &self.logs {
+            writeln!(
+                f,
+                "{}: {} sealed segments, {} records, {} bytes, {} lost{}",
+                l.name,
+                l.segments,
+                l.records,
+                l.bytes,
+                l.lost,
+                l.active_bytes.map(|b| format!(", active segment {b} bytes")).unwrap_or_default()
+            )?;
+        }
+        if self.problems.is_empty() {
+            write!(f, "ok: no problems found in {}", self.dir.display())
+        } else {
+            writeln!(f, "{} problems in {}:", self.problems.len(), self.dir.display())?;
+            for p in &self.problems {
+                writeln!(f, "  {p}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks every log in `dir`: each sealed segment in its manifest is present,
+/// has the recorded length and checksum; sequence numbers and record ranges
+/// have no gaps or overlaps; each finished session's accepted records equal
+/// its sealed records plus its lost ones; no file named like a sealed segment
+/// is missing from the manifest.
+///
+/// Returns `Err` only when the directory or a manifest cannot be read at
+/// all; every inconsistency is a [`Problem`] in the report.
+pub fn verify(dir: &Path) -> Result<Report, Error> {
+    let mut report = Report { dir: dir.to_path_buf(), ..Report::default() };
+    let mut names = BTreeSet::new();
+    let mut sealed_files: HashMap<String, Vec<String>> = HashMap::new();
+    let rd = fs::read_dir(dir).map_err(|e| Error::io("verify", dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("verify", dir, e))?;
+        let Some(file) = ent.file_name().to_str().map(str::to_string) else { continue };
+        if let Some((log, _)) = name::split_sealed(&file) {
+            sealed_files.entry(log.to_string()).or_default().push(file);
+        } else if let Some(log) = file.strip_suffix(".manifest").or_else(|| file.strip_suffix(".log")) {
+            if name::validate_name(log).is_ok() {
+                names.insert(log.to_string());
+            }
+        }
+    }
+    names.extend(sealed_files.keys().cloned());
+    for log in names {
+        let files = sealed_files.remove(&log).unwrap_or_default();
+        verify_log(dir, &log, files, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn verify_log(dir: &Path, log: &str, on_disk: Vec<String>, report: &mut Report) -> Result<(), Error> {
+    let mut sum = LogSummary { name: log.to_string(), ..LogSummary::default() };
+    let mut problem = |kind, file: Option<&str>, detail: String| {
+        report.problems.push(Problem { log: log.to_string(), kind, file: file.map(str::to_string), detail });
+    };
+    let manifest_path = dir.join(name::manifest_file(log));
+    let manifest = Manifest::read(&manifest_path)?;
+    for bad in &manifest.bad {
+        let what = match &bad.error {
+            LineError::Checksum => "fails its checksum".to_string(),
+            LineError::Malformed(m) => format!("is malformed ({m})"),
+        };
+        if bad.is_last && bad.error == LineError::Checksum {
+            problem(
+                ProblemKind::TornManifestTail,
+                Some(&name::manifest_file(log)),
+                format!(
+                    "the last line ({}) is torn: a crash during an append; the next start of the appender repairs it",
+                    bad.line
+                ),
+            );
+        } else {
+            problem(
+                ProblemKind::CorruptManifestLine,
+                Some(&name::manifest_file(log)),
+                format!("line {} {what}", bad.line),
+            );
+        }
+    }
+
+    let mut prev_seq: Option<u64> = None;
+    let mut expected_first: u64 = 0;
+    let mut listed = BTreeSet::new();
+    // Per session: (records sealed, any unknown counts, lost, close).
+    let mut sessions: BTreeMap<String, (u64, bool, u64, Option<(u64, u64)>)> = BTreeMap::new();
+    for entry in &manifest.entries {
+        match entry {
+            Entry::Open(o) => {
+                sessions.entry(o.session.clone()).or_default();
+            }
+            Entry::Lost(l) => {
+                let s = sessions.entry(l.session.clone()).or_default();
+                s.2 += l.records;
+                sum.lost += l.records;
+                problem(
+                    ProblemKind::RecordsLost,
+                    None,
+                    format!(
+                        "session {} lost {} records ({} bytes): {}",
+                        l.session, l.records, l.bytes, l.reason
+                    ),
+                );
+            }
+            Entry::Close(c) => {
+                sessions.entry(c.session.clone()).or_default().3 = Some((c.accepted, c.lost));
+            }
+            Entry::Seal(s) => {
+                sum.segments += 1;
+                sum.bytes += s.bytes;
+                let sess = sessions.entry(s.session.clone()).or_default();
+                match s.records {
+                    Some(r) => {
+                        sum.records += r;
+                        sess.0 += r;
+                    }
+                    None => {
+                        sum.segments_unknown_records += 1;
+                        sess.1 = true;
+                    }
+                }
+                let file = Some(s.file.as_str());
+                let expected_seq = prev_seq.map_or(1, |p| p + 1);
+                if s.seq > expected_seq {
+                    problem(
+                        ProblemKind::SequenceGap,
+                        file,
+                        format!("sequence {} follows {}: segments {expected_seq}..{} are not in the manifest",
+                            s.seq, expected_seq - 1, s.seq - 1),
+                    );
+                } else if s.seq < expected_seq {
+                    problem(
+                        ProblemKind::DuplicateSequence,
+                        file,
+                        format!("sequence {} appears again after {}", s.seq, expected_seq - 1),
+                    );
+                }
+                prev_seq = Some(s.seq.max(prev_seq.unwrap_or(0)));
+                if let (Some(first), Some(records)) = (s.first, s.records) {
+                    if first > expected_first {
+                        problem(
+                            ProblemKind::RecordGap,
+                            file,
+                            format!("records {expected_first}..{first} belong to no segment"),
+                        );
+                    } else if first < expected_first {
+                        problem(
+                            ProblemKind::RecordOverlap,
+                            file,
+                            format!("starts at record {first}, but records up to {expected_first} are in earlier segments"),
+                        );
+                    }
+                    expected_first = first + records;
+                }
+                if SealedName::parse(log, &s.file).is_none() {
+                    problem(
+                        ProblemKind::BadFileName,
+                        file,
+                        "is not a sealed segment name of this log; not opened".to_string(),
+                    );
+                    continue;
+                }
+                listed.insert(s.file.clone());
+                check_segment(dir, &s.file, s.bytes, s.crc32, &mut problem);
+            }
+        }
+    }
+    for (session, (records, unknown, lost, close)) in &sessions {
+        sum.sessions += 1;
+        match close {
+            None => sum.open_sessions += 1,
+            Some((accepted, close_lost)) => {
+                if !unknown && (*accepted != records + lost || *close_lost != *lost) {
+                    problem(
+                        ProblemKind::CountMismatch,
+                        None,
+                        format!(
+                            "session {session} accepted {accepted} records but sealed {records} and lost {lost} (its close entry says {close_lost} lost)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut unrecorded: Vec<&String> = on_disk.iter().filter(|f| !listed.contains(*f)).collect();
+    unrecorded.sort();
+    for f in unrecorded {
+        problem(
+            ProblemKind::Unrecorded,
+            Some(f),
+            "is named like a sealed segment but is not in the manifest".to_string(),
+        );
+    }
+    if let Ok(md) = fs::symlink_metadata(dir.join(name::active_file(log))) {
+        if md.file_type().is_file() {
+            sum.active_bytes = Some(md.len());
+        }
+    }
+    report.logs.push(sum);
+    Ok(())
+}
+
+fn check_segment(
+    dir: &Path,
+    file: &str,
+    bytes: u64,
+    crc32: u32,
+    problem: &mut impl FnMut(ProblemKind, Option<&str>, String),
+) {
+    let path = dir.join(file);
+    let md = match fs::symlink_metadata(&path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problem(ProblemKind::Missing, Some(file), "is in the manifest but not on disk".to_string());
+            return;
+        }
+        Err(e) => {
+            problem(ProblemKind::Unreadable, Some(file), format!("cannot be examined: {e}"));
+            return;
+        }
+    };
+    if !md.file_type().is_file() {
+        problem(ProblemKind::NotRegularFile, Some(file), "is not a regular file".to_string());
+        return;
+    }
+    if md.len() != bytes {
+        let how = if md.len() < bytes { "truncated" } else { "grown" };
+        problem(
+            ProblemKind::SizeMismatch,
+            Some(file),
+            format!("is {} bytes but was sealed at {bytes} bytes ({how})", md.len()),
+        );
+        return;
+    }
+    match checksum_file(&path) {
+        Ok((crc, _)) if crc == crc32 => {}
+        Ok((crc, _)) => problem(
+            ProblemKind::ChecksumMismatch,
+            Some(file),
+            format!("checksum {crc:08x} differs from the sealed {crc32:08x}: the contents were modified"),
+        ),
+        Err(e) => problem(ProblemKind::Unreadable, Some(file), format!("cannot be read: {e}")),
+    }
+}
