@@ -26,7 +26,11 @@ impl Error {
     /// An I/O error during `op` on `path`.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, err: io::Error) -> Error {
         Error {
-            inner: Arc::new(Inner { op, path: Some(path.into()), kind: Kind::Io(err) }),
+            inner: Arc::new(Inner {
+                op,
+                path: Some(path.into()),
+                kind: Kind::Io(err),
+            }),
         }
     }
 

@@ -167,7 +167,13 @@ impl Entry {
         let mut s = String::with_capacity(256);
         match self {
             Entry::Open(o) => {
-                let _ = write!(s, "open session={} pid={} at={}", o.session, o.pid, o.at.as_millisecond());
+                let _ = write!(
+                    s,
+                    "open session={} pid={} at={}",
+                    o.session,
+                    o.pid,
+                    o.at.as_millisecond()
+                );
             }
             Entry::Seal(e) => {
                 let _ = write!(
@@ -245,22 +251,31 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             .ok_or_else(|| LineError::Malformed(format!("{kind} entry without {k}")))
     };
     let num = |k: &str| -> Result<u64, LineError> {
-        get(k)?.parse().map_err(|_| LineError::Malformed(format!("{k} is not a number")))
+        get(k)?
+            .parse()
+            .map_err(|_| LineError::Malformed(format!("{k} is not a number")))
     };
     let opt_num = |k: &str| -> Result<Option<u64>, LineError> {
         match get(k)? {
             "?" => Ok(None),
-            v => v.parse().map(Some).map_err(|_| LineError::Malformed(format!("{k} is not a number"))),
+            v => v
+                .parse()
+                .map(Some)
+                .map_err(|_| LineError::Malformed(format!("{k} is not a number"))),
         }
     };
     let ts = |k: &str| -> Result<Timestamp, LineError> {
-        let ms: i64 = get(k)?.parse().map_err(|_| LineError::Malformed(format!("{k} is not a time")))?;
-        Timestamp::from_millisecond(ms).map_err(|_| LineError::Malformed(format!("{k} is out of range")))
+        let ms: i64 = get(k)?
+            .parse()
+            .map_err(|_| LineError::Malformed(format!("{k} is not a time")))?;
+        Timestamp::from_millisecond(ms)
+            .map_err(|_| LineError::Malformed(format!("{k} is out of range")))
     };
     let entry = match kind {
         "open" => Entry::Open(Open {
             session: get("session")?.to_string(),
-            pid: u32::try_from(num("pid")?).map_err(|_| LineError::Malformed("pid out of range".into()))?,
+            pid: u32::try_from(num("pid")?)
+                .map_err(|_| LineError::Malformed("pid out of range".into()))?,
             at: ts("at")?,
         }),
         "seal" => Entry::Seal(Seal {
@@ -341,7 +356,12 @@ impl Manifest {
                 }
                 if !complete && HEADER.as_bytes().starts_with(line) {
                     // Torn while the header itself was written.
-                    m.bad.push(BadLine { line: 1, offset: 0, is_last, error: LineError::Checksum });
+                    m.bad.push(BadLine {
+                        line: 1,
+                        offset: 0,
+                        is_last,
+                        error: LineError::Checksum,
+                    });
                     continue;
                 }
                 return Err(Error::parse(
@@ -361,7 +381,12 @@ impl Manifest {
                 Ok(Some(e)) => m.entries.push(e),
                 Ok(None) => {}
                 Err(error) => {
-                    m.bad.push(BadLine { line: i + 1, offset: start, is_last, error });
+                    m.bad.push(BadLine {
+                        line: i + 1,
+                        offset: start,
+                        is_last,
+                        error,
+                    });
                     continue;
                 }
             }
@@ -418,9 +443,18 @@ mod tests {
     #[test]
     fn entries_round_trip() {
         let entries = vec![
-            Entry::Open(Open { session: "abc".into(), pid: 7, at: Timestamp::from_millisecond(5).unwrap() }),
+            Entry::Open(Open {
+                session: "abc".into(),
+                pid: 7,
+                at: Timestamp::from_millisecond(5).unwrap(),
+            }),
             seal(1),
-            Entry::Lost(Lost { session: "abc".into(), records: 3, bytes: 30, reason: "shutdown-timeout".into() }),
+            Entry::Lost(Lost {
+                session: "abc".into(),
+                records: 3,
+                bytes: 30,
+                reason: "shutdown-timeout".into(),
+            }),
             Entry::Close(Close {
                 session: "abc".into(),
                 at: Timestamp::from_millisecond(9).unwrap(),

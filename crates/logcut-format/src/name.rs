@@ -6,7 +6,7 @@
 //! | file | name |
 //! |---|---|
 //! | active segment | `app.log` |
-//! | prepared next segment | `app.log.next` |
+//! | prepared next segment | `app.log.next.42` (42: its sequence number) |
 //! | sealed segment | `app.2026-11-24T10-00-00.000Z.000042.log` |
 //! | sealed segment, name taken | `app.2026-11-24T10-00-00.000Z.000042-1.log` |
 //! | manifest | `app.manifest` |
@@ -35,12 +35,17 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         return Err(format!("the log name is longer than {MAX_NAME_LEN} bytes"));
     }
     if name.starts_with('.') {
-        return Err(format!("the log name {name:?} starts with '.'; hidden names are not allowed"));
+        return Err(format!(
+            "the log name {name:?} starts with '.'; hidden names are not allowed"
+        ));
     }
     if name.contains("..") {
         return Err(format!("the log name {name:?} contains \"..\""));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         return Err(format!(
             "the log name {name:?} contains {c:?}; use only ASCII letters, digits, '_', '-' and '.' \
              (no path separators)"
@@ -54,9 +59,16 @@ pub fn active_file(name: &str) -> String {
     format!("{name}.log")
 }
 
-/// The prepared next segment's file name: `<name>.log.next`.
-pub fn next_file(name: &str) -> String {
-    format!("{name}.log.next")
+/// A prepared next segment's file name: `<name>.log.next.<seq>`.
+pub fn prepared_file(name: &str, seq: u64) -> String {
+    format!("{name}.log.next.{seq}")
+}
+
+/// The sequence number of a prepared next segment's file name of log
+/// `name`; `None` if `file` is not one.
+pub fn parse_prepared(name: &str, file: &str) -> Option<u64> {
+    let seq = file.strip_prefix(name)?.strip_prefix(".log.next.")?;
+    parse_digits(seq)
 }
 
 /// The manifest's file name: `<name>.manifest`.
@@ -190,14 +202,24 @@ mod tests {
 
     #[test]
     fn sealed_name_round_trips() {
-        let n = SealedName { start_ms: 1_795_514_400_123, seq: 42, dup: 0 };
+        let n = SealedName {
+            start_ms: 1_795_514_400_123,
+            seq: 42,
+            dup: 0,
+        };
         let f = n.file_name("app");
         assert_eq!(f, "app.2026-11-24T10-00-00.123Z.000042.log");
         assert_eq!(SealedName::parse("app", &f), Some(n));
         let d = SealedName { dup: 3, ..n };
-        assert_eq!(d.file_name("app"), "app.2026-11-24T10-00-00.123Z.000042-3.log");
+        assert_eq!(
+            d.file_name("app"),
+            "app.2026-11-24T10-00-00.123Z.000042-3.log"
+        );
         assert_eq!(SealedName::parse("app", &d.file_name("app")), Some(d));
-        let big = SealedName { seq: 12_345_678, ..n };
+        let big = SealedName {
+            seq: 12_345_678,
+            ..n
+        };
         assert_eq!(SealedName::parse("app", &big.file_name("app")), Some(big));
     }
 
@@ -219,17 +241,45 @@ mod tests {
 
     #[test]
     fn split_finds_the_log_name() {
-        let n = SealedName { start_ms: 5, seq: 7, dup: 0 };
+        let n = SealedName {
+            start_ms: 5,
+            seq: 7,
+            dup: 0,
+        };
         assert_eq!(split_sealed(&n.file_name("my.app")), Some(("my.app", n)));
         assert_eq!(split_sealed("app.log"), None);
         assert_eq!(split_sealed("app.manifest"), None);
     }
 
     #[test]
+    fn prepared_names() {
+        assert_eq!(prepared_file("app", 7), "app.log.next.7");
+        assert_eq!(parse_prepared("app", "app.log.next.7"), Some(7));
+        assert_eq!(parse_prepared("app", "app.log.next."), None);
+        assert_eq!(parse_prepared("app", "app.log.next.x"), None);
+        assert_eq!(parse_prepared("ap", "app.log.next.7"), None);
+    }
+
+    #[test]
     fn names_sort_in_time_order() {
-        let a = SealedName { start_ms: 1_000, seq: 9, dup: 0 }.file_name("app");
-        let b = SealedName { start_ms: 1_000, seq: 10, dup: 0 }.file_name("app");
-        let c = SealedName { start_ms: 2_000, seq: 11, dup: 0 }.file_name("app");
+        let a = SealedName {
+            start_ms: 1_000,
+            seq: 9,
+            dup: 0,
+        }
+        .file_name("app");
+        let b = SealedName {
+            start_ms: 1_000,
+            seq: 10,
+            dup: 0,
+        }
+        .file_name("app");
+        let c = SealedName {
+            start_ms: 2_000,
+            seq: 11,
+            dup: 0,
+        }
+        .file_name("app");
         assert!(a < b && b < c, "{a} {b} {c}");
     }
 
@@ -237,7 +287,17 @@ mod tests {
     fn name_validation() {
         assert!(validate_name("app").is_ok());
         assert!(validate_name("my-app_2.web").is_ok());
-        for bad in ["", ".hidden", "a/b", "a\\b", "..", "a..b", "a b", "é", &"x".repeat(101)] {
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "..",
+            "a..b",
+            "a b",
+            "é",
+            &"x".repeat(101),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -26,8 +26,8 @@ pub struct SegmentFile {
 
 /// The files of log `name` in `dir`, oldest records first: sealed segments
 /// in manifest order, then sealed-looking files the manifest does not list
-/// (by name), then the active segment, then a non-empty prepared next
-/// segment (which holds records newer than the active one while a rotation
+/// (by name), then the active segment, then non-empty prepared segments by
+/// sequence (they hold records newer than the active one while a rotation
 /// is under way). Sealed segments listed in the manifest but missing on
 /// disk are left out (`verify` reports them).
 pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
@@ -44,32 +44,52 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
         listed.insert(seal.file.clone());
         let path = dir.join(&seal.file);
         if is_regular(&path) {
-            out.push(SegmentFile { path, seal: Some(seal.clone()), active: false });
+            out.push(SegmentFile {
+                path,
+                seal: Some(seal.clone()),
+                active: false,
+            });
         }
     }
     let mut unlisted: Vec<(SealedName, String)> = Vec::new();
+    let mut prepared: Vec<(u64, String)> = Vec::new();
     let rd = fs::read_dir(dir).map_err(|e| Error::io("list segments", dir, e))?;
     for ent in rd {
         let ent = ent.map_err(|e| Error::io("list segments", dir, e))?;
-        let Some(file) = ent.file_name().to_str().map(str::to_string) else { continue };
+        let Some(file) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
         if let Some(n) = SealedName::parse(name, &file) {
             if !listed.contains(&file) {
                 unlisted.push((n, file));
             }
+        } else if let Some(seq) = name::parse_prepared(name, &file) {
+            prepared.push((seq, file));
         }
     }
     unlisted.sort();
     for (_, file) in unlisted {
         let path = dir.join(file);
         if is_regular(&path) {
-            out.push(SegmentFile { path, seal: None, active: false });
+            out.push(SegmentFile {
+                path,
+                seal: None,
+                active: false,
+            });
         }
     }
-    for (file, must_have_data) in [(name::active_file(name), false), (name::next_file(name), true)] {
+    prepared.sort();
+    let mut tail = vec![(name::active_file(name), false)];
+    tail.extend(prepared.into_iter().map(|(_, f)| (f, true)));
+    for (file, must_have_data) in tail {
         let path = dir.join(file);
         if let Ok(md) = fs::symlink_metadata(&path) {
             if md.file_type().is_file() && (!must_have_data || md.len() > 0) {
-                out.push(SegmentFile { path, seal: None, active: true });
+                out.push(SegmentFile {
+                    path,
+                    seal: None,
+                    active: true,
+                });
             }
         }
     }
@@ -77,7 +97,9 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
 }
 
 fn is_regular(path: &Path) -> bool {
-    fs::symlink_metadata(path).map(|m| m.file_type().is_file()).unwrap_or(false)
+    fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_file())
+        .unwrap_or(false)
 }
 
 /// Reads every record byte of log `name` in `dir`, in order, into memory.
@@ -85,8 +107,10 @@ fn is_regular(path: &Path) -> bool {
 pub fn read_all(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     for seg in segments(dir, name)? {
-        let mut f = fs::File::open(&seg.path).map_err(|e| Error::io("read segment", &seg.path, e))?;
-        f.read_to_end(&mut out).map_err(|e| Error::io("read segment", &seg.path, e))?;
+        let mut f =
+            fs::File::open(&seg.path).map_err(|e| Error::io("read segment", &seg.path, e))?;
+        f.read_to_end(&mut out)
+            .map_err(|e| Error::io("read segment", &seg.path, e))?;
     }
     Ok(out)
 }
@@ -123,4 +147,3 @@ pub fn open_nofollow(path: &Path) -> io::Result<fs::File> {
     }
     o.open(path)
 }
-

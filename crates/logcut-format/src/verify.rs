@@ -138,13 +138,20 @@ impl fmt::Display for Report {
                 l.records,
                 l.bytes,
                 l.lost,
-                l.active_bytes.map(|b| format!(", active segment {b} bytes")).unwrap_or_default()
+                l.active_bytes
+                    .map(|b| format!(", active segment {b} bytes"))
+                    .unwrap_or_default()
             )?;
         }
         if self.problems.is_empty() {
             write!(f, "ok: no problems found in {}", self.dir.display())
         } else {
-            writeln!(f, "{} problems in {}:", self.problems.len(), self.dir.display())?;
+            writeln!(
+                f,
+                "{} problems in {}:",
+                self.problems.len(),
+                self.dir.display()
+            )?;
             for p in &self.problems {
                 writeln!(f, "  {p}")?;
             }
@@ -162,16 +169,24 @@ impl fmt::Display for Report {
 /// Returns `Err` only when the directory or a manifest cannot be read at
 /// all; every inconsistency is a [`Problem`] in the report.
 pub fn verify(dir: &Path) -> Result<Report, Error> {
-    let mut report = Report { dir: dir.to_path_buf(), ..Report::default() };
+    let mut report = Report {
+        dir: dir.to_path_buf(),
+        ..Report::default()
+    };
     let mut names = BTreeSet::new();
     let mut sealed_files: HashMap<String, Vec<String>> = HashMap::new();
     let rd = fs::read_dir(dir).map_err(|e| Error::io("verify", dir, e))?;
     for ent in rd {
         let ent = ent.map_err(|e| Error::io("verify", dir, e))?;
-        let Some(file) = ent.file_name().to_str().map(str::to_string) else { continue };
+        let Some(file) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
         if let Some((log, _)) = name::split_sealed(&file) {
             sealed_files.entry(log.to_string()).or_default().push(file);
-        } else if let Some(log) = file.strip_suffix(".manifest").or_else(|| file.strip_suffix(".log")) {
+        } else if let Some(log) = file
+            .strip_suffix(".manifest")
+            .or_else(|| file.strip_suffix(".log"))
+        {
             if name::validate_name(log).is_ok() {
                 names.insert(log.to_string());
             }
@@ -185,10 +200,23 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
     Ok(report)
 }
 
-fn verify_log(dir: &Path, log: &str, on_disk: Vec<String>, report: &mut Report) -> Result<(), Error> {
-    let mut sum = LogSummary { name: log.to_string(), ..LogSummary::default() };
+fn verify_log(
+    dir: &Path,
+    log: &str,
+    on_disk: Vec<String>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let mut sum = LogSummary {
+        name: log.to_string(),
+        ..LogSummary::default()
+    };
     let mut problem = |kind, file: Option<&str>, detail: String| {
-        report.problems.push(Problem { log: log.to_string(), kind, file: file.map(str::to_string), detail });
+        report.problems.push(Problem {
+            log: log.to_string(),
+            kind,
+            file: file.map(str::to_string),
+            detail,
+        });
     };
     let manifest_path = dir.join(name::manifest_file(log));
     let manifest = Manifest::read(&manifest_path)?;
@@ -261,14 +289,22 @@ fn verify_log(dir: &Path, log: &str, on_disk: Vec<String>, report: &mut Report) 
                     problem(
                         ProblemKind::SequenceGap,
                         file,
-                        format!("sequence {} follows {}: segments {expected_seq}..{} are not in the manifest",
-                            s.seq, expected_seq - 1, s.seq - 1),
+                        format!(
+                            "sequence {} follows {}: segments {expected_seq}..{} are not in the manifest",
+                            s.seq,
+                            expected_seq - 1,
+                            s.seq - 1
+                        ),
                     );
                 } else if s.seq < expected_seq {
                     problem(
                         ProblemKind::DuplicateSequence,
                         file,
-                        format!("sequence {} appears again after {}", s.seq, expected_seq - 1),
+                        format!(
+                            "sequence {} appears again after {}",
+                            s.seq,
+                            expected_seq - 1
+                        ),
                     );
                 }
                 prev_seq = Some(s.seq.max(prev_seq.unwrap_or(0)));
@@ -283,7 +319,9 @@ fn verify_log(dir: &Path, log: &str, on_disk: Vec<String>, report: &mut Report) 
                         problem(
                             ProblemKind::RecordOverlap,
                             file,
-                            format!("starts at record {first}, but records up to {expected_first} are in earlier segments"),
+                            format!(
+                                "starts at record {first}, but records up to {expected_first} are in earlier segments"
+                            ),
                         );
                     }
                     expected_first = first + records;
@@ -347,24 +385,43 @@ fn check_segment(
     let md = match fs::symlink_metadata(&path) {
         Ok(md) => md,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            problem(ProblemKind::Missing, Some(file), "is in the manifest but not on disk".to_string());
+            problem(
+                ProblemKind::Missing,
+                Some(file),
+                "is in the manifest but not on disk".to_string(),
+            );
             return;
         }
         Err(e) => {
-            problem(ProblemKind::Unreadable, Some(file), format!("cannot be examined: {e}"));
+            problem(
+                ProblemKind::Unreadable,
+                Some(file),
+                format!("cannot be examined: {e}"),
+            );
             return;
         }
     };
     if !md.file_type().is_file() {
-        problem(ProblemKind::NotRegularFile, Some(file), "is not a regular file".to_string());
+        problem(
+            ProblemKind::NotRegularFile,
+            Some(file),
+            "is not a regular file".to_string(),
+        );
         return;
     }
     if md.len() != bytes {
-        let how = if md.len() < bytes { "truncated" } else { "grown" };
+        let how = if md.len() < bytes {
+            "truncated"
+        } else {
+            "grown"
+        };
         problem(
             ProblemKind::SizeMismatch,
             Some(file),
-            format!("is {} bytes but was sealed at {bytes} bytes ({how})", md.len()),
+            format!(
+                "is {} bytes but was sealed at {bytes} bytes ({how})",
+                md.len()
+            ),
         );
         return;
     }
@@ -373,8 +430,14 @@ fn check_segment(
         Ok((crc, _)) => problem(
             ProblemKind::ChecksumMismatch,
             Some(file),
-            format!("checksum {crc:08x} differs from the sealed {crc32:08x}: the contents were modified"),
+            format!(
+                "checksum {crc:08x} differs from the sealed {crc32:08x}: the contents were modified"
+            ),
         ),
-        Err(e) => problem(ProblemKind::Unreadable, Some(file), format!("cannot be read: {e}")),
+        Err(e) => problem(
+            ProblemKind::Unreadable,
+            Some(file),
+            format!("cannot be read: {e}"),
+        ),
     }
 }

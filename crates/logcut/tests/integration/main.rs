@@ -1,1 +1,16 @@
+//! The integration tests of logcut: one binary, a module per topic.
 
+// Behaviour of a single appender: records, files, names, configuration.
+mod basics;
+// Failures injected: unusable next segment, EFBIG, verify's detections.
+mod faults;
+// Integrations with tracing and log.
+mod integrations;
+// Shutdown and drop: everything accepted is written.
+mod shutdown;
+// Time rotation with a manual clock.
+mod time;
+// Many threads, many rotations, every record exactly once.
+mod torture;
+
+pub mod kit;

@@ -1,0 +1,739 @@
+//! The write path: [`Appender`], its shared state, and the atomic swap of
+//! the current segment.
+//!
+//! # How a record is written
+//!
+//! In [`Mode::Direct`] the writing thread loads the current segment (one
+//! `ArcSwap` load, no lock), locks that segment, and appends the record with
+//! one `write(2)`. If the record would take the segment past its size limit
+//! (or a time boundary has passed), the writer first installs the segment
+//! the background thread prepared: it stores it as the current one (the
+//! swap) and marks the old one closed, all under the old segment's lock. A
+//! writer that had loaded the old segment finds it closed when it gets the
+//! lock and moves on to the new one, so no record is written to a segment
+//! after it was closed and no segment is sealed while a write to it is in
+//! flight. Renaming, syncing and recording the old segment happen later on
+//! the background thread.
+//!
+//! In [`Mode::Buffered`] the writing thread copies the record into a
+//! bounded buffer under a short lock; the background thread writes the
+//! buffer in large batches and cuts between records.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    fmt,
+    hash::{BuildHasher, Hasher},
+    io,
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::Instant,
+};
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use logcut_format::{
+    manifest::{Entry, Open, SealReason},
+    name,
+};
+
+use crate::{
+    AppenderBuilder, Error, Mode, Stats,
+    builder::{Config, Fsync},
+    journal::Journal,
+    recovery,
+    segment::{SegState, Segment},
+    stats::{Counters, FallbackState},
+    sys::Dir,
+    worker::Worker,
+};
+
+/// A rotating log appender: cheap to clone, safe to share between threads.
+///
+/// Each `write` call is one record. See the [crate docs](crate) for the
+/// guarantees.
+///
+/// ```
+/// use std::io::Write;
+/// # let dir = std::env::temp_dir().join(format!("logcut-doc-appender-{}", std::process::id()));
+/// let appender = logcut::Appender::builder()
+///     .dir(&dir)
+///     .name("app")
+///     .max_size(1 << 20)
+///     .mode(logcut::Mode::Direct)
+///     .build()?;
+/// (&appender).write_all(b"one record\n")?;
+/// appender.rotate()?;
+/// appender.shutdown()?;
+/// let report = logcut::verify(&dir)?;
+/// assert!(report.is_ok(), "{report}");
+/// assert_eq!(report.records(), 1);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Appender {
+    handle: Arc<Handle>,
+}
+
+/// The user-facing owner: when the last `Appender` clone is dropped, this
+/// drops and shuts the appender down. The background thread holds only
+/// `Shared`, so it does not keep the appender alive.
+struct Handle {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    result: Mutex<Option<Result<(), Error>>>,
+}
+
+/// A request to the background thread, answered on its channel.
+pub(crate) enum Cmd {
+    Rotate(mpsc::SyncSender<Result<(), Error>>),
+    Tick(mpsc::SyncSender<Result<(), Error>>),
+    Shutdown(mpsc::SyncSender<Result<(), Error>>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CmdKind {
+    Rotate,
+    Tick,
+    Shutdown,
+}
+
+/// What writers and callers hand to the background thread.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    /// Buffered mode: record bytes, and where each record ends.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) ends: Vec<usize>,
+    /// Buffered mode: records and bytes accepted, and records written.
+    pub(crate) accepted: u64,
+    pub(crate) accepted_bytes: u64,
+    pub(crate) written: u64,
+    /// Commands, each with the number of buffered records before it.
+    pub(crate) cmds: Vec<(usize, Cmd)>,
+    /// Segments swapped out and not yet sealed, oldest first.
+    pub(crate) sealing: Vec<Arc<Segment>>,
+    /// Something needs the background thread's attention.
+    pub(crate) kick: bool,
+    /// The background thread waits on `wake` (writers notify only then).
+    pub(crate) sleeping: bool,
+    /// No more records are accepted.
+    pub(crate) stop: bool,
+    /// The background thread has exited.
+    pub(crate) gone: bool,
+    /// Incremented at each failed write, with the error, for `flush`.
+    pub(crate) fail_gen: u64,
+    pub(crate) last_error: Option<Error>,
+}
+
+/// State shared by the handles and the background thread.
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) dir: Dir,
+    pub(crate) active_name: String,
+    pub(crate) session: String,
+    /// The segment records go to. Writers load it without locking.
+    pub(crate) current: ArcSwap<Segment>,
+    /// Prepared next segments, in sequence order.
+    pub(crate) next: Mutex<VecDeque<Arc<Segment>>>,
+    pub(crate) inbox: Mutex<Inbox>,
+    /// The background thread waits here for work.
+    pub(crate) wake: Condvar,
+    /// Buffered writers wait here for room.
+    pub(crate) space: Condvar,
+    /// `flush` waits here for records to be written.
+    pub(crate) written: Condvar,
+    /// Set once at shutdown; written with `SeqCst` before the background
+    /// thread is told to stop, read by Direct writers (`Acquire`) so that a
+    /// writer which sees it set never writes again.
+    pub(crate) closed: AtomicBool,
+    pub(crate) counters: Counters,
+}
+
+impl fmt::Debug for Appender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sh = &self.handle.shared;
+        f.debug_struct("Appender")
+            .field("dir", &sh.dir.path())
+            .field("name", &sh.cfg.name)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// Samples one write in 32 per thread for the latency histogram.
+    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+    /// Scratch space for `write_fmt`, so a formatted record costs no
+    /// allocation after the first.
+    static FMT_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Appender {
+    /// A builder with the default settings.
+    pub fn builder() -> AppenderBuilder {
+        AppenderBuilder::new()
+    }
+
+    pub(crate) fn start(cfg: Config) -> Result<Appender, Error> {
+        let dir = Dir::create_and_open(&cfg.dir, cfg.dir_mode)
+            .map_err(|e| Error::io("open log directory", &cfg.dir, e))?;
+        let now = cfg.clock.now();
+        let sync_manifest = cfg.fsync != Fsync::Never;
+        let (mut journal, manifest, repaired) = Journal::open(
+            &dir,
+            &name::manifest_file(&cfg.name),
+            cfg.file_mode,
+            sync_manifest,
+        )?;
+        let mut resume = recovery::recover(&dir, &cfg.name, &mut journal, &manifest, now)?;
+        if repaired > 0 {
+            resume.notes.insert(
+                0,
+                Error::io(
+                    "recover",
+                    journal.path(),
+                    io::Error::other(format!(
+                        "cut off a torn last line ({repaired} bytes) left by a crash"
+                    )),
+                ),
+            );
+        }
+        let session = new_session_id();
+        journal.append(&[Entry::Open(Open {
+            session: session.clone(),
+            pid: std::process::id(),
+            at: now,
+        })])?;
+
+        let active_name = name::active_file(&cfg.name);
+        let file = dir
+            .create_new(&active_name, cfg.file_mode)
+            .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
+        let first = Segment::new(resume.next_seq, active_name.clone(), file, now)
+            .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
+        first.lock().deadline = cfg.interval.map(|iv| iv.next_boundary(now, &cfg.tz));
+        if cfg.fsync != Fsync::Never {
+            dir.sync()
+                .map_err(|e| Error::io("sync log directory", dir.path(), e))?;
+        }
+        let shared = Arc::new(Shared {
+            dir,
+            active_name,
+            session,
+            current: ArcSwap::from_pointee(first),
+            next: Mutex::new(VecDeque::new()),
+            inbox: Mutex::new(Inbox::default()),
+            wake: Condvar::new(),
+            space: Condvar::new(),
+            written: Condvar::new(),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            cfg,
+        });
+        let mut worker = Worker::new(
+            Arc::clone(&shared),
+            journal,
+            resume.next_seq + 1,
+            resume.next_first,
+        );
+        for note in resume.notes {
+            shared.report(note);
+        }
+        // Prepare the next segment before the first write can need it.
+        worker.prepare_next();
+        let weak = Arc::downgrade(&shared);
+        shared.cfg.clock.subscribe(Arc::new(move || {
+            if let Some(sh) = weak.upgrade() {
+                sh.kick();
+            }
+        }));
+        let thread = std::thread::Builder::new()
+            .name(format!("logcut-{}", shared.cfg.name))
+            .spawn(move || worker.run())
+            .map_err(|e| Error::io("start background thread", shared.dir.path(), e))?;
+        Ok(Appender {
+            handle: Arc::new(Handle {
+                shared,
+                worker: Mutex::new(Some(thread)),
+                result: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Writes one record. Returns once the record is accepted: in
+    /// [`Mode::Direct`], written to the file (or, while writes fail, held
+    /// in memory and retried); in [`Mode::Buffered`], in the buffer.
+    ///
+    /// Fails only after [`shutdown`](Self::shutdown); a record that fails
+    /// is never partly accepted.
+    pub fn write_record(&self, record: &[u8]) -> Result<(), Error> {
+        let sh = &self.handle.shared;
+        let sample = SAMPLE.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n % 32 == 0
+        });
+        let t0 = sample.then(Instant::now);
+        let res = match sh.cfg.mode {
+            Mode::Direct => sh.write_direct(record),
+            Mode::Buffered => sh.write_buffered(record),
+        };
+        if let Some(t0) = t0 {
+            sh.counters.record_latency(t0.elapsed());
+        }
+        if res.is_err() {
+            Counters::add(&sh.counters.records_rejected, 1);
+        }
+        res
+    }
+
+    /// Seals the active segment now and continues in a new one; returns once
+    /// the new segment is at the active path. Records written before the
+    /// call are in the sealed segment. Does nothing if the active segment
+    /// holds no record.
+    ///
+    /// Fails if the next segment cannot be created; records then keep going
+    /// to the current segment.
+    pub fn rotate(&self) -> Result<(), Error> {
+        self.handle.shared.command(CmdKind::Rotate, "rotate")
+    }
+
+    /// Runs the background thread's periodic work now (time cuts, retries
+    /// whose backoff has passed, sealing) and waits for it. Useful with a
+    /// [`ManualClock`](crate::ManualClock) in tests; never needed otherwise.
+    pub fn tick(&self) -> Result<(), Error> {
+        self.handle.shared.command(CmdKind::Tick, "tick")
+    }
+
+    /// Writes every accepted record to its file ([`Mode::Buffered`]), and
+    /// returns an error if some are held after a failed write (they are
+    /// still retried).
+    pub fn flush_records(&self) -> Result<(), Error> {
+        self.handle.shared.flush()
+    }
+
+    /// Writes every record, seals the active segment, records the session's
+    /// totals in the manifest and stops the background thread. Later writes
+    /// fail. Called automatically when the last handle is dropped.
+    ///
+    /// Records that cannot be written within the
+    /// [`shutdown_timeout`](AppenderBuilder::shutdown_timeout) are counted
+    /// as lost, recorded in the manifest, and the call returns an error
+    /// ([`Error::is_lost`]).
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.handle.shutdown()
+    }
+
+    /// A snapshot of the counters. Exact when no write is in flight; while
+    /// writers run, counts may lag by the records being written.
+    pub fn stats(&self) -> Stats {
+        self.handle.shared.stats()
+    }
+
+    /// The path of the active segment (`<dir>/<name>.log`).
+    pub fn active_path(&self) -> std::path::PathBuf {
+        let sh = &self.handle.shared;
+        sh.dir.join(&sh.active_name)
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.handle.shared.dir.path()
+    }
+}
+
+impl Handle {
+    fn shutdown(&self) -> Result<(), Error> {
+        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(res) = self
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return res;
+        }
+        let sh = &self.shared;
+        // SeqCst: pairs with the Acquire load in `write_direct`; a writer that
+        // misses it is still in its segment's lock before the final seal.
+        sh.closed.store(true, Ordering::SeqCst);
+        let res = sh.command(CmdKind::Shutdown, "shut down");
+        sh.space.notify_all();
+        if let Some(j) = worker.take() {
+            if j.thread().id() != std::thread::current().id() {
+                let _ = j.join();
+            }
+        }
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(res.clone());
+        res
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Errors were reported to the handler and counted; nobody is left
+        // to return them to.
+        let _ = self.shutdown();
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_next(&self) -> MutexGuard<'_, VecDeque<Arc<Segment>>> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the background thread to look at its work.
+    pub(crate) fn kick(&self) {
+        let mut q = self.lock_inbox();
+        q.kick = true;
+        q.sleeping = false;
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn report(&self, err: Error) {
+        if let Some(h) = &self.cfg.handler {
+            h.handle(err);
+        }
+    }
+
+    fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let mut q = self.lock_inbox();
+            if q.gone || (q.stop && kind != CmdKind::Shutdown) {
+                return Err(Error::shutdown(op));
+            }
+            let cmd = match kind {
+                CmdKind::Rotate => Cmd::Rotate(tx),
+                CmdKind::Tick => Cmd::Tick(tx),
+                CmdKind::Shutdown => {
+                    q.stop = true;
+                    Cmd::Shutdown(tx)
+                }
+            };
+            let pos = q.ends.len();
+            q.cmds.push((pos, cmd));
+            q.sleeping = false;
+            self.wake.notify_one();
+        }
+        self.space.notify_all();
+        rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
+    }
+
+    /// Whether the record about to be written must go to a new segment.
+    pub(crate) fn cut_due(&self, st: &mut SegState, len: usize) -> Option<SealReason> {
+        if st.records == 0 {
+            return None;
+        }
+        if let Some(max) = self.cfg.max_size {
+            if st.bytes + len as u64 > max {
+                return Some(SealReason::Size);
+            }
+        }
+        if let Some(deadline) = st.deadline {
+            let now = self.cfg.clock.now();
+            if now >= deadline {
+                if st.bytes >= self.cfg.min_size {
+                    return Some(SealReason::Time);
+                }
+                // Too small to cut: wait for a later boundary.
+                st.deadline = self
+                    .cfg
+                    .interval
+                    .map(|iv| iv.next_boundary(now, &self.cfg.tz));
+            }
+        }
+        None
+    }
+
+    /// Installs the prepared next segment in place of `old`, whose lock the
+    /// caller holds as `st`. Returns false if no next segment is ready.
+    pub(crate) fn try_swap(
+        &self,
+        old: &Arc<Segment>,
+        st: &mut SegState,
+        reason: SealReason,
+    ) -> bool {
+        let Some(new) = self.lock_next().pop_front() else {
+            return false;
+        };
+        let now = self.cfg.clock.now();
+        let mut start = now;
+        if reason == SealReason::Time {
+            if let Some(d) = st.deadline.filter(|d| *d <= now) {
+                start = d;
+            }
+        }
+        if start < st.start {
+            start = st.start;
+        }
+        {
+            let mut ns = new.lock();
+            ns.start = start;
+            ns.deadline = self
+                .cfg
+                .interval
+                .map(|iv| iv.next_boundary(start, &self.cfg.tz));
+        }
+        self.current.store(new);
+        st.closed = true;
+        st.reason = Some(reason);
+        st.cut_pending = None;
+        let mut q = self.lock_inbox();
+        q.sealing.push(Arc::clone(old));
+        q.kick = true;
+        q.sleeping = false;
+        self.wake.notify_one();
+        true
+    }
+
+    fn write_direct(&self, buf: &[u8]) -> Result<(), Error> {
+        // Acquire: pairs with the SeqCst store in `Handle::shutdown`.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::shutdown("write record"));
+        }
+        loop {
+            let seg = self.current.load_full();
+            let mut st = seg.lock();
+            if st.closed {
+                if self.closed.load(Ordering::Acquire) {
+                    return Err(Error::shutdown("write record"));
+                }
+                continue;
+            }
+            if let Some(reason) = self.cut_due(&mut st, buf.len()) {
+                if st.cut_pending.is_none() {
+                    if self.try_swap(&seg, &mut st, reason.clone()) {
+                        continue;
+                    }
+                    // No next segment yet: keep writing here; the
+                    // background thread cuts as soon as one is ready.
+                    st.cut_pending = Some(reason);
+                    self.kick();
+                }
+            }
+            if !st.held.is_empty() {
+                // Writes are failing: queue behind the held records, in
+                // order, within the memory bound.
+                while st.held_bytes + buf.len() > self.cfg.max_held
+                    && !st.held.is_empty()
+                    && !st.closed
+                {
+                    st = seg.space.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                if st.closed {
+                    continue;
+                }
+                if !st.held.is_empty() {
+                    st.accepted += 1;
+                    st.accepted_bytes += buf.len() as u64;
+                    st.held.push_back(buf.to_vec());
+                    st.held_bytes += buf.len();
+                    return Ok(());
+                }
+            }
+            st.accepted += 1;
+            st.accepted_bytes += buf.len() as u64;
+            match seg.append(&mut st, buf, 1) {
+                Ok(()) => {
+                    if self.cfg.fsync == Fsync::Always {
+                        if let Err(e) = crate::sys::sync_data(&seg.file) {
+                            st.error = Some(e);
+                            drop(st);
+                            self.kick();
+                        }
+                    }
+                }
+                Err(e) => {
+                    st.held.push_back(buf.to_vec());
+                    st.held_bytes += buf.len();
+                    st.error = Some(e);
+                    drop(st);
+                    self.kick();
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn write_buffered(&self, buf: &[u8]) -> Result<(), Error> {
+        let mut q = self.lock_inbox();
+        loop {
+            if q.stop {
+                return Err(Error::shutdown("write record"));
+            }
+            if q.ends.is_empty() || q.buf.len() + buf.len() <= self.cfg.buffer_size {
+                break;
+            }
+            q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        q.buf.extend_from_slice(buf);
+        let end = q.buf.len();
+        q.ends.push(end);
+        q.accepted += 1;
+        q.accepted_bytes += buf.len() as u64;
+        if q.sleeping {
+            q.sleeping = false;
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        match self.cfg.mode {
+            Mode::Direct => {
+                let seg = self.current.load_full();
+                let st = seg.lock();
+                if st.held.is_empty() {
+                    return Ok(());
+                }
+                drop(st);
+                let q = self.lock_inbox();
+                Err(q.last_error.clone().unwrap_or_else(|| {
+                    Error::io(
+                        "flush",
+                        self.dir.join(&self.active_name),
+                        io::Error::other("records are held after a failed write"),
+                    )
+                }))
+            }
+            Mode::Buffered => {
+                let mut q = self.lock_inbox();
+                let target = q.accepted;
+                let generation = q.fail_gen;
+                q.sleeping = false;
+                self.wake.notify_one();
+                while q.written < target {
+                    if q.fail_gen != generation {
+                        if let Some(e) = q.last_error.clone() {
+                            return Err(e);
+                        }
+                    }
+                    if q.gone {
+                        return Err(Error::shutdown("flush"));
+                    }
+                    q = self.written.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        // Load the current segment before snapshotting the list of
+        // segments being sealed: one swapped out in between is then in one
+        // of the two (or both, and counted once).
+        let current = self.current.load_full();
+        let (mut live, q_accepted, q_bytes, q_written, q_buf) = {
+            let q = self.lock_inbox();
+            (
+                q.sealing.clone(),
+                q.accepted,
+                q.accepted_bytes,
+                q.written,
+                q.buf.len() as u64,
+            )
+        };
+        let lost = Counters::get(&c.records_lost);
+        let mut records = Counters::get(&c.retired_accepted);
+        let mut bytes = Counters::get(&c.retired_accepted_bytes);
+        let mut written = Counters::get(&c.retired_written);
+        let mut held = 0;
+        let mut held_bytes = 0;
+        if !live.iter().any(|s| Arc::ptr_eq(s, &current)) {
+            live.push(current);
+        }
+        for seg in &live {
+            let st = seg.lock();
+            records += st.accepted;
+            bytes += st.accepted_bytes;
+            written += st.records;
+            held += st.held.len() as u64;
+            held_bytes += st.held_bytes as u64;
+        }
+        let (records, bytes, queue_depth, queue_bytes) = match self.cfg.mode {
+            Mode::Direct => (records, bytes, held, held_bytes),
+            Mode::Buffered => (
+                q_accepted,
+                q_bytes,
+                q_accepted.saturating_sub(q_written + lost),
+                q_buf,
+            ),
+        };
+        Stats {
+            records,
+            bytes,
+            records_written: written,
+            rotations: Counters::get(&c.rotations),
+            rotation_failures: Counters::get(&c.rotation_failures),
+            write_failures: Counters::get(&c.write_failures),
+            fallback: FallbackState::from_u8(c.fallback.load(Ordering::Relaxed)),
+            records_lost: lost,
+            records_rejected: Counters::get(&c.records_rejected),
+            queue_depth,
+            queue_bytes,
+            write_latency: c.latency(),
+        }
+    }
+}
+
+impl io::Write for &Appender {
+    /// Writes `buf` as one record and returns its whole length.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_record(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(self.flush_records()?)
+    }
+
+    /// Formats the whole of `args` first, so `write!` and `writeln!` produce
+    /// one record rather than one per formatted piece.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        FMT_BUF.with(|b| {
+            let mut b = match b.try_borrow_mut() {
+                Ok(b) => b,
+                // Re-entered from a Display impl that logs: use a fresh buffer.
+                Err(_) => {
+                    return self
+                        .write_record(fmt::format(args).as_bytes())
+                        .map_err(io::Error::from);
+                }
+            };
+            b.clear();
+            io::Write::write_fmt(&mut *b, args)?;
+            self.write_record(&b).map_err(io::Error::from)
+        })
+    }
+}
+
+impl io::Write for Appender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self).flush()
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        (&*self).write_fmt(args)
+    }
+}
+
+fn new_session_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Timestamp::now().as_nanosecond() as u128);
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}

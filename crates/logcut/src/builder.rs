@@ -1,0 +1,403 @@
+//! The appender's configuration and its builder.
+
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
+
+use jiff::tz::TimeZone;
+
+use crate::{Appender, Clock, Error, ErrorHandler, Interval, SystemClock};
+
+/// How records reach the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Each record is written to the file by the thread that logs it, in one
+    /// `write(2)`, before `write` returns: once `write` has returned, the
+    /// record survives a crash (even SIGKILL) of the process.
+    #[default]
+    Direct,
+    /// Records are copied into a bounded in-memory buffer, and a background
+    /// thread writes them in large batches. Much faster for many small
+    /// records; records still in the buffer are lost if the process is
+    /// killed. When the buffer is full, writers wait (nothing is dropped).
+    /// `flush()`, `shutdown()` and dropping the last handle write everything.
+    Buffered,
+}
+
+/// When segment data is flushed to the device (`fdatasync`), for durability
+/// across power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Never; the operating system writes data back in its own time.
+    Never,
+    /// Every interval, from the background thread.
+    Every(Duration),
+    /// When a segment is sealed, before its manifest entry is written.
+    #[default]
+    AtSeal,
+    /// After every record (Direct) or every batch (Buffered). Slow.
+    Always,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    pub(crate) max_size: Option<u64>,
+    pub(crate) interval: Option<Interval>,
+    pub(crate) tz: TimeZone,
+    pub(crate) min_size: u64,
+    pub(crate) mode: Mode,
+    pub(crate) fsync: Fsync,
+    pub(crate) buffer_size: usize,
+    pub(crate) max_held: usize,
+    pub(crate) file_mode: u32,
+    pub(crate) dir_mode: u32,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) handler: Option<Arc<dyn ErrorHandler>>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("dir", &self.dir)
+            .field("name", &self.name)
+            .field("max_size", &self.max_size)
+            .field("interval", &self.interval)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Appender`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`dir`](Self::dir) | none: required |
+/// | [`name`](Self::name) | `"app"` (active file `app.log`) |
+/// | [`max_size`](Self::max_size) | 64 MiB |
+/// | [`interval`](Self::interval) | none |
+/// | [`time_zone`](Self::time_zone) | UTC |
+/// | [`min_size`](Self::min_size) | 0 |
+/// | [`mode`](Self::mode) | [`Mode::Direct`] |
+/// | [`fsync`](Self::fsync) | [`Fsync::AtSeal`] |
+/// | [`buffer_size`](Self::buffer_size) | 1 MiB |
+/// | [`max_held`](Self::max_held) | 8 MiB |
+/// | [`file_mode`](Self::file_mode) / [`dir_mode`](Self::dir_mode) | `0o640` / `0o750` |
+/// | [`backoff`](Self::backoff) | 50 ms doubling to 30 s |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) | 5 s |
+/// | [`clock`](Self::clock) | [`SystemClock`] |
+/// | [`error_handler`](Self::error_handler) | none |
+#[must_use]
+pub struct AppenderBuilder {
+    dir: Option<PathBuf>,
+    name: String,
+    max_size: Option<u64>,
+    interval: Option<Interval>,
+    tz: Option<String>,
+    min_size: u64,
+    mode: Mode,
+    fsync: Fsync,
+    buffer_size: usize,
+    max_held: usize,
+    file_mode: u32,
+    dir_mode: u32,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    shutdown_timeout: Duration,
+    clock: Arc<dyn Clock>,
+    handler: Option<Arc<dyn ErrorHandler>>,
+}
+
+impl fmt::Debug for AppenderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppenderBuilder")
+            .field("dir", &self.dir)
+            .field("name", &self.name)
+            .field("max_size", &self.max_size)
+            .field("interval", &self.interval)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AppenderBuilder {
+    fn default() -> Self {
+        AppenderBuilder::new()
+    }
+}
+
+impl AppenderBuilder {
+    /// A builder with the defaults in the table above.
+    pub fn new() -> AppenderBuilder {
+        AppenderBuilder {
+            dir: None,
+            name: "app".to_string(),
+            max_size: Some(64 << 20),
+            interval: None,
+            tz: None,
+            min_size: 0,
+            mode: Mode::Direct,
+            fsync: Fsync::AtSeal,
+            buffer_size: 1 << 20,
+            max_held: 8 << 20,
+            file_mode: 0o640,
+            dir_mode: 0o750,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
+            handler: None,
+        }
+    }
+
+    /// The log directory; created (with parents, mode [`dir_mode`](Self::dir_mode)) if missing.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The log's name: the active file is `<dir>/<name>.log`. ASCII letters,
+    /// digits, `_`, `-` and `.` only. By default, `app`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Cut when the next record would make the segment larger than `bytes`.
+    /// A record is never split: one larger than the limit gets a segment of
+    /// its own. By default, 64 MiB. See [`parse_size`](crate::parse_size)
+    /// for human units.
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// No size limit.
+    pub fn no_max_size(mut self) -> Self {
+        self.max_size = None;
+        self
+    }
+
+    /// Cut at wall-clock boundaries: see [`Interval`]. With a size limit
+    /// too, whichever comes first. By default, none.
+    pub fn interval(mut self, interval: Interval) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Only [`Appender::rotate`] cuts: no size limit, no interval.
+    pub fn manual_only(mut self) -> Self {
+        self.max_size = None;
+        self.interval = None;
+        self
+    }
+
+    /// The IANA time zone the interval's boundaries follow, such as
+    /// `"Europe/Berlin"`. By default, UTC.
+    pub fn time_zone(mut self, name: impl Into<String>) -> Self {
+        self.tz = Some(name.into());
+        self
+    }
+
+    /// A time cut only happens when the segment holds at least `bytes`;
+    /// a smaller segment is kept and cut at a later boundary once it is big
+    /// enough (its name still says when it started). This keeps an idle
+    /// service from producing a file per interval. Size and manual cuts
+    /// ignore it. An empty segment is never cut by time. By default, 0.
+    pub fn min_size(mut self, bytes: u64) -> Self {
+        self.min_size = bytes;
+        self
+    }
+
+    /// How records reach the file: see [`Mode`]. By default, [`Mode::Direct`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// When to flush data to the device: see [`Fsync`]. By default,
+    /// [`Fsync::AtSeal`].
+    pub fn fsync(mut self, fsync: Fsync) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// The buffer of [`Mode::Buffered`], in bytes: writers wait when it is
+    /// full. A larger record is accepted alone. By default, 1 MiB.
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes;
+        self
+    }
+
+    /// How many bytes of records [`Mode::Direct`] holds in memory while
+    /// writes fail (disk full, file too large); writers wait beyond it. By
+    /// default, 8 MiB.
+    pub fn max_held(mut self, bytes: usize) -> Self {
+        self.max_held = bytes;
+        self
+    }
+
+    /// Permission bits of the files created. By default, `0o640`.
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    /// Permission bits of the directories created. By default, `0o750`.
+    pub fn dir_mode(mut self, mode: u32) -> Self {
+        self.dir_mode = mode;
+        self
+    }
+
+    /// Retry delays after a failure: the first wait is `min`, doubling on
+    /// each failure up to `max`. By default, 50 ms and 30 s.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max;
+        self
+    }
+
+    /// How long `shutdown` keeps retrying records that cannot be written
+    /// before it counts them as lost. By default, 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The clock for time cuts, backoff and names. By default, [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where errors of the background thread go. By default, nowhere (they
+    /// are still counted in [`Appender::stats`]).
+    pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Checks the configuration, creates the directory, recovers what an
+    /// earlier run left behind, opens the active segment and prepares the
+    /// next one.
+    ///
+    /// Fails with a configuration error ([`Error::is_config`]) naming the
+    /// field when a setting is invalid, and with an I/O error naming the
+    /// path when the directory or the active file cannot be used.
+    pub fn build(self) -> Result<Appender, Error> {
+        let cfg = self.validate()?;
+        Appender::start(cfg)
+    }
+
+    fn validate(self) -> Result<Config, Error> {
+        let dir = self
+            .dir
+            .ok_or_else(|| Error::config("dir", "no directory was given; call .dir(path)"))?;
+        if dir.as_os_str().is_empty() {
+            return Err(Error::config(
+                "dir",
+                "the directory is empty; give a path such as /var/log/app",
+            ));
+        }
+        if let Ok(md) = std::fs::metadata(&dir) {
+            if !md.is_dir() {
+                return Err(Error::config(
+                    "dir",
+                    format!(
+                        "{} exists and is not a directory; give a directory",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        logcut_format::name::validate_name(&self.name).map_err(|m| Error::config("name", m))?;
+        if self.max_size == Some(0) {
+            return Err(Error::config(
+                "max_size",
+                "the size limit is zero; give at least 1 byte, or call .no_max_size() for no limit",
+            ));
+        }
+        if let Some(iv) = &self.interval {
+            iv.validate()?;
+        }
+        let tz = match &self.tz {
+            None => TimeZone::UTC,
+            Some(name) => TimeZone::get(name).map_err(|e| {
+                Error::config("time_zone", format!("{name:?} is not a known time zone ({e}); use an IANA name such as Europe/Berlin"))
+            })?,
+        };
+        if let Some(max) = self.max_size {
+            if self.min_size > max {
+                return Err(Error::config(
+                    "min_size",
+                    format!(
+                        "the minimum size for time cuts ({}) is above the size limit ({max})",
+                        self.min_size
+                    ),
+                ));
+            }
+        }
+        if self.buffer_size == 0 {
+            return Err(Error::config(
+                "buffer_size",
+                "the buffer size is zero; give at least 4096 bytes",
+            ));
+        }
+        if self.max_held == 0 {
+            return Err(Error::config("max_held", "zero; give at least 4096 bytes"));
+        }
+        if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
+            return Err(Error::config(
+                "file_mode",
+                format!(
+                    "{:o} is not a file mode the owner can read and write; use something like 0o640",
+                    self.file_mode
+                ),
+            ));
+        }
+        if self.dir_mode & !0o777 != 0 || self.dir_mode & 0o700 != 0o700 {
+            return Err(Error::config(
+                "dir_mode",
+                format!(
+                    "{:o} is not a directory mode the owner can use; use something like 0o750",
+                    self.dir_mode
+                ),
+            ));
+        }
+        if let Fsync::Every(d) = self.fsync {
+            if d.is_zero() {
+                return Err(Error::config(
+                    "fsync",
+                    "Fsync::Every with a zero interval; use Fsync::Always instead",
+                ));
+            }
+        }
+        if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
+            return Err(Error::config(
+                "backoff",
+                "the minimum must be above zero and at most the maximum",
+            ));
+        }
+        Ok(Config {
+            dir,
+            name: self.name,
+            max_size: self.max_size,
+            interval: self.interval,
+            tz,
+            min_size: self.min_size,
+            mode: self.mode,
+            fsync: self.fsync,
+            buffer_size: self.buffer_size,
+            max_held: self.max_held,
+            file_mode: self.file_mode,
+            dir_mode: self.dir_mode,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            shutdown_timeout: self.shutdown_timeout,
+            clock: self.clock,
+            handler: self.handler,
+        })
+    }
+}

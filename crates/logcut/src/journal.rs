@@ -1,0 +1,86 @@
+//! The manifest writer: appends whole entries, repairs a torn tail.
+
+use std::{fs::File, io::Read, path::PathBuf};
+
+use logcut_format::manifest::{Entry, HEADER, Manifest};
+
+use crate::{
+    Error,
+    sys::{self, Dir},
+};
+
+/// The open manifest of one log. Only the background thread (and `build`,
+/// before it starts) appends to it.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    file: File,
+    len: u64,
+    path: PathBuf,
+    sync: bool,
+}
+
+impl Journal {
+    /// Opens (creating) the manifest, parses it, and cuts off a torn last
+    /// line left by a crash during an append. Returns the parsed manifest
+    /// and, if a tail was cut off, how many bytes.
+    pub(crate) fn open(
+        dir: &Dir,
+        file_name: &str,
+        mode: u32,
+        sync: bool,
+    ) -> Result<(Journal, Manifest, u64), Error> {
+        let path = dir.join(file_name);
+        let io = |op, e| Error::io(op, &path, e);
+        let mut file = dir
+            .open_append(file_name, mode)
+            .map_err(|e| io("open manifest", e))?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)
+            .map_err(|e| io("read manifest", e))?;
+        let manifest = Manifest::parse(&path, &text)?;
+        let mut len = text.len() as u64;
+        let mut repaired = 0;
+        if manifest.has_only_torn_tail()
+            || (manifest.entries.is_empty() && !manifest.bad.is_empty() && manifest.valid_len == 0)
+        {
+            repaired = len - manifest.valid_len;
+            sys::truncate(&file, manifest.valid_len).map_err(|e| io("repair manifest", e))?;
+            len = manifest.valid_len;
+        }
+        let mut j = Journal {
+            file,
+            len,
+            path,
+            sync,
+        };
+        if j.len == 0 {
+            j.write(format!("{HEADER}\n").as_bytes())?;
+        }
+        Ok((j, manifest, repaired))
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Appends entries in one write. A failed write is cut back off, so the
+    /// manifest never holds a partial line written by this process.
+    pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<(), Error> {
+        let text: String = entries.iter().map(Entry::encode).collect();
+        self.write(text.as_bytes())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if let Err((e, written)) = sys::write_all(&self.file, bytes) {
+            if written > 0 {
+                let _ = sys::truncate(&self.file, self.len);
+            }
+            return Err(Error::io("append to manifest", &self.path, e));
+        }
+        self.len += bytes.len() as u64;
+        if self.sync {
+            sys::sync_data(&self.file).map_err(|e| Error::io("sync manifest", &self.path, e))?;
+        }
+        Ok(())
+    }
+}

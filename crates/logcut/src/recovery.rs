@@ -1,0 +1,206 @@
+//! Start-up recovery: what a crashed run left in the directory becomes
+//! sealed segments again, so that `verify` accepts the directory.
+//!
+//! Handled here (see the crate docs' Guarantees):
+//! - a torn last manifest line is cut off (in [`Journal::open`](crate::journal::Journal::open));
+//! - a non-empty active file (`app.log`) or prepared next file
+//!   (`app.log.next.<seq>`) is sealed with reason `recovery` and an unknown record
+//!   count; empty ones are removed;
+//! - files named like sealed segments but missing from the manifest (a
+//!   crash between the rename and the manifest append) are recorded the
+//!   same way; a second name of the same file is removed;
+//! - a symlink at the active or next path is removed, never followed.
+
+use std::io::Read;
+
+use jiff::Timestamp;
+use logcut_format::{
+    manifest::{Entry, Manifest, Seal, SealReason},
+    name::{self, SealedName},
+};
+
+use crate::{
+    Error,
+    journal::Journal,
+    sys::{Dir, FileInfo},
+};
+
+/// Where numbering continues after recovery.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub(crate) next_seq: u64,
+    pub(crate) next_first: u64,
+    /// Problems worth reporting to the error handler (not fatal).
+    pub(crate) notes: Vec<Error>,
+}
+
+pub(crate) fn recover(
+    dir: &Dir,
+    log: &str,
+    journal: &mut Journal,
+    manifest: &Manifest,
+    now: Timestamp,
+) -> Result<Resume, Error> {
+    let mut last_seq = 0;
+    let mut next_first = 0;
+    let mut listed = std::collections::HashSet::new();
+    for s in manifest.seals() {
+        last_seq = last_seq.max(s.seq);
+        if let (Some(f), Some(r)) = (s.first, s.records) {
+            next_first = f + r;
+        }
+        listed.insert(s.file.clone());
+    }
+    // The session that crashed, if the manifest shows one.
+    let mut open_sessions: Vec<String> = Vec::new();
+    for e in &manifest.entries {
+        match e {
+            Entry::Open(o) => open_sessions.push(o.session.clone()),
+            Entry::Close(c) => open_sessions.retain(|s| *s != c.session),
+            _ => {}
+        }
+    }
+    let session = open_sessions.pop().unwrap_or_else(|| "unknown".to_string());
+    let mut notes = Vec::new();
+
+    let list_err = |e| Error::io("recover", dir.path(), e);
+    let mut orphans: Vec<(SealedName, String)> = Vec::new();
+    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
+        let ent = ent.map_err(list_err)?;
+        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if let Some(n) = SealedName::parse(log, &f) {
+            if !listed.contains(&f) {
+                orphans.push((n, f));
+            }
+        }
+    }
+    orphans.sort();
+    let mut candidates: Vec<(String, FileInfo, Option<SealedName>)> = Vec::new();
+    for (n, f) in orphans {
+        if let Some(info) = dir
+            .stat(&f)
+            .map_err(|e| Error::io("recover", dir.join(&f), e))?
+        {
+            if info.is_file {
+                candidates.push((f, info, Some(n)));
+            }
+        }
+    }
+    let mut tail = vec![name::active_file(log)];
+    let mut prepared: Vec<(u64, String)> = Vec::new();
+    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
+        let ent = ent.map_err(list_err)?;
+        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if let Some(seq) = name::parse_prepared(log, &f) {
+            prepared.push((seq, f));
+        }
+    }
+    prepared.sort();
+    tail.extend(prepared.into_iter().map(|(_, f)| f));
+    for f in tail {
+        let path = dir.join(&f);
+        let Some(info) = dir.stat(&f).map_err(|e| Error::io("recover", &path, e))? else {
+            continue;
+        };
+        if !info.is_file {
+            // A symlink (or other non-file) where only logcut's own files
+            // belong is removed, never followed. A directory cannot be
+            // removed safely: the caller fails when creating the file.
+            if dir.unlink(&f).is_ok() {
+                notes.push(Error::io(
+                    "recover",
+                    &path,
+                    std::io::Error::other(
+                        "removed a non-regular file (such as a symlink) at a path logcut owns",
+                    ),
+                ));
+            }
+            continue;
+        }
+        let duplicate = candidates
+            .iter()
+            .any(|(_, i, _)| i.dev == info.dev && i.ino == info.ino);
+        if info.len == 0 || duplicate {
+            dir.unlink(&f).map_err(|e| Error::io("recover", &path, e))?;
+            continue;
+        }
+        candidates.push((f, info, None));
+    }
+
+    for (file, info, parsed) in candidates {
+        let path = dir.join(&file);
+        let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
+        let seq = last_seq + 1;
+        let start_ms = parsed.map_or(info.mtime_ms, |p| p.start_ms);
+        let final_name = match parsed {
+            Some(p) if p.seq == seq => file.clone(),
+            _ => {
+                let mut dup = 0;
+                loop {
+                    let candidate = SealedName { start_ms, seq, dup }.file_name(log);
+                    match dir.link(&file, &candidate) {
+                        Ok(()) => break candidate,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dup < 1000 => {
+                            dup += 1
+                        }
+                        Err(e) => return Err(Error::io("recover", dir.join(&candidate), e)),
+                    }
+                }
+            }
+        };
+        let start = Timestamp::from_millisecond(start_ms).unwrap_or(now);
+        journal.append(&[Entry::Seal(Seal {
+            seq,
+            file: final_name.clone(),
+            session: session.clone(),
+            start,
+            end: Timestamp::from_millisecond(info.mtime_ms).unwrap_or(now),
+            first: None,
+            records: None,
+            bytes,
+            crc32: crc,
+            reason: SealReason::Recovery,
+        })])?;
+        if final_name != file {
+            dir.unlink(&file)
+                .map_err(|e| Error::io("recover", &path, e))?;
+        }
+        last_seq = seq;
+        notes.push(Error::io(
+            "recover",
+            dir.join(&final_name),
+            std::io::Error::other(format!(
+                "adopted {file} left by an earlier run as segment {seq} (record count unknown)"
+            )),
+        ));
+    }
+    dir.sync()
+        .map_err(|e| Error::io("recover", dir.path(), e))?;
+    Ok(Resume {
+        next_seq: last_seq + 1,
+        next_first,
+        notes,
+    })
+}
+
+fn checksum(dir: &Dir, file: &str) -> std::io::Result<(u32, u64)> {
+    let mut f = dir.open_read(file)?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((h.finalize(), len))
+}

@@ -1,0 +1,147 @@
+//! A segment: one log file and the accounting of the records in it.
+//!
+//! Writers append to a segment under its lock, so each record reaches the
+//! file in one piece and in the order the lock was taken; the checksum and
+//! counts are kept with it. When a write fails, the partial bytes are cut
+//! off again and the record is held in memory with every record after it,
+//! in order, until the background thread writes them (see `drain_held`).
+
+use std::{
+    collections::VecDeque,
+    fs::File,
+    io,
+    sync::{Condvar, Mutex, MutexGuard},
+};
+
+use jiff::Timestamp;
+use logcut_format::manifest::SealReason;
+
+use crate::sys::{self, FileInfo};
+
+/// One log file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) seq: u64,
+    /// Its file name before it becomes the active segment.
+    pub(crate) prep_name: String,
+    pub(crate) file: File,
+    pub(crate) id: FileInfo,
+    pub(crate) state: Mutex<SegState>,
+    /// Writers waiting for held records to drain wait here.
+    pub(crate) space: Condvar,
+}
+
+/// A segment's mutable state, behind its lock.
+#[derive(Debug)]
+pub(crate) struct SegState {
+    pub(crate) start: Timestamp,
+    pub(crate) deadline: Option<Timestamp>,
+    /// Bytes and records in the file.
+    pub(crate) bytes: u64,
+    pub(crate) records: u64,
+    /// Records and bytes accepted into this segment: in the file, or held.
+    pub(crate) accepted: u64,
+    pub(crate) accepted_bytes: u64,
+    pub(crate) crc: crc32fast::Hasher,
+    /// No more records go here; writers move on to the current segment.
+    pub(crate) closed: bool,
+    pub(crate) reason: Option<SealReason>,
+    /// A cut is due but the next segment was not ready.
+    pub(crate) cut_pending: Option<SealReason>,
+    /// Records accepted but not yet written, after a failed write.
+    pub(crate) held: VecDeque<Vec<u8>>,
+    pub(crate) held_bytes: usize,
+    /// A write error the background thread has not reported yet.
+    pub(crate) error: Option<io::Error>,
+    /// Written since the last fsync.
+    pub(crate) dirty: bool,
+    /// The sealed name it was given, once it has left the active path.
+    pub(crate) sealed_name: Option<String>,
+}
+
+impl Segment {
+    pub(crate) fn new(
+        seq: u64,
+        prep_name: String,
+        file: File,
+        start: Timestamp,
+    ) -> io::Result<Segment> {
+        let id = sys::file_info(&file)?;
+        Ok(Segment {
+            seq,
+            prep_name,
+            file,
+            id,
+            state: Mutex::new(SegState {
+                start,
+                deadline: None,
+                bytes: id.len,
+                records: 0,
+                accepted: 0,
+                accepted_bytes: 0,
+                crc: crc32fast::Hasher::new(),
+                closed: false,
+                reason: None,
+                cut_pending: None,
+                held: VecDeque::new(),
+                held_bytes: 0,
+                error: None,
+                dirty: false,
+                sealed_name: None,
+            }),
+            space: Condvar::new(),
+        })
+    }
+
+    /// Locks the state. A panic while it was held (there is no code that
+    /// panics under it) would leave counts that still describe the file, so
+    /// the lock is taken over rather than failing every writer after.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SegState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `buf`, holding `records` whole records, at the end of the
+    /// file. On failure the file is cut back to where it was, so no partial
+    /// record stays in it, and the error is returned.
+    pub(crate) fn append(&self, st: &mut SegState, buf: &[u8], records: u64) -> io::Result<()> {
+        match sys::write_all(&self.file, buf) {
+            Ok(()) => {
+                st.bytes += buf.len() as u64;
+                st.records += records;
+                st.crc.update(buf);
+                st.dirty = true;
+                Ok(())
+            }
+            Err((e, written)) => {
+                if written > 0 {
+                    if let Err(te) = sys::truncate(&self.file, st.bytes) {
+                        // The partial record could not be removed. Count its
+                        // bytes so that the length and checksum still
+                        // describe the file; the record is then written
+                        // again whole after the fragment, and the error
+                        // reported says so.
+                        st.bytes += written as u64;
+                        st.crc.update(&buf[..written]);
+                        return Err(io::Error::new(
+                            te.kind(),
+                            format!("{e}; removing the partial write also failed: {te}"),
+                        ));
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes held records in order. Stops at the first failure.
+    pub(crate) fn drain_held(&self, st: &mut SegState) -> io::Result<()> {
+        while let Some(rec) = st.held.pop_front() {
+            if let Err(e) = self.append(st, &rec, 1) {
+                st.held.push_front(rec);
+                return Err(e);
+            }
+            st.held_bytes -= rec.len();
+        }
+        Ok(())
+    }
+}

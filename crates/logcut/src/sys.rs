@@ -1,0 +1,197 @@
+//! The few file-system calls the appender makes, relative to an open
+//! directory and never following a symlink at the last component.
+//!
+//! Working through a directory descriptor (`openat`, `linkat`, `renameat`)
+//! keeps every operation inside the directory the appender opened at start,
+//! even if the directory's path is later renamed or replaced.
+
+use std::{
+    fs::File,
+    io::{self, Write},
+    os::fd::{AsFd, OwnedFd},
+    path::{Path, PathBuf},
+};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+/// An open log directory.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// Identity and length of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileInfo {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) len: u64,
+    pub(crate) is_file: bool,
+    pub(crate) mtime_ms: i64,
+}
+
+fn info(st: &rustix::fs::Stat) -> FileInfo {
+    FileInfo {
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        len: st.st_size as u64,
+        is_file: FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
+        mtime_ms: (st.st_mtime as i64).saturating_mul(1000) + (st.st_mtime_nsec as i64) / 1_000_000,
+    }
+}
+
+impl Dir {
+    /// Creates `path` (mode `dir_mode`, parents too) if missing, and opens it.
+    pub(crate) fn create_and_open(path: &Path, dir_mode: u32) -> io::Result<Dir> {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode)
+            .create(path)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let fd = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Creates a new file for appending; fails if anything (a file, a
+    /// symlink, a directory) already has that name. Its mode is set to
+    /// exactly `mode`, whatever the umask.
+    pub(crate) fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::APPEND
+                | OFlags::CLOEXEC
+                | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens (creating if missing) a file for reading and appending, not
+    /// following a symlink.
+    pub(crate) fn open_append(&self, name: &str, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens a file for reading, not following a symlink.
+    pub(crate) fn open_read(&self, name: &str) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// `lstat` of a name in the directory; `None` if it does not exist.
+    pub(crate) fn stat(&self, name: &str) -> io::Result<Option<FileInfo>> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(info(&st))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives the file `from` the additional name `to`; fails with
+    /// `AlreadyExists` if `to` exists (nothing is ever overwritten).
+    pub(crate) fn link(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::linkat(
+            &self.fd,
+            from,
+            &self.fd,
+            to,
+            AtFlags::empty(),
+        )?)
+    }
+
+    /// Renames `from` to `to`, failing if `to` exists.
+    pub(crate) fn rename_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::renameat_with(
+            &self.fd,
+            from,
+            &self.fd,
+            to,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?)
+    }
+
+    /// Renames `from` to `to`, atomically replacing `to`.
+    pub(crate) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
+    }
+
+    /// Removes a name (a symlink itself, never its target).
+    pub(crate) fn unlink(&self, name: &str) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?)
+    }
+
+    /// Makes renames and creations in the directory durable.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(&self.fd)?)
+    }
+}
+
+/// Identity and length of an open file.
+pub(crate) fn file_info(f: &File) -> io::Result<FileInfo> {
+    Ok(info(&rustix::fs::fstat(f.as_fd())?))
+}
+
+/// Writes all of `buf`, retrying after interruptions. On failure returns the
+/// error and how many bytes did reach the file.
+pub(crate) fn write_all(mut f: &File, mut buf: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut done = 0;
+    while !buf.is_empty() {
+        match f.write(buf) {
+            Ok(0) => return Err((io::Error::from(io::ErrorKind::WriteZero), done)),
+            Ok(n) => {
+                done += n;
+                buf = &buf[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, done)),
+        }
+    }
+    Ok(())
+}
+
+/// Cuts a file back to `len` bytes (to remove a partly written record).
+pub(crate) fn truncate(f: &File, len: u64) -> io::Result<()> {
+    Ok(rustix::fs::ftruncate(f.as_fd(), len)?)
+}
+
+/// Flushes a file's data to the device.
+pub(crate) fn sync_data(f: &File) -> io::Result<()> {
+    Ok(rustix::fs::fdatasync(f.as_fd())?)
+}

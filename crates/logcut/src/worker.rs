@@ -1,0 +1,987 @@
+//! The background thread: writes batches (Buffered mode), moves swapped-out
+//! segments to their sealed names, prepares the next segment, seals and
+//! records segments in the manifest, retries after failures, and shuts down.
+//!
+//! Everything slow happens here: renames, fsync, manifest appends, file
+//! creation. A writer never waits for any of it; at most it finds no next
+//! segment ready and keeps writing to the current one.
+
+use std::{
+    collections::VecDeque,
+    io,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use jiff::{SignedDuration, Timestamp};
+use logcut_format::{
+    manifest::{Close, Entry, Lost, Seal, SealReason},
+    name::{self, SealedName},
+};
+
+/// How many next segments are kept ready, so that a burst of cuts (a small
+/// size limit, or rotate calls in a loop) finds one without waiting for the
+/// background thread.
+const PREPARE_AHEAD: usize = 2;
+
+use crate::{
+    Error, Mode,
+    append::{Cmd, Shared},
+    builder::Fsync,
+    journal::Journal,
+    segment::Segment,
+    stats::{Counters, FallbackState},
+};
+
+/// Exponential backoff with the three circuit-breaker states: closed (no
+/// failure), open (failed; wait until `open_until`), half-open (the wait
+/// is over; the next attempt decides).
+#[derive(Debug)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Timestamp>,
+    min: Duration,
+    max: Duration,
+}
+
+impl Breaker {
+    fn new(min: Duration, max: Duration) -> Breaker {
+        Breaker {
+            failures: 0,
+            open_until: None,
+            min,
+            max,
+        }
+    }
+
+    fn allow(&self, now: Timestamp) -> bool {
+        self.open_until.is_none_or(|t| now >= t)
+    }
+
+    fn fail(&mut self, now: Timestamp) {
+        self.failures = self.failures.saturating_add(1);
+        let shift = self.failures.saturating_sub(1).min(20);
+        let backoff = self.min.saturating_mul(1 << shift).min(self.max);
+        let d = SignedDuration::try_from(backoff).unwrap_or(SignedDuration::MAX);
+        self.open_until = Some(now.checked_add(d).unwrap_or(Timestamp::MAX));
+    }
+
+    fn succeed(&mut self) {
+        self.failures = 0;
+        self.open_until = None;
+    }
+
+    fn state(&self, now: Timestamp) -> FallbackState {
+        match self.open_until {
+            None => FallbackState::Closed,
+            Some(t) if now < t => FallbackState::Open,
+            Some(_) => FallbackState::HalfOpen,
+        }
+    }
+}
+
+/// Records taken from the buffer and not yet all written.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    /// Index of the first record not yet written.
+    next: usize,
+    /// Rotate commands, with the record index they come before.
+    cmds: VecDeque<(usize, Cmd)>,
+}
+
+pub(crate) struct Worker {
+    sh: Arc<Shared>,
+    journal: Journal,
+    next_seq: u64,
+    next_first: u64,
+    prepare: Breaker,
+    write: Breaker,
+    batch: Option<Batch>,
+    spare: (Vec<u8>, Vec<usize>),
+    last_fsync: Instant,
+    /// Records accepted by sessions' segments sealed or dropped so far
+    /// (Direct mode's session total).
+    accepted: u64,
+    lost_records: u64,
+    lost_bytes: u64,
+}
+
+impl Worker {
+    pub(crate) fn new(sh: Arc<Shared>, journal: Journal, next_seq: u64, next_first: u64) -> Worker {
+        let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
+        Worker {
+            sh,
+            journal,
+            next_seq,
+            next_first,
+            prepare: Breaker::new(min, max),
+            write: Breaker::new(min, max),
+            batch: None,
+            spare: (Vec::new(), Vec::new()),
+            last_fsync: Instant::now(),
+            accepted: 0,
+            lost_records: 0,
+            lost_bytes: 0,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.sh.cfg.clock.now()
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            let urgent = self.wait();
+            self.process_batch();
+            self.housekeeping();
+            let mut shutdown = None;
+            for cmd in urgent {
+                match cmd {
+                    Cmd::Tick(tx) => {
+                        let _ = tx.send(Ok(()));
+                    }
+                    Cmd::Shutdown(tx) => shutdown = Some(tx),
+                    Cmd::Rotate(tx) => self.rotate(tx),
+                }
+            }
+            if let Some(tx) = shutdown {
+                let res = self.finish();
+                {
+                    let mut q = self.sh.lock_inbox();
+                    q.gone = true;
+                    // Anything still queued (nothing, normally) is answered.
+                    for (_, c) in q.cmds.drain(..) {
+                        reply(c, Err(Error::shutdown("rotate")));
+                    }
+                }
+                self.sh.written.notify_all();
+                self.sh.space.notify_all();
+                let _ = tx.send(res);
+                return;
+            }
+        }
+    }
+
+    /// Waits for work; takes buffered records and commands. Returns the
+    /// commands that are not tied to a position among the records.
+    fn wait(&mut self) -> Vec<Cmd> {
+        let sh = Arc::clone(&self.sh);
+        // Computed before taking the inbox lock: it locks segments, and a
+        // segment's lock is always taken before the inbox's, never after.
+        // Anything that changes meanwhile sets `kick`, checked below.
+        let timeout = self.next_wake();
+        let mut q = sh.lock_inbox();
+        loop {
+            let can_take = self.batch.is_none();
+            let has_records = can_take && !q.ends.is_empty();
+            let has_cmds = q
+                .cmds
+                .iter()
+                .any(|(_, c)| can_take || !matches!(c, Cmd::Rotate(_)));
+            if has_records || has_cmds || q.kick {
+                break;
+            }
+            if timeout == Some(Duration::ZERO) {
+                break;
+            }
+            q.sleeping = true;
+            q = match timeout {
+                Some(d) => {
+                    let (g, r) = sh
+                        .wake
+                        .wait_timeout(q, d)
+                        .unwrap_or_else(|e| e.into_inner());
+                    if r.timed_out() {
+                        let mut g = g;
+                        g.sleeping = false;
+                        q = g;
+                        break;
+                    }
+                    g
+                }
+                None => sh.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
+            };
+            q.sleeping = false;
+        }
+        q.kick = false;
+        let mut urgent = Vec::new();
+        let mut positioned = VecDeque::new();
+        let can_take = self.batch.is_none();
+        for (pos, c) in std::mem::take(&mut q.cmds) {
+            match c {
+                Cmd::Rotate(_) if can_take => positioned.push_back((pos, c)),
+                Cmd::Rotate(_) => q.cmds.push((pos, c)),
+                _ => urgent.push(c),
+            }
+        }
+        if can_take && (!q.ends.is_empty() || !positioned.is_empty()) {
+            let (mut buf, mut ends) = std::mem::take(&mut self.spare);
+            buf.clear();
+            ends.clear();
+            std::mem::swap(&mut buf, &mut q.buf);
+            std::mem::swap(&mut ends, &mut q.ends);
+            self.batch = Some(Batch {
+                buf,
+                ends,
+                next: 0,
+                cmds: positioned,
+            });
+            drop(q);
+            sh.space.notify_all();
+        }
+        urgent
+    }
+
+    /// How long to sleep: until the next time boundary, the end of a
+    /// backoff, or a periodic fsync; `None` to wait until woken.
+    fn next_wake(&self) -> Option<Duration> {
+        let sh = &self.sh;
+        let now = self.now();
+        let mut until: Option<Timestamp> = None;
+        let mut consider = |t: Option<Timestamp>| {
+            if let Some(t) = t {
+                until = Some(until.map_or(t, |u| u.min(t)));
+            }
+        };
+        let current = sh.current.load_full();
+        {
+            let st = current.lock();
+            if st.records > 0 {
+                consider(st.deadline);
+            }
+        }
+        if sh.lock_next().len() < PREPARE_AHEAD {
+            consider(Some(self.prepare.open_until.unwrap_or(now)));
+        }
+        if self.batch.is_some() || self.has_held() {
+            consider(Some(self.write.open_until.unwrap_or(now)));
+        }
+        let mut d = until.and_then(|t| sh.cfg.clock.sleep_hint(t));
+        // A clock that passes by itself: wake at least once a second, to
+        // notice a wall-clock jump.
+        if sh.cfg.clock.sleep_hint(now).is_some() {
+            d = Some(d.map_or(Duration::from_secs(1), |d| d.min(Duration::from_secs(1))));
+        }
+        if let Fsync::Every(every) = sh.cfg.fsync {
+            let left = every.saturating_sub(self.last_fsync.elapsed());
+            d = Some(d.map_or(left, |d| d.min(left)));
+        }
+        d
+    }
+
+    fn live(&self) -> Vec<Arc<Segment>> {
+        let mut live = self.sh.lock_inbox().sealing.clone();
+        let cur = self.sh.current.load_full();
+        if !live.iter().any(|s| Arc::ptr_eq(s, &cur)) {
+            live.push(cur);
+        }
+        live
+    }
+
+    /// Whether every swapped-out segment has its sealed name. (The list is
+    /// copied first: a segment's lock is never taken under the inbox's.)
+    fn all_promoted(&self) -> bool {
+        let sealing = self.sh.lock_inbox().sealing.clone();
+        sealing.iter().all(|s| s.lock().sealed_name.is_some())
+    }
+
+    fn has_held(&self) -> bool {
+        self.live().iter().any(|s| !s.lock().held.is_empty())
+    }
+
+    fn path_of(&self, seg: &Segment) -> std::path::PathBuf {
+        match &seg.lock().sealed_name {
+            Some(n) => self.sh.dir.join(n),
+            None => self.sh.dir.join(&self.sh.active_name),
+        }
+    }
+
+    fn set_fallback(&self) {
+        let s = self.prepare.state(self.now());
+        // Relaxed: a status value read on its own by `stats`.
+        self.sh
+            .counters
+            .fallback
+            .store(s.to_u8(), Ordering::Relaxed);
+    }
+
+    fn note_write_failure(&mut self, err: Error) {
+        Counters::add(&self.sh.counters.write_failures, 1);
+        let now = self.now();
+        self.write.fail(now);
+        {
+            let mut q = self.sh.lock_inbox();
+            q.fail_gen += 1;
+            q.last_error = Some(err.clone());
+        }
+        self.sh.written.notify_all();
+        self.sh.report(err);
+    }
+
+    // === Buffered writing ===
+
+    /// Writes the taken batch, cutting between records where the policy
+    /// says and where rotate commands stand. Stops at a failed write and
+    /// keeps the rest for a retry.
+    fn process_batch(&mut self) {
+        let Some(mut b) = self.batch.take() else {
+            return;
+        };
+        let now = self.now();
+        let mut written_now = 0u64;
+        let mut failed = None;
+        loop {
+            while b.cmds.front().is_some_and(|(pos, _)| *pos <= b.next) {
+                if let Some((_, Cmd::Rotate(tx))) = b.cmds.pop_front() {
+                    self.sh.lock_inbox().written += std::mem::take(&mut written_now);
+                    self.rotate(tx);
+                }
+            }
+            if b.next >= b.ends.len() {
+                break;
+            }
+            let seg = self.sh.current.load_full();
+            let mut st = seg.lock();
+            // A time boundary that passed before this batch: cut first.
+            if st.cut_pending.is_none() && st.records > 0 {
+                if let Some(dl) = st.deadline.filter(|d| now >= *d) {
+                    if st.bytes >= self.sh.cfg.min_size {
+                        if self.sh.try_swap(&seg, &mut st, SealReason::Time) {
+                            drop(st);
+                            self.after_swap();
+                            continue;
+                        }
+                        st.cut_pending = Some(SealReason::Time);
+                    } else {
+                        st.deadline = self
+                            .sh
+                            .cfg
+                            .interval
+                            .map(|iv| iv.next_boundary(dl.max(now), &self.sh.cfg.tz));
+                    }
+                }
+            }
+            // Gather records up to the size limit or the next command.
+            let stop_at = b
+                .cmds
+                .front()
+                .map_or(b.ends.len(), |(p, _)| (*p).min(b.ends.len()));
+            let start_byte = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
+            let mut j = b.next;
+            let mut cut = None;
+            while j < stop_at {
+                let rec_len = b.ends[j] - if j == 0 { 0 } else { b.ends[j - 1] };
+                let run_bytes = (if j == 0 { 0 } else { b.ends[j - 1] }) - start_byte;
+                let records_before = st.records + (j - b.next) as u64;
+                if let Some(max) = self.sh.cfg.max_size {
+                    if records_before > 0
+                        && st.bytes + (run_bytes + rec_len) as u64 > max
+                        && st.cut_pending.is_none()
+                    {
+                        cut = Some(SealReason::Size);
+                        break;
+                    }
+                }
+                j += 1;
+            }
+            if j > b.next {
+                let end_byte = b.ends[j - 1];
+                let n = (j - b.next) as u64;
+                match seg.append(&mut st, &b.buf[start_byte..end_byte], n) {
+                    Ok(()) => {
+                        b.next = j;
+                        written_now += n;
+                        if self.sh.cfg.fsync == Fsync::Always {
+                            if let Err(e) = crate::sys::sync_data(&seg.file) {
+                                drop(st);
+                                self.sh.report(Error::io(
+                                    "sync segment",
+                                    self.sh.dir.join(&self.sh.active_name),
+                                    e,
+                                ));
+                                st = seg.lock();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = cut {
+                if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
+                    // This thread is the only writer here: preparing the
+                    // next segment now delays no caller, and keeps the cut
+                    // exact.
+                    drop(st);
+                    self.prepare_next();
+                    st = seg.lock();
+                }
+                if self.sh.try_swap(&seg, &mut st, reason.clone()) {
+                    drop(st);
+                    self.after_swap();
+                } else {
+                    st.cut_pending = Some(reason);
+                }
+            }
+        }
+        {
+            let mut q = self.sh.lock_inbox();
+            q.written += written_now;
+        }
+        self.sh.written.notify_all();
+        if let Some(e) = failed {
+            let path = self.sh.dir.join(&self.sh.active_name);
+            self.batch = Some(b);
+            self.note_write_failure(Error::io("write records", path, e));
+            return;
+        }
+        if self.write.failures > 0 {
+            self.write.succeed();
+        }
+        self.spare = (b.buf, b.ends);
+    }
+
+    /// After a swap: give the old segment its sealed name and prepare the
+    /// next one, so the following cut finds it ready.
+    fn after_swap(&mut self) {
+        if let Err(e) = self.promote_pending() {
+            self.rotation_failed(e);
+            return;
+        }
+        if self.prepare.allow(self.now()) {
+            self.prepare_next();
+        }
+    }
+
+    fn rotation_failed(&mut self, e: Error) {
+        Counters::add(&self.sh.counters.rotation_failures, 1);
+        let now = self.now();
+        self.prepare.fail(now);
+        self.set_fallback();
+        self.sh.report(e);
+    }
+
+    // === Rotation ===
+
+    /// Creates next segments at `<name>.log.next.<seq>` until
+    /// [`PREPARE_AHEAD`] are ready. Returns the error if one failed.
+    pub(crate) fn prepare_next(&mut self) -> Option<Error> {
+        let sh = Arc::clone(&self.sh);
+        while sh.lock_next().len() < PREPARE_AHEAD {
+            let file = name::prepared_file(&sh.cfg.name, self.next_seq);
+            let now = self.now();
+            let res = sh
+                .dir
+                .create_new(&file, sh.cfg.file_mode)
+                .and_then(|f| Segment::new(self.next_seq, file.clone(), f, now));
+            match res {
+                Ok(seg) => {
+                    sh.lock_next().push_back(Arc::new(seg));
+                    self.next_seq += 1;
+                    self.prepare.succeed();
+                    self.set_fallback();
+                }
+                Err(e) => {
+                    let err = Error::io("create next segment", sh.dir.join(&file), e);
+                    self.rotation_failed(err.clone());
+                    return Some(err);
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves every swapped-out segment that still sits at the active path
+    /// to its sealed name, and the segment that replaced it from the next
+    /// path to the active path. In swap order.
+    fn promote_pending(&mut self) -> Result<(), Error> {
+        let sealing = self.sh.lock_inbox().sealing.clone();
+        let current = self.sh.current.load_full();
+        for (i, seg) in sealing.iter().enumerate() {
+            if seg.lock().sealed_name.is_some() {
+                continue;
+            }
+            // Swaps happen in order, so the segment that replaced this one
+            // is the next in the list, or the current one.
+            let successor = sealing.get(i + 1).unwrap_or(&current);
+            self.promote(seg, Some(successor))?;
+        }
+        Ok(())
+    }
+
+    /// Gives `seg` (at the active path) its sealed name without ever
+    /// overwriting a file, then moves the next segment to the active path
+    /// (or, at shutdown, removes the active name).
+    fn promote(&mut self, seg: &Segment, successor: Option<&Segment>) -> Result<(), Error> {
+        let last = successor.is_none();
+        let sh = Arc::clone(&self.sh);
+        let dir = &sh.dir;
+        let start = seg.lock().start;
+        let active = &sh.active_name;
+        let at_active =
+            matches!(dir.stat(active), Ok(Some(i)) if i.dev == seg.id.dev && i.ino == seg.id.ino);
+        if !at_active {
+            return Err(Error::io(
+                "seal",
+                dir.join(active),
+                io::Error::other(format!(
+                    "the active file is not segment {} any more: it was renamed or removed by someone else",
+                    seg.seq
+                )),
+            ));
+        }
+        let mut dup = 0;
+        let sealed = loop {
+            let candidate = SealedName {
+                start_ms: start.as_millisecond(),
+                seq: seg.seq,
+                dup,
+            }
+            .file_name(&sh.cfg.name);
+            let res = if last {
+                dir.rename_noreplace(active, &candidate)
+            } else {
+                dir.link(active, &candidate)
+            };
+            match res {
+                Ok(()) => break candidate,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
+                Err(e) if !last && matches!(e.raw_os_error(), Some(1 | 95)) => {
+                    // EPERM / EOPNOTSUPP: no hard links on this file system.
+                    // Rename instead; the active path is briefly absent.
+                    match dir.rename_noreplace(active, &candidate) {
+                        Ok(()) => break candidate,
+                        Err(e2) if e2.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => {
+                            dup += 1
+                        }
+                        Err(e2) => return Err(Error::io("seal", dir.join(&candidate), e2)),
+                    }
+                }
+                Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
+            }
+        };
+        if let Some(succ) = successor {
+            dir.rename(&succ.prep_name, active)
+                .map_err(|e| Error::io("install next segment", dir.join(active), e))?;
+        }
+        seg.lock().sealed_name = Some(sealed);
+        Ok(())
+    }
+
+    /// Handles `rotate()`.
+    fn rotate(&mut self, tx: std::sync::mpsc::SyncSender<Result<(), Error>>) {
+        let res = self.rotate_now();
+        self.seal_ready();
+        let _ = tx.send(res);
+    }
+
+    fn rotate_now(&mut self) -> Result<(), Error> {
+        self.promote_pending()?;
+        let cur = self.sh.current.load_full();
+        {
+            let st = cur.lock();
+            if st.records == 0 && st.held.is_empty() {
+                return Ok(());
+            }
+        }
+        if self.sh.lock_next().is_empty() {
+            // An explicit request tries at once, whatever the backoff.
+            if let Some(e) = self.prepare_next() {
+                return Err(e);
+            }
+        }
+        {
+            let mut st = cur.lock();
+            if !st.closed && !self.sh.try_swap(&cur, &mut st, SealReason::Manual) {
+                return Err(Error::io(
+                    "rotate",
+                    self.sh.dir.join(&self.sh.active_name),
+                    io::Error::other("no next segment is ready"),
+                ));
+            }
+        }
+        self.promote_pending()?;
+        self.prepare_next();
+        Ok(())
+    }
+
+    // === Periodic work ===
+
+    fn housekeeping(&mut self) {
+        self.report_write_errors();
+        if let Err(e) = self.promote_pending() {
+            if self.prepare.allow(self.now()) {
+                self.rotation_failed(e);
+            }
+        }
+        let now = self.now();
+        if self.sh.lock_next().len() < PREPARE_AHEAD && self.prepare.allow(now) {
+            self.prepare_next();
+        }
+        self.cut_if_due(now);
+        self.retry_held(now);
+        self.seal_ready();
+        self.periodic_fsync();
+        self.set_fallback();
+        #[cfg(feature = "metrics")]
+        crate::metrics::publish(&self.sh.cfg.name, &self.sh.stats());
+    }
+
+    /// A cut that was due when no next segment was ready, or a time
+    /// boundary that passed with no record written since.
+    fn cut_if_due(&mut self, now: Timestamp) {
+        let cur = self.sh.current.load_full();
+        let mut st = cur.lock();
+        if st.closed {
+            return;
+        }
+        let mut reason = st.cut_pending.clone();
+        if reason.is_none() && st.records > 0 {
+            if let Some(dl) = st.deadline.filter(|d| now >= *d) {
+                if st.bytes >= self.sh.cfg.min_size {
+                    reason = Some(SealReason::Time);
+                } else {
+                    st.deadline = self
+                        .sh
+                        .cfg
+                        .interval
+                        .map(|iv| iv.next_boundary(dl.max(now), &self.sh.cfg.tz));
+                }
+            }
+        }
+        let Some(reason) = reason else { return };
+        if self.sh.try_swap(&cur, &mut st, reason.clone()) {
+            drop(st);
+            self.after_swap();
+        } else {
+            st.cut_pending = Some(reason);
+        }
+    }
+
+    fn report_write_errors(&mut self) {
+        for seg in self.live() {
+            let err = seg.lock().error.take();
+            if let Some(e) = err {
+                let path = self.path_of(&seg);
+                self.note_write_failure(Error::io("write record", path, e));
+            }
+        }
+    }
+
+    /// Writes records held after failed writes, once the backoff allows.
+    fn retry_held(&mut self, now: Timestamp) {
+        if !self.write.allow(now) {
+            return;
+        }
+        if self.batch.is_some() {
+            self.process_batch();
+            if self.batch.is_some() {
+                return;
+            }
+        }
+        for seg in self.live() {
+            let mut st = seg.lock();
+            if st.held.is_empty() {
+                continue;
+            }
+            let res = seg.drain_held(&mut st);
+            drop(st);
+            seg.space.notify_all();
+            match res {
+                Ok(()) => self.write.succeed(),
+                Err(e) => {
+                    let path = self.path_of(&seg);
+                    self.note_write_failure(Error::io("write held records", path, e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Seals swapped-out segments that have a sealed name and no held
+    /// records, oldest first: syncs them (per the fsync policy), then
+    /// records them all in one manifest append, then retires them.
+    fn seal_ready(&mut self) {
+        let sh = Arc::clone(&self.sh);
+        let sealing = sh.lock_inbox().sealing.clone();
+        let ready: Vec<Arc<Segment>> = sealing
+            .into_iter()
+            .take_while(|seg| {
+                let st = seg.lock();
+                st.sealed_name.is_some() && st.held.is_empty() && st.closed
+            })
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        if sh.cfg.fsync != Fsync::Never {
+            for seg in &ready {
+                let mut st = seg.lock();
+                if st.dirty {
+                    st.dirty = false;
+                    if let Err(e) = crate::sys::sync_data(&seg.file) {
+                        let path = self.path_of_locked(&st);
+                        drop(st);
+                        sh.report(Error::io("sync segment", path, e));
+                    }
+                }
+            }
+            // The sealed names must be durable before the manifest says so.
+            if let Err(e) = sh.dir.sync() {
+                sh.report(Error::io("sync log directory", sh.dir.path(), e));
+            }
+        }
+        let now = self.now();
+        let mut first = self.next_first;
+        let mut entries = Vec::with_capacity(ready.len());
+        let mut totals = Vec::with_capacity(ready.len());
+        for seg in &ready {
+            let st = seg.lock();
+            entries.push(Entry::Seal(Seal {
+                seq: seg.seq,
+                file: st.sealed_name.clone().unwrap_or_default(),
+                session: sh.session.clone(),
+                start: st.start,
+                end: now,
+                first: Some(first),
+                records: Some(st.records),
+                bytes: st.bytes,
+                crc32: st.crc.clone().finalize(),
+                reason: st.reason.clone().unwrap_or(SealReason::Manual),
+            }));
+            first += st.records;
+            totals.push((st.accepted, st.accepted_bytes, st.records));
+        }
+        if let Err(e) = self.journal.append(&entries) {
+            self.note_write_failure(e);
+            return;
+        }
+        self.next_first = first;
+        let c = &sh.counters;
+        let mut q = sh.lock_inbox();
+        for (seg, (accepted, accepted_bytes, records)) in ready.iter().zip(totals) {
+            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
+                q.sealing.remove(i);
+            }
+            self.accepted += accepted;
+            // Under the inbox lock, together with the removal, so `stats`
+            // sees each segment's counts exactly once.
+            Counters::add(&c.retired_accepted, accepted);
+            Counters::add(&c.retired_accepted_bytes, accepted_bytes);
+            Counters::add(&c.retired_written, records);
+            Counters::add(&c.rotations, 1);
+        }
+    }
+
+    fn path_of_locked(&self, st: &crate::segment::SegState) -> std::path::PathBuf {
+        match &st.sealed_name {
+            Some(n) => self.sh.dir.join(n),
+            None => self.sh.dir.join(&self.sh.active_name),
+        }
+    }
+
+    fn periodic_fsync(&mut self) {
+        let Fsync::Every(every) = self.sh.cfg.fsync else {
+            return;
+        };
+        if self.last_fsync.elapsed() < every {
+            return;
+        }
+        self.last_fsync = Instant::now();
+        for seg in self.live() {
+            let mut st = seg.lock();
+            if st.dirty {
+                st.dirty = false;
+                if let Err(e) = crate::sys::sync_data(&seg.file) {
+                    let path = self.path_of_locked(&st);
+                    drop(st);
+                    self.sh.report(Error::io("sync segment", path, e));
+                }
+            }
+        }
+    }
+
+    // === Shutdown ===
+
+    /// Writes everything it can within the shutdown timeout, seals the last
+    /// segment, counts and records what could not be written, and records
+    /// the session's totals.
+    fn finish(&mut self) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let deadline = Instant::now() + sh.cfg.shutdown_timeout;
+        let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
+        loop {
+            let _ = self.wait_nonblocking();
+            self.process_batch();
+            // During shutdown, retries follow real time, not the clock.
+            self.write.open_until = None;
+            self.prepare.open_until = None;
+            self.housekeeping();
+            let pending_records = { !sh.lock_inbox().ends.is_empty() };
+            let unsealed = sh.lock_inbox().sealing.len();
+            if self.batch.is_none() && !pending_records && !self.has_held() && unsealed == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(retry);
+            let q = sh.lock_inbox();
+            let _ = sh.wake.wait_timeout(q, left);
+            retry = (retry * 2).min(Duration::from_millis(500));
+        }
+
+        // The last segment: closed, nothing more goes in.
+        let cur = sh.current.load_full();
+        {
+            let mut st = cur.lock();
+            st.closed = true;
+            st.reason = Some(SealReason::Shutdown);
+        }
+        // Whatever is still held could not be written in time: lost.
+        let mut lost_now = (0u64, 0u64);
+        if let Some(b) = self.batch.take() {
+            let n = (b.ends.len() - b.next) as u64;
+            let start = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
+            lost_now.0 += n;
+            lost_now.1 += (b.buf.len() - start) as u64;
+        }
+        for seg in self.live() {
+            let mut st = seg.lock();
+            lost_now.0 += st.held.len() as u64;
+            lost_now.1 += st.held_bytes as u64;
+            st.held.clear();
+            st.held_bytes = 0;
+            drop(st);
+            seg.space.notify_all();
+        }
+        self.lost_records += lost_now.0;
+        self.lost_bytes += lost_now.1;
+        Counters::add(&sh.counters.records_lost, lost_now.0);
+        Counters::add(&sh.counters.bytes_lost, lost_now.1);
+
+        // Give the last segment its sealed name, or remove it if empty.
+        let mut first_err: Option<Error> = None;
+        let all_promoted = self.all_promoted();
+        let (records, accepted) = {
+            let st = cur.lock();
+            (st.records, st.accepted)
+        };
+        if all_promoted {
+            if records == 0 {
+                self.accepted += accepted;
+                if let Err(e) = sh.dir.unlink(&sh.active_name) {
+                    first_err.get_or_insert(Error::io(
+                        "remove empty segment",
+                        sh.dir.join(&sh.active_name),
+                        e,
+                    ));
+                }
+            } else {
+                match self.promote(&cur, None) {
+                    Ok(()) => sh.lock_inbox().sealing.push(Arc::clone(&cur)),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        } else {
+            first_err.get_or_insert(Error::io(
+                "shut down",
+                sh.dir.join(&sh.active_name),
+                io::Error::other(
+                    "earlier segments could not be renamed; the next start recovers them",
+                ),
+            ));
+        }
+        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
+        for next in unused {
+            if let Err(e) = sh.dir.unlink(&next.prep_name) {
+                first_err.get_or_insert(Error::io(
+                    "remove unused next segment",
+                    sh.dir.join(&next.prep_name),
+                    e,
+                ));
+            }
+        }
+        self.seal_ready();
+        if !sh.lock_inbox().sealing.is_empty() {
+            first_err.get_or_insert(Error::io(
+                "shut down",
+                self.journal.path(),
+                io::Error::other("some segments could not be recorded in the manifest; the next start recovers them"),
+            ));
+        }
+
+        let accepted = match sh.cfg.mode {
+            Mode::Direct => self.accepted,
+            Mode::Buffered => sh.lock_inbox().accepted,
+        };
+        let mut entries = Vec::new();
+        if self.lost_records > 0 {
+            entries.push(Entry::Lost(Lost {
+                session: sh.session.clone(),
+                records: self.lost_records,
+                bytes: self.lost_bytes,
+                reason: "shutdown-timeout".to_string(),
+            }));
+        }
+        entries.push(Entry::Close(Close {
+            session: sh.session.clone(),
+            at: self.now(),
+            accepted,
+            lost: self.lost_records,
+        }));
+        if let Err(e) = self.journal.append(&entries) {
+            first_err.get_or_insert(e);
+        }
+        if let Err(e) = sh.dir.sync() {
+            first_err.get_or_insert(Error::io("sync log directory", sh.dir.path(), e));
+        }
+        #[cfg(feature = "metrics")]
+        crate::metrics::publish(&sh.cfg.name, &sh.stats());
+        if self.lost_records > 0 {
+            let err = Error::lost(
+                sh.dir.join(&sh.active_name),
+                self.lost_records,
+                self.lost_bytes,
+            );
+            sh.report(err.clone());
+            return Err(err);
+        }
+        match first_err {
+            Some(e) => {
+                sh.report(e.clone());
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes whatever records and commands are queued, without waiting.
+    fn wait_nonblocking(&mut self) -> Vec<Cmd> {
+        {
+            let mut q = self.sh.lock_inbox();
+            q.kick = true;
+        }
+        let urgent = self.wait();
+        for c in urgent {
+            reply(c, Err(Error::shutdown("tick")));
+        }
+        Vec::new()
+    }
+}
+
+fn reply(c: Cmd, res: Result<(), Error>) {
+    match c {
+        Cmd::Rotate(tx) | Cmd::Tick(tx) | Cmd::Shutdown(tx) => {
+            let _ = tx.send(res);
+        }
+    }
+}

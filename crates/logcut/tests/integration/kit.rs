@@ -1,0 +1,104 @@
+//! Test kit: temporary directories, records with ids, and reading a log back.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("logcut-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, s: &str) -> PathBuf {
+        self.0.join(s)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A record of exactly `len` bytes (at least 24): `t<thread> <seq> x...\n`.
+pub fn record(thread: usize, seq: u64, len: usize) -> Vec<u8> {
+    let mut r = format!("t{thread:02} {seq:010} ").into_bytes();
+    while r.len() + 1 < len {
+        r.push(b'a' + (seq % 26) as u8);
+    }
+    r.push(b'\n');
+    r
+}
+
+/// Parses the records of a log read back: checks that every line is a whole
+/// record of `len` bytes, that each thread's ids come in order, and returns
+/// how many records each thread has.
+pub fn check_records(data: &[u8], len: usize) -> HashMap<usize, u64> {
+    assert_eq!(
+        data.len() % len,
+        0,
+        "the log is not a whole number of records"
+    );
+    let mut next: HashMap<usize, u64> = HashMap::new();
+    for (i, rec) in data.chunks(len).enumerate() {
+        assert_eq!(rec[len - 1], b'\n', "record {i} is torn");
+        let text = std::str::from_utf8(rec).expect("record is not text");
+        let thread: usize = text[1..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("record {i} is torn: {text:?}"));
+        let seq: u64 = text[4..14]
+            .parse()
+            .unwrap_or_else(|_| panic!("record {i} is torn: {text:?}"));
+        assert_eq!(rec, &record(thread, seq, len)[..], "record {i} is altered");
+        let want = next.entry(thread).or_insert(0);
+        assert_eq!(
+            seq, *want,
+            "thread {thread}: expected id {want}, found {seq} (lost, duplicated or reordered)"
+        );
+        *want += 1;
+    }
+    next
+}
+
+/// Every byte of log `name` in `dir`, in order.
+pub fn read_log(dir: &Path, name: &str) -> Vec<u8> {
+    logcut_format::read_all(dir, name).expect("read log")
+}
+
+/// The file names in `dir`, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The sealed segment files of `name`, in manifest order.
+pub fn sealed(dir: &Path, name: &str) -> Vec<logcut_format::manifest::Seal> {
+    let m = logcut_format::manifest::Manifest::read(&dir.join(format!("{name}.manifest"))).unwrap();
+    m.seals().cloned().collect()
+}
+
+/// Asserts that verify finds no problem, and returns the report.
+pub fn verify_ok(dir: &Path) -> logcut::Report {
+    let report = logcut::verify(dir).expect("verify");
+    assert!(report.is_ok(), "{report}");
+    report
+}
