@@ -128,6 +128,8 @@ pub(crate) struct Inbox {
     /// Incremented at each failed write, with the error, for `flush`.
     pub(crate) fail_gen: u64,
     pub(crate) last_error: Option<Error>,
+    /// Writes are failing now (records are held and retried).
+    pub(crate) failing: bool,
 }
 
 /// State shared by the handles and the background thread.
@@ -340,6 +342,11 @@ impl Appender {
         sh.dir.join(&sh.active_name)
     }
 
+    /// The current time, from the appender's clock.
+    pub fn now(&self) -> Timestamp {
+        self.handle.shared.cfg.clock.now()
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &std::path::Path {
         self.handle.shared.dir.path()
@@ -488,7 +495,10 @@ impl Shared {
         st.reason = Some(reason);
         st.cut_pending = None;
         let mut q = self.lock_inbox();
-        q.sealing.push(Arc::clone(old));
+        // Two swaps in a row can push out of order (the second writer may
+        // get here first): keep the list in sequence order.
+        let at = q.sealing.partition_point(|s| s.seq < old.seq);
+        q.sealing.insert(at, Arc::clone(old));
         q.kick = true;
         q.sleeping = false;
         self.wake.notify_one();
@@ -542,7 +552,7 @@ impl Shared {
             }
             st.accepted += 1;
             st.accepted_bytes += buf.len() as u64;
-            match seg.append(&mut st, buf, 1) {
+            match seg.append(&mut st, buf) {
                 Ok(()) => {
                     if self.cfg.fsync == Fsync::Always {
                         if let Err(e) = crate::sys::sync_data(&seg.file) {
@@ -612,7 +622,7 @@ impl Shared {
                 q.sleeping = false;
                 self.wake.notify_one();
                 while q.written < target {
-                    if q.fail_gen != generation {
+                    if q.failing || q.fail_gen != generation {
                         if let Some(e) = q.last_error.clone() {
                             return Err(e);
                         }
@@ -654,6 +664,9 @@ impl Shared {
         }
         for seg in &live {
             let st = seg.lock();
+            if st.retired {
+                continue;
+            }
             records += st.accepted;
             bytes += st.accepted_bytes;
             written += st.records;

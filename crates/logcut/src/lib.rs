@@ -7,6 +7,7 @@ mod builder;
 mod clock;
 mod error;
 mod handler;
+mod integrations;
 mod journal;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -17,6 +18,10 @@ mod stats;
 mod sys;
 mod worker;
 
+#[cfg(feature = "log")]
+pub use crate::integrations::log::LogBackend;
+#[cfg(feature = "tracing")]
+pub use crate::integrations::tracing::EventWriter;
 pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},

@@ -57,6 +57,8 @@ pub(crate) struct SegState {
     pub(crate) dirty: bool,
     /// The sealed name it was given, once it has left the active path.
     pub(crate) sealed_name: Option<String>,
+    /// Recorded in the manifest; its counts are in the appender's totals.
+    pub(crate) retired: bool,
 }
 
 impl Segment {
@@ -88,6 +90,7 @@ impl Segment {
                 error: None,
                 dirty: false,
                 sealed_name: None,
+                retired: false,
             }),
             space: Condvar::new(),
         })
@@ -100,43 +103,64 @@ impl Segment {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `buf`, holding `records` whole records, at the end of the
-    /// file. On failure the file is cut back to where it was, so no partial
-    /// record stays in it, and the error is returned.
-    pub(crate) fn append(&self, st: &mut SegState, buf: &[u8], records: u64) -> io::Result<()> {
-        match sys::write_all(&self.file, buf) {
+    /// Appends one record at the end of the file. On failure the file is
+    /// cut back to where it was, so no partial record stays in it.
+    pub(crate) fn append(&self, st: &mut SegState, buf: &[u8]) -> io::Result<()> {
+        self.append_records(st, buf, &[buf.len()])
+            .map_err(|(e, _)| e)
+    }
+
+    /// Appends `buf`, whose records end at the offsets `ends` (relative to
+    /// `buf`, increasing, the last one `buf.len()`), in one write. If the
+    /// write fails part way, the records that reached the file whole are
+    /// kept and counted, the rest is cut off again, and the error is
+    /// returned with the number of whole records written.
+    pub(crate) fn append_records(
+        &self,
+        st: &mut SegState,
+        buf: &[u8],
+        ends: &[usize],
+    ) -> Result<(), (io::Error, usize)> {
+        let (err, written) = match sys::write_all(&self.file, buf) {
             Ok(()) => {
-                st.bytes += buf.len() as u64;
-                st.records += records;
-                st.crc.update(buf);
-                st.dirty = true;
-                Ok(())
+                self.count(st, buf, ends.len());
+                return Ok(());
             }
-            Err((e, written)) => {
-                if written > 0 {
-                    if let Err(te) = sys::truncate(&self.file, st.bytes) {
-                        // The partial record could not be removed. Count its
-                        // bytes so that the length and checksum still
-                        // describe the file; the record is then written
-                        // again whole after the fragment, and the error
-                        // reported says so.
-                        st.bytes += written as u64;
-                        st.crc.update(&buf[..written]);
-                        return Err(io::Error::new(
-                            te.kind(),
-                            format!("{e}; removing the partial write also failed: {te}"),
-                        ));
-                    }
-                }
-                Err(e)
+            Err(x) => x,
+        };
+        let whole = ends.partition_point(|e| *e <= written);
+        let keep = if whole == 0 { 0 } else { ends[whole - 1] };
+        if written > keep {
+            if let Err(te) = sys::truncate(&self.file, st.bytes + keep as u64) {
+                // The partial record could not be removed. Count its bytes
+                // so that length and checksum still describe the file; the
+                // record is written again whole after the fragment, and the
+                // error says so.
+                self.count(st, &buf[..written], whole);
+                return Err((
+                    io::Error::new(
+                        te.kind(),
+                        format!("{err}; removing the partial record also failed: {te}"),
+                    ),
+                    whole,
+                ));
             }
         }
+        self.count(st, &buf[..keep], whole);
+        Err((err, whole))
+    }
+
+    fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
+        st.bytes += bytes.len() as u64;
+        st.records += records as u64;
+        st.crc.update(bytes);
+        st.dirty = true;
     }
 
     /// Writes held records in order. Stops at the first failure.
     pub(crate) fn drain_held(&self, st: &mut SegState) -> io::Result<()> {
         while let Some(rec) = st.held.pop_front() {
-            if let Err(e) = self.append(st, &rec, 1) {
+            if let Err(e) = self.append(st, &rec) {
                 st.held.push_front(rec);
                 return Err(e);
             }

@@ -93,6 +93,8 @@ struct Batch {
 
 pub(crate) struct Worker {
     sh: Arc<Shared>,
+    /// Sequence number of the segment at the active path.
+    active_seq: u64,
     journal: Journal,
     next_seq: u64,
     next_first: u64,
@@ -112,6 +114,7 @@ impl Worker {
     pub(crate) fn new(sh: Arc<Shared>, journal: Journal, next_seq: u64, next_first: u64) -> Worker {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
         Worker {
+            active_seq: next_seq - 1,
             sh,
             journal,
             next_seq,
@@ -314,6 +317,7 @@ impl Worker {
         {
             let mut q = self.sh.lock_inbox();
             q.fail_gen += 1;
+            q.failing = true;
             q.last_error = Some(err.clone());
         }
         self.sh.written.notify_all();
@@ -389,7 +393,8 @@ impl Worker {
             if j > b.next {
                 let end_byte = b.ends[j - 1];
                 let n = (j - b.next) as u64;
-                match seg.append(&mut st, &b.buf[start_byte..end_byte], n) {
+                let rel: Vec<usize> = b.ends[b.next..j].iter().map(|e| e - start_byte).collect();
+                match seg.append_records(&mut st, &b.buf[start_byte..end_byte], &rel) {
                     Ok(()) => {
                         b.next = j;
                         written_now += n;
@@ -405,7 +410,9 @@ impl Worker {
                             }
                         }
                     }
-                    Err(e) => {
+                    Err((e, whole)) => {
+                        b.next += whole;
+                        written_now += whole as u64;
                         failed = Some(e);
                         break;
                     }
@@ -440,7 +447,7 @@ impl Worker {
             return;
         }
         if self.write.failures > 0 {
-            self.write.succeed();
+            self.write_recovered();
         }
         self.spare = (b.buf, b.ends);
     }
@@ -455,6 +462,11 @@ impl Worker {
         if self.prepare.allow(self.now()) {
             self.prepare_next();
         }
+    }
+
+    fn write_recovered(&mut self) {
+        self.write.succeed();
+        self.sh.lock_inbox().failing = false;
     }
 
     fn rotation_failed(&mut self, e: Error) {
@@ -501,14 +513,25 @@ impl Worker {
     fn promote_pending(&mut self) -> Result<(), Error> {
         let sealing = self.sh.lock_inbox().sealing.clone();
         let current = self.sh.current.load_full();
-        for (i, seg) in sealing.iter().enumerate() {
+        for seg in &sealing {
             if seg.lock().sealed_name.is_some() {
                 continue;
             }
-            // Swaps happen in order, so the segment that replaced this one
-            // is the next in the list, or the current one.
-            let successor = sealing.get(i + 1).unwrap_or(&current);
+            // Only the segment at the active path can move, and only once
+            // its successor (the next sequence number: prepared segments
+            // are installed in order) is known. A writer that swapped may
+            // not have listed its old segment yet; it kicks this thread
+            // when it has.
+            if seg.seq != self.active_seq {
+                return Ok(());
+            }
+            let successor = match sealing.iter().find(|s| s.seq == seg.seq + 1) {
+                Some(s) => s,
+                None if current.seq == seg.seq + 1 => &current,
+                None => return Ok(()),
+            };
             self.promote(seg, Some(successor))?;
+            self.active_seq = seg.seq + 1;
         }
         Ok(())
     }
@@ -692,7 +715,7 @@ impl Worker {
             drop(st);
             seg.space.notify_all();
             match res {
-                Ok(()) => self.write.succeed(),
+                Ok(()) => self.write_recovered(),
                 Err(e) => {
                     let path = self.path_of(&seg);
                     self.note_write_failure(Error::io("write held records", path, e));
@@ -761,6 +784,9 @@ impl Worker {
             return;
         }
         self.next_first = first;
+        for seg in &ready {
+            seg.lock().retired = true;
+        }
         let c = &sh.counters;
         let mut q = sh.lock_inbox();
         for (seg, (accepted, accepted_bytes, records)) in ready.iter().zip(totals) {
@@ -851,6 +877,14 @@ impl Worker {
             let start = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
             lost_now.0 += n;
             lost_now.1 += (b.buf.len() - start) as u64;
+        }
+        {
+            // Records still queued behind the failed batch.
+            let mut q = sh.lock_inbox();
+            lost_now.0 += q.ends.len() as u64;
+            lost_now.1 += q.buf.len() as u64;
+            q.ends.clear();
+            q.buf.clear();
         }
         for seg in self.live() {
             let mut st = seg.lock();

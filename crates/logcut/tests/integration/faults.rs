@@ -1,1 +1,314 @@
+use std::{process::Command, sync::mpsc, time::Duration};
+
+use logcut::{Appender, FallbackState, ManualClock, Mode, ProblemKind};
+
 use crate::kit::*;
+
+fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+#[test]
+fn next_segment_blocked_by_a_directory_falls_back_and_recovers() {
+    let dir = TempDir::new("blocked");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    // The names the next segments will take are occupied by directories.
+    std::fs::create_dir(dir.join("app.log.next.2")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let clock = ManualClock::new(ts("2026-11-24T10:00:00Z"));
+    let a = Appender::builder()
+        .dir(dir.path())
+        .max_size(100)
+        .clock(clock.clone())
+        .error_handler(tx)
+        .build()
+        .unwrap();
+    let err = rx.recv().unwrap();
+    assert_eq!(err.operation(), "create next segment");
+    assert_eq!(err.path(), Some(dir.join("app.log.next.2").as_path()));
+    assert_eq!(a.stats().fallback, FallbackState::Open);
+    // Records keep flowing into the current segment, past its size limit.
+    for i in 0..10 {
+        a.write_record(&record(0, i, 50)).unwrap();
+    }
+    let e = a.rotate().unwrap_err();
+    assert!(e.is_io(), "{e}");
+    assert!(std::fs::metadata(dir.join("app.log")).unwrap().len() == 500);
+    let before = a.stats().rotation_failures;
+    assert!(before >= 2, "{before}");
+    // Removing the cause is not enough while the breaker is open ...
+    std::fs::remove_dir(dir.join("app.log.next.2")).unwrap();
+    a.tick().unwrap();
+    assert_eq!(a.stats().fallback, FallbackState::Open);
+    // ... until the backoff has passed.
+    clock.advance(Duration::from_secs(60));
+    a.tick().unwrap();
+    assert_eq!(a.stats().fallback, FallbackState::Closed);
+    // The pending size cut happened as soon as a segment was ready.
+    for i in 10..20 {
+        a.write_record(&record(0, i, 50)).unwrap();
+        a.tick().unwrap();
+    }
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    assert_eq!(seals[0].bytes, 500, "the overshooting segment");
+    assert!(seals[1..].iter().all(|s| s.bytes <= 100), "{seals:?}");
+    check_records(&read_log(dir.path(), "app"), 50);
+    verify_ok(dir.path());
+}
+
+/// Writes fail with EFBIG (RLIMIT_FSIZE; SIGXFSZ ignored) in a child
+/// process, then the limit is lifted; or it never is and shutdown gives up.
+#[test]
+#[ignore = "run as a child process by efbig_* tests"]
+fn efbig_child() {
+    let Ok(dir) = std::env::var("LOGCUT_EFBIG_DIR") else {
+        return;
+    };
+    let mode = match std::env::var("LOGCUT_EFBIG_MODE").as_deref() {
+        Ok("buffered") => Mode::Buffered,
+        _ => Mode::Direct,
+    };
+    let lift = std::env::var("LOGCUT_EFBIG_LIFT").is_ok();
+    // SAFETY: setting a signal's disposition to SIG_IGN in a single-purpose
+    // child process; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let set_limit = |soft: libc::rlim_t| {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: a plain system call with a valid pointer to a local.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+    };
+    let (tx, rx) = mpsc::channel();
+    let clock = ManualClock::new(ts("2026-11-24T10:00:00Z"));
+    let a = Appender::builder()
+        .dir(&dir)
+        .no_max_size()
+        .mode(mode)
+        .clock(clock.clone())
+        .error_handler(tx)
+        .shutdown_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    // 4050 bytes fit: the 41st record of 100 bytes is cut in the middle.
+    set_limit(4050);
+    for i in 0..100 {
+        a.write_record(&record(0, i, 100)).unwrap();
+    }
+    let err = loop {
+        let e = rx.recv().unwrap();
+        if e.raw_os_error() == Some(libc::EFBIG) {
+            break e;
+        }
+    };
+    assert!(err.operation().starts_with("write"), "{err}");
+    if mode == Mode::Buffered {
+        assert!(a.flush_records().is_err());
+    }
+    let s = a.stats();
+    assert!(s.write_failures >= 1);
+    assert_eq!(s.records_written, 40);
+    assert_eq!(s.queue_depth, 60);
+    // The partial record was cut off again: the file holds whole records.
+    assert_eq!(
+        std::fs::metadata(std::path::Path::new(&dir).join("app.log"))
+            .unwrap()
+            .len(),
+        4000
+    );
+    if lift {
+        set_limit(libc::RLIM_INFINITY);
+        clock.advance(Duration::from_secs(600));
+        a.tick().unwrap();
+        let s = a.stats();
+        assert_eq!((s.records_written, s.queue_depth), (100, 0));
+        a.shutdown().unwrap();
+    } else {
+        let e = a.shutdown().unwrap_err();
+        assert!(e.is_lost(), "{e}");
+        assert_eq!(a.stats().records_lost, 60);
+    }
+}
+
+fn run_efbig_child(mode: &str, lift: bool) -> TempDir {
+    let dir = TempDir::new("efbig");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "faults::efbig_child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("LOGCUT_EFBIG_DIR", dir.path())
+    .env("LOGCUT_EFBIG_MODE", mode);
+    if lift {
+        cmd.env("LOGCUT_EFBIG_LIFT", "1");
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn efbig_records_are_held_and_written_after_recovery() {
+    for mode in ["direct", "buffered"] {
+        let dir = run_efbig_child(mode, true);
+        let report = verify_ok(dir.path());
+        assert_eq!(report.records(), 100, "{mode}");
+        let counts = check_records(&read_log(dir.path(), "app"), 100);
+        assert_eq!(counts[&0], 100, "{mode}");
+    }
+}
+
+#[test]
+fn efbig_records_that_cannot_be_written_are_counted_as_lost() {
+    for mode in ["direct", "buffered"] {
+        let dir = run_efbig_child(mode, false);
+        let report = logcut::verify(dir.path()).unwrap();
+        // The loss is recorded, and the accounting still adds up.
+        let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::RecordsLost], "{mode}: {report}");
+        assert_eq!((report.records(), report.lost()), (40, 60), "{mode}");
+        let counts = check_records(&read_log(dir.path(), "app"), 100);
+        assert_eq!(counts[&0], 40, "{mode}");
+    }
+}
+
+#[test]
+fn verify_detects_truncation_modification_and_missing_segments() {
+    let dir = TempDir::new("verify");
+    let a = Appender::builder()
+        .dir(dir.path())
+        .max_size(1000)
+        .mode(Mode::Buffered)
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        a.write_record(&record(0, i, 100)).unwrap();
+    }
+    a.shutdown().unwrap();
+    verify_ok(dir.path());
+    let seals = sealed(dir.path(), "app");
+    assert_eq!(seals.len(), 5);
+    // Truncate the first, flip a byte in the second, remove the third.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(&seals[0].file))
+        .unwrap();
+    f.set_len(999).unwrap();
+    let p = dir.join(&seals[1].file);
+    let mut data = std::fs::read(&p).unwrap();
+    data[500] ^= 0x20;
+    std::fs::write(&p, data).unwrap();
+    std::fs::remove_file(dir.join(&seals[2].file)).unwrap();
+    // And a stray file named like a segment.
+    std::fs::write(dir.join("app.2026-01-01T00-00-00.000Z.000099.log"), b"x").unwrap();
+    let report = logcut::verify(dir.path()).unwrap();
+    assert!(!report.is_ok());
+    let got: Vec<(ProblemKind, Option<String>)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.file.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ProblemKind::SizeMismatch, Some(seals[0].file.clone())),
+            (ProblemKind::ChecksumMismatch, Some(seals[1].file.clone())),
+            (ProblemKind::Missing, Some(seals[2].file.clone())),
+            (
+                ProblemKind::Unrecorded,
+                Some("app.2026-01-01T00-00-00.000Z.000099.log".to_string())
+            ),
+        ],
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("truncated") && text.contains(&seals[2].file),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_crashed_run_is_recovered_at_the_next_start() {
+    let dir = TempDir::new("crash");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "faults::crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LOGCUT_CRASH_DIR", dir.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child should have aborted");
+    // The child left an active segment, a swapped-out one, and a manifest
+    // line torn in the middle.
+    let mut manifest = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("app.manifest"))
+        .unwrap();
+    std::io::Write::write_all(&mut manifest, b"seal seq=9 fi").unwrap();
+    drop(manifest);
+    assert!(
+        logcut::verify(dir.path())
+            .unwrap()
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::TornManifestTail)
+    );
+    let (tx, rx) = mpsc::channel();
+    let a = Appender::builder()
+        .dir(dir.path())
+        .max_size(1000)
+        .error_handler(tx)
+        .build()
+        .unwrap();
+    let notes: Vec<String> = rx.try_iter().map(|e| e.to_string()).collect();
+    assert!(notes.iter().any(|n| n.contains("torn")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("adopted")), "{notes:?}");
+    for i in 25..30 {
+        a.write_record(&record(0, i, 100)).unwrap();
+    }
+    a.shutdown().unwrap();
+    let report = verify_ok(dir.path());
+    assert_eq!(report.logs[0].segments_unknown_records, 1);
+    assert_eq!(
+        report.logs[0].open_sessions, 1,
+        "the crashed session never closed"
+    );
+    let counts = check_records(&read_log(dir.path(), "app"), 100);
+    assert_eq!(counts[&0], 30);
+}
+
+#[test]
+#[ignore = "run as a child process by a_crashed_run_is_recovered_at_the_next_start"]
+fn crash_child() {
+    let Ok(dir) = std::env::var("LOGCUT_CRASH_DIR") else {
+        return;
+    };
+    let a = Appender::builder()
+        .dir(&dir)
+        .max_size(1000)
+        .build()
+        .unwrap();
+    for i in 0..25 {
+        a.write_record(&record(0, i, 100)).unwrap();
+        a.tick().unwrap();
+    }
+    // Direct mode: every record is in the kernel; die without shutdown.
+    std::process::abort();
+}

@@ -1,1 +1,123 @@
 use crate::kit::*;
+
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_events_are_whole_records() {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let dir = TempDir::new("tracing");
+    let a = logcut::Appender::builder()
+        .dir(dir.path())
+        .max_size(4096)
+        .mode(logcut::Mode::Buffered)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(a.clone())
+        .with_ansi(false)
+        .with_span_events(FmtSpan::NONE)
+        .with_thread_names(false)
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..2_000 {
+                        tracing::info!(thread = t, seq = i, "event with\nembedded newline");
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    a.shutdown().unwrap();
+    let report = verify_ok(dir.path());
+    assert_eq!(report.records(), 8_000);
+    let text = String::from_utf8(read_log(dir.path(), "app")).unwrap();
+    // Each event is "<time> INFO <target>: event with\nembedded newline thread=T seq=I\n".
+    let mut next = [0u32; 4];
+    let mut events = 0;
+    for chunk in text.split(" INFO ").skip(1) {
+        events += 1;
+        let t: usize = chunk.split("thread=").nth(1).unwrap()[..1].parse().unwrap();
+        let seq: u32 = chunk
+            .split("seq=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(seq, next[t], "thread {t}");
+        next[t] += 1;
+    }
+    assert_eq!(events, 8_000);
+    // No event is split across two segments: every sealed file ends with
+    // the end of an event.
+    for seg in logcut_format::segments(dir.path(), "app").unwrap() {
+        let data = std::fs::read(&seg.path).unwrap();
+        assert!(
+            data.ends_with(b"\n")
+                && String::from_utf8_lossy(&data)
+                    .trim_end()
+                    .rsplit('\n')
+                    .next()
+                    .unwrap()
+                    .contains("seq=")
+        );
+    }
+}
+
+#[cfg(feature = "log")]
+#[test]
+fn log_backend_writes_one_line_per_record() {
+    let dir = TempDir::new("log");
+    let clock = logcut::ManualClock::new("2026-11-24T10:00:00Z".parse().unwrap());
+    let a = logcut::Appender::builder()
+        .dir(dir.path())
+        .clock(clock)
+        .build()
+        .unwrap();
+    logcut::LogBackend::new(a.clone())
+        .max_level(log::LevelFilter::Info)
+        .install()
+        .unwrap();
+    log::info!(target: "svc", "hello {}", 42);
+    log::debug!("filtered out");
+    log::warn!("multi\nline");
+    log::logger().flush();
+    a.shutdown().unwrap();
+    assert_eq!(verify_ok(dir.path()).records(), 2);
+    assert_eq!(
+        String::from_utf8(read_log(dir.path(), "app")).unwrap(),
+        "2026-11-24T10:00:00Z INFO  svc: hello 42\n2026-11-24T10:00:00Z WARN  integration::integrations: multi\nline\n"
+    );
+}
+
+#[test]
+fn stats_count_what_happened() {
+    let dir = TempDir::new("stats");
+    let a = logcut::Appender::builder()
+        .dir(dir.path())
+        .max_size(100)
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        a.write_record(&record(0, i, 50)).unwrap();
+        a.tick().unwrap();
+    }
+    let s = a.stats();
+    assert_eq!(
+        (s.records, s.bytes, s.records_written, s.records_lost),
+        (50, 2_500, 50, 0)
+    );
+    assert_eq!(s.rotations, 24);
+    assert_eq!(s.fallback, logcut::FallbackState::Closed);
+    assert_eq!(s.write_latency.count(), 50 / 32);
+    a.shutdown().unwrap();
+    assert_eq!(a.stats().rotations, 25);
+}
