@@ -119,6 +119,8 @@ pub(crate) struct Inbox {
     pub(crate) sealing: Vec<Arc<Segment>>,
     /// Something needs the background thread's attention.
     pub(crate) kick: bool,
+    /// A caller waits in `flush`: write the buffer now, without lingering.
+    pub(crate) flush_req: bool,
     /// The background thread waits on `wake` (writers notify only then).
     pub(crate) sleeping: bool,
     /// No more records are accepted.
@@ -241,7 +243,7 @@ impl Appender {
             journal,
             resume.next_seq + 1,
             resume.next_first,
-        );
+        )?;
         for note in resume.notes {
             shared.report(note);
         }
@@ -511,7 +513,9 @@ impl Shared {
             return Err(Error::shutdown("write record"));
         }
         loop {
-            let seg = self.current.load_full();
+            // A guard, not a clone of the Arc: no shared reference count is
+            // touched on the write path.
+            let seg = self.current.load();
             let mut st = seg.lock();
             if st.closed {
                 if self.closed.load(Ordering::Acquire) {
@@ -590,11 +594,20 @@ impl Shared {
         q.ends.push(end);
         q.accepted += 1;
         q.accepted_bytes += buf.len() as u64;
-        if q.sleeping {
+        // Wake the background thread for the first record after it went
+        // idle, and when enough has gathered for a large write; in between,
+        // it lingers to batch (see `Worker::wait`). Fewer wake-ups, fewer
+        // system calls on the write path.
+        if q.sleeping && (q.ends.len() == 1 || q.buf.len() >= self.wake_threshold()) {
             q.sleeping = false;
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Buffered bytes that make the background thread write at once.
+    pub(crate) fn wake_threshold(&self) -> usize {
+        (self.cfg.buffer_size / 2).clamp(1, 64 << 10)
     }
 
     fn flush(&self) -> Result<(), Error> {
@@ -619,6 +632,7 @@ impl Shared {
                 let mut q = self.lock_inbox();
                 let target = q.accepted;
                 let generation = q.fail_gen;
+                q.flush_req = true;
                 q.sleeping = false;
                 self.wake.notify_one();
                 while q.written < target {

@@ -13,6 +13,7 @@ mod journal;
 mod metrics;
 mod policy;
 mod recovery;
+mod sealer;
 mod segment;
 mod stats;
 mod sys;

@@ -57,6 +57,8 @@ pub(crate) struct SegState {
     pub(crate) dirty: bool,
     /// The sealed name it was given, once it has left the active path.
     pub(crate) sealed_name: Option<String>,
+    /// Handed to the sealer thread.
+    pub(crate) handed: bool,
     /// Recorded in the manifest; its counts are in the appender's totals.
     pub(crate) retired: bool,
 }
@@ -90,6 +92,7 @@ impl Segment {
                 error: None,
                 dirty: false,
                 sealed_name: None,
+                handed: false,
                 retired: false,
             }),
             space: Condvar::new(),

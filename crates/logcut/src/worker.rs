@@ -15,20 +15,26 @@ use std::{
 
 use jiff::{SignedDuration, Timestamp};
 use logcut_format::{
-    manifest::{Close, Entry, Lost, Seal, SealReason},
+    manifest::SealReason,
     name::{self, SealedName},
 };
 
 /// How many next segments are kept ready, so that a burst of cuts (a small
 /// size limit, or rotate calls in a loop) finds one without waiting for the
 /// background thread.
-const PREPARE_AHEAD: usize = 2;
+const PREPARE_AHEAD: usize = 4;
+
+/// How long Buffered mode waits for more records before writing a small
+/// batch: the bound on how long an accepted record stays in memory when
+/// nobody flushes.
+const LINGER: Duration = Duration::from_millis(1);
 
 use crate::{
     Error, Mode,
     append::{Cmd, Shared},
     builder::Fsync,
     journal::Journal,
+    sealer::{CloseJob, Job, Sealer},
     segment::Segment,
     stats::{Counters, FallbackState},
 };
@@ -95,9 +101,9 @@ pub(crate) struct Worker {
     sh: Arc<Shared>,
     /// Sequence number of the segment at the active path.
     active_seq: u64,
-    journal: Journal,
+    sealer: std::sync::mpsc::Sender<Job>,
+    sealer_thread: Option<std::thread::JoinHandle<()>>,
     next_seq: u64,
-    next_first: u64,
     prepare: Breaker,
     write: Breaker,
     batch: Option<Batch>,
@@ -111,14 +117,25 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(sh: Arc<Shared>, journal: Journal, next_seq: u64, next_first: u64) -> Worker {
+    pub(crate) fn new(
+        sh: Arc<Shared>,
+        journal: Journal,
+        next_seq: u64,
+        next_first: u64,
+    ) -> Result<Worker, Error> {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
-        Worker {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sealer = Sealer::new(Arc::clone(&sh), journal, next_first);
+        let thread = std::thread::Builder::new()
+            .name(format!("logcut-seal-{}", sh.cfg.name))
+            .spawn(move || sealer.run(rx))
+            .map_err(|e| Error::io("start background thread", sh.dir.path(), e))?;
+        Ok(Worker {
             active_seq: next_seq - 1,
             sh,
-            journal,
+            sealer: tx,
+            sealer_thread: Some(thread),
             next_seq,
-            next_first,
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
             batch: None,
@@ -127,7 +144,7 @@ impl Worker {
             accepted: 0,
             lost_records: 0,
             lost_bytes: 0,
-        }
+        })
     }
 
     fn now(&self) -> Timestamp {
@@ -143,6 +160,7 @@ impl Worker {
             for cmd in urgent {
                 match cmd {
                     Cmd::Tick(tx) => {
+                        self.sealer_barrier();
                         let _ = tx.send(Ok(()));
                     }
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
@@ -208,7 +226,26 @@ impl Worker {
             };
             q.sleeping = false;
         }
+        // A few records only: linger briefly so they go out in one write
+        // with those that follow (a writer crossing the threshold, a flush
+        // or a command cuts the wait short).
+        if self.batch.is_none()
+            && !q.ends.is_empty()
+            && q.buf.len() < sh.wake_threshold()
+            && !q.kick
+            && !q.flush_req
+            && q.cmds.is_empty()
+        {
+            q.sleeping = true;
+            q = sh
+                .wake
+                .wait_timeout(q, LINGER)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            q.sleeping = false;
+        }
         q.kick = false;
+        q.flush_req = false;
         let mut urgent = Vec::new();
         let mut positioned = VecDeque::new();
         let can_take = self.batch.is_none();
@@ -725,81 +762,33 @@ impl Worker {
         }
     }
 
-    /// Seals swapped-out segments that have a sealed name and no held
-    /// records, oldest first: syncs them (per the fsync policy), then
-    /// records them all in one manifest append, then retires them.
+    /// Hands swapped-out segments that have a sealed name and no held
+    /// records to the sealer thread, oldest first.
     fn seal_ready(&mut self) {
-        let sh = Arc::clone(&self.sh);
-        let sealing = sh.lock_inbox().sealing.clone();
-        let ready: Vec<Arc<Segment>> = sealing
-            .into_iter()
-            .take_while(|seg| {
-                let st = seg.lock();
-                st.sealed_name.is_some() && st.held.is_empty() && st.closed
-            })
-            .collect();
-        if ready.is_empty() {
-            return;
-        }
-        if sh.cfg.fsync != Fsync::Never {
-            for seg in &ready {
-                let mut st = seg.lock();
-                if st.dirty {
-                    st.dirty = false;
-                    if let Err(e) = crate::sys::sync_data(&seg.file) {
-                        let path = self.path_of_locked(&st);
-                        drop(st);
-                        sh.report(Error::io("sync segment", path, e));
-                    }
-                }
+        let sealing = self.sh.lock_inbox().sealing.clone();
+        let mut ready = Vec::new();
+        for seg in sealing {
+            let mut st = seg.lock();
+            if st.handed {
+                continue;
             }
-            // The sealed names must be durable before the manifest says so.
-            if let Err(e) = sh.dir.sync() {
-                sh.report(Error::io("sync log directory", sh.dir.path(), e));
+            if st.sealed_name.is_none() || !st.held.is_empty() || !st.closed {
+                break;
             }
+            st.handed = true;
+            drop(st);
+            ready.push(seg);
         }
-        let now = self.now();
-        let mut first = self.next_first;
-        let mut entries = Vec::with_capacity(ready.len());
-        let mut totals = Vec::with_capacity(ready.len());
-        for seg in &ready {
-            let st = seg.lock();
-            entries.push(Entry::Seal(Seal {
-                seq: seg.seq,
-                file: st.sealed_name.clone().unwrap_or_default(),
-                session: sh.session.clone(),
-                start: st.start,
-                end: now,
-                first: Some(first),
-                records: Some(st.records),
-                bytes: st.bytes,
-                crc32: st.crc.clone().finalize(),
-                reason: st.reason.clone().unwrap_or(SealReason::Manual),
-            }));
-            first += st.records;
-            totals.push((st.accepted, st.accepted_bytes, st.records));
+        if !ready.is_empty() {
+            let _ = self.sealer.send(Job::Seal(ready));
         }
-        if let Err(e) = self.journal.append(&entries) {
-            self.note_write_failure(e);
-            return;
-        }
-        self.next_first = first;
-        for seg in &ready {
-            seg.lock().retired = true;
-        }
-        let c = &sh.counters;
-        let mut q = sh.lock_inbox();
-        for (seg, (accepted, accepted_bytes, records)) in ready.iter().zip(totals) {
-            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
-                q.sealing.remove(i);
-            }
-            self.accepted += accepted;
-            // Under the inbox lock, together with the removal, so `stats`
-            // sees each segment's counts exactly once.
-            Counters::add(&c.retired_accepted, accepted);
-            Counters::add(&c.retired_accepted_bytes, accepted_bytes);
-            Counters::add(&c.retired_written, records);
-            Counters::add(&c.rotations, 1);
+    }
+
+    /// Waits until the sealer has done everything handed to it.
+    fn sealer_barrier(&self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if self.sealer.send(Job::Barrier(tx)).is_ok() {
+            let _ = rx.recv();
         }
     }
 
@@ -945,38 +934,29 @@ impl Worker {
             }
         }
         self.seal_ready();
-        if !sh.lock_inbox().sealing.is_empty() {
-            first_err.get_or_insert(Error::io(
-                "shut down",
-                self.journal.path(),
-                io::Error::other("some segments could not be recorded in the manifest; the next start recovers them"),
-            ));
-        }
-
         let accepted = match sh.cfg.mode {
-            Mode::Direct => self.accepted,
-            Mode::Buffered => sh.lock_inbox().accepted,
+            Mode::Direct => None,
+            Mode::Buffered => Some(sh.lock_inbox().accepted),
         };
-        let mut entries = Vec::new();
-        if self.lost_records > 0 {
-            entries.push(Entry::Lost(Lost {
-                session: sh.session.clone(),
-                records: self.lost_records,
-                bytes: self.lost_bytes,
-                reason: "shutdown-timeout".to_string(),
-            }));
-        }
-        entries.push(Entry::Close(Close {
-            session: sh.session.clone(),
-            at: self.now(),
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let close = CloseJob {
+            lost_records: self.lost_records,
+            lost_bytes: self.lost_bytes,
             accepted,
-            lost: self.lost_records,
-        }));
-        if let Err(e) = self.journal.append(&entries) {
-            first_err.get_or_insert(e);
+            extra_accepted: self.accepted,
+            deadline: deadline.max(Instant::now() + Duration::from_millis(100)),
+            reply: tx,
+        };
+        let sealed = if self.sealer.send(Job::Close(close)).is_ok() {
+            rx.recv().unwrap_or_else(|_| Err(Error::shutdown("seal")))
+        } else {
+            Err(Error::shutdown("seal"))
+        };
+        if let Some(t) = self.sealer_thread.take() {
+            let _ = t.join();
         }
-        if let Err(e) = sh.dir.sync() {
-            first_err.get_or_insert(Error::io("sync log directory", sh.dir.path(), e));
+        if let Err(e) = sealed {
+            first_err.get_or_insert(e);
         }
         #[cfg(feature = "metrics")]
         crate::metrics::publish(&sh.cfg.name, &sh.stats());

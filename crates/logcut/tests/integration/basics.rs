@@ -149,6 +149,7 @@ fn files_and_dirs_get_safe_modes() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&logdir.join("app.log")), 0o640);
     assert_eq!(mode(&logdir.join("app.log.next.2")), 0o640);
+    assert_eq!(mode(&logdir.join("app.log.next.5")), 0o640);
     assert_eq!(mode(&logdir.join("app.manifest")), 0o640);
     assert_eq!(mode(&logdir) & 0o750, 0o750);
     assert_eq!(mode(&logdir) & 0o007, 0, "directory is world-accessible");
@@ -173,6 +174,7 @@ fn planted_symlinks_are_never_followed() {
     std::os::unix::fs::symlink(&victim, logdir.join("app.log")).unwrap();
     std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.1")).unwrap();
     std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.2")).unwrap();
+    std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.9")).unwrap();
     let a = Appender::builder().dir(&logdir).build().unwrap();
     a.write_record(b"record\n").unwrap();
     a.rotate().unwrap();

@@ -67,7 +67,17 @@ fn torture(mode: Mode, rotate_loop: bool) {
         assert_eq!(counts.get(&t).copied(), Some(PER_THREAD), "thread {t}");
     }
     let seals = sealed(dir.path(), "app");
-    assert!(seals.len() > 1000, "only {} segments", seals.len());
+    // 120 MB in 64 KiB segments is 1,832 cuts at most. Direct mode
+    // overshoots the limit when writers outrun the preparation of next
+    // segments (documented), so it may cut fewer times; Buffered is exact.
+    assert!(seals.len() > 500, "only {} segments", seals.len());
+    if mode == Mode::Buffered && !rotate_loop {
+        assert!(
+            seals.iter().all(|s| s.bytes <= 64 << 10),
+            "a buffered segment exceeds its limit"
+        );
+        assert!(seals.len() >= 1832, "{} segments", seals.len());
+    }
     if let Some(n) = rotations {
         assert!(n > 0);
     }

@@ -1,0 +1,236 @@
+//! The sealer thread: makes sealed segments durable and records them in the
+//! manifest, off the thread that rotates.
+//!
+//! `fdatasync` of a segment and of the directory can take milliseconds. Run
+//! on the rotating thread, they would delay the next prepared segment (and
+//! in Buffered mode, the next batch). So the rotating thread only renames
+//! and hands segments over here, in sequence order; this thread syncs them,
+//! appends their entries in one write, and retires them.
+
+use std::{
+    sync::{Arc, mpsc},
+    time::{Duration, Instant},
+};
+
+use logcut_format::manifest::{Close, Entry, Lost, Seal, SealReason};
+
+use crate::{
+    Error, append::Shared, builder::Fsync, journal::Journal, segment::Segment, stats::Counters,
+};
+
+/// Work for the sealer, in order.
+pub(crate) enum Job {
+    /// Seal these segments (closed, renamed, nothing held), oldest first.
+    Seal(Vec<Arc<Segment>>),
+    /// Answer once every earlier job is done.
+    Barrier(mpsc::SyncSender<()>),
+    /// Record the session's end, then stop.
+    Close(CloseJob),
+}
+
+/// The session's totals, known only to the rotating thread.
+pub(crate) struct CloseJob {
+    pub(crate) lost_records: u64,
+    pub(crate) lost_bytes: u64,
+    /// Buffered mode: records accepted into the buffer. Direct mode: `None`
+    /// (the sum of the sealed segments' accepted records is used), plus
+    /// `extra_accepted` from a final segment that was not sealed.
+    pub(crate) accepted: Option<u64>,
+    pub(crate) extra_accepted: u64,
+    pub(crate) deadline: Instant,
+    pub(crate) reply: mpsc::SyncSender<Result<(), Error>>,
+}
+
+pub(crate) struct Sealer {
+    sh: Arc<Shared>,
+    journal: Journal,
+    next_first: u64,
+    accepted: u64,
+}
+
+impl Sealer {
+    pub(crate) fn new(sh: Arc<Shared>, journal: Journal, next_first: u64) -> Sealer {
+        Sealer {
+            sh,
+            journal,
+            next_first,
+            accepted: 0,
+        }
+    }
+
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut backlog: Vec<Arc<Segment>> = Vec::new();
+        let mut retry = self.sh.cfg.backoff_min;
+        loop {
+            // While a manifest append is failing, retry after a delay; any
+            // new job wakes us early.
+            let job = if backlog.is_empty() {
+                rx.recv().ok()
+            } else {
+                match rx.recv_timeout(retry) {
+                    Ok(j) => Some(j),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            match job {
+                Some(Job::Seal(segs)) => backlog.extend(segs),
+                Some(Job::Barrier(tx)) => {
+                    self.seal(&mut backlog);
+                    let _ = tx.send(());
+                    continue;
+                }
+                Some(Job::Close(c)) => {
+                    let res = self.close(
+                        &mut backlog,
+                        c.lost_records,
+                        c.lost_bytes,
+                        c.accepted,
+                        c.extra_accepted,
+                        c.deadline,
+                    );
+                    let _ = c.reply.send(res);
+                    return;
+                }
+                None if backlog.is_empty() => return,
+                None => {}
+            }
+            if self.seal(&mut backlog) {
+                retry = self.sh.cfg.backoff_min;
+            } else {
+                retry = (retry * 2).min(self.sh.cfg.backoff_max);
+            }
+        }
+    }
+
+    /// Seals everything in `backlog`. Returns false (keeping the backlog)
+    /// if the manifest could not be written.
+    fn seal(&mut self, backlog: &mut Vec<Arc<Segment>>) -> bool {
+        if backlog.is_empty() {
+            return true;
+        }
+        let sh = Arc::clone(&self.sh);
+        if sh.cfg.fsync != Fsync::Never {
+            for seg in backlog.iter() {
+                let mut st = seg.lock();
+                if st.dirty {
+                    st.dirty = false;
+                    if let Err(e) = crate::sys::sync_data(&seg.file) {
+                        let name = st.sealed_name.clone().unwrap_or_default();
+                        drop(st);
+                        sh.report(Error::io("sync segment", sh.dir.join(&name), e));
+                    }
+                }
+            }
+            // The sealed names must be durable before the manifest says so.
+            if let Err(e) = sh.dir.sync() {
+                sh.report(Error::io("sync log directory", sh.dir.path(), e));
+            }
+        }
+        let now = sh.cfg.clock.now();
+        let mut first = self.next_first;
+        let mut entries = Vec::with_capacity(backlog.len());
+        for seg in backlog.iter() {
+            let st = seg.lock();
+            entries.push(Entry::Seal(Seal {
+                seq: seg.seq,
+                file: st.sealed_name.clone().unwrap_or_default(),
+                session: sh.session.clone(),
+                start: st.start,
+                end: now,
+                first: Some(first),
+                records: Some(st.records),
+                bytes: st.bytes,
+                crc32: st.crc.clone().finalize(),
+                reason: st.reason.clone().unwrap_or(SealReason::Manual),
+            }));
+            first += st.records;
+        }
+        if let Err(e) = self.journal.append(&entries) {
+            Counters::add(&sh.counters.write_failures, 1);
+            sh.report(e);
+            return false;
+        }
+        self.next_first = first;
+        let mut totals = Vec::with_capacity(backlog.len());
+        for seg in backlog.iter() {
+            let mut st = seg.lock();
+            st.retired = true;
+            totals.push((st.accepted, st.accepted_bytes, st.records));
+        }
+        let c = &sh.counters;
+        let mut q = sh.lock_inbox();
+        for (seg, (accepted, accepted_bytes, records)) in backlog.iter().zip(totals) {
+            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
+                q.sealing.remove(i);
+            }
+            self.accepted += accepted;
+            // Under the inbox lock, together with the removal, so `stats`
+            // sees each segment's counts once.
+            Counters::add(&c.retired_accepted, accepted);
+            Counters::add(&c.retired_accepted_bytes, accepted_bytes);
+            Counters::add(&c.retired_written, records);
+            Counters::add(&c.rotations, 1);
+        }
+        drop(q);
+        backlog.clear();
+        true
+    }
+
+    fn close(
+        &mut self,
+        backlog: &mut Vec<Arc<Segment>>,
+        lost_records: u64,
+        lost_bytes: u64,
+        accepted: Option<u64>,
+        extra_accepted: u64,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let mut first_err = None;
+        let mut retry = Duration::from_millis(10);
+        while !self.seal(backlog) {
+            if Instant::now() >= deadline {
+                first_err = Some(Error::io(
+                    "shut down",
+                    self.journal.path(),
+                    std::io::Error::other(
+                        "some segments could not be recorded in the manifest; the next start recovers them",
+                    ),
+                ));
+                break;
+            }
+            // A bounded wait between retries at shutdown; nothing else to wait on.
+            std::thread::park_timeout(
+                retry.min(deadline.saturating_duration_since(Instant::now())),
+            );
+            retry = (retry * 2).min(Duration::from_millis(500));
+        }
+        let accepted = accepted.unwrap_or(self.accepted + extra_accepted);
+        let mut entries = Vec::new();
+        if lost_records > 0 {
+            entries.push(Entry::Lost(Lost {
+                session: sh.session.clone(),
+                records: lost_records,
+                bytes: lost_bytes,
+                reason: "shutdown-timeout".to_string(),
+            }));
+        }
+        entries.push(Entry::Close(Close {
+            session: sh.session.clone(),
+            at: sh.cfg.clock.now(),
+            accepted,
+            lost: lost_records,
+        }));
+        if let Err(e) = self.journal.append(&entries) {
+            first_err.get_or_insert(e);
+        }
+        if let Err(e) = sh.dir.sync() {
+            first_err.get_or_insert(Error::io("sync log directory", sh.dir.path(), e));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
