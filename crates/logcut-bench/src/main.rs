@@ -2,7 +2,6 @@
 // Clippy checks the root Cargo.toml's `[workspace.lints]` in every member: there
 // `rust_2018_idioms` (a group) shares priority 0 with `unsafe_op_in_unsafe_fn`.
 // Remove this once the root gives `rust_2018_idioms` `priority = -1`.
-#![allow(clippy::lint_groups_priority)]
 //! Throughput and per-write latency of logcut against two plain-file
 //! baselines: a shared `File` with one `write` per record, and a
 //! `BufWriter<File>` behind a mutex.

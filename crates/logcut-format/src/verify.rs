@@ -200,6 +200,10 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
     Ok(report)
 }
 
+/// Per session: records sealed, whether some counts are unknown, records
+/// lost, and the `close` entry's accepted and lost counts.
+type SessionTally = (u64, bool, u64, Option<(u64, u64)>);
+
 fn verify_log(
     dir: &Path,
     log: &str,
@@ -246,8 +250,7 @@ fn verify_log(
     let mut prev_seq: Option<u64> = None;
     let mut expected_first: u64 = 0;
     let mut listed = BTreeSet::new();
-    // Per session: (records sealed, any unknown counts, lost, close).
-    let mut sessions: BTreeMap<String, (u64, bool, u64, Option<(u64, u64)>)> = BTreeMap::new();
+    let mut sessions: BTreeMap<String, SessionTally> = BTreeMap::new();
     for entry in &manifest.entries {
         match entry {
             Entry::Open(o) => {

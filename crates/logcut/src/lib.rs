@@ -1,4 +1,156 @@
-//! logcut: a rotating log appender.
+/*!
+A rotating log appender that never blocks writers on a rotation and never
+loses a record, and proves it afterwards.
+
+# Overview
+
+```text
+record --> Appender (write path, atomic swap) --> segment <dir>/app.log
+                                                     | cut: by size, by time, rotate()
+                                                     v
+           background: rename to app.<start>.<seq>.log, prepare the next file
+                                                     v
+           sealer: fsync, append count + bytes + CRC-32 to app.manifest
+                                                     v
+           verify(): every segment present, lengths and checksums match,
+                     sequence and record ranges without gaps, counts add up
+```
+
+- Each `write` call is one **record**: it is never split across two files,
+  never interleaved with another record, and the records of one thread stay
+  in order. A record may hold newlines and bytes that are not UTF-8.
+- The **active segment** keeps a stable path (`<dir>/<name>.log`), so
+  `tail -F` and log shippers can follow it. Sealed segments get unique names
+  that sort in time order: `app.2026-11-24T10-00-00.000Z.000042.log` (the
+  start of the segment in UTC, then its sequence number).
+- A cut is an atomic pointer swap to a segment prepared in advance; renames,
+  fsync and manifest appends run on two background threads.
+- The **manifest** (`<name>.manifest`) records every sealed segment with its
+  record count, byte count, checksum and the reason it was sealed (size,
+  time, manual, shutdown, recovery), and each run's totals. [`verify`] checks
+  a directory against it. The format is documented in
+  [`logcut_format::manifest`].
+
+# Quick start
+
+```
+use std::io::Write;
+# let dir = std::env::temp_dir().join(format!("logcut-doc-quick-{}", std::process::id()));
+let appender = logcut::Appender::builder()
+    .dir(&dir)                        // created if missing (mode 0750)
+    .name("app")                      // active file: <dir>/app.log
+    .max_size(logcut::parse_size("64MiB")?)
+    .interval(logcut::Interval::DAILY) // and/or at local midnight
+    .time_zone("Europe/Berlin")
+    .mode(logcut::Mode::Buffered)     // or Direct (the default)
+    .build()?;
+writeln!(&appender, "hello {}", 42)?; // one record
+appender.rotate()?;                   // cut now
+appender.shutdown()?;                 // write everything, seal, record totals
+assert!(logcut::verify(&dir)?.is_ok());
+# std::fs::remove_dir_all(&dir).ok();
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+With `tracing` (feature `tracing`), each event is one record even when the
+formatter writes it in pieces:
+
+```ignore
+tracing_subscriber::fmt().with_writer(appender.clone()).with_ansi(false).init();
+```
+
+With `log` (feature `log`):
+
+```ignore
+logcut::LogBackend::new(appender.clone()).max_level(log::LevelFilter::Info).install()?;
+```
+
+# Guarantees
+
+**Zero loss.** Every record accepted (a `write` that returned `Ok`) is
+either written to a segment, or counted as lost: in [`Stats::records_lost`],
+in a `lost` line of the manifest, and by an error from
+[`Appender::shutdown`]. Records are only ever lost when writing them keeps
+failing past the [shutdown timeout](AppenderBuilder::shutdown_timeout).
+Writers are never dropped silently: when memory for waiting records is full,
+they wait.
+
+**A crash of the process (SIGKILL, panic, abort).** In [`Mode::Direct`], a
+record is in the kernel when `write` returns, and survives. The one
+exception: while writes are failing (disk full, file too large), records are
+held in memory (at most [`max_held`](AppenderBuilder::max_held) bytes) and
+those are lost with the process; [`Stats::queue_depth`] shows them. In
+[`Mode::Buffered`], records still in the buffer are lost: at most
+[`buffer_size`](AppenderBuilder::buffer_size) bytes, normally those of the
+last millisecond. After a crash, the next start recovers the directory: a
+torn last manifest line is cut off, and files left at the active or prepared
+paths, or sealed but not yet recorded, are recorded as segments with reason
+`recovery` and an unknown record count. `verify` then passes.
+
+**A power loss.** Only data flushed to the device survives. With
+[`Fsync::AtSeal`] (the default), sealed segments and their manifest entries
+are durable; the unsynced tail of the active segment may be lost. Use
+[`Fsync::Always`] for every record (slow) or [`Fsync::Every`] for a bound in
+time.
+
+**A full disk (or EFBIG, EIO).** A write that fails part way is cut off
+again, so no partial record stays in a file. The record and every record
+after it are held in memory in order, retried with exponential backoff
+([`backoff`](AppenderBuilder::backoff)), and written when the cause goes
+away; the error reaches the [`ErrorHandler`] and the stats. If the next
+segment cannot be created (permission, full disk, too many open files, a
+directory in the way), records keep going to the current segment (the
+fallback), the circuit breaker in [`Stats::fallback`] opens, and creation is
+retried after the backoff; the pending cut happens as soon as a segment is
+ready.
+
+**Size limit.** A cut happens before the record that would take a segment
+past [`max_size`](AppenderBuilder::max_size); a record larger than the limit
+gets a segment of its own, never split. In Buffered mode this is exact. In
+Direct mode it is exact while a prepared segment is ready (four are kept
+ready). When writers cut faster than the background thread creates files,
+or creation fails, the segment overshoots: it keeps receiving records until
+a prepared segment is ready, that is for as long as one file creation takes
+(or, while creation fails, until it succeeds again).
+
+**Time cuts** happen at the first write at or after the boundary, or from
+the background thread when nothing is written; records of one segment
+therefore belong to its interval. In Buffered mode the boundary applies when
+the background thread writes the record (within a millisecond of it being
+accepted). See [`Interval`] for DST and [`min_size`](AppenderBuilder::min_size)
+for idle services.
+
+**Files** are created with mode 0640 (directories 0750) by default,
+`O_CLOEXEC`, and `O_NOFOLLOW` / `O_EXCL` relative to the opened directory: a
+symlink planted at the active, prepared or sealed path is never followed,
+and an existing file is never overwritten.
+
+# Crate features
+
+| feature | adds | default |
+|---|---|---|
+| `tracing` | `tracing_subscriber::fmt::MakeWriter` for [`Appender`] | no |
+| `log` | `LogBackend`, a `log::Log` backend | no |
+| `metrics` | publishes [`Stats`] through the `metrics` facade (`logcut_*`) | no |
+
+# Known problems
+
+- Direct mode writes under a per-segment lock (that is what keeps a record
+  whole and lets a failed write be cut off). With several threads, this
+  serialises the `write(2)` calls more than the kernel alone would: about
+  50 to 75 % of the throughput of unsynchronised writes to one file with 2
+  to 4 threads on a 2-core machine. Buffered mode does not have this cost.
+- Each cut creates, links and renames a file: with very small size limits
+  (tens of KiB), rotation dominates (see the bench crate's README).
+- One process per log: several processes appending to one log, and
+  noticing an external rename of the active file (logrotate), are not
+  handled yet. An external rename is reported as an error at the next cut.
+- Unix only. Hard links are used for the cut where the file system has
+  them; otherwise a rename, during which the active path briefly does not
+  exist. On NFS, nothing here has been tested.
+- [`Appender::stats`] is exact when no write is in flight; during writes,
+  counts may lag by the records being written.
+*/
 
 #![deny(missing_docs)]
 

@@ -31,6 +31,9 @@ pub(crate) struct FileInfo {
     pub(crate) mtime_ms: i64,
 }
 
+// The field types of `stat` differ between platforms; the casts are
+// no-ops on some of them.
+#[allow(clippy::unnecessary_cast)]
 fn info(st: &rustix::fs::Stat) -> FileInfo {
     FileInfo {
         dev: st.st_dev as u64,

@@ -80,7 +80,8 @@ fn odd_records_round_trip_in_both_modes() {
 fn write_fmt_is_one_record() {
     let dir = TempDir::new("fmt");
     let a = Appender::builder().dir(dir.path()).build().unwrap();
-    writeln!(&a, "a {} b {} c", 1, "two").unwrap();
+    let two = "two";
+    writeln!(&a, "a {} b {two} c", 1).unwrap();
     a.shutdown().unwrap();
     assert_eq!(verify_ok(dir.path()).records(), 1);
     assert_eq!(read_log(dir.path(), "app"), b"a 1 b two c\n");

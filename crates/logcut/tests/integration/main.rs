@@ -1,5 +1,7 @@
 //! The integration tests of logcut: one binary, a module per topic.
 
+#![allow(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 // Behaviour of a single appender: records, files, names, configuration.
 mod basics;
 // Failures injected: unusable next segment, EFBIG, verify's detections.
