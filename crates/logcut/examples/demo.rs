@@ -47,7 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mode(mode)
         .error_handler(err_tx)
         .build()?;
-    println!("logging {total} records from {THREADS} threads to {} ({mode:?} mode, 1 MiB segments)", dir.display());
+    println!(
+        "logging {total} records from {THREADS} threads to {} ({mode:?} mode, 1 MiB segments)",
+        dir.display()
+    );
     let per_thread = total / THREADS as u64;
     let start = Instant::now();
     let writers: Vec<_> = (0..THREADS)
@@ -59,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         // An operator's manual cut, now and then.
                         a.rotate().expect("rotate");
                     }
-                    let line = format!("thread={t} seq={i:010} level=INFO msg=\"request handled\" took_us={}\n", i % 997);
+                    let line = format!(
+                        "thread={t} seq={i:010} level=INFO msg=\"request handled\" took_us={}\n",
+                        i % 997
+                    );
                     a.write_record(line.as_bytes()).expect("write");
                 }
             })
@@ -83,20 +89,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen: HashMap<(u32, u64), u32> = HashMap::new();
     for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let text = std::str::from_utf8(line)?;
-        let t: u32 = text.split("thread=").nth(1).and_then(|s| s.split(' ').next()).ok_or("torn record")?.parse()?;
-        let i: u64 = text.split("seq=").nth(1).and_then(|s| s.split(' ').next()).ok_or("torn record")?.parse()?;
+        let t: u32 = text
+            .split("thread=")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .ok_or("torn record")?
+            .parse()?;
+        let i: u64 = text
+            .split("seq=")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .ok_or("torn record")?
+            .parse()?;
         *seen.entry((t, i)).or_insert(0) += 1;
     }
     let written = per_thread * THREADS as u64;
     let found = seen.len() as u64;
     let duplicated: u64 = seen.values().map(|c| u64::from(*c) - 1).sum();
-    let lost = written - (0..THREADS as u32).map(|t| (0..per_thread).filter(|i| seen.contains_key(&(t, *i))).count() as u64).sum::<u64>();
+    let lost = written
+        - (0..THREADS as u32)
+            .map(|t| {
+                (0..per_thread)
+                    .filter(|i| seen.contains_key(&(t, *i)))
+                    .count() as u64
+            })
+            .sum::<u64>();
     println!("records written:    {written}");
     println!("records found:      {found}");
     println!("lost:               {lost} (stats: {})", stats.records_lost);
     println!("duplicated:         {duplicated}");
-    println!("segments sealed:    {}", report.logs.first().map_or(0, |l| l.segments));
-    println!("throughput:         {:.0} records/s ({:.1} MB/s)", written as f64 / elapsed.as_secs_f64(), stats.bytes as f64 / 1e6 / elapsed.as_secs_f64());
+    println!(
+        "segments sealed:    {}",
+        report.logs.first().map_or(0, |l| l.segments)
+    );
+    println!(
+        "throughput:         {:.0} records/s ({:.1} MB/s)",
+        written as f64 / elapsed.as_secs_f64(),
+        stats.bytes as f64 / 1e6 / elapsed.as_secs_f64()
+    );
     if !report.is_ok() || lost > 0 || duplicated > 0 || found != written {
         eprintln!("FAILED: the log is not complete");
         std::process::exit(1);
