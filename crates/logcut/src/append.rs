@@ -4,8 +4,11 @@
 //! # How a record is written
 //!
 //! In [`Mode::Direct`] the writing thread loads the current segment (one
-//! `ArcSwap` load, no lock), locks that segment, and appends the record with
-//! one `write(2)`. If the record would take the segment past its size limit
+//! `ArcSwap` load, no lock), takes that segment's lock briefly, and writes
+//! the record itself, with the lock released during `write(2)`. Writers that
+//! arrive meanwhile queue their records, and the writing thread writes them
+//! all in its next `write(2)` (group commit; see `segment`). If the record
+//! would take the segment past its size limit
 //! (or a time boundary has passed), the writer first installs the segment
 //! the background thread prepared: it stores it as the current one (the
 //! swap) and marks the old one closed, all under the old segment's lock. A
@@ -167,6 +170,10 @@ impl fmt::Debug for Appender {
             .finish_non_exhaustive()
     }
 }
+
+/// How many times a Direct writer checks whether its batch is written
+/// before it sleeps (a few microseconds).
+const SPIN: u32 = 2_000;
 
 thread_local! {
     /// Samples one write in 32 per thread for the latency histogram.
@@ -439,18 +446,18 @@ impl Shared {
 
     /// Whether the record about to be written must go to a new segment.
     pub(crate) fn cut_due(&self, st: &mut SegState, len: usize) -> Option<SealReason> {
-        if st.records == 0 {
+        if st.planned_records() == 0 {
             return None;
         }
         if let Some(max) = self.cfg.max_size {
-            if st.bytes + len as u64 > max {
+            if st.planned_bytes() + len as u64 > max {
                 return Some(SealReason::Size);
             }
         }
         if let Some(deadline) = st.deadline {
             let now = self.cfg.clock.now();
             if now >= deadline {
-                if st.bytes >= self.cfg.min_size {
+                if st.planned_bytes() >= self.cfg.min_size {
                     return Some(SealReason::Time);
                 }
                 // Too small to cut: wait for a later boundary.
@@ -556,26 +563,156 @@ impl Shared {
             }
             st.accepted += 1;
             st.accepted_bytes += buf.len() as u64;
-            match seg.append(&mut st, buf) {
-                Ok(()) => {
-                    if self.cfg.fsync == Fsync::Always {
-                        if let Err(e) = crate::sys::sync_data(&seg.file) {
-                            st.error = Some(e);
-                            drop(st);
-                            self.kick();
-                        }
-                    }
+            if !st.writing {
+                drop(self.combine(&seg, st, Some(buf)));
+                return Ok(());
+            }
+            // Another writer is in write(2) on this file: queue the record
+            // for its next batch and wait until that batch is written.
+            st.pend_buf.extend_from_slice(buf);
+            let end = st.pend_buf.len();
+            st.pend_ends.push(end);
+            let ticket = st.pend_gen;
+            drop(st);
+            // The batch ahead is one write(2) away: spin briefly before
+            // sleeping, as the kernel's own lock on the file would.
+            for _ in 0..SPIN {
+                // Acquire: pairs with the Release store in `combine`.
+                if seg.done_gen.load(Ordering::Acquire) >= ticket {
+                    return Ok(());
                 }
-                Err(e) => {
-                    st.held.push_back(buf.to_vec());
-                    st.held_bytes += buf.len();
+                std::hint::spin_loop();
+            }
+            let mut st = seg.lock();
+            loop {
+                if st.done_gen >= ticket {
+                    return Ok(());
+                }
+                if !st.writing {
+                    // The combiner left with records still queued: take over.
+                    st = self.combine(&seg, st, None);
+                    continue;
+                }
+                st.sleepers += 1;
+                st = seg.batch_done.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.sleepers -= 1;
+            }
+        }
+    }
+
+    /// Writes `own` (if any) and the queued records of `seg` in batches, as
+    /// the one writer of the file, with the lock released during each
+    /// `write(2)`. Gives up the role after a few batches, so its own caller
+    /// is not kept waiting by a stream of others; a waiter takes over.
+    fn combine<'a>(
+        &self,
+        seg: &'a Segment,
+        mut st: MutexGuard<'a, SegState>,
+        mut own: Option<&[u8]>,
+    ) -> MutexGuard<'a, SegState> {
+        st.writing = true;
+        let mut kick = false;
+        for _round in 0..8 {
+            if !st.held.is_empty() {
+                // An earlier batch failed: what is queued goes behind the
+                // held records, in order, for the background thread.
+                let buf = std::mem::take(&mut st.pend_buf);
+                let mut start = 0;
+                for end in std::mem::take(&mut st.pend_ends) {
+                    st.held.push_back(buf[start..end].to_vec());
+                    st.held_bytes += end - start;
+                    start = end;
+                }
+                if let Some(r) = own.take() {
+                    st.held.push_back(r.to_vec());
+                    st.held_bytes += r.len();
+                }
+                st.done_gen = st.pend_gen;
+                seg.done_gen.store(st.done_gen, Ordering::Release);
+                st.pend_gen += 1;
+                break;
+            }
+            // The batch: queued records first (they came first), then ours.
+            let (batch, ends): (std::borrow::Cow<'_, [u8]>, Vec<usize>) = if st.pend_ends.is_empty()
+            {
+                match own.take() {
+                    Some(r) => (std::borrow::Cow::Borrowed(r), vec![r.len()]),
+                    None => break,
+                }
+            } else {
+                let mut b = std::mem::take(&mut st.pend_buf);
+                let mut e = std::mem::take(&mut st.pend_ends);
+                if let Some(r) = own.take() {
+                    b.extend_from_slice(r);
+                    e.push(b.len());
+                }
+                (std::borrow::Cow::Owned(b), e)
+            };
+            let generation = st.pend_gen;
+            st.pend_gen += 1;
+            st.inflight_bytes = batch.len() as u64;
+            st.inflight_records = ends.len() as u64;
+            drop(st);
+            let res = crate::sys::write_all(&seg.file, &batch);
+            let synced = match (&res, self.cfg.fsync) {
+                (Ok(()), Fsync::Always) => crate::sys::sync_data(&seg.file),
+                _ => Ok(()),
+            };
+            st = seg.lock();
+            st.inflight_bytes = 0;
+            st.inflight_records = 0;
+            match res {
+                Ok(()) => seg.count(&mut st, &batch, ends.len()),
+                Err((e, written)) => {
+                    // Keep the whole records that reached the file, cut
+                    // off a partial one, hold the rest in order.
+                    let whole = ends.partition_point(|end| *end <= written);
+                    let keep = if whole == 0 { 0 } else { ends[whole - 1] };
+                    let cut = written > keep
+                        && crate::sys::truncate(&seg.file, st.bytes + keep as u64).is_err();
+                    if cut {
+                        // The fragment stays: count it so the length and
+                        // checksum still describe the file.
+                        seg.count(&mut st, &batch[..written], whole);
+                    } else {
+                        seg.count(&mut st, &batch[..keep], whole);
+                    }
+                    let mut start = keep;
+                    for end in &ends[whole..] {
+                        st.held.push_back(batch[start..*end].to_vec());
+                        st.held_bytes += end - start;
+                        start = *end;
+                    }
                     st.error = Some(e);
-                    drop(st);
-                    self.kick();
+                    kick = true;
                 }
             }
-            return Ok(());
+            if let Err(e) = synced {
+                st.error = Some(e);
+                kick = true;
+            }
+            st.done_gen = generation;
+            // Release: pairs with the Acquire load of spinning waiters.
+            seg.done_gen.store(generation, Ordering::Release);
+            if st.sleepers > 0 {
+                seg.batch_done.notify_all();
+            }
+            if st.pend_ends.is_empty() {
+                break;
+            }
         }
+        st.writing = false;
+        // Waiters whose records are still queued: one of them takes over.
+        if st.sleepers > 0 {
+            seg.batch_done.notify_all();
+        }
+        if kick || st.closed {
+            // A failure to report, or a closed segment now ready to seal.
+            drop(st);
+            self.kick();
+            st = seg.lock();
+        }
+        st
     }
 
     fn write_buffered(&self, buf: &[u8]) -> Result<(), Error> {

@@ -135,11 +135,12 @@ and an existing file is never overwritten.
 
 # Known problems
 
-- Direct mode writes under a per-segment lock (that is what keeps a record
-  whole and lets a failed write be cut off). With several threads, this
-  serialises the `write(2)` calls more than the kernel alone would: about
-  50 to 75 % of the throughput of unsynchronised writes to one file with 2
-  to 4 threads on a 2-core machine. Buffered mode does not have this cost.
+- Direct mode lets one thread at a time write to a segment (that is what
+  keeps a record whole and lets a failed write be cut off); threads that
+  arrive meanwhile hand their records to it and wait (group commit). With
+  2 to 4 threads on a 2-core machine this reaches about 60 % of the
+  throughput of unsynchronised writes to one file: the waiting costs thread
+  wake-ups. Buffered mode does not have this cost.
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
 - One process per log: several processes appending to one log, and

@@ -1,10 +1,15 @@
 //! A segment: one log file and the accounting of the records in it.
 //!
-//! Writers append to a segment under its lock, so each record reaches the
-//! file in one piece and in the order the lock was taken; the checksum and
-//! counts are kept with it. When a write fails, the partial bytes are cut
-//! off again and the record is held in memory with every record after it,
-//! in order, until the background thread writes them (see `drain_held`).
+//! Direct-mode writers append to a segment by group commit: the first
+//! writer to arrive becomes the combiner and writes its record; writers who
+//! arrive while it is in `write(2)` queue their records under the segment's
+//! lock and wait; the combiner then writes the whole queue in one call, in
+//! queue order, and wakes them. One writer at a time per file means each
+//! record reaches the file whole and in order, the checksum and counts are
+//! kept exactly, and with several threads there are fewer system calls than
+//! records. When a write fails, the partial bytes are cut off again and the
+//! records are held in memory, in order, until the background thread
+//! writes them (see `drain_held`).
 
 use std::{
     collections::VecDeque,
@@ -29,6 +34,12 @@ pub(crate) struct Segment {
     pub(crate) state: Mutex<SegState>,
     /// Writers waiting for held records to drain wait here.
     pub(crate) space: Condvar,
+    /// Writers waiting for the combiner to write their batch wait here.
+    pub(crate) batch_done: Condvar,
+    /// A copy of `SegState::done_gen`, for waiters to spin on without the
+    /// lock. Stored with `Release` after the batch's bookkeeping, under the
+    /// lock; loaded with `Acquire` by a spinning waiter, which then returns.
+    pub(crate) done_gen: std::sync::atomic::AtomicU64,
 }
 
 /// A segment's mutable state, behind its lock.
@@ -57,10 +68,43 @@ pub(crate) struct SegState {
     pub(crate) dirty: bool,
     /// The sealed name it was given, once it has left the active path.
     pub(crate) sealed_name: Option<String>,
+    /// A combiner is writing a batch, outside the lock.
+    pub(crate) writing: bool,
+    /// Bytes and records of that batch.
+    pub(crate) inflight_bytes: u64,
+    pub(crate) inflight_records: u64,
+    /// Records queued for the next batch, and where each ends.
+    pub(crate) pend_buf: Vec<u8>,
+    pub(crate) pend_ends: Vec<usize>,
+    /// The number of the batch being queued, and of the last one done.
+    pub(crate) pend_gen: u64,
+    pub(crate) done_gen: u64,
+    /// Writers asleep on `batch_done` (notify only when there are some:
+    /// a notification is a system call).
+    pub(crate) sleepers: u32,
     /// Handed to the sealer thread.
     pub(crate) handed: bool,
     /// Recorded in the manifest; its counts are in the appender's totals.
     pub(crate) retired: bool,
+}
+
+impl SegState {
+    /// Bytes in the file, being written, and queued: where the next record
+    /// would end up.
+    pub(crate) fn planned_bytes(&self) -> u64 {
+        self.bytes + self.inflight_bytes + self.pend_buf.len() as u64
+    }
+
+    /// Records in the file, being written, and queued.
+    pub(crate) fn planned_records(&self) -> u64 {
+        self.records + self.inflight_records + self.pend_ends.len() as u64
+    }
+
+    /// Returns true if and only if no write to the file is under way or
+    /// queued: the segment can be sealed once closed.
+    pub(crate) fn is_quiet(&self) -> bool {
+        !self.writing && self.pend_ends.is_empty()
+    }
 }
 
 impl Segment {
@@ -92,10 +136,20 @@ impl Segment {
                 error: None,
                 dirty: false,
                 sealed_name: None,
+                writing: false,
+                inflight_bytes: 0,
+                inflight_records: 0,
+                pend_buf: Vec::new(),
+                pend_ends: Vec::new(),
+                pend_gen: 1,
+                done_gen: 0,
+                sleepers: 0,
                 handed: false,
                 retired: false,
             }),
             space: Condvar::new(),
+            batch_done: Condvar::new(),
+            done_gen: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -153,7 +207,7 @@ impl Segment {
         Err((err, whole))
     }
 
-    fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
+    pub(crate) fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
         st.bytes += bytes.len() as u64;
         st.records += records as u64;
         st.crc.update(bytes);

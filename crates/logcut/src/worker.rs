@@ -644,7 +644,7 @@ impl Worker {
         let cur = self.sh.current.load_full();
         {
             let st = cur.lock();
-            if st.records == 0 && st.held.is_empty() {
+            if st.planned_records() == 0 && st.held.is_empty() {
                 return Ok(());
             }
         }
@@ -700,9 +700,9 @@ impl Worker {
             return;
         }
         let mut reason = st.cut_pending.clone();
-        if reason.is_none() && st.records > 0 {
+        if reason.is_none() && st.planned_records() > 0 {
             if let Some(dl) = st.deadline.filter(|d| now >= *d) {
-                if st.bytes >= self.sh.cfg.min_size {
+                if st.planned_bytes() >= self.sh.cfg.min_size {
                     reason = Some(SealReason::Time);
                 } else {
                     st.deadline = self
@@ -745,7 +745,9 @@ impl Worker {
         }
         for seg in self.live() {
             let mut st = seg.lock();
-            if st.held.is_empty() {
+            // While a combiner writes, the file is its; it moves anything
+            // queued behind the held records and leaves.
+            if st.held.is_empty() || st.writing {
                 continue;
             }
             let res = seg.drain_held(&mut st);
@@ -772,7 +774,7 @@ impl Worker {
             if st.handed {
                 continue;
             }
-            if st.sealed_name.is_none() || !st.held.is_empty() || !st.closed {
+            if st.sealed_name.is_none() || !st.held.is_empty() || !st.closed || !st.is_quiet() {
                 break;
             }
             st.handed = true;
@@ -858,6 +860,13 @@ impl Worker {
             let mut st = cur.lock();
             st.closed = true;
             st.reason = Some(SealReason::Shutdown);
+            // Let writes already under way finish (queued writers take
+            // over from a leaving combiner, so this ends).
+            while !st.is_quiet() {
+                st.sleepers += 1;
+                st = cur.batch_done.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.sleepers -= 1;
+            }
         }
         // Whatever is still held could not be written in time: lost.
         let mut lost_now = (0u64, 0u64);
