@@ -23,6 +23,6 @@ mod verify;
 
 pub use crate::{
     error::Error,
-    reader::{SegmentFile, checksum_file, open_nofollow, read_all, segments},
+    reader::{SegmentFile, checksum_file, checksum_reader, open_nofollow, read_all, segments},
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };

@@ -115,9 +115,13 @@ pub fn read_all(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// CRC-32 and length of a file's contents.
+/// CRC-32 and length of a file's contents (not following a symlink).
 pub fn checksum_file(path: &Path) -> io::Result<(u32, u64)> {
-    let mut f = open_nofollow(path)?;
+    checksum_reader(open_nofollow(path)?)
+}
+
+/// CRC-32 and length of everything `f` yields.
+pub fn checksum_reader(mut f: impl Read) -> io::Result<(u32, u64)> {
     let mut h = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;

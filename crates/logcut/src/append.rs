@@ -446,28 +446,50 @@ impl Shared {
 
     /// Whether the record about to be written must go to a new segment.
     pub(crate) fn cut_due(&self, st: &mut SegState, len: usize) -> Option<SealReason> {
-        if st.planned_records() == 0 {
-            return None;
+        if st.deadline.is_some() && self.time_cut_due(st, self.cfg.clock.now()) {
+            return Some(SealReason::Time);
         }
         if let Some(max) = self.cfg.max_size {
-            if st.planned_bytes() + len as u64 > max {
+            if st.planned_records() > 0 && st.planned_bytes() + len as u64 > max {
                 return Some(SealReason::Size);
             }
         }
-        if let Some(deadline) = st.deadline {
-            let now = self.cfg.clock.now();
-            if now >= deadline {
-                if st.planned_bytes() >= self.cfg.min_size {
-                    return Some(SealReason::Time);
-                }
-                // Too small to cut: wait for a later boundary.
-                st.deadline = self
-                    .cfg
-                    .interval
-                    .map(|iv| iv.next_boundary(now, &self.cfg.tz));
-            }
-        }
         None
+    }
+
+    /// The time policy, for the writers and the background thread alike:
+    /// true if the segment's boundary has passed and it holds at least
+    /// `min_size` bytes. A segment below `min_size` waits for the next
+    /// boundary. An empty segment whose interval passed starts over in the
+    /// current interval (its name then says when that began), so that a
+    /// segment never spans an interval it holds no record of.
+    pub(crate) fn time_cut_due(&self, st: &mut SegState, now: Timestamp) -> bool {
+        let (Some(deadline), Some(iv)) = (st.deadline, self.cfg.interval) else {
+            return false;
+        };
+        if now < deadline {
+            return false;
+        }
+        let tz = &self.cfg.tz;
+        if st.planned_records() == 0 {
+            let mut begin = deadline;
+            // Bounded: after a very long idle time the start is simply now.
+            for _ in 0..10_000 {
+                let next = iv.next_boundary(begin, tz);
+                if next > now {
+                    break;
+                }
+                begin = next;
+            }
+            st.start = st.start.max(begin);
+            st.deadline = Some(iv.next_boundary(begin.max(now), tz));
+            return false;
+        }
+        if st.planned_bytes() >= self.cfg.min_size {
+            return true;
+        }
+        st.deadline = Some(iv.next_boundary(deadline.max(now), tz));
+        false
     }
 
     /// Installs the prepared next segment in place of `old`, whose lock the
@@ -810,12 +832,19 @@ impl Shared {
         let mut written = Counters::get(&c.retired_written);
         let mut held = 0;
         let mut held_bytes = 0;
-        if !live.iter().any(|s| Arc::ptr_eq(s, &current)) {
+        // Segments in the list are not in the retired counters (the sealer
+        // removes them and adds their counts under the inbox lock, where
+        // the snapshot was taken). The current segment, if not in the
+        // list, is counted unless it was already retired (after shutdown).
+        let current_retired = !live.iter().any(|s| Arc::ptr_eq(s, &current)) && {
+            let retired = current.lock().retired;
             live.push(current);
-        }
-        for seg in &live {
+            retired
+        };
+        let n = live.len();
+        for (i, seg) in live.iter().enumerate() {
             let st = seg.lock();
-            if st.retired {
+            if i + 1 == n && current_retired {
                 continue;
             }
             records += st.accepted;

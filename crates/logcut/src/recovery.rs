@@ -11,8 +11,6 @@
 //!   same way; a second name of the same file is removed;
 //! - a symlink at the active or next path is removed, never followed.
 
-use std::io::Read;
-
 use jiff::Timestamp;
 use logcut_format::{
     manifest::{Entry, Manifest, Seal, SealReason},
@@ -188,19 +186,5 @@ pub(crate) fn recover(
 }
 
 fn checksum(dir: &Dir, file: &str) -> std::io::Result<(u32, u64)> {
-    let mut f = dir.open_read(file)?;
-    let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((h.finalize(), len))
+    logcut_format::checksum_reader(dir.open_read(file)?)
 }

@@ -386,23 +386,13 @@ impl Worker {
             let seg = self.sh.current.load_full();
             let mut st = seg.lock();
             // A time boundary that passed before this batch: cut first.
-            if st.cut_pending.is_none() && st.records > 0 {
-                if let Some(dl) = st.deadline.filter(|d| now >= *d) {
-                    if st.bytes >= self.sh.cfg.min_size {
-                        if self.sh.try_swap(&seg, &mut st, SealReason::Time) {
-                            drop(st);
-                            self.after_swap();
-                            continue;
-                        }
-                        st.cut_pending = Some(SealReason::Time);
-                    } else {
-                        st.deadline = self
-                            .sh
-                            .cfg
-                            .interval
-                            .map(|iv| iv.next_boundary(dl.max(now), &self.sh.cfg.tz));
-                    }
+            if st.cut_pending.is_none() && self.sh.time_cut_due(&mut st, now) {
+                if self.sh.try_swap(&seg, &mut st, SealReason::Time) {
+                    drop(st);
+                    self.after_swap();
+                    continue;
                 }
+                st.cut_pending = Some(SealReason::Time);
             }
             // Gather records up to the size limit or the next command.
             let stop_at = b
@@ -699,20 +689,13 @@ impl Worker {
         if st.closed {
             return;
         }
-        let mut reason = st.cut_pending.clone();
-        if reason.is_none() && st.planned_records() > 0 {
-            if let Some(dl) = st.deadline.filter(|d| now >= *d) {
-                if st.planned_bytes() >= self.sh.cfg.min_size {
-                    reason = Some(SealReason::Time);
-                } else {
-                    st.deadline = self
-                        .sh
-                        .cfg
-                        .interval
-                        .map(|iv| iv.next_boundary(dl.max(now), &self.sh.cfg.tz));
-                }
-            }
-        }
+        let reason = match st.cut_pending.clone() {
+            Some(r) => Some(r),
+            None => self
+                .sh
+                .time_cut_due(&mut st, now)
+                .then_some(SealReason::Time),
+        };
         let Some(reason) = reason else { return };
         if self.sh.try_swap(&cur, &mut st, reason.clone()) {
             drop(st);
