@@ -159,6 +159,9 @@ pub(crate) struct Shared {
     /// writer which sees it set never writes again.
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
+    /// The appender's own threads: commands from them (an error handler
+    /// calling `rotate` or `shutdown`) would wait on themselves.
+    pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
 impl fmt::Debug for Appender {
@@ -243,6 +246,7 @@ impl Appender {
             written: Condvar::new(),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
+            threads: Mutex::new(Vec::new()),
             cfg,
         });
         let mut worker = Worker::new(
@@ -266,6 +270,11 @@ impl Appender {
             .name(format!("logcut-{}", shared.cfg.name))
             .spawn(move || worker.run())
             .map_err(|e| Error::io("start background thread", shared.dir.path(), e))?;
+        shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread.thread().id());
         Ok(Appender {
             handle: Arc::new(Handle {
                 shared,
@@ -364,6 +373,25 @@ impl Appender {
 
 impl Handle {
     fn shutdown(&self) -> Result<(), Error> {
+        let me = std::thread::current().id();
+        if self
+            .shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&me)
+        {
+            // From an error handler: the background thread cannot wait for
+            // itself. Nothing is changed; the caller's handle shuts down.
+            return Err(Error::io(
+                "shut down",
+                self.shared.dir.path(),
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "called from the appender's own background thread",
+                ),
+            ));
+        }
         let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(res) = self
             .result
@@ -421,6 +449,22 @@ impl Shared {
     }
 
     fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
+        let me = std::thread::current().id();
+        if self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&me)
+        {
+            return Err(Error::io(
+                op,
+                self.dir.path(),
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "called from the appender's own background thread (an error handler?)",
+                ),
+            ));
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         {
             let mut q = self.lock_inbox();
@@ -525,6 +569,8 @@ impl Shared {
         st.closed = true;
         st.reason = Some(reason);
         st.cut_pending = None;
+        // Writers waiting for room behind held records go to the new one.
+        old.space.notify_all();
         let mut q = self.lock_inbox();
         // Two swaps in a row can push out of order (the second writer may
         // get here first): keep the list in sequence order.
@@ -772,12 +818,11 @@ impl Shared {
     fn flush(&self) -> Result<(), Error> {
         match self.cfg.mode {
             Mode::Direct => {
-                let seg = self.current.load_full();
-                let st = seg.lock();
-                if st.held.is_empty() {
+                let mut live = self.lock_inbox().sealing.clone();
+                live.push(self.current.load_full());
+                if live.iter().all(|seg| seg.lock().held.is_empty()) {
                     return Ok(());
                 }
-                drop(st);
                 let q = self.lock_inbox();
                 Err(q.last_error.clone().unwrap_or_else(|| {
                     Error::io(
@@ -816,7 +861,19 @@ impl Shared {
         // segments being sealed: one swapped out in between is then in one
         // of the two (or both, and counted once).
         let current = self.current.load_full();
-        let (mut live, q_accepted, q_bytes, q_written, q_buf) = {
+        // The retired counters change together with the list, under the
+        // inbox lock: read both there.
+        let (
+            mut live,
+            q_accepted,
+            q_bytes,
+            q_written,
+            q_buf,
+            lost,
+            mut records,
+            mut bytes,
+            mut written,
+        ) = {
             let q = self.lock_inbox();
             (
                 q.sealing.clone(),
@@ -824,12 +881,12 @@ impl Shared {
                 q.accepted_bytes,
                 q.written,
                 q.buf.len() as u64,
+                Counters::get(&c.records_lost),
+                Counters::get(&c.retired_accepted),
+                Counters::get(&c.retired_accepted_bytes),
+                Counters::get(&c.retired_written),
             )
         };
-        let lost = Counters::get(&c.records_lost);
-        let mut records = Counters::get(&c.retired_accepted);
-        let mut bytes = Counters::get(&c.retired_accepted_bytes);
-        let mut written = Counters::get(&c.retired_written);
         let mut held = 0;
         let mut held_bytes = 0;
         // Segments in the list are not in the retired counters (the sealer

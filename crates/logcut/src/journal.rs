@@ -15,6 +15,10 @@ use crate::{
 pub(crate) struct Journal {
     file: File,
     len: u64,
+    /// A failed append left a fragment that could not be cut off: the next
+    /// append starts with a newline, so the fragment is one bad line and
+    /// the entries after it stay readable.
+    stranded: bool,
     path: PathBuf,
     sync: bool,
 }
@@ -50,6 +54,7 @@ impl Journal {
         let mut j = Journal {
             file,
             len,
+            stranded: false,
             path,
             sync,
         };
@@ -71,12 +76,21 @@ impl Journal {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let owned;
+        let bytes = if self.stranded {
+            owned = [b"\n".as_slice(), bytes].concat();
+            &owned[..]
+        } else {
+            bytes
+        };
         if let Err((e, written)) = sys::write_all(&self.file, bytes) {
-            if written > 0 {
-                let _ = sys::truncate(&self.file, self.len);
+            if written > 0 && sys::truncate(&self.file, self.len).is_err() {
+                self.stranded = true;
+                self.len = sys::file_info(&self.file).map_or(self.len + written as u64, |i| i.len);
             }
             return Err(Error::io("append to manifest", &self.path, e));
         }
+        self.stranded = false;
         self.len += bytes.len() as u64;
         if self.sync {
             sys::sync_data(&self.file).map_err(|e| Error::io("sync manifest", &self.path, e))?;

@@ -76,15 +76,36 @@ pub(crate) fn recover(
     }
     orphans.sort();
     let mut candidates: Vec<(String, FileInfo, Option<SealedName>)> = Vec::new();
-    for (n, f) in orphans {
-        if let Some(info) = dir
-            .stat(&f)
-            .map_err(|e| Error::io("recover", dir.join(&f), e))?
-        {
-            if info.is_file {
-                candidates.push((f, info, Some(n)));
+    // A second name of a file that is already recorded (a crash between a
+    // link and the removal of the old name) is removed, not adopted again:
+    // that would duplicate its records.
+    let mut known: Vec<(u64, u64)> = Vec::new();
+    if !orphans.is_empty() {
+        for file in &listed {
+            if SealedName::parse(log, file).is_some() {
+                if let Ok(Some(i)) = dir.stat(file) {
+                    known.push((i.dev, i.ino));
+                }
             }
         }
+    }
+    for (n, f) in orphans {
+        let Some(info) = dir
+            .stat(&f)
+            .map_err(|e| Error::io("recover", dir.join(&f), e))?
+        else {
+            continue;
+        };
+        if !info.is_file {
+            continue;
+        }
+        if known.contains(&(info.dev, info.ino)) {
+            dir.unlink(&f)
+                .map_err(|e| Error::io("recover", dir.join(&f), e))?;
+            continue;
+        }
+        known.push((info.dev, info.ino));
+        candidates.push((f, info, Some(n)));
     }
     let mut tail = vec![name::active_file(log)];
     let mut prepared: Vec<(u64, String)> = Vec::new();

@@ -98,7 +98,7 @@ impl Sealer {
             if self.seal(&mut backlog) {
                 retry = self.sh.cfg.backoff_min;
             } else {
-                retry = (retry * 2).min(self.sh.cfg.backoff_max);
+                retry = retry.saturating_mul(2).min(self.sh.cfg.backoff_max);
             }
         }
     }

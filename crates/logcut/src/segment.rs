@@ -68,6 +68,9 @@ pub(crate) struct SegState {
     pub(crate) dirty: bool,
     /// The sealed name it was given, once it has left the active path.
     pub(crate) sealed_name: Option<String>,
+    /// The sealed name it was linked (or renamed) to, before its successor
+    /// took the active path: a retry after a failed rename reuses it.
+    pub(crate) linked_name: Option<String>,
     /// A combiner is writing a batch, outside the lock.
     pub(crate) writing: bool,
     /// Bytes and records of that batch.
@@ -136,6 +139,7 @@ impl Segment {
                 error: None,
                 dirty: false,
                 sealed_name: None,
+                linked_name: None,
                 writing: false,
                 inflight_bytes: 0,
                 inflight_records: 0,

@@ -130,6 +130,10 @@ impl Worker {
             .name(format!("logcut-seal-{}", sh.cfg.name))
             .spawn(move || sealer.run(rx))
             .map_err(|e| Error::io("start background thread", sh.dir.path(), e))?;
+        sh.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread.thread().id());
         Ok(Worker {
             active_seq: next_seq - 1,
             sh,
@@ -570,48 +574,29 @@ impl Worker {
         let last = successor.is_none();
         let sh = Arc::clone(&self.sh);
         let dir = &sh.dir;
-        let start = seg.lock().start;
+        let (start, linked) = {
+            let st = seg.lock();
+            (st.start, st.linked_name.clone())
+        };
         let active = &sh.active_name;
-        let at_active =
-            matches!(dir.stat(active), Ok(Some(i)) if i.dev == seg.id.dev && i.ino == seg.id.ino);
-        if !at_active {
-            return Err(Error::io(
-                "seal",
-                dir.join(active),
-                io::Error::other(format!(
-                    "the active file is not segment {} any more: it was renamed or removed by someone else",
-                    seg.seq
-                )),
-            ));
-        }
-        let mut dup = 0;
-        let sealed = loop {
-            let candidate = SealedName {
-                start_ms: start.as_millisecond(),
-                seq: seg.seq,
-                dup,
-            }
-            .file_name(&sh.cfg.name);
-            let res = if last {
-                dir.rename_noreplace(active, &candidate)
-            } else {
-                dir.link(active, &candidate)
-            };
-            match res {
-                Ok(()) => break candidate,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
-                Err(e) if !last && matches!(e.raw_os_error(), Some(1 | 95)) => {
-                    // EPERM / EOPNOTSUPP: no hard links on this file system.
-                    // Rename instead; the active path is briefly absent.
-                    match dir.rename_noreplace(active, &candidate) {
-                        Ok(()) => break candidate,
-                        Err(e2) if e2.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => {
-                            dup += 1
-                        }
-                        Err(e2) => return Err(Error::io("seal", dir.join(&candidate), e2)),
-                    }
+        let sealed = match linked {
+            // A retry: the sealed name exists already; do not link again.
+            Some(name) => name,
+            None => {
+                let at_active = matches!(dir.stat(active), Ok(Some(i)) if i.dev == seg.id.dev && i.ino == seg.id.ino);
+                if !at_active {
+                    return Err(Error::io(
+                        "seal",
+                        dir.join(active),
+                        io::Error::other(format!(
+                            "the active file is not segment {} any more: it was renamed or removed by someone else",
+                            seg.seq
+                        )),
+                    ));
                 }
-                Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
+                let name = self.link_sealed(seg, start, last)?;
+                seg.lock().linked_name = Some(name.clone());
+                name
             }
         };
         if let Some(succ) = successor {
@@ -620,6 +605,44 @@ impl Worker {
         }
         seg.lock().sealed_name = Some(sealed);
         Ok(())
+    }
+
+    /// Gives the segment at the active path its sealed name, never
+    /// overwriting a file: a hard link (the active path stays in place
+    /// until the successor replaces it), or at shutdown, or where the file
+    /// system has no hard links, a rename.
+    fn link_sealed(&self, seg: &Segment, start: Timestamp, last: bool) -> Result<String, Error> {
+        let dir = &self.sh.dir;
+        let active = &self.sh.active_name;
+        let mut dup = 0;
+        loop {
+            let candidate = SealedName {
+                start_ms: start.as_millisecond(),
+                seq: seg.seq,
+                dup,
+            }
+            .file_name(&self.sh.cfg.name);
+            let mut res = if last {
+                dir.rename_noreplace(active, &candidate)
+            } else {
+                dir.link(active, &candidate)
+            };
+            if !last
+                && matches!(
+                    res.as_ref().map_err(io::Error::raw_os_error),
+                    Err(Some(1 | 95))
+                )
+            {
+                // EPERM / EOPNOTSUPP: no hard links on this file system.
+                // Rename instead; the active path is briefly absent.
+                res = dir.rename_noreplace(active, &candidate);
+            }
+            match res {
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
+                Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
+            }
+        }
     }
 
     /// Handles `rotate()`.
@@ -777,13 +800,6 @@ impl Worker {
         }
     }
 
-    fn path_of_locked(&self, st: &crate::segment::SegState) -> std::path::PathBuf {
-        match &st.sealed_name {
-            Some(n) => self.sh.dir.join(n),
-            None => self.sh.dir.join(&self.sh.active_name),
-        }
-    }
-
     fn periodic_fsync(&mut self) {
         let Fsync::Every(every) = self.sh.cfg.fsync else {
             return;
@@ -793,12 +809,12 @@ impl Worker {
         }
         self.last_fsync = Instant::now();
         for seg in self.live() {
-            let mut st = seg.lock();
-            if st.dirty {
-                st.dirty = false;
+            // The flag under the lock, the sync outside it: writers do not
+            // wait for the device.
+            let dirty = std::mem::replace(&mut seg.lock().dirty, false);
+            if dirty {
                 if let Err(e) = crate::sys::sync_data(&seg.file) {
-                    let path = self.path_of_locked(&st);
-                    drop(st);
+                    let path = self.path_of(&seg);
                     self.sh.report(Error::io("sync segment", path, e));
                 }
             }
@@ -812,7 +828,10 @@ impl Worker {
     /// the session's totals.
     fn finish(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
-        let deadline = Instant::now() + sh.cfg.shutdown_timeout;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let deadline = Instant::now()
+            .checked_add(sh.cfg.shutdown_timeout)
+            .unwrap_or(far);
         let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
         loop {
             let _ = self.wait_nonblocking();
@@ -837,17 +856,39 @@ impl Worker {
             retry = (retry * 2).min(Duration::from_millis(500));
         }
 
-        // The last segment: closed, nothing more goes in.
-        let cur = sh.current.load_full();
-        {
+        // The last segment: closed, nothing more goes in. Empty the pool of
+        // prepared segments first, so that no writer still under way can
+        // swap in a new one; then take the segment that is current after
+        // any swap that was already happening.
+        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
+        let cur = loop {
+            let cur = sh.current.load_full();
             let mut st = cur.lock();
+            if !Arc::ptr_eq(&sh.current.load_full(), &cur) {
+                continue;
+            }
             st.closed = true;
             st.reason = Some(SealReason::Shutdown);
-            // Let writes already under way finish (queued writers take
-            // over from a leaving combiner, so this ends).
+            break Arc::clone(&cur);
+        };
+        // Let writes already under way finish (queued writers take over
+        // from a leaving combiner, so this ends), on every live segment,
+        // before counting what is held; bounded, for a write stuck in the
+        // kernel.
+        let quiet_deadline = deadline.max(Instant::now() + Duration::from_secs(1));
+        for seg in self.live() {
+            let mut st = seg.lock();
             while !st.is_quiet() {
+                let left = quiet_deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
                 st.sleepers += 1;
-                st = cur.batch_done.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = seg
+                    .batch_done
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
                 st.sleepers -= 1;
             }
         }
@@ -907,6 +948,9 @@ impl Worker {
                 }
             }
         } else {
+            // Its records are recovered at the next start; keep the close
+            // entry's count consistent with what was accepted.
+            self.accepted += accepted;
             first_err.get_or_insert(Error::io(
                 "shut down",
                 sh.dir.join(&sh.active_name),
@@ -915,7 +959,6 @@ impl Worker {
                 ),
             ));
         }
-        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
         for next in unused {
             if let Err(e) = sh.dir.unlink(&next.prep_name) {
                 first_err.get_or_insert(Error::io(

@@ -323,3 +323,20 @@ fn crash_child() {
     // Direct mode: every record is in the kernel; die without shutdown.
     std::process::abort();
 }
+
+#[test]
+fn a_second_name_of_a_recorded_segment_is_not_adopted_twice() {
+    let dir = TempDir::new("dupname");
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    a.write_record(b"only once\n").unwrap();
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    // As if a crash hit between linking a new name and removing the old.
+    let extra = "app.2026-01-01T00-00-00.000Z.000002.log";
+    std::fs::hard_link(dir.join(&seals[0].file), dir.join(extra)).unwrap();
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    a.shutdown().unwrap();
+    assert!(!dir.join(extra).exists());
+    assert_eq!(read_log(dir.path(), "app"), b"only once\n");
+    assert_eq!(verify_ok(dir.path()).records(), 1);
+}
