@@ -4,19 +4,17 @@
 //! # How a record is written
 //!
 //! In [`Mode::Direct`] the writing thread loads the current segment (one
-//! `ArcSwap` load, no lock), takes that segment's lock briefly, and writes
-//! the record itself, with the lock released during `write(2)`. Writers that
-//! arrive meanwhile queue their records, and the writing thread writes them
-//! all in its next `write(2)` (group commit; see `segment`). If the record
-//! would take the segment past its size limit
-//! (or a time boundary has passed), the writer first installs the segment
-//! the background thread prepared: it stores it as the current one (the
-//! swap) and marks the old one closed, all under the old segment's lock. A
-//! writer that had loaded the old segment finds it closed when it gets the
-//! lock and moves on to the new one, so no record is written to a segment
-//! after it was closed and no segment is sealed while a write to it is in
-//! flight. Renaming, syncing and recording the old segment happen later on
-//! the background thread.
+//! `ArcSwap` load, no lock), checks the size limit and time boundary on
+//! atomics, registers in the segment's `inflight` count and writes the
+//! record with one `write(2)` (`O_APPEND`: the kernel places it whole at
+//! the end of the file). When a cut is due, it takes the segment's lock and
+//! installs the segment the background thread prepared: it stores it as the
+//! current one (the swap) and marks the old one closed. A writer that had
+//! loaded the old segment sees it closed after registering and moves on to
+//! the new one; the old segment is sealed only once its `inflight` count is
+//! zero, so no record is written to a segment after it was sealed.
+//! Renaming, syncing and recording the old segment happen later on the
+//! background threads.
 //!
 //! In [`Mode::Buffered`] the writing thread copies the record into a
 //! bounded buffer under a short lock; the background thread writes the
@@ -174,9 +172,15 @@ impl fmt::Debug for Appender {
     }
 }
 
-/// How many times a Direct writer checks whether its batch is written
-/// before it sleeps (a few microseconds).
-const SPIN: u32 = 2_000;
+/// The outcome of a lock-free write attempt.
+enum Fast {
+    /// Written (or, after a failure, held).
+    Done,
+    /// The segment was closed meanwhile: try the current one.
+    Closed,
+    /// A cut or a boundary is due: take the locked path.
+    Locked,
+}
 
 thread_local! {
     /// Samples one write in 32 per thread for the latency histogram.
@@ -229,7 +233,13 @@ impl Appender {
             .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
         let first = Segment::new(resume.next_seq, active_name.clone(), file, now)
             .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
-        first.lock().deadline = cfg.interval.map(|iv| iv.next_boundary(now, &cfg.tz));
+        {
+            let mut st = first.lock();
+            first.set_deadline(
+                &mut st,
+                cfg.interval.map(|iv| iv.next_boundary(now, &cfg.tz)),
+            );
+        }
         if cfg.fsync != Fsync::Never {
             dir.sync()
                 .map_err(|e| Error::io("sync log directory", dir.path(), e))?;
@@ -489,12 +499,17 @@ impl Shared {
     }
 
     /// Whether the record about to be written must go to a new segment.
-    pub(crate) fn cut_due(&self, st: &mut SegState, len: usize) -> Option<SealReason> {
-        if st.deadline.is_some() && self.time_cut_due(st, self.cfg.clock.now()) {
+    pub(crate) fn cut_due(
+        &self,
+        seg: &Segment,
+        st: &mut SegState,
+        len: usize,
+    ) -> Option<SealReason> {
+        if st.deadline.is_some() && self.time_cut_due(seg, st, self.cfg.clock.now()) {
             return Some(SealReason::Time);
         }
         if let Some(max) = self.cfg.max_size {
-            if st.planned_records() > 0 && st.planned_bytes() + len as u64 > max {
+            if seg.has_records(st) && seg.planned_bytes(st) + len as u64 > max {
                 return Some(SealReason::Size);
             }
         }
@@ -507,7 +522,7 @@ impl Shared {
     /// boundary. An empty segment whose interval passed starts over in the
     /// current interval (its name then says when that began), so that a
     /// segment never spans an interval it holds no record of.
-    pub(crate) fn time_cut_due(&self, st: &mut SegState, now: Timestamp) -> bool {
+    pub(crate) fn time_cut_due(&self, seg: &Segment, st: &mut SegState, now: Timestamp) -> bool {
         let (Some(deadline), Some(iv)) = (st.deadline, self.cfg.interval) else {
             return false;
         };
@@ -515,7 +530,7 @@ impl Shared {
             return false;
         }
         let tz = &self.cfg.tz;
-        if st.planned_records() == 0 {
+        if !seg.has_records(st) {
             let mut begin = deadline;
             // Bounded: after a very long idle time the start is simply now.
             for _ in 0..10_000 {
@@ -526,13 +541,13 @@ impl Shared {
                 begin = next;
             }
             st.start = st.start.max(begin);
-            st.deadline = Some(iv.next_boundary(begin.max(now), tz));
+            seg.set_deadline(st, Some(iv.next_boundary(begin.max(now), tz)));
             return false;
         }
-        if st.planned_bytes() >= self.cfg.min_size {
+        if seg.planned_bytes(st) >= self.cfg.min_size {
             return true;
         }
-        st.deadline = Some(iv.next_boundary(deadline.max(now), tz));
+        seg.set_deadline(st, Some(iv.next_boundary(deadline.max(now), tz)));
         false
     }
 
@@ -560,13 +575,17 @@ impl Shared {
         {
             let mut ns = new.lock();
             ns.start = start;
-            ns.deadline = self
+            let deadline = self
                 .cfg
                 .interval
                 .map(|iv| iv.next_boundary(start, &self.cfg.tz));
+            new.set_deadline(&mut ns, deadline);
         }
         self.current.store(new);
         st.closed = true;
+        // SeqCst: pairs with the writers' `inflight` increment (see Segment).
+        old.closed.store(true, Ordering::SeqCst);
+        old.overshoot.store(false, Ordering::Relaxed);
         st.reason = Some(reason);
         st.cut_pending = None;
         // Writers waiting for room behind held records go to the new one.
@@ -591,6 +610,21 @@ impl Shared {
             // A guard, not a clone of the Arc: no shared reference count is
             // touched on the write path.
             let seg = self.current.load();
+            if !seg.failing.load(Ordering::Relaxed) {
+                match self.try_fast(&seg, buf) {
+                    Fast::Done => return Ok(()),
+                    Fast::Closed
+                        if self.closed.load(Ordering::Acquire)
+                            && seg.closed.load(Ordering::SeqCst) =>
+                    {
+                        return Err(Error::shutdown("write record"));
+                    }
+                    Fast::Closed => continue,
+                    Fast::Locked => {}
+                }
+            }
+            // The locked path: a cut to make, records held after a failed
+            // write, or a closed segment.
             let mut st = seg.lock();
             if st.closed {
                 if self.closed.load(Ordering::Acquire) {
@@ -598,7 +632,7 @@ impl Shared {
                 }
                 continue;
             }
-            if let Some(reason) = self.cut_due(&mut st, buf.len()) {
+            if let Some(reason) = self.cut_due(&seg, &mut st, buf.len()) {
                 if st.cut_pending.is_none() {
                     if self.try_swap(&seg, &mut st, reason.clone()) {
                         continue;
@@ -606,181 +640,144 @@ impl Shared {
                     // No next segment yet: keep writing here; the
                     // background thread cuts as soon as one is ready.
                     st.cut_pending = Some(reason);
+                    seg.overshoot.store(true, Ordering::Relaxed);
                     self.kick();
                 }
             }
-            if !st.held.is_empty() {
-                // Writes are failing: queue behind the held records, in
-                // order, within the memory bound.
-                while st.held_bytes + buf.len() > self.cfg.max_held
-                    && !st.held.is_empty()
-                    && !st.closed
-                {
-                    st = seg.space.wait(st).unwrap_or_else(|e| e.into_inner());
+            if st.held.is_empty() && !seg.failing.load(Ordering::SeqCst) {
+                drop(st);
+                match self.write_now(&seg, buf) {
+                    Fast::Done => return Ok(()),
+                    _ => continue,
                 }
-                if st.closed {
-                    continue;
-                }
-                if !st.held.is_empty() {
-                    st.accepted += 1;
-                    st.accepted_bytes += buf.len() as u64;
-                    st.held.push_back(buf.to_vec());
-                    st.held_bytes += buf.len();
-                    return Ok(());
-                }
+            }
+            // Writes are failing: queue behind the held records, in order,
+            // within the memory bound.
+            while st.held_bytes + buf.len() > self.cfg.max_held && !st.held.is_empty() && !st.closed
+            {
+                st = seg.space.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.closed {
+                continue;
+            }
+            if st.held.is_empty() && !seg.failing.load(Ordering::SeqCst) {
+                continue;
             }
             st.accepted += 1;
             st.accepted_bytes += buf.len() as u64;
-            if !st.writing {
-                drop(self.combine(&seg, st, Some(buf)));
-                return Ok(());
+            st.held.push_back(buf.to_vec());
+            st.held_bytes += buf.len();
+            return Ok(());
+        }
+    }
+
+    /// The lock-free path: checks the size limit and the time boundary on
+    /// atomics, then writes. Anything else goes to the locked path.
+    fn try_fast(&self, seg: &Segment, buf: &[u8]) -> Fast {
+        if self.cfg.interval.is_some() {
+            let now = self.cfg.clock.now().as_millisecond();
+            if now >= seg.deadline_ms.load(Ordering::Relaxed) {
+                return Fast::Locked;
             }
-            // Another writer is in write(2) on this file: queue the record
-            // for its next batch and wait until that batch is written.
-            st.pend_buf.extend_from_slice(buf);
-            let end = st.pend_buf.len();
-            st.pend_ends.push(end);
-            let ticket = st.pend_gen;
-            drop(st);
-            // The batch ahead is one write(2) away: spin briefly before
-            // sleeping, as the kernel's own lock on the file would.
-            for _ in 0..SPIN {
-                // Acquire: pairs with the Release store in `combine`.
-                if seg.done_gen.load(Ordering::Acquire) >= ticket {
-                    return Ok(());
+        }
+        if let Some(max) = self.cfg.max_size {
+            if !seg.overshoot.load(Ordering::Relaxed) {
+                let planned = seg.reserved.load(Ordering::Relaxed);
+                if planned > 0 && planned + buf.len() as u64 > max {
+                    return Fast::Locked;
                 }
-                std::hint::spin_loop();
             }
-            let mut st = seg.lock();
-            loop {
-                if st.done_gen >= ticket {
-                    return Ok(());
+        }
+        self.write_now(seg, buf)
+    }
+
+    /// Writes one record with one `write(2)`, registered in `inflight`.
+    fn write_now(&self, seg: &Segment, buf: &[u8]) -> Fast {
+        seg.inflight.fetch_add(1, Ordering::SeqCst);
+        if seg.closed.load(Ordering::SeqCst) || seg.failing.load(Ordering::SeqCst) {
+            self.leave(seg);
+            return Fast::Closed;
+        }
+        seg.reserved.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        match crate::sys::write_all(&seg.file, buf) {
+            Ok(()) => {
+                seg.fast_bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                seg.fast_records.fetch_add(1, Ordering::Relaxed);
+                if self.cfg.fsync == Fsync::Always {
+                    if let Err(e) = crate::sys::sync_data(&seg.file) {
+                        seg.lock().error = Some(e);
+                        self.kick();
+                    }
                 }
-                if !st.writing {
-                    // The combiner left with records still queued: take over.
-                    st = self.combine(&seg, st, None);
-                    continue;
-                }
-                st.sleepers += 1;
-                st = seg.batch_done.wait(st).unwrap_or_else(|e| e.into_inner());
-                st.sleepers -= 1;
+                self.leave(seg);
+                Fast::Done
+            }
+            Err((e, written)) => {
+                // SeqCst: pairs with the `inflight` increment of writers,
+                // who then take the locked path.
+                seg.failing.store(true, Ordering::SeqCst);
+                seg.reserved
+                    .fetch_sub((buf.len() - written) as u64, Ordering::Relaxed);
+                self.leave(seg);
+                self.failed_write(seg, buf, e, written);
+                Fast::Done
             }
         }
     }
 
-    /// Writes `own` (if any) and the queued records of `seg` in batches, as
-    /// the one writer of the file, with the lock released during each
-    /// `write(2)`. Gives up the role after a few batches, so its own caller
-    /// is not kept waiting by a stream of others; a waiter takes over.
-    fn combine<'a>(
-        &self,
-        seg: &'a Segment,
-        mut st: MutexGuard<'a, SegState>,
-        mut own: Option<&[u8]>,
-    ) -> MutexGuard<'a, SegState> {
-        st.writing = true;
-        let mut kick = false;
-        for _round in 0..8 {
-            if !st.held.is_empty() {
-                // An earlier batch failed: what is queued goes behind the
-                // held records, in order, for the background thread.
-                let buf = std::mem::take(&mut st.pend_buf);
-                let mut start = 0;
-                for end in std::mem::take(&mut st.pend_ends) {
-                    st.held.push_back(buf[start..end].to_vec());
-                    st.held_bytes += end - start;
-                    start = end;
-                }
-                if let Some(r) = own.take() {
-                    st.held.push_back(r.to_vec());
-                    st.held_bytes += r.len();
-                }
-                st.done_gen = st.pend_gen;
-                seg.done_gen.store(st.done_gen, Ordering::Release);
-                st.pend_gen += 1;
-                break;
-            }
-            // The batch: queued records first (they came first), then ours.
-            let (batch, ends): (std::borrow::Cow<'_, [u8]>, Vec<usize>) = if st.pend_ends.is_empty()
-            {
-                match own.take() {
-                    Some(r) => (std::borrow::Cow::Borrowed(r), vec![r.len()]),
-                    None => break,
-                }
-            } else {
-                let mut b = std::mem::take(&mut st.pend_buf);
-                let mut e = std::mem::take(&mut st.pend_ends);
-                if let Some(r) = own.take() {
-                    b.extend_from_slice(r);
-                    e.push(b.len());
-                }
-                (std::borrow::Cow::Owned(b), e)
-            };
-            let generation = st.pend_gen;
-            st.pend_gen += 1;
-            st.inflight_bytes = batch.len() as u64;
-            st.inflight_records = ends.len() as u64;
-            drop(st);
-            let res = crate::sys::write_all(&seg.file, &batch);
-            let synced = match (&res, self.cfg.fsync) {
-                (Ok(()), Fsync::Always) => crate::sys::sync_data(&seg.file),
-                _ => Ok(()),
-            };
-            st = seg.lock();
-            st.inflight_bytes = 0;
-            st.inflight_records = 0;
-            match res {
-                Ok(()) => seg.count(&mut st, &batch, ends.len()),
-                Err((e, written)) => {
-                    // Keep the whole records that reached the file, cut
-                    // off a partial one, hold the rest in order.
-                    let whole = ends.partition_point(|end| *end <= written);
-                    let keep = if whole == 0 { 0 } else { ends[whole - 1] };
-                    let cut = written > keep
-                        && crate::sys::truncate(&seg.file, st.bytes + keep as u64).is_err();
-                    if cut {
-                        // The fragment stays: count it so the length and
-                        // checksum still describe the file.
-                        seg.count(&mut st, &batch[..written], whole);
-                    } else {
-                        seg.count(&mut st, &batch[..keep], whole);
-                    }
-                    let mut start = keep;
-                    for end in &ends[whole..] {
-                        st.held.push_back(batch[start..*end].to_vec());
-                        st.held_bytes += end - start;
-                        start = *end;
-                    }
-                    st.error = Some(e);
-                    kick = true;
-                }
-            }
-            if let Err(e) = synced {
-                st.error = Some(e);
-                kick = true;
-            }
-            st.done_gen = generation;
-            // Release: pairs with the Acquire load of spinning waiters.
-            seg.done_gen.store(generation, Ordering::Release);
-            if st.sleepers > 0 {
-                seg.batch_done.notify_all();
-            }
-            if st.pend_ends.is_empty() {
-                break;
-            }
-        }
-        st.writing = false;
-        // Waiters whose records are still queued: one of them takes over.
-        if st.sleepers > 0 {
-            seg.batch_done.notify_all();
-        }
-        if kick || st.closed {
-            // A failure to report, or a closed segment now ready to seal.
-            drop(st);
+    fn leave(&self, seg: &Segment) {
+        if seg.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && seg.closed.load(Ordering::SeqCst) {
+            // The last write on a closed segment: it can be sealed now.
             self.kick();
+        }
+    }
+
+    /// After a failed write: waits until no other write is under way, cuts
+    /// off the partial record if it is the last thing in the file, and
+    /// holds the record (accepted: `write` returns `Ok`) for the background
+    /// thread to write.
+    fn failed_write(&self, seg: &Segment, buf: &[u8], err: io::Error, written: usize) {
+        let mut st = seg.lock();
+        while !seg.is_quiet() {
+            // Writes under way finish in a system call's time; no new one
+            // starts (`failing` is set).
+            drop(st);
+            std::thread::yield_now();
             st = seg.lock();
         }
-        st
+        let mut err = err;
+        if written > 0 {
+            let kept = written as u64;
+            let at_end = crate::sys::file_info(&seg.file).ok().and_then(|i| {
+                let start = i.len.checked_sub(kept)?;
+                let mut tail = vec![0u8; written];
+                std::os::unix::fs::FileExt::read_exact_at(&seg.file, &mut tail, start).ok()?;
+                (tail == buf[..written]).then_some(start)
+            });
+            match at_end.map(|start| crate::sys::truncate(&seg.file, start)) {
+                Some(Ok(())) => {
+                    seg.reserved.fetch_sub(kept, Ordering::Relaxed);
+                }
+                _ => {
+                    // Another write landed after the fragment (or it could
+                    // not be removed): it stays, counted so the length and
+                    // checksum describe the file, and the error says so.
+                    seg.fast_bytes.fetch_add(kept, Ordering::Relaxed);
+                    err = io::Error::new(
+                        err.kind(),
+                        format!("{err}; {written} bytes of the failed record remain in the file"),
+                    );
+                }
+            }
+        }
+        st.accepted += 1;
+        st.accepted_bytes += buf.len() as u64;
+        st.held.push_back(buf.to_vec());
+        st.held_bytes += buf.len();
+        st.error = Some(err);
+        drop(st);
+        self.kick();
     }
 
     fn write_buffered(&self, buf: &[u8]) -> Result<(), Error> {
@@ -904,9 +901,10 @@ impl Shared {
             if i + 1 == n && current_retired {
                 continue;
             }
-            records += st.accepted;
-            bytes += st.accepted_bytes;
-            written += st.records;
+            let fast = seg.fast_records.load(Ordering::Relaxed);
+            records += st.accepted + fast;
+            bytes += st.accepted_bytes + seg.fast_bytes.load(Ordering::Relaxed);
+            written += st.records + fast;
             held += st.held.len() as u64;
             held_bytes += st.held_bytes as u64;
         }

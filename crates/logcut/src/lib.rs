@@ -94,7 +94,8 @@ are durable; the unsynced tail of the active segment may be lost. Use
 time.
 
 **A full disk (or EFBIG, EIO).** A write that fails part way is cut off
-again, so no partial record stays in a file. The record and every record
+again, so no partial record stays in a file (for the one exception, see
+Known problems). The record and every record
 after it are held in memory in order, retried with exponential backoff
 ([`backoff`](AppenderBuilder::backoff)), and written when the cause goes
 away; the error reaches the [`ErrorHandler`] and the stats. If the next
@@ -135,12 +136,12 @@ and an existing file is never overwritten.
 
 # Known problems
 
-- Direct mode lets one thread at a time write to a segment (that is what
-  keeps a record whole and lets a failed write be cut off); threads that
-  arrive meanwhile hand their records to it and wait (group commit). With
-  2 to 4 threads on a 2-core machine this reaches about 60 % of the
-  throughput of unsynchronised writes to one file: the waiting costs thread
-  wake-ups. Buffered mode does not have this cost.
+- In Direct mode, writers do not lock each other out: each record is one
+  `write(2)` with `O_APPEND`. If a write fails part way (disk full) while
+  another thread's write lands right after it, the fragment cannot be cut
+  off: it stays in the file, counted, and the error reported says so. With
+  one writer, or when the fragment is last (the usual case: the writes
+  after it fail too), it is removed.
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
 - One process per log: several processes appending to one log, and

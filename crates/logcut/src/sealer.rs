@@ -8,7 +8,8 @@
 //! appends their entries in one write, and retires them.
 
 use std::{
-    sync::{Arc, mpsc},
+    io::Read,
+    sync::{Arc, atomic::Ordering, mpsc},
     time::{Duration, Instant},
 };
 
@@ -112,14 +113,9 @@ impl Sealer {
         let sh = Arc::clone(&self.sh);
         if sh.cfg.fsync != Fsync::Never {
             for seg in backlog.iter() {
-                let mut st = seg.lock();
-                if st.dirty {
-                    st.dirty = false;
-                    if let Err(e) = crate::sys::sync_data(&seg.file) {
-                        let name = st.sealed_name.clone().unwrap_or_default();
-                        drop(st);
-                        sh.report(Error::io("sync segment", sh.dir.join(&name), e));
-                    }
+                if let Err(e) = crate::sys::sync_data(&seg.file) {
+                    let name = seg.lock().sealed_name.clone().unwrap_or_default();
+                    sh.report(Error::io("sync segment", sh.dir.join(&name), e));
                 }
             }
             // The sealed names must be durable before the manifest says so.
@@ -132,19 +128,41 @@ impl Sealer {
         let mut entries = Vec::with_capacity(backlog.len());
         for seg in backlog.iter() {
             let st = seg.lock();
+            let name = st.sealed_name.clone().unwrap_or_default();
+            let records = seg.records(&st);
+            let counted = st.bytes + seg.fast_bytes.load(Ordering::Relaxed);
+            // The checksum of what is in the file: no write is under way
+            // (the segment is closed and quiet).
+            let (crc32, bytes) = match logcut_format::checksum_reader(ReadAt(&seg.file, 0)) {
+                Ok(x) => x,
+                Err(e) => {
+                    drop(st);
+                    sh.report(Error::io("checksum segment", sh.dir.join(&name), e));
+                    return false;
+                }
+            };
+            if bytes != counted {
+                sh.report(Error::io(
+                    "seal",
+                    sh.dir.join(&name),
+                    std::io::Error::other(format!(
+                        "the file holds {bytes} bytes, {counted} were counted"
+                    )),
+                ));
+            }
             entries.push(Entry::Seal(Seal {
                 seq: seg.seq,
-                file: st.sealed_name.clone().unwrap_or_default(),
+                file: name,
                 session: sh.session.clone(),
                 start: st.start,
                 end: now,
                 first: Some(first),
-                records: Some(st.records),
-                bytes: st.bytes,
-                crc32: st.crc.clone().finalize(),
+                records: Some(records),
+                bytes,
+                crc32,
                 reason: st.reason.clone().unwrap_or(SealReason::Manual),
             }));
-            first += st.records;
+            first += records;
         }
         if let Err(e) = self.journal.append(&entries) {
             Counters::add(&sh.counters.write_failures, 1);
@@ -156,7 +174,12 @@ impl Sealer {
         for seg in backlog.iter() {
             let mut st = seg.lock();
             st.retired = true;
-            totals.push((st.accepted, st.accepted_bytes, st.records));
+            let fast = seg.fast_records.load(Ordering::Relaxed);
+            totals.push((
+                st.accepted + fast,
+                st.accepted_bytes + seg.fast_bytes.load(Ordering::Relaxed),
+                st.records + fast,
+            ));
         }
         let c = &sh.counters;
         let mut q = sh.lock_inbox();
@@ -232,5 +255,17 @@ impl Sealer {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Reads a file from an offset with `pread`, whatever its open mode's
+/// position (segments are open for appending).
+struct ReadAt<'a>(&'a std::fs::File, u64);
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.0, buf, self.1)?;
+        self.1 += n as u64;
+        Ok(n)
     }
 }

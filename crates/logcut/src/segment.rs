@@ -1,21 +1,23 @@
 //! A segment: one log file and the accounting of the records in it.
 //!
-//! Direct-mode writers append to a segment by group commit: the first
-//! writer to arrive becomes the combiner and writes its record; writers who
-//! arrive while it is in `write(2)` queue their records under the segment's
-//! lock and wait; the combiner then writes the whole queue in one call, in
-//! queue order, and wakes them. One writer at a time per file means each
-//! record reaches the file whole and in order, the checksum and counts are
-//! kept exactly, and with several threads there are fewer system calls than
-//! records. When a write fails, the partial bytes are cut off again and the
-//! records are held in memory, in order, until the background thread
-//! writes them (see `drain_held`).
+//! Direct-mode writers append to a segment without a lock: each record is
+//! one `write(2)` on a file opened with `O_APPEND`, which the kernel places
+//! whole at the end of the file, never interleaved with another. Around it,
+//! a writer registers in `inflight`, so that whoever closes the segment can
+//! wait until every write on it has finished before sealing it, and counts
+//! the record in atomics. A write that fails moves the segment to the
+//! locked path: the partial bytes are cut off again and the records are
+//! held in memory, in order, until the background thread writes them (see
+//! `drain_held`).
 
 use std::{
     collections::VecDeque,
     fs::File,
     io,
-    sync::{Condvar, Mutex, MutexGuard},
+    sync::{
+        Condvar, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    },
 };
 
 use jiff::Timestamp;
@@ -34,12 +36,28 @@ pub(crate) struct Segment {
     pub(crate) state: Mutex<SegState>,
     /// Writers waiting for held records to drain wait here.
     pub(crate) space: Condvar,
-    /// Writers waiting for the combiner to write their batch wait here.
-    pub(crate) batch_done: Condvar,
-    /// A copy of `SegState::done_gen`, for waiters to spin on without the
-    /// lock. Stored with `Release` after the batch's bookkeeping, under the
-    /// lock; loaded with `Acquire` by a spinning waiter, which then returns.
-    pub(crate) done_gen: std::sync::atomic::AtomicU64,
+    /// Direct writes under way. Incremented (`SeqCst`) before a writer
+    /// checks `closed` and `failing`, decremented (`SeqCst`) after its
+    /// write; pairs with the `SeqCst` stores of those flags, so that a
+    /// closer or a failing writer that then reads zero knows no write is
+    /// under way or will start.
+    pub(crate) inflight: AtomicU64,
+    /// Mirror of `SegState::closed` for the lock-free path.
+    pub(crate) closed: AtomicBool,
+    /// Writes are failing (records are held): writers take the locked path.
+    pub(crate) failing: AtomicBool,
+    /// A cut is pending without a next segment: skip the size check.
+    pub(crate) overshoot: AtomicBool,
+    /// Bytes reserved by Direct writes (done or under way), for the size
+    /// check; `Relaxed`: a count read on its own.
+    pub(crate) reserved: AtomicU64,
+    /// Bytes and records written by Direct writes; `Relaxed` counts, read
+    /// after `inflight` is seen at zero (which orders them).
+    pub(crate) fast_bytes: AtomicU64,
+    pub(crate) fast_records: AtomicU64,
+    /// Mirror of `SegState::deadline` in milliseconds (`i64::MAX`: none);
+    /// `Relaxed`: a stale value only delays the check to the locked path.
+    pub(crate) deadline_ms: AtomicI64,
 }
 
 /// A segment's mutable state, behind its lock.
@@ -53,7 +71,6 @@ pub(crate) struct SegState {
     /// Records and bytes accepted into this segment: in the file, or held.
     pub(crate) accepted: u64,
     pub(crate) accepted_bytes: u64,
-    pub(crate) crc: crc32fast::Hasher,
     /// No more records go here; writers move on to the current segment.
     pub(crate) closed: bool,
     pub(crate) reason: Option<SealReason>,
@@ -71,46 +88,43 @@ pub(crate) struct SegState {
     /// The sealed name it was linked (or renamed) to, before its successor
     /// took the active path: a retry after a failed rename reuses it.
     pub(crate) linked_name: Option<String>,
-    /// A combiner is writing a batch, outside the lock.
-    pub(crate) writing: bool,
-    /// Bytes and records of that batch.
-    pub(crate) inflight_bytes: u64,
-    pub(crate) inflight_records: u64,
-    /// Records queued for the next batch, and where each ends.
-    pub(crate) pend_buf: Vec<u8>,
-    pub(crate) pend_ends: Vec<usize>,
-    /// The number of the batch being queued, and of the last one done.
-    pub(crate) pend_gen: u64,
-    pub(crate) done_gen: u64,
-    /// Writers asleep on `batch_done` (notify only when there are some:
-    /// a notification is a system call).
-    pub(crate) sleepers: u32,
     /// Handed to the sealer thread.
     pub(crate) handed: bool,
     /// Recorded in the manifest; its counts are in the appender's totals.
     pub(crate) retired: bool,
 }
 
-impl SegState {
-    /// Bytes in the file, being written, and queued: where the next record
-    /// would end up.
-    pub(crate) fn planned_bytes(&self) -> u64 {
-        self.bytes + self.inflight_bytes + self.pend_buf.len() as u64
-    }
-
-    /// Records in the file, being written, and queued.
-    pub(crate) fn planned_records(&self) -> u64 {
-        self.records + self.inflight_records + self.pend_ends.len() as u64
-    }
-
-    /// Returns true if and only if no write to the file is under way or
-    /// queued: the segment can be sealed once closed.
-    pub(crate) fn is_quiet(&self) -> bool {
-        !self.writing && self.pend_ends.is_empty()
-    }
-}
-
 impl Segment {
+    /// Bytes in the file or on their way: where the next record would end.
+    pub(crate) fn planned_bytes(&self, st: &SegState) -> u64 {
+        st.bytes + self.reserved.load(Ordering::Relaxed)
+    }
+
+    /// Whether the segment holds (or is about to hold) any record.
+    pub(crate) fn has_records(&self, st: &SegState) -> bool {
+        st.records > 0
+            || !st.held.is_empty()
+            || self.reserved.load(Ordering::Relaxed) > 0
+            || self.fast_records.load(Ordering::Relaxed) > 0
+    }
+
+    /// Records written to the file, by either path.
+    pub(crate) fn records(&self, st: &SegState) -> u64 {
+        st.records + self.fast_records.load(Ordering::Relaxed)
+    }
+
+    /// Returns true if and only if no Direct write is under way.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.inflight.load(Ordering::SeqCst) == 0
+    }
+
+    /// Sets the time boundary, and its lock-free mirror.
+    pub(crate) fn set_deadline(&self, st: &mut SegState, deadline: Option<Timestamp>) {
+        st.deadline = deadline;
+        let ms = deadline.map_or(i64::MAX, |d| d.as_millisecond());
+        self.deadline_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub(crate) fn new(
         seq: u64,
         prep_name: String,
@@ -130,7 +144,6 @@ impl Segment {
                 records: 0,
                 accepted: 0,
                 accepted_bytes: 0,
-                crc: crc32fast::Hasher::new(),
                 closed: false,
                 reason: None,
                 cut_pending: None,
@@ -140,20 +153,18 @@ impl Segment {
                 dirty: false,
                 sealed_name: None,
                 linked_name: None,
-                writing: false,
-                inflight_bytes: 0,
-                inflight_records: 0,
-                pend_buf: Vec::new(),
-                pend_ends: Vec::new(),
-                pend_gen: 1,
-                done_gen: 0,
-                sleepers: 0,
                 handed: false,
                 retired: false,
             }),
             space: Condvar::new(),
-            batch_done: Condvar::new(),
-            done_gen: std::sync::atomic::AtomicU64::new(0),
+            inflight: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            overshoot: AtomicBool::new(false),
+            reserved: AtomicU64::new(0),
+            fast_bytes: AtomicU64::new(0),
+            fast_records: AtomicU64::new(0),
+            deadline_ms: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -192,7 +203,12 @@ impl Segment {
         let whole = ends.partition_point(|e| *e <= written);
         let keep = if whole == 0 { 0 } else { ends[whole - 1] };
         if written > keep {
-            if let Err(te) = sys::truncate(&self.file, st.bytes + keep as u64) {
+            // Where the file ended before this write: this path only runs
+            // with no other write under way (the Buffered writer thread, or
+            // a drain while Direct writers are held off), so the counts are
+            // exact.
+            let before = st.bytes + self.fast_bytes.load(Ordering::Relaxed);
+            if let Err(te) = sys::truncate(&self.file, before + keep as u64) {
                 // The partial record could not be removed. Count its bytes
                 // so that length and checksum still describe the file; the
                 // record is written again whole after the fragment, and the
@@ -214,7 +230,6 @@ impl Segment {
     pub(crate) fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
         st.bytes += bytes.len() as u64;
         st.records += records as u64;
-        st.crc.update(bytes);
         st.dirty = true;
     }
 

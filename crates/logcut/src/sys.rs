@@ -83,7 +83,7 @@ impl Dir {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::WRONLY
+            OFlags::RDWR
                 | OFlags::CREATE
                 | OFlags::EXCL
                 | OFlags::APPEND

@@ -292,7 +292,7 @@ impl Worker {
         let current = sh.current.load_full();
         {
             let st = current.lock();
-            if st.records > 0 {
+            if current.has_records(&st) {
                 consider(st.deadline);
             }
         }
@@ -390,7 +390,7 @@ impl Worker {
             let seg = self.sh.current.load_full();
             let mut st = seg.lock();
             // A time boundary that passed before this batch: cut first.
-            if st.cut_pending.is_none() && self.sh.time_cut_due(&mut st, now) {
+            if st.cut_pending.is_none() && self.sh.time_cut_due(&seg, &mut st, now) {
                 if self.sh.try_swap(&seg, &mut st, SealReason::Time) {
                     drop(st);
                     self.after_swap();
@@ -657,7 +657,7 @@ impl Worker {
         let cur = self.sh.current.load_full();
         {
             let st = cur.lock();
-            if st.planned_records() == 0 && st.held.is_empty() {
+            if !cur.has_records(&st) {
                 return Ok(());
             }
         }
@@ -716,7 +716,7 @@ impl Worker {
             Some(r) => Some(r),
             None => self
                 .sh
-                .time_cut_due(&mut st, now)
+                .time_cut_due(&cur, &mut st, now)
                 .then_some(SealReason::Time),
         };
         let Some(reason) = reason else { return };
@@ -753,10 +753,16 @@ impl Worker {
             let mut st = seg.lock();
             // While a combiner writes, the file is its; it moves anything
             // queued behind the held records and leaves.
-            if st.held.is_empty() || st.writing {
+            if st.held.is_empty() || !seg.is_quiet() {
                 continue;
             }
             let res = seg.drain_held(&mut st);
+            if res.is_ok() {
+                // Everything held is written: writers may take the
+                // lock-free path again (they were waiting on this lock).
+                seg.failing
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            }
             drop(st);
             seg.space.notify_all();
             match res {
@@ -780,7 +786,7 @@ impl Worker {
             if st.handed {
                 continue;
             }
-            if st.sealed_name.is_none() || !st.held.is_empty() || !st.closed || !st.is_quiet() {
+            if st.sealed_name.is_none() || !st.held.is_empty() || !st.closed || !seg.is_quiet() {
                 break;
             }
             st.handed = true;
@@ -877,19 +883,10 @@ impl Worker {
         // kernel.
         let quiet_deadline = deadline.max(Instant::now() + Duration::from_secs(1));
         for seg in self.live() {
-            let mut st = seg.lock();
-            while !st.is_quiet() {
-                let left = quiet_deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                st.sleepers += 1;
-                st = seg
-                    .batch_done
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-                st.sleepers -= 1;
+            // A write under way ends within a system call; no new one
+            // starts on a closed segment.
+            while !seg.is_quiet() && Instant::now() < quiet_deadline {
+                std::thread::yield_now();
             }
         }
         // Whatever is still held could not be written in time: lost.
@@ -927,7 +924,8 @@ impl Worker {
         let all_promoted = self.all_promoted();
         let (records, accepted) = {
             let st = cur.lock();
-            (st.records, st.accepted)
+            let fast = cur.fast_records.load(std::sync::atomic::Ordering::Relaxed);
+            (st.records + fast, st.accepted + fast)
         };
         if all_promoted {
             if records == 0 {

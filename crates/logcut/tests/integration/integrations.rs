@@ -130,7 +130,9 @@ fn stats_are_published_through_the_metrics_facade() {
         sync::{Arc, Mutex, atomic::AtomicU64},
     };
 
-    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
 
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>);
@@ -141,10 +143,19 @@ fn stats_are_published_through_the_metrics_facade() {
         fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
         fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
             // Only this test's log: other tests' appenders publish too.
-            if !key.labels().any(|l| l.key() == "log" && l.value() == "metricslog") {
+            if !key
+                .labels()
+                .any(|l| l.key() == "log" && l.value() == "metricslog")
+            {
                 return Counter::noop();
             }
-            let cell = self.0.lock().unwrap().entry(key.name().to_string()).or_default().clone();
+            let cell = self
+                .0
+                .lock()
+                .unwrap()
+                .entry(key.name().to_string())
+                .or_default()
+                .clone();
             Counter::from_arc(cell)
         }
         fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
@@ -158,13 +169,25 @@ fn stats_are_published_through_the_metrics_facade() {
     let capture = Capture::default();
     metrics::set_global_recorder(capture.clone()).unwrap();
     let dir = TempDir::new("metrics");
-    let a = logcut::Appender::builder().dir(dir.path()).name("metricslog").max_size(100).build().unwrap();
+    let a = logcut::Appender::builder()
+        .dir(dir.path())
+        .name("metricslog")
+        .max_size(100)
+        .build()
+        .unwrap();
     for i in 0..10 {
         a.write_record(&record(0, i, 50)).unwrap();
         a.tick().unwrap();
     }
     a.shutdown().unwrap();
-    let get = |name: &str| capture.0.lock().unwrap().get(name).map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    let get = |name: &str| {
+        capture
+            .0
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
     assert_eq!(get("logcut_records_total"), Some(10));
     assert_eq!(get("logcut_bytes_total"), Some(500));
     assert_eq!(get("logcut_records_written_total"), Some(10));
