@@ -142,6 +142,9 @@ and an existing file is never overwritten.
   off: it stays in the file, counted, and the error reported says so. With
   one writer, or when the fragment is last (the usual case: the writes
   after it fail too), it is removed.
+- Direct mode relies on `write(2)` with `O_APPEND` to a local file being
+  atomic between threads, as it is on Linux's local file systems; on NFS
+  it is not.
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
 - One process per log: several processes appending to one log, and
