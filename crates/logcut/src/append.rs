@@ -5,13 +5,13 @@
 //!
 //! In [`Mode::Direct`] the writing thread loads the current segment (one
 //! `ArcSwap` load, no lock), checks the size limit and time boundary on
-//! atomics, registers in the segment's `inflight` count and writes the
+//! atomics, registers in the segment's in-flight count and writes the
 //! record with one `write(2)` (`O_APPEND`: the kernel places it whole at
 //! the end of the file). When a cut is due, it takes the segment's lock and
 //! installs the segment the background thread prepared: it stores it as the
 //! current one (the swap) and marks the old one closed. A writer that had
 //! loaded the old segment sees it closed after registering and moves on to
-//! the new one; the old segment is sealed only once its `inflight` count is
+//! the new one; the old segment is sealed only once its in-flight count is
 //! zero, so no record is written to a segment after it was sealed.
 //! Renaming, syncing and recording the old segment happen later on the
 //! background threads.
@@ -47,7 +47,7 @@ use crate::{
     builder::{Config, Fsync},
     journal::Journal,
     recovery,
-    segment::{SegState, Segment},
+    segment::{INFLIGHT, RECORD, SegState, Segment},
     stats::{Counters, FallbackState},
     sys::Dir,
     worker::Worker,
@@ -583,7 +583,7 @@ impl Shared {
         }
         self.current.store(new);
         st.closed = true;
-        // SeqCst: pairs with the writers' `inflight` increment (see Segment).
+        // SeqCst: pairs with the writers' `flight` increment (see Segment).
         old.closed.store(true, Ordering::SeqCst);
         old.overshoot.store(false, Ordering::Relaxed);
         st.reason = Some(reason);
@@ -691,43 +691,47 @@ impl Shared {
         self.write_now(seg, buf)
     }
 
-    /// Writes one record with one `write(2)`, registered in `inflight`.
+    /// Writes one record with one `write(2)`, registered in `flight`.
     fn write_now(&self, seg: &Segment, buf: &[u8]) -> Fast {
-        seg.inflight.fetch_add(1, Ordering::SeqCst);
+        seg.flight.fetch_add(1, Ordering::SeqCst);
         if seg.closed.load(Ordering::SeqCst) || seg.failing.load(Ordering::SeqCst) {
-            self.leave(seg);
+            self.leave(seg, false);
             return Fast::Closed;
         }
         seg.reserved.fetch_add(buf.len() as u64, Ordering::Relaxed);
         match crate::sys::write_all(&seg.file, buf) {
             Ok(()) => {
-                seg.fast_bytes
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-                seg.fast_records.fetch_add(1, Ordering::Relaxed);
                 if self.cfg.fsync == Fsync::Always {
                     if let Err(e) = crate::sys::sync_data(&seg.file) {
                         seg.lock().error = Some(e);
                         self.kick();
                     }
                 }
-                self.leave(seg);
+                self.leave(seg, true);
                 Fast::Done
             }
             Err((e, written)) => {
-                // SeqCst: pairs with the `inflight` increment of writers,
-                // who then take the locked path.
+                // SeqCst: pairs with the `flight` increment of writers, who
+                // then take the locked path.
                 seg.failing.store(true, Ordering::SeqCst);
                 seg.reserved
                     .fetch_sub((buf.len() - written) as u64, Ordering::Relaxed);
-                self.leave(seg);
+                self.leave(seg, false);
                 self.failed_write(seg, buf, e, written);
                 Fast::Done
             }
         }
     }
 
-    fn leave(&self, seg: &Segment) {
-        if seg.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && seg.closed.load(Ordering::SeqCst) {
+    /// Ends a write registered in `flight`, counting its record if it was
+    /// written.
+    fn leave(&self, seg: &Segment, written: bool) {
+        let prev = if written {
+            seg.flight.fetch_add(RECORD - 1, Ordering::SeqCst)
+        } else {
+            seg.flight.fetch_sub(1, Ordering::SeqCst)
+        };
+        if prev & INFLIGHT == 1 && seg.closed.load(Ordering::SeqCst) {
             // The last write on a closed segment: it can be sealed now.
             self.kick();
         }
@@ -761,9 +765,9 @@ impl Shared {
                 }
                 _ => {
                     // Another write landed after the fragment (or it could
-                    // not be removed): it stays, counted so the length and
-                    // checksum describe the file, and the error says so.
-                    seg.fast_bytes.fetch_add(kept, Ordering::Relaxed);
+                    // not be removed): it stays, counted (in `reserved`) so
+                    // the length and checksum describe the file, and the
+                    // error says so.
                     err = io::Error::new(
                         err.kind(),
                         format!("{err}; {written} bytes of the failed record remain in the file"),
@@ -901,9 +905,9 @@ impl Shared {
             if i + 1 == n && current_retired {
                 continue;
             }
-            let fast = seg.fast_records.load(Ordering::Relaxed);
+            let fast = seg.fast_records();
             records += st.accepted + fast;
-            bytes += st.accepted_bytes + seg.fast_bytes.load(Ordering::Relaxed);
+            bytes += st.accepted_bytes + seg.fast_bytes();
             written += st.records + fast;
             held += st.held.len() as u64;
             held_bytes += st.held_bytes as u64;

@@ -9,7 +9,7 @@
 
 use std::{
     io::Read,
-    sync::{Arc, atomic::Ordering, mpsc},
+    sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
 
@@ -130,7 +130,7 @@ impl Sealer {
             let st = seg.lock();
             let name = st.sealed_name.clone().unwrap_or_default();
             let records = seg.records(&st);
-            let counted = st.bytes + seg.fast_bytes.load(Ordering::Relaxed);
+            let counted = st.bytes + seg.fast_bytes();
             // The checksum of what is in the file: no write is under way
             // (the segment is closed and quiet).
             let (crc32, bytes) = match logcut_format::checksum_reader(ReadAt(&seg.file, 0)) {
@@ -174,10 +174,10 @@ impl Sealer {
         for seg in backlog.iter() {
             let mut st = seg.lock();
             st.retired = true;
-            let fast = seg.fast_records.load(Ordering::Relaxed);
+            let fast = seg.fast_records();
             totals.push((
                 st.accepted + fast,
-                st.accepted_bytes + seg.fast_bytes.load(Ordering::Relaxed),
+                st.accepted_bytes + seg.fast_bytes(),
                 st.records + fast,
             ));
         }

@@ -3,7 +3,7 @@
 //! Direct-mode writers append to a segment without a lock: each record is
 //! one `write(2)` on a file opened with `O_APPEND`, which the kernel places
 //! whole at the end of the file, never interleaved with another. Around it,
-//! a writer registers in `inflight`, so that whoever closes the segment can
+//! a writer registers in `flight`, so that whoever closes the segment can
 //! wait until every write on it has finished before sealing it, and counts
 //! the record in atomics. A write that fails moves the segment to the
 //! locked path: the partial bytes are cut off again and the records are
@@ -25,6 +25,13 @@ use logcut_format::manifest::SealReason;
 
 use crate::sys::{self, FileInfo};
 
+/// Where the record count starts in `Segment::flight`.
+pub(crate) const RECORD_SHIFT: u32 = 24;
+/// One record written, in `Segment::flight`.
+pub(crate) const RECORD: u64 = 1 << RECORD_SHIFT;
+/// The mask of writes under way, in `Segment::flight`.
+pub(crate) const INFLIGHT: u64 = RECORD - 1;
+
 /// One log file.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -36,25 +43,25 @@ pub(crate) struct Segment {
     pub(crate) state: Mutex<SegState>,
     /// Writers waiting for held records to drain wait here.
     pub(crate) space: Condvar,
-    /// Direct writes under way. Incremented (`SeqCst`) before a writer
-    /// checks `closed` and `failing`, decremented (`SeqCst`) after its
-    /// write; pairs with the `SeqCst` stores of those flags, so that a
-    /// closer or a failing writer that then reads zero knows no write is
-    /// under way or will start.
-    pub(crate) inflight: AtomicU64,
+    /// Direct writes under way (the low 24 bits) and records written by
+    /// them (the bits above), in one word so a write costs two atomic
+    /// operations: +1 when it starts, +`RECORD`-1 when it is done. The
+    /// increment is `SeqCst` and comes before the writer checks `closed`
+    /// and `failing`; it pairs with the `SeqCst` stores of those flags, so
+    /// that a closer or a failing writer that then sees no write under way
+    /// knows none will start.
+    pub(crate) flight: AtomicU64,
     /// Mirror of `SegState::closed` for the lock-free path.
     pub(crate) closed: AtomicBool,
     /// Writes are failing (records are held): writers take the locked path.
     pub(crate) failing: AtomicBool,
     /// A cut is pending without a next segment: skip the size check.
     pub(crate) overshoot: AtomicBool,
-    /// Bytes reserved by Direct writes (done or under way), for the size
-    /// check; `Relaxed`: a count read on its own.
+    /// Bytes of Direct writes, done or under way: the size check while
+    /// writes run, the exact count of their bytes in the file once none
+    /// runs (a failed write takes back what did not reach the file).
+    /// `Relaxed`: a count, ordered by `flight` where it must be exact.
     pub(crate) reserved: AtomicU64,
-    /// Bytes and records written by Direct writes; `Relaxed` counts, read
-    /// after `inflight` is seen at zero (which orders them).
-    pub(crate) fast_bytes: AtomicU64,
-    pub(crate) fast_records: AtomicU64,
     /// Mirror of `SegState::deadline` in milliseconds (`i64::MAX`: none);
     /// `Relaxed`: a stale value only delays the check to the locked path.
     pub(crate) deadline_ms: AtomicI64,
@@ -105,17 +112,27 @@ impl Segment {
         st.records > 0
             || !st.held.is_empty()
             || self.reserved.load(Ordering::Relaxed) > 0
-            || self.fast_records.load(Ordering::Relaxed) > 0
+            || self.fast_records() > 0
     }
 
     /// Records written to the file, by either path.
     pub(crate) fn records(&self, st: &SegState) -> u64 {
-        st.records + self.fast_records.load(Ordering::Relaxed)
+        st.records + self.fast_records()
     }
 
     /// Returns true if and only if no Direct write is under way.
     pub(crate) fn is_quiet(&self) -> bool {
-        self.inflight.load(Ordering::SeqCst) == 0
+        self.flight.load(Ordering::SeqCst) & INFLIGHT == 0
+    }
+
+    /// Records written by Direct writes.
+    pub(crate) fn fast_records(&self) -> u64 {
+        self.flight.load(Ordering::Relaxed) >> RECORD_SHIFT
+    }
+
+    /// Bytes written by Direct writes (exact when none is under way).
+    pub(crate) fn fast_bytes(&self) -> u64 {
+        self.reserved.load(Ordering::Relaxed)
     }
 
     /// Sets the time boundary, and its lock-free mirror.
@@ -157,13 +174,11 @@ impl Segment {
                 retired: false,
             }),
             space: Condvar::new(),
-            inflight: AtomicU64::new(0),
+            flight: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             overshoot: AtomicBool::new(false),
             reserved: AtomicU64::new(0),
-            fast_bytes: AtomicU64::new(0),
-            fast_records: AtomicU64::new(0),
             deadline_ms: AtomicI64::new(i64::MAX),
         })
     }
@@ -207,7 +222,7 @@ impl Segment {
             // with no other write under way (the Buffered writer thread, or
             // a drain while Direct writers are held off), so the counts are
             // exact.
-            let before = st.bytes + self.fast_bytes.load(Ordering::Relaxed);
+            let before = st.bytes + self.reserved.load(Ordering::Relaxed);
             if let Err(te) = sys::truncate(&self.file, before + keep as u64) {
                 // The partial record could not be removed. Count its bytes
                 // so that length and checksum still describe the file; the

@@ -924,7 +924,7 @@ impl Worker {
         let all_promoted = self.all_promoted();
         let (records, accepted) = {
             let st = cur.lock();
-            let fast = cur.fast_records.load(std::sync::atomic::Ordering::Relaxed);
+            let fast = cur.fast_records();
             (st.records + fast, st.accepted + fast)
         };
         if all_promoted {
