@@ -108,10 +108,11 @@ ready.
 **Size limit.** A cut happens before the record that would take a segment
 past [`max_size`](AppenderBuilder::max_size); a record larger than the limit
 gets a segment of its own, never split. In Buffered mode this is exact. In
-Direct mode it is exact while a prepared segment is ready (four are kept
-ready). When writers cut faster than the background thread creates files,
-or creation fails, the segment overshoots: it keeps receiving records until
-a prepared segment is ready, that is for as long as one file creation takes
+Direct mode, writers check the limit without a lock, so a segment may end
+up to one record per concurrently writing thread past the limit; and when
+writers cut faster than the background thread prepares files (four are
+kept ready), or creation fails, the segment keeps receiving records until a
+prepared segment is ready, that is for as long as one file creation takes
 (or, while creation fails, until it succeeds again).
 
 **Time cuts** happen at the first write at or after the boundary, or from
