@@ -279,3 +279,67 @@ fn empty_rotate_does_nothing_and_restart_continues_numbering() {
     assert_eq!(read_log(dir.path(), "app"), b"1\n2\n3\n");
     assert_eq!(verify_ok(dir.path()).logs[0].sessions, 2);
 }
+
+#[test]
+fn a_symlink_at_the_sealed_name_is_neither_followed_nor_replaced() {
+    let dir = TempDir::new("sealedlink");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    let logdir = dir.join("logs");
+    std::fs::create_dir_all(&logdir).unwrap();
+    // With a manual clock the first sealed name is known in advance.
+    let planted = logdir.join("app.2026-11-24T10-00-00.000Z.000001.log");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let clock = logcut::ManualClock::new("2026-11-24T10:00:00Z".parse().unwrap());
+    let a = Appender::builder()
+        .dir(&logdir)
+        .clock(clock)
+        .build()
+        .unwrap();
+    a.write_record(b"record\n").unwrap();
+    a.rotate().unwrap();
+    a.shutdown().unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    assert!(
+        std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let seals = sealed(&logdir, "app");
+    assert_eq!(seals[0].file, "app.2026-11-24T10-00-00.000Z.000001-1.log");
+    assert_eq!(read_log(&logdir, "app"), b"record\n");
+    // verify reports the planted file (named like a segment, not recorded).
+    let report = logcut::verify(&logdir).unwrap();
+    let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [logcut::ProblemKind::Unrecorded], "{report}");
+}
+
+#[test]
+fn every_fsync_policy_writes_everything() {
+    use logcut::Fsync;
+    for fsync in [
+        Fsync::Never,
+        Fsync::AtSeal,
+        Fsync::Always,
+        Fsync::Every(std::time::Duration::from_millis(1)),
+    ] {
+        for mode in [Mode::Direct, Mode::Buffered] {
+            let dir = TempDir::new("fsync");
+            let a = Appender::builder()
+                .dir(dir.path())
+                .max_size(1000)
+                .mode(mode)
+                .fsync(fsync)
+                .build()
+                .unwrap();
+            for i in 0..100 {
+                a.write_record(&record(0, i, 50)).unwrap();
+            }
+            a.shutdown().unwrap();
+            assert_eq!(verify_ok(dir.path()).records(), 100, "{fsync:?} {mode:?}");
+            check_records(&read_log(dir.path(), "app"), 50);
+        }
+    }
+}
