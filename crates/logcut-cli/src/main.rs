@@ -1,0 +1,81 @@
+//! `logcut`: a zero-loss pipe logger for any program's output, and the
+//! tools to read and check logcut's logs.
+//!
+//! Exit status: 0 on success, 1 on a runtime failure (or, for `verify`, a
+//! problem found), 2 on a usage error.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod read;
+mod write;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Rotate logs by size, by time or on demand, without losing a line; read
+/// and verify them.
+#[derive(Debug, Parser)]
+#[command(name = "logcut", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read standard input; write each line as one record to a rotating log.
+    Write(write::WriteArgs),
+    /// Check a log directory: every segment present, sizes and checksums
+    /// match, counts add up. Exits 1 if anything is wrong.
+    Verify {
+        /// The log directory.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every record of a log, oldest first, across sealed and active
+    /// segments.
+    Cat {
+        /// The log directory.
+        dir: PathBuf,
+        /// The log's name.
+        #[arg(long, default_value = "app")]
+        name: String,
+    },
+    /// Show a log directory's segments, sizes, records and losses.
+    Status {
+        /// The log directory.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Write(args) => write::run(args),
+        Command::Verify { dir, json } => read::verify(&dir, json),
+        Command::Cat { dir, name } => read::cat(&dir, &name),
+        Command::Status { dir } => read::status(&dir),
+    };
+    match res {
+        Ok(code) => code,
+        Err(err) => {
+            // A reader that went away (`logcut cat ... | head`) is not an
+            // error.
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            if std::env::var_os("RUST_BACKTRACE").is_some() {
+                eprintln!("logcut: {err:?}");
+            } else {
+                eprintln!("logcut: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `verify`, `cat` and `status`: they read the on-disk format only.
+
+use std::{
+    fmt::Write as _,
+    io::{self, Write},
+    path::Path,
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result};
+use logcut_format::{Report, segments, verify as check};
+
+pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
+    let report = check(dir).with_context(|| format!("cannot verify {}", dir.display()))?;
+    let mut out = io::stdout().lock();
+    if json {
+        writeln!(out, "{}", to_json(&report))?;
+    } else {
+        writeln!(out, "{report}")?;
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) fn cat(dir: &Path, name: &str) -> Result<ExitCode> {
+    let segs = segments(dir, name)
+        .with_context(|| format!("cannot list the segments of {name} in {}", dir.display()))?;
+    let mut out = io::stdout().lock();
+    for seg in segs {
+        let mut f = logcut_format::open_nofollow(&seg.path)
+            .with_context(|| format!("cannot open {}", seg.path.display()))?;
+        io::copy(&mut f, &mut out)
+            .with_context(|| format!("cannot copy {}", seg.path.display()))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
+    let report = check(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut out = io::stdout().lock();
+    if report.logs.is_empty() {
+        writeln!(out, "{}: no logcut log here", dir.display())?;
+    }
+    for log in &report.logs {
+        writeln!(out, "log {}", log.name)?;
+        writeln!(
+            out,
+            "  sealed segments: {} ({} bytes)",
+            log.segments, log.bytes
+        )?;
+        writeln!(out, "  records:         {}", log.records)?;
+        if log.segments_unknown_records > 0 {
+            writeln!(
+                out,
+                "  segments adopted after a crash (record count unknown): {}",
+                log.segments_unknown_records
+            )?;
+        }
+        writeln!(out, "  records lost:    {}", log.lost)?;
+        match log.active_bytes {
+            Some(b) => writeln!(out, "  active segment:  {b} bytes")?,
+            None => writeln!(out, "  active segment:  none (not running, or shut down)")?,
+        }
+        writeln!(
+            out,
+            "  runs:            {} ({} not closed: running or crashed)",
+            log.sessions, log.open_sessions
+        )?;
+        for seg in segments(dir, &log.name)? {
+            if let Some(s) = &seg.seal {
+                writeln!(
+                    out,
+                    "    {:>6}  {:<45} {:>10} bytes  {:>9} records  {}",
+                    s.seq,
+                    s.file,
+                    s.bytes,
+                    s.records.map_or("?".to_string(), |r| r.to_string()),
+                    s.reason.as_str()
+                )?;
+            }
+        }
+    }
+    if !report.is_ok() {
+        writeln!(
+            out,
+            "{} problems; run `logcut verify {}` for details",
+            report.problems.len(),
+            dir.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_json(r: &Report) -> String {
+    let mut s = String::from("{");
+    let _ = write!(
+        s,
+        "\"dir\":{},\"ok\":{},\"logs\":[",
+        quote(&r.dir.display().to_string()),
+        r.is_ok()
+    );
+    for (i, l) in r.logs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"segments_unknown_records\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
+            quote(&l.name),
+            l.segments,
+            l.records,
+            l.bytes,
+            l.lost,
+            l.segments_unknown_records,
+            l.sessions,
+            l.open_sessions,
+            l.active_bytes.map_or("null".to_string(), |b| b.to_string())
+        );
+    }
+    s.push_str("],\"problems\":[");
+    for (i, p) in r.problems.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"log\":{},\"kind\":{},\"file\":{},\"detail\":{}}}",
+            quote(&p.log),
+            quote(&format!("{:?}", p.kind)),
+            p.file.as_deref().map_or("null".to_string(), quote),
+            quote(&p.detail)
+        );
+    }
+    s.push_str("]}");
+    s
+}
+
+/// A JSON string literal.
+fn quote(v: &str) -> String {
+    let mut s = String::with_capacity(v.len() + 2);
+    s.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}
