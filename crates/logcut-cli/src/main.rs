@@ -6,6 +6,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod demo;
 mod read;
 mod write;
 
@@ -24,6 +25,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a busy service in miniature on a local directory, then verify
+    /// its logs and count every record.
+    Demo(demo::DemoArgs),
     /// Read standard input; write each line as one record to a rotating log.
     Write(write::WriteArgs),
     /// Check a log directory: every segment present, sizes and checksums
@@ -54,6 +58,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Write(args) => write::run(args),
         Command::Verify { dir, json } => read::verify(&dir, json),
         Command::Cat { dir, name } => read::cat(&dir, &name),

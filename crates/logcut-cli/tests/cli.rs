@@ -247,3 +247,25 @@ fn cat_into_a_closed_pipe_exits_quietly() {
     );
     assert!(out.stderr.is_empty());
 }
+
+#[test]
+fn demo_runs_and_verifies() {
+    let dir = TempDir::new("demo");
+    let out = logcut(&[
+        "demo",
+        "--dir",
+        dir.0.to_str().unwrap(),
+        "--seconds",
+        "1",
+        "--rate",
+        "20000",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ok: every record exactly once"), "{text}");
+    assert!(text.contains("lost:             0"), "{text}");
+}
