@@ -8,6 +8,7 @@
 
 mod demo;
 mod read;
+mod run;
 mod write;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -30,6 +31,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Read standard input; write each line as one record to a rotating log.
     Write(write::WriteArgs),
+    /// Start a program with its standard output and error captured into the
+    /// log; exit with its status.
+    Run(run::RunArgs),
     /// Check a log directory: every segment present, sizes and checksums
     /// match, counts add up. Exits 1 if anything is wrong.
     Verify {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Write(args) => write::run(args),
+        Command::Run(args) => run::run(args),
         Command::Verify { dir, json } => read::verify(&dir, json),
         Command::Cat { dir, name } => read::cat(&dir, &name),
         Command::Status { dir } => read::status(&dir),

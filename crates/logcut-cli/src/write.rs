@@ -91,32 +91,49 @@ fn duration(s: &str) -> Result<Duration, String> {
     logcut::parse_duration(s).map_err(|e| e.to_string())
 }
 
-pub(crate) fn run(args: WriteArgs) -> Result<ExitCode> {
-    if args.max_line == 0 {
-        anyhow::bail!("--max-line is zero; give at least 1 byte");
+impl WriteArgs {
+    /// Opens the appender these options describe, for log `name`.
+    pub(crate) fn open(&self, name: &str) -> Result<logcut::Appender> {
+        if self.max_line == 0 {
+            anyhow::bail!("--max-line is zero; give at least 1 byte");
+        }
+        let mut b = logcut::Appender::builder()
+            .dir(&self.dir)
+            .name(name)
+            .mode(match self.mode {
+                ModeArg::Direct => logcut::Mode::Direct,
+                ModeArg::Buffered => logcut::Mode::Buffered,
+            })
+            .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
+        b = match self.max_size.0 {
+            Some(n) => b.max_size(n),
+            None => b.no_max_size(),
+        };
+        if let Some(iv) = self.interval {
+            b = b.interval(iv);
+        }
+        if let Some(tz) = &self.tz {
+            b = b.time_zone(tz);
+        }
+        b.build()
+            .with_context(|| format!("cannot log to {}", self.dir.display()))
     }
-    let mut b = logcut::Appender::builder()
-        .dir(&args.dir)
-        .name(&args.name)
-        .mode(match args.mode {
-            ModeArg::Direct => logcut::Mode::Direct,
-            ModeArg::Buffered => logcut::Mode::Buffered,
-        })
-        .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
-    b = match args.max_size.0 {
-        Some(n) => b.max_size(n),
-        None => b.no_max_size(),
-    };
-    if let Some(iv) = args.interval {
-        b = b.interval(iv);
-    }
-    if let Some(tz) = &args.tz {
-        b = b.time_zone(tz);
-    }
-    let appender = b
-        .build()
-        .with_context(|| format!("cannot log to {}", args.dir.display()))?;
 
+    /// The record splitter for these options.
+    pub(crate) fn lines(&self) -> Lines {
+        Lines {
+            pending: Vec::new(),
+            max_line: usize::try_from(self.max_line).unwrap_or(usize::MAX),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+pub(crate) fn run(args: WriteArgs) -> Result<ExitCode> {
+    let appender = args.open(&args.name)?;
     let term = Arc::new(AtomicBool::new(false));
     let rotate = Arc::new(AtomicBool::new(false));
     let ignored = Arc::new(AtomicBool::new(false));
@@ -178,13 +195,13 @@ pub(crate) fn run(args: WriteArgs) -> Result<ExitCode> {
 }
 
 /// Splits input into records: lines, and pieces of overlong lines.
-struct Lines {
+pub(crate) struct Lines {
     pending: Vec<u8>,
     max_line: usize,
 }
 
 impl Lines {
-    fn feed(
+    pub(crate) fn feed(
         &mut self,
         mut data: &[u8],
         mut emit: impl FnMut(&[u8]) -> logcut::Result<()>,
@@ -219,7 +236,10 @@ impl Lines {
         Ok(())
     }
 
-    fn finish(&mut self, mut emit: impl FnMut(&[u8]) -> logcut::Result<()>) -> logcut::Result<()> {
+    pub(crate) fn finish(
+        &mut self,
+        mut emit: impl FnMut(&[u8]) -> logcut::Result<()>,
+    ) -> logcut::Result<()> {
         if !self.pending.is_empty() {
             emit(&self.pending)?;
             self.pending.clear();

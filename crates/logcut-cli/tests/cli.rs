@@ -269,3 +269,82 @@ fn demo_runs_and_verifies() {
     assert!(text.contains("ok: every record exactly once"), "{text}");
     assert!(text.contains("lost:             0"), "{text}");
 }
+
+#[test]
+fn run_captures_both_streams_and_exits_with_the_programs_status() {
+    let dir = TempDir::new("run");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--stderr-name",
+            "err",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; printf 'out2 no newline'; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cat = |name: &str| logcut(&["cat", dir.0.to_str().unwrap(), "--name", name]).stdout;
+    assert_eq!(cat("app"), b"out1\nout2 no newline");
+    assert_eq!(cat("err"), b"err1\n");
+    assert!(
+        logcut(&["verify", dir.0.to_str().unwrap()])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn run_forwards_sigterm_to_the_program() {
+    let dir = TempDir::new("runterm");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--mode",
+            "direct",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; read x",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Direct mode: "ready" is in the active file as soon as it is logged.
+    let active = dir.0.join("app.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read(&active).is_ok_and(|d| d.starts_with(b"ready\n")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never started"
+        );
+        std::thread::yield_now();
+    }
+    // Keep the program's input open: `wait` would close it, and `read`
+    // would end the program before the signal does.
+    let stdin = child.stdin.take();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(
+        logcut(&["cat", dir.0.to_str().unwrap()]).stdout,
+        b"ready\ngot-term\n"
+    );
+}
