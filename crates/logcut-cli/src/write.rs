@@ -53,6 +53,10 @@ pub(crate) struct WriteArgs {
     /// The longest record; longer lines are split (see `logcut write --help`).
     #[arg(long, default_value = "1MiB", value_parser = size)]
     max_line: u64,
+    /// When to flush to the device: never, seal (each sealed segment), always
+    /// (every record), or an interval such as 1s.
+    #[arg(long, default_value = "seal", value_parser = fsync)]
+    fsync: logcut::Fsync,
     /// After SIGTERM or SIGINT, keep reading until input ends or nothing
     /// arrives for this long.
     #[arg(long, default_value = "5s", value_parser = duration)]
@@ -87,6 +91,17 @@ fn interval(s: &str) -> Result<logcut::Interval, String> {
     s.parse().map_err(|e: logcut::Error| e.to_string())
 }
 
+fn fsync(s: &str) -> Result<logcut::Fsync, String> {
+    Ok(match s {
+        "never" => logcut::Fsync::Never,
+        "seal" => logcut::Fsync::AtSeal,
+        "always" => logcut::Fsync::Always,
+        other => logcut::Fsync::Every(duration(other).map_err(|_| {
+            format!("{other:?} is not an fsync policy; use never, seal, always or an interval such as 1s")
+        })?),
+    })
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     logcut::parse_duration(s).map_err(|e| e.to_string())
 }
@@ -104,6 +119,7 @@ impl WriteArgs {
                 ModeArg::Direct => logcut::Mode::Direct,
                 ModeArg::Buffered => logcut::Mode::Buffered,
             })
+            .fsync(self.fsync)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
         b = match self.max_size.0 {
             Some(n) => b.max_size(n),
