@@ -160,9 +160,6 @@ pub(crate) struct Shared {
     /// The appender's own threads: commands from them (an error handler
     /// calling `rotate` or `shutdown`) would wait on themselves.
     pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
-    /// The outcome of the sealer thread's last segment creation, for the
-    /// worker (which then wakes: the sealer kicks it).
-    pub(crate) prep_outcome: Mutex<Option<(u64, Result<(), Error>)>>,
 }
 
 impl fmt::Debug for Appender {
@@ -260,7 +257,6 @@ impl Appender {
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             threads: Mutex::new(Vec::new()),
-            prep_outcome: Mutex::new(None),
             cfg,
         });
         let mut worker = Worker::new(
@@ -273,7 +269,7 @@ impl Appender {
             shared.report(note);
         }
         // Prepare the next segment before the first write can need it.
-        worker.prepare_sync(crate::worker::PREPARE_AHEAD);
+        worker.prepare_next();
         let weak = Arc::downgrade(&shared);
         shared.cfg.clock.subscribe(Arc::new(move || {
             if let Some(sh) = weak.upgrade() {

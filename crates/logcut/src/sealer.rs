@@ -25,10 +25,6 @@ pub(crate) enum Job {
     Seal(Vec<Arc<Segment>>),
     /// Answer once every earlier job is done.
     Barrier(mpsc::SyncSender<()>),
-    /// Create `count` next segments from sequence number `seq` on, add them
-    /// to the pool of prepared segments in order, and report to the worker
-    /// how many were created (stopping at the first failure).
-    Prepare { seq: u64, count: u64 },
     /// Record the session's end, then stop.
     Close(CloseJob),
 }
@@ -85,10 +81,6 @@ impl Sealer {
                     let _ = tx.send(());
                     continue;
                 }
-                Some(Job::Prepare { seq, count }) => {
-                    self.prepare(seq, count);
-                    continue;
-                }
                 Some(Job::Close(c)) => {
                     let res = self.close(
                         &mut backlog,
@@ -110,30 +102,6 @@ impl Sealer {
                 retry = retry.saturating_mul(2).min(self.sh.cfg.backoff_max);
             }
         }
-    }
-
-    fn prepare(&self, seq: u64, count: u64) {
-        let sh = &self.sh;
-        let mut outcome = (0, Ok(()));
-        for s in seq..seq + count {
-            let file = logcut_format::name::prepared_file(&sh.cfg.name, s);
-            let res = sh
-                .dir
-                .create_new(&file, sh.cfg.file_mode)
-                .and_then(|f| Segment::new(s, file.clone(), f, sh.cfg.clock.now()));
-            match res {
-                Ok(seg) => {
-                    sh.lock_next().push_back(Arc::new(seg));
-                    outcome.0 += 1;
-                }
-                Err(e) => {
-                    outcome.1 = Err(Error::io("create next segment", sh.dir.join(&file), e));
-                    break;
-                }
-            }
-        }
-        *sh.prep_outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-        sh.kick();
     }
 
     /// Seals everything in `backlog`. Returns false (keeping the backlog)

@@ -22,7 +22,7 @@ use logcut_format::{
 /// How many next segments are kept ready, so that a burst of cuts (a small
 /// size limit, or rotate calls in a loop) finds one without waiting for the
 /// background thread.
-pub(crate) const PREPARE_AHEAD: usize = 4;
+const PREPARE_AHEAD: usize = 4;
 
 /// How long Buffered mode waits for more records before writing a small
 /// batch: the bound on how long an accepted record stays in memory when
@@ -102,10 +102,6 @@ pub(crate) struct Worker {
     /// Sequence number of the segment at the active path.
     active_seq: u64,
     sealer: std::sync::mpsc::Sender<Job>,
-    /// A request to create the next segment is with the sealer thread.
-    prep_outstanding: bool,
-    /// Shutting down: no more segments are prepared.
-    finishing: bool,
     sealer_thread: Option<std::thread::JoinHandle<()>>,
     next_seq: u64,
     prepare: Breaker,
@@ -142,8 +138,6 @@ impl Worker {
             active_seq: next_seq - 1,
             sh,
             sealer: tx,
-            prep_outstanding: false,
-            finishing: false,
             sealer_thread: Some(thread),
             next_seq,
             prepare: Breaker::new(min, max),
@@ -171,7 +165,6 @@ impl Worker {
                 match cmd {
                     Cmd::Tick(tx) => {
                         self.sealer_barrier();
-                        self.collect_prep();
                         let _ = tx.send(Ok(()));
                     }
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
@@ -303,7 +296,7 @@ impl Worker {
                 consider(st.deadline);
             }
         }
-        if sh.lock_next().len() < PREPARE_AHEAD && !self.prep_outstanding {
+        if sh.lock_next().len() < PREPARE_AHEAD {
             consider(Some(self.prepare.open_until.unwrap_or(now)));
         }
         if self.batch.is_some() || self.has_held() {
@@ -458,11 +451,11 @@ impl Worker {
             }
             if let Some(reason) = cut {
                 if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
-                    // This thread is the only writer here: waiting for the
-                    // next segment (or creating it) delays no caller, and
-                    // keeps the cut exact.
+                    // This thread is the only writer here: preparing the
+                    // next segment now delays no caller, and keeps the cut
+                    // exact.
                     drop(st);
-                    self.prepare_sync(1);
+                    self.prepare_next();
                     st = seg.lock();
                 }
                 if self.sh.try_swap(&seg, &mut st, reason.clone()) {
@@ -497,7 +490,9 @@ impl Worker {
             self.rotation_failed(e);
             return;
         }
-        self.request_prepare();
+        if self.prepare.allow(self.now()) {
+            self.prepare_next();
+        }
     }
 
     fn write_recovered(&mut self) {
@@ -515,19 +510,11 @@ impl Worker {
 
     // === Rotation ===
 
-    /// Creates next segments at `<name>.log.next.<seq>` on this thread
-    /// until `want` are ready. Returns the error if one failed. Used at
-    /// start-up, for an explicit `rotate()`, and when a cut finds none ready
-    /// and no request is with the sealer thread.
-    pub(crate) fn prepare_sync(&mut self, want: usize) -> Option<Error> {
+    /// Creates next segments at `<name>.log.next.<seq>` until
+    /// [`PREPARE_AHEAD`] are ready. Returns the error if one failed.
+    pub(crate) fn prepare_next(&mut self) -> Option<Error> {
         let sh = Arc::clone(&self.sh);
-        if self.prep_outstanding {
-            // Let the request with the sealer thread finish first: segments
-            // must reach the pool in sequence order.
-            self.sealer_barrier();
-            self.collect_prep();
-        }
-        while sh.lock_next().len() < want {
+        while sh.lock_next().len() < PREPARE_AHEAD {
             let file = name::prepared_file(&sh.cfg.name, self.next_seq);
             let now = self.now();
             let res = sh
@@ -549,61 +536,6 @@ impl Worker {
             }
         }
         None
-    }
-
-    /// Asks the sealer thread to create the next segment, one at a time, so
-    /// that file creation (a journal transaction, often a millisecond) runs
-    /// neither on a writer's thread nor on the thread that writes batches.
-    /// In Direct mode this thread writes no records, and creating the files
-    /// here keeps them coming fastest (no round trip); the sealer thread
-    /// is used in Buffered mode, where this thread writes the batches.
-    fn request_prepare(&mut self) {
-        if self.sh.cfg.mode == Mode::Direct {
-            if !self.finishing && self.prepare.allow(self.now()) {
-                self.prepare_sync(PREPARE_AHEAD);
-            }
-            return;
-        }
-        let have = self.sh.lock_next().len();
-        if self.prep_outstanding || self.finishing || have >= PREPARE_AHEAD {
-            return;
-        }
-        if !self.prepare.allow(self.now()) {
-            return;
-        }
-        let count = (PREPARE_AHEAD - have) as u64;
-        if self
-            .sealer
-            .send(Job::Prepare {
-                seq: self.next_seq,
-                count,
-            })
-            .is_ok()
-        {
-            self.prep_outstanding = true;
-        }
-    }
-
-    /// Takes the outcome of a request to the sealer thread, if it is in.
-    fn collect_prep(&mut self) {
-        let outcome = self
-            .sh
-            .prep_outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let Some((created, res)) = outcome else {
-            return;
-        };
-        self.prep_outstanding = false;
-        self.next_seq += created;
-        match res {
-            Ok(()) => {
-                self.prepare.succeed();
-                self.set_fallback();
-            }
-            Err(e) => self.rotation_failed(e),
-        }
     }
 
     /// Moves every swapped-out segment that still sits at the active path
@@ -731,7 +663,7 @@ impl Worker {
         }
         if self.sh.lock_next().is_empty() {
             // An explicit request tries at once, whatever the backoff.
-            if let Some(e) = self.prepare_sync(1) {
+            if let Some(e) = self.prepare_next() {
                 return Err(e);
             }
         }
@@ -746,14 +678,13 @@ impl Worker {
             }
         }
         self.promote_pending()?;
-        self.request_prepare();
+        self.prepare_next();
         Ok(())
     }
 
     // === Periodic work ===
 
     fn housekeeping(&mut self) {
-        self.collect_prep();
         self.report_write_errors();
         if let Err(e) = self.promote_pending() {
             if self.prepare.allow(self.now()) {
@@ -761,7 +692,9 @@ impl Worker {
             }
         }
         let now = self.now();
-        self.request_prepare();
+        if self.sh.lock_next().len() < PREPARE_AHEAD && self.prepare.allow(now) {
+            self.prepare_next();
+        }
         self.cut_if_due(now);
         self.retry_held(now);
         self.seal_ready();
@@ -933,13 +866,6 @@ impl Worker {
         // prepared segments first, so that no writer still under way can
         // swap in a new one; then take the segment that is current after
         // any swap that was already happening.
-        // No more segments are prepared; one being created by the sealer
-        // thread is waited for, so that it is removed below with the rest.
-        self.finishing = true;
-        if self.prep_outstanding {
-            self.sealer_barrier();
-            self.collect_prep();
-        }
         let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
         let cur = loop {
             let cur = sh.current.load_full();
