@@ -39,6 +39,11 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         Some(n) => args.log.open(n)?,
         None => out_log.clone(),
     };
+    let mut logs = vec![(args.log.name().to_string(), out_log.clone())];
+    if let Some(n) = &args.stderr_name {
+        logs.push((n.clone(), err_log.clone()));
+    }
+    args.log.serve_metrics(logs)?;
     // Signals to forward: the last one received, 0 for none.
     let pending = Arc::new(AtomicUsize::new(0));
     for sig in [

@@ -57,6 +57,10 @@ pub(crate) struct WriteArgs {
     /// (every record), or an interval such as 1s.
     #[arg(long, default_value = "seal", value_parser = fsync)]
     fsync: logcut::Fsync,
+    /// Serve the stats in Prometheus text format at http://ADDR/metrics
+    /// (such as 127.0.0.1:9184). Nothing listens without it.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
     /// After SIGTERM or SIGINT, keep reading until input ends or nothing
     /// arrives for this long.
     #[arg(long, default_value = "5s", value_parser = duration)]
@@ -146,10 +150,19 @@ impl WriteArgs {
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
+
+    /// Starts the metrics endpoint, if asked for.
+    pub(crate) fn serve_metrics(&self, logs: Vec<(String, logcut::Appender)>) -> Result<()> {
+        match self.metrics {
+            Some(addr) => crate::metrics::serve(addr, logs),
+            None => Ok(()),
+        }
+    }
 }
 
 pub(crate) fn run(args: WriteArgs) -> Result<ExitCode> {
     let appender = args.open(&args.name)?;
+    args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
     let term = Arc::new(AtomicBool::new(false));
     let rotate = Arc::new(AtomicBool::new(false));
     let ignored = Arc::new(AtomicBool::new(false));

@@ -348,3 +348,69 @@ fn run_forwards_sigterm_to_the_program() {
         b"ready\ngot-term\n"
     );
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn metrics_are_served_in_prometheus_text_format_when_asked() {
+    let dir = TempDir::new("metrics");
+    // A free loopback port (the tiny race with another process taking it
+    // meanwhile would only fail this test, loudly).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "write",
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--mode",
+            "direct",
+        ])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..100 {
+        writeln!(stdin, "line {i}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        if let Some(b) = http_get(port, "/metrics") {
+            if b.contains("logcut_records_total{log=\"app\"} 100\n") {
+                break b;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metrics with 100 records"
+        );
+        std::thread::yield_now();
+    };
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains("# TYPE logcut_rotations_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("logcut_records_lost_total{log=\"app\"} 0"),
+        "{body}"
+    );
+    assert!(
+        http_get(port, "/other")
+            .unwrap()
+            .starts_with("HTTP/1.1 404")
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
