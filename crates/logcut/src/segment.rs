@@ -88,8 +88,6 @@ pub(crate) struct SegState {
     pub(crate) held_bytes: usize,
     /// A write error the background thread has not reported yet.
     pub(crate) error: Option<io::Error>,
-    /// Written since the last fsync.
-    pub(crate) dirty: bool,
     /// The sealed name it was given, once it has left the active path.
     pub(crate) sealed_name: Option<String>,
     /// The sealed name it was linked (or renamed) to, before its successor
@@ -167,7 +165,6 @@ impl Segment {
                 held: VecDeque::new(),
                 held_bytes: 0,
                 error: None,
-                dirty: false,
                 sealed_name: None,
                 linked_name: None,
                 handed: false,
@@ -245,7 +242,6 @@ impl Segment {
     pub(crate) fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
         st.bytes += bytes.len() as u64;
         st.records += records as u64;
-        st.dirty = true;
     }
 
     /// Writes held records in order. Stops at the first failure.
