@@ -351,10 +351,15 @@ impl Worker {
             .store(s.to_u8(), Ordering::Relaxed);
     }
 
-    fn note_write_failure(&mut self, err: Error) {
+    /// Counts and reports a failed write. `retry` says whether it was this
+    /// thread's own attempt, which lengthens the backoff; a writer's failure
+    /// reported late must not push back a retry that is already due.
+    fn note_write_failure(&mut self, err: Error, retry: bool) {
         Counters::add(&self.sh.counters.write_failures, 1);
         let now = self.now();
-        self.write.fail(now);
+        if retry || self.write.open_until.is_none() {
+            self.write.fail(now);
+        }
         {
             let mut q = self.sh.lock_inbox();
             q.fail_gen += 1;
@@ -474,7 +479,7 @@ impl Worker {
         if let Some(e) = failed {
             let path = self.sh.dir.join(&self.sh.active_name);
             self.batch = Some(b);
-            self.note_write_failure(Error::io("write records", path, e));
+            self.note_write_failure(Error::io("write records", path, e), true);
             return;
         }
         if self.write.failures > 0 {
@@ -733,7 +738,7 @@ impl Worker {
             let err = seg.lock().error.take();
             if let Some(e) = err {
                 let path = self.path_of(&seg);
-                self.note_write_failure(Error::io("write record", path, e));
+                self.note_write_failure(Error::io("write record", path, e), false);
             }
         }
     }
@@ -769,7 +774,7 @@ impl Worker {
                 Ok(()) => self.write_recovered(),
                 Err(e) => {
                     let path = self.path_of(&seg);
-                    self.note_write_failure(Error::io("write held records", path, e));
+                    self.note_write_failure(Error::io("write held records", path, e), true);
                     return;
                 }
             }
