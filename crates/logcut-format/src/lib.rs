@@ -9,13 +9,15 @@ runtime.
 
 # Layout
 
-See [`name`] for file names and [`manifest`] for the manifest's format.
+See [`name`] for file names, [`manifest`] for the manifest's format and
+[`lock`] for the lock file of a running appender.
 [`verify()`] checks a directory; [`segments()`] lists a log's files in order.
 */
 
 #![deny(missing_docs)]
 
 mod error;
+pub mod lock;
 pub mod manifest;
 pub mod name;
 mod reader;

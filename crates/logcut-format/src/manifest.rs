@@ -23,6 +23,11 @@
 //! | `lost` | records could not be written anywhere | `session`, `records`, `bytes`, `reason` |
 //! | `close` | an appender shuts down | `session`, `at`, `accepted`, `lost` |
 //!
+//! A segment that someone else moved out of the directory while it was
+//! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
+//! its records and checksum are those of the file when it was sealed, but
+//! the file is no longer the log's to check.
+//!
 //! `first` is the index of the segment's first record among all records of
 //! the log, and `records` their count: consecutive segments cover
 //! consecutive ranges. A segment adopted after a crash has `first=?` and
@@ -56,6 +61,10 @@ pub enum SealReason {
     Shutdown,
     /// It was left behind by a crashed run and adopted at start-up.
     Recovery,
+    /// Someone else renamed or removed the active file (logrotate, an
+    /// operator's `mv`); the appender continued in a new file. The
+    /// segment's `file` is [`MOVED`](crate::name::MOVED).
+    Reopen,
     /// A reason written by a newer version.
     Other(String),
 }
@@ -69,6 +78,7 @@ impl SealReason {
             SealReason::Manual => "manual",
             SealReason::Shutdown => "shutdown",
             SealReason::Recovery => "recovery",
+            SealReason::Reopen => "reopen",
             SealReason::Other(s) => s,
         }
     }
@@ -80,6 +90,7 @@ impl SealReason {
             "manual" => SealReason::Manual,
             "shutdown" => SealReason::Shutdown,
             "recovery" => SealReason::Recovery,
+            "reopen" => SealReason::Reopen,
             other => SealReason::Other(other.to_string()),
         }
     }

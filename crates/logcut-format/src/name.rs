@@ -71,6 +71,16 @@ pub fn parse_prepared(name: &str, file: &str) -> Option<u64> {
     parse_digits(seq)
 }
 
+/// The file name a `seal` entry records for a segment that someone else
+/// moved out of the directory (renamed or removed) while it was active.
+pub const MOVED: &str = "-";
+
+/// The lock file's name: `<name>.lock`. A running appender holds an
+/// exclusive `flock` on it; see [`lock`](crate::lock).
+pub fn lock_file(name: &str) -> String {
+    format!("{name}.lock")
+}
+
 /// The manifest's file name: `<name>.manifest`.
 pub fn manifest_file(name: &str) -> String {
     format!("{name}.manifest")

@@ -87,6 +87,10 @@ pub struct LogSummary {
     pub records: u64,
     /// Sealed segments whose record count is unknown (adopted after a crash).
     pub segments_unknown_records: u64,
+    /// Sealed segments that someone else moved out of the directory while
+    /// they were active (their records are counted, their files are not
+    /// checked).
+    pub segments_moved: u64,
     /// Bytes in sealed segments.
     pub bytes: u64,
     /// Records the manifest says were lost.
@@ -328,6 +332,10 @@ fn verify_log(
                         );
                     }
                     expected_first = first + records;
+                }
+                if s.file == name::MOVED {
+                    sum.segments_moved += 1;
+                    continue;
                 }
                 if SealedName::parse(log, &s.file).is_none() {
                     problem(

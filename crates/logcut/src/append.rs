@@ -90,9 +90,12 @@ struct Handle {
     result: Mutex<Option<Result<(), Error>>>,
 }
 
-/// A request to the background thread, answered on its channel.
+/// A request to the background thread, answered on its channel. `Rotate`
+/// and `Reopen` without a channel come from a trigger or a signal: nobody
+/// waits for them, and errors go to the handler.
 pub(crate) enum Cmd {
-    Rotate(mpsc::SyncSender<Result<(), Error>>),
+    Rotate(Option<mpsc::SyncSender<Result<(), Error>>>),
+    Reopen(Option<mpsc::SyncSender<Result<(), Error>>>),
     Tick(mpsc::SyncSender<Result<(), Error>>),
     Shutdown(mpsc::SyncSender<Result<(), Error>>),
 }
@@ -100,8 +103,16 @@ pub(crate) enum Cmd {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum CmdKind {
     Rotate,
+    Reopen,
     Tick,
     Shutdown,
+}
+
+/// Something that runs beside the appender (a trigger-file watch, a signal
+/// thread) and is stopped at shutdown.
+pub(crate) trait Watch: Send {
+    /// Stops it and waits for its thread.
+    fn stop(&mut self);
 }
 
 /// What writers and callers hand to the background thread.
@@ -160,6 +171,10 @@ pub(crate) struct Shared {
     /// The appender's own threads: commands from them (an error handler
     /// calling `rotate` or `shutdown`) would wait on themselves.
     pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
+    /// The lock file, held (exclusive `flock`) until shutdown.
+    pub(crate) lock: Mutex<Option<std::fs::File>>,
+    /// Trigger-file watch and signal thread, stopped at shutdown.
+    pub(crate) watches: Mutex<Vec<Box<dyn Watch>>>,
 }
 
 impl fmt::Debug for Appender {
@@ -199,6 +214,7 @@ impl Appender {
     pub(crate) fn start(cfg: Config) -> Result<Appender, Error> {
         let dir = Dir::create_and_open(&cfg.dir, cfg.dir_mode)
             .map_err(|e| Error::io("open log directory", &cfg.dir, e))?;
+        let lock = take_lock(&dir, &cfg)?;
         let now = cfg.clock.now();
         let sync_manifest = cfg.fsync != Fsync::Never;
         let (mut journal, manifest, repaired) = Journal::open(
@@ -257,6 +273,8 @@ impl Appender {
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             threads: Mutex::new(Vec::new()),
+            lock: Mutex::new(Some(lock)),
+            watches: Mutex::new(Vec::new()),
             cfg,
         });
         let mut worker = Worker::new(
@@ -285,13 +303,30 @@ impl Appender {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(thread.thread().id());
-        Ok(Appender {
+        let appender = Appender {
             handle: Arc::new(Handle {
-                shared,
+                shared: Arc::clone(&shared),
                 worker: Mutex::new(Some(thread)),
                 result: Mutex::new(None),
             }),
-        })
+        };
+        // Started last: a failure here drops `appender`, which shuts down
+        // cleanly.
+        #[allow(unused_mut)] // without the `trigger` and `signals` features
+        let mut watches: Vec<Box<dyn Watch>> = Vec::new();
+        #[cfg(feature = "trigger")]
+        if let Some(path) = &shared.cfg.trigger {
+            watches.push(Box::new(crate::trigger::TriggerWatch::start(
+                path.clone(),
+                &shared,
+            )?));
+        }
+        #[cfg(feature = "signals")]
+        if shared.cfg.signals {
+            watches.push(Box::new(crate::signals::SignalWatch::start(&shared)?));
+        }
+        *shared.watches.lock().unwrap_or_else(|e| e.into_inner()) = watches;
+        Ok(appender)
     }
 
     /// Writes one record. Returns once the record is accepted: in
@@ -330,6 +365,18 @@ impl Appender {
     /// to the current segment.
     pub fn rotate(&self) -> Result<(), Error> {
         self.handle.shared.command(CmdKind::Rotate, "rotate")
+    }
+
+    /// Checks that the active file is still at `<dir>/<name>.log`; if
+    /// someone else renamed or removed it (logrotate's `create` mode, an
+    /// operator's `mv`), continues in a new file there and returns once it
+    /// is in place. Records written before are in the moved file (the
+    /// manifest records the segment with `file=-`, reason `reopen`). Does
+    /// nothing if the active file was not moved. The background thread
+    /// also checks on its own every
+    /// [`watch_interval`](AppenderBuilder::watch_interval).
+    pub fn reopen(&self) -> Result<(), Error> {
+        self.handle.shared.command(CmdKind::Reopen, "reopen")
     }
 
     /// Runs the background thread's periodic work now (time cuts, retries
@@ -412,6 +459,11 @@ impl Handle {
             return res;
         }
         let sh = &self.shared;
+        // No more triggers or signals: they would only be refused.
+        let watches = std::mem::take(&mut *sh.watches.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut w in watches {
+            w.stop();
+        }
         // SeqCst: pairs with the Acquire load in `write_direct`; a writer that
         // misses it is still in its segment's lock before the final seal.
         sh.closed.store(true, Ordering::SeqCst);
@@ -482,7 +534,8 @@ impl Shared {
                 return Err(Error::shutdown(op));
             }
             let cmd = match kind {
-                CmdKind::Rotate => Cmd::Rotate(tx),
+                CmdKind::Rotate => Cmd::Rotate(Some(tx)),
+                CmdKind::Reopen => Cmd::Reopen(Some(tx)),
                 CmdKind::Tick => Cmd::Tick(tx),
                 CmdKind::Shutdown => {
                     q.stop = true;
@@ -496,6 +549,41 @@ impl Shared {
         }
         self.space.notify_all();
         rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
+    }
+
+    /// An external rotation request (trigger file, SIGUSR1). Merged with
+    /// one already queued at the same place among the records, so a storm
+    /// of triggers queues at most one per record written.
+    #[cfg_attr(not(any(feature = "trigger", feature = "signals")), allow(dead_code))]
+    pub(crate) fn trigger(&self) {
+        Counters::add(&self.counters.triggers, 1);
+        let mut q = self.lock_inbox();
+        if q.stop || q.gone {
+            return;
+        }
+        let pos = q.ends.len();
+        if q.cmds
+            .iter()
+            .any(|(p, c)| *p == pos && matches!(c, Cmd::Rotate(None)))
+        {
+            return;
+        }
+        q.cmds.push((pos, Cmd::Rotate(None)));
+        q.sleeping = false;
+        self.wake.notify_one();
+    }
+
+    /// An external reopen request (SIGHUP); merged with one already queued.
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
+    pub(crate) fn request_reopen(&self) {
+        let mut q = self.lock_inbox();
+        if q.stop || q.gone || q.cmds.iter().any(|(_, c)| matches!(c, Cmd::Reopen(None))) {
+            return;
+        }
+        let pos = q.ends.len();
+        q.cmds.push((pos, Cmd::Reopen(None)));
+        q.sleeping = false;
+        self.wake.notify_one();
     }
 
     /// Whether the record about to be written must go to a new segment.
@@ -933,6 +1021,8 @@ impl Shared {
             records_rejected: Counters::get(&c.records_rejected),
             queue_depth,
             queue_bytes,
+            triggers: Counters::get(&c.triggers),
+            reopens: Counters::get(&c.reopens),
             write_latency: c.latency(),
         }
     }
@@ -980,6 +1070,60 @@ impl io::Write for Appender {
 
     fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
         (&*self).write_fmt(args)
+    }
+}
+
+/// Takes the log's lock file, so that a second appender on the same log
+/// (in this process or another) fails here instead of adopting the first
+/// one's active file as a crash leftover.
+fn take_lock(dir: &Dir, cfg: &Config) -> Result<std::fs::File, Error> {
+    let name = name::lock_file(&cfg.name);
+    let path = dir.join(&name);
+    // A child process forked by another thread holds a copy of the lock
+    // until it calls exec (the descriptor is close-on-exec): an appender
+    // started again right after a shutdown, while its process spawns
+    // children, can find the lock taken for that short moment. Try again
+    // for up to 250 ms before reporting the log as in use.
+    let mut attempt = dir.try_lock(&name, cfg.file_mode);
+    for wait_ms in [1, 2, 5, 10, 20, 50, 50, 50, 50] {
+        if !matches!(attempt, Ok(Err(_))) {
+            break;
+        }
+        // A sleep in the library, with its reason above: there is no
+        // event to wait for when another process releases a flock.
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        attempt = dir.try_lock(&name, cfg.file_mode);
+    }
+    match attempt {
+        Ok(Ok(file)) => {
+            let info = logcut_format::lock::LockInfo {
+                pid: Some(std::process::id()),
+                trigger: cfg.trigger.clone(),
+            };
+            crate::sys::rewrite(&file, info.encode().as_bytes())
+                .map_err(|e| Error::io("write lock file", &path, e))?;
+            Ok(file)
+        }
+        Ok(Err(content)) => {
+            let holder = logcut_format::lock::LockInfo::parse(&content)
+                .pid
+                .map_or_else(
+                    || "another appender".to_string(),
+                    |p| format!("process {p}"),
+                );
+            Err(Error::io(
+                "lock log",
+                &path,
+                io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "log {:?} is in use by {holder}; one appender per log (use another name or directory)",
+                        cfg.name
+                    ),
+                ),
+            ))
+        }
+        Err(e) => Err(Error::io("lock log", &path, e)),
     }
 }
 

@@ -56,6 +56,9 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) handler: Option<Arc<dyn ErrorHandler>>,
+    pub(crate) trigger: Option<PathBuf>,
+    pub(crate) signals: bool,
+    pub(crate) watch_interval: Option<Duration>,
 }
 
 impl fmt::Debug for Config {
@@ -89,6 +92,9 @@ impl fmt::Debug for Config {
 /// | [`shutdown_timeout`](Self::shutdown_timeout) | 5 s |
 /// | [`clock`](Self::clock) | [`SystemClock`] |
 /// | [`error_handler`](Self::error_handler) | none |
+/// | [`watch_interval`](Self::watch_interval) | 500 ms |
+/// | `trigger_file` (feature `trigger`) | none |
+/// | `signals` (feature `signals`) | off |
 #[must_use]
 pub struct AppenderBuilder {
     dir: Option<PathBuf>,
@@ -108,6 +114,9 @@ pub struct AppenderBuilder {
     shutdown_timeout: Duration,
     clock: Arc<dyn Clock>,
     handler: Option<Arc<dyn ErrorHandler>>,
+    trigger: Option<PathBuf>,
+    signals: bool,
+    watch_interval: Option<Duration>,
 }
 
 impl fmt::Debug for AppenderBuilder {
@@ -149,6 +158,9 @@ impl AppenderBuilder {
             shutdown_timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             handler: None,
+            trigger: None,
+            signals: false,
+            watch_interval: Some(Duration::from_millis(500)),
         }
     }
 
@@ -279,6 +291,51 @@ impl AppenderBuilder {
         self
     }
 
+    /// How often the background thread checks that the active file is still
+    /// at `<dir>/<name>.log`. When someone else renamed or removed it
+    /// (logrotate without `copytruncate`, an operator's `mv`), the appender
+    /// continues in a new file at that path within this interval (measured
+    /// on the [`clock`](Self::clock)); records written before the switch
+    /// stay in the moved file. [`Appender::reopen`] (and SIGHUP, with
+    /// [`signals`](Self::signals)) checks at once. `None` never checks on
+    /// its own. By default, 500 ms: one `stat` per check.
+    pub fn watch_interval(mut self, every: Option<Duration>) -> Self {
+        self.watch_interval = every;
+        self
+    }
+
+    /// Rotate whenever `path` is created, written, touched or renamed into
+    /// place (a cron job's `touch`, `logcut rotate`). The file's directory
+    /// need not exist yet; the watch survives the file and its directory
+    /// being deleted and created again.
+    ///
+    /// A burst of triggers is merged: a trigger cuts the active segment if
+    /// it holds at least one record, and triggers that arrive before the
+    /// background thread acts on the first are merged into that cut. So a
+    /// trigger that arrives after a record was written always cuts (that
+    /// record is sealed), and a thousand touches in a second produce no
+    /// empty segment.
+    ///
+    /// The path is recorded in the lock file `<dir>/<name>.lock`, where
+    /// `logcut rotate` finds it.
+    #[cfg(feature = "trigger")]
+    pub fn trigger_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.trigger = Some(path.into());
+        self
+    }
+
+    /// Handle SIGUSR1 (rotate, like a trigger) and SIGHUP (reopen: see
+    /// [`Appender::reopen`]), for `kill -USR1` and logrotate's `postrotate`
+    /// scripts. The signal handler only records the signal; a thread of the
+    /// appender does the work. Off by default: signals belong to the
+    /// application. After shutdown these signals are ignored (the handler
+    /// cannot be removed), not restored to their default action.
+    #[cfg(feature = "signals")]
+    pub fn signals(mut self, on: bool) -> Self {
+        self.signals = on;
+        self
+    }
+
     /// Checks the configuration, creates the directory, recovers what an
     /// earlier run left behind, opens the active segment and prepares the
     /// next one.
@@ -380,7 +437,41 @@ impl AppenderBuilder {
                 "the minimum must be above zero and at most the maximum",
             ));
         }
+        if self.watch_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config(
+                "watch_interval",
+                "zero; give an interval such as 500 ms, or None to never check",
+            ));
+        }
+        let trigger = match self.trigger {
+            None => None,
+            Some(t) => {
+                if t.as_os_str().is_empty() || t.file_name().is_none() {
+                    return Err(Error::config(
+                        "trigger_file",
+                        format!(
+                            "{:?} does not name a file; give a path such as /var/log/app/rotate.trigger",
+                            t
+                        ),
+                    ));
+                }
+                // Absolute, so a later change of the working directory does
+                // not move the watch, and tools reading the lock file find it.
+                let abs = std::path::absolute(&t)
+                    .map_err(|e| Error::config("trigger_file", format!("{}: {e}", t.display())))?;
+                if abs.is_dir() {
+                    return Err(Error::config(
+                        "trigger_file",
+                        format!("{} is a directory; give a file path", abs.display()),
+                    ));
+                }
+                Some(abs)
+            }
+        };
         Ok(Config {
+            trigger,
+            signals: self.signals,
+            watch_interval: self.watch_interval,
             dir,
             name: self.name,
             max_size: self.max_size,

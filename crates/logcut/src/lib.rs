@@ -173,8 +173,12 @@ mod policy;
 mod recovery;
 mod sealer;
 mod segment;
+#[cfg(feature = "signals")]
+mod signals;
 mod stats;
 mod sys;
+#[cfg(feature = "trigger")]
+mod trigger;
 mod worker;
 
 #[cfg(feature = "log")]

@@ -65,6 +65,12 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Bytes accepted but not yet written.
     pub queue_bytes: u64,
+    /// External rotation requests received (trigger file events, SIGUSR1).
+    /// Several arriving together are merged into one cut.
+    pub triggers: u64,
+    /// Times the active file was found renamed or removed by someone else
+    /// (logrotate, an operator), and the appender continued in a new file.
+    pub reopens: u64,
     /// Time spent in `write` calls, sampled.
     pub write_latency: LatencyHistogram,
 }
@@ -173,6 +179,8 @@ pub(crate) struct Counters {
     pub(crate) retired_accepted_bytes: AtomicU64,
     pub(crate) retired_written: AtomicU64,
     pub(crate) fallback: AtomicU8,
+    pub(crate) triggers: AtomicU64,
+    pub(crate) reopens: AtomicU64,
     latency: Vec<AtomicU64>,
 }
 
@@ -189,6 +197,8 @@ impl Default for Counters {
             retired_accepted_bytes: AtomicU64::new(0),
             retired_written: AtomicU64::new(0),
             fallback: AtomicU8::new(0),
+            triggers: AtomicU64::new(0),
+            reopens: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }

@@ -29,6 +29,7 @@ pub(crate) struct FileInfo {
     pub(crate) len: u64,
     pub(crate) is_file: bool,
     pub(crate) mtime_ms: i64,
+    pub(crate) nlink: u64,
 }
 
 // The field types of `stat` differ between platforms; the casts are
@@ -41,6 +42,7 @@ fn info(st: &rustix::fs::Stat) -> FileInfo {
         len: st.st_size as u64,
         is_file: FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
         mtime_ms: (st.st_mtime as i64).saturating_mul(1000) + (st.st_mtime_nsec as i64) / 1_000_000,
+        nlink: st.st_nlink as u64,
     }
 }
 
@@ -118,6 +120,31 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens (creating, mode `mode`) the lock file `name` and takes an
+    /// exclusive `flock` on it without waiting. `Ok(Err(content))` if
+    /// another open file holds the lock: `content` is what its holder wrote
+    /// in it (for the error message). The lock lasts as long as the file is
+    /// open, and the kernel releases it when the holder dies, even by
+    /// SIGKILL.
+    pub(crate) fn try_lock(&self, name: &str, mode: u32) -> io::Result<Result<File, String>> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )?;
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Ok(File::from(fd))),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut buf = vec![0u8; 4096];
+                let n = rustix::io::pread(&fd, &mut buf[..], 0).unwrap_or(0);
+                buf.truncate(n);
+                Ok(Err(String::from_utf8_lossy(&buf).trim().to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// `lstat` of a name in the directory; `None` if it does not exist.
     pub(crate) fn stat(&self, name: &str) -> io::Result<Option<FileInfo>> {
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -164,6 +191,21 @@ impl Dir {
     pub(crate) fn sync(&self) -> io::Result<()> {
         Ok(rustix::fs::fsync(&self.fd)?)
     }
+}
+
+/// Replaces the contents of a (locked) lock file with `content`.
+pub(crate) fn rewrite(f: &File, content: &[u8]) -> io::Result<()> {
+    rustix::fs::ftruncate(f.as_fd(), 0)?;
+    let mut done = 0;
+    while done < content.len() {
+        match rustix::io::pwrite(f.as_fd(), &content[done..], done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Identity and length of an open file.

@@ -109,6 +109,8 @@ pub(crate) struct Worker {
     batch: Option<Batch>,
     spare: (Vec<u8>, Vec<usize>),
     last_fsync: Instant,
+    /// When the active path was last checked (see `check_active`).
+    last_check: Option<Timestamp>,
     /// Records accepted by sessions' segments sealed or dropped so far
     /// (Direct mode's session total).
     accepted: u64,
@@ -135,6 +137,9 @@ impl Worker {
             .unwrap_or_else(|e| e.into_inner())
             .push(thread.thread().id());
         Ok(Worker {
+            // The active file was just created: the first check is due one
+            // interval from now.
+            last_check: Some(sh.cfg.clock.now()),
             active_seq: next_seq - 1,
             sh,
             sealer: tx,
@@ -169,6 +174,11 @@ impl Worker {
                     }
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
                     Cmd::Rotate(tx) => self.rotate(tx),
+                    Cmd::Reopen(tx) => {
+                        let res = self.reopen_now();
+                        self.seal_ready();
+                        answer(tx, res, &self.sh);
+                    }
                 }
             }
             if let Some(tx) = shutdown {
@@ -301,6 +311,14 @@ impl Worker {
         }
         if self.batch.is_some() || self.has_held() {
             consider(Some(self.write.open_until.unwrap_or(now)));
+        }
+        if let Some(every) = sh.cfg.watch_interval {
+            let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
+            consider(Some(
+                self.last_check
+                    .and_then(|t| t.checked_add(every).ok())
+                    .unwrap_or(now),
+            ));
         }
         let mut d = until.and_then(|t| sh.cfg.clock.sleep_hint(t));
         // A clock that passes by itself: wake at least once a second, to
@@ -574,11 +592,11 @@ impl Worker {
 
     /// Gives `seg` (at the active path) its sealed name without ever
     /// overwriting a file, then moves the next segment to the active path
-    /// (or, at shutdown, removes the active name).
+    /// (or, at shutdown, removes the active name). If someone else moved
+    /// `seg` away (logrotate, `mv`), it is recorded as moved instead.
     fn promote(&mut self, seg: &Segment, successor: Option<&Segment>) -> Result<(), Error> {
         let last = successor.is_none();
         let sh = Arc::clone(&self.sh);
-        let dir = &sh.dir;
         let (start, linked) = {
             let st = seg.lock();
             (st.start, st.linked_name.clone())
@@ -588,35 +606,97 @@ impl Worker {
             // A retry: the sealed name exists already; do not link again.
             Some(name) => name,
             None => {
-                let at_active = matches!(dir.stat(active), Ok(Some(i)) if i.dev == seg.id.dev && i.ino == seg.id.ino);
-                if !at_active {
-                    return Err(Error::io(
-                        "seal",
-                        dir.join(active),
-                        io::Error::other(format!(
-                            "the active file is not segment {} any more: it was renamed or removed by someone else",
-                            seg.seq
-                        )),
-                    ));
-                }
-                let name = self.link_sealed(seg, start, last)?;
+                let at_active = self.is_at(active, seg)?;
+                let name = if at_active {
+                    self.link_sealed(seg, start, last)?
+                } else {
+                    None
+                };
+                let name = match name {
+                    Some(n) => n,
+                    None => {
+                        // Moved away by someone else: its records stay in
+                        // the moved file; the manifest says so.
+                        Counters::add(&sh.counters.reopens, 1);
+                        name::MOVED.to_string()
+                    }
+                };
                 seg.lock().linked_name = Some(name.clone());
                 name
             }
         };
+        let mut sealed = sealed;
         if let Some(succ) = successor {
-            dir.rename(&succ.prep_name, active)
-                .map_err(|e| Error::io("install next segment", dir.join(active), e))?;
+            self.install(succ)?;
+            // Between the link and the rename, someone else may have
+            // renamed the active file (logrotate racing with a cut): it then
+            // has their name besides ours. It is theirs now; once it is not
+            // at the active path, nobody else can take it, so this check is
+            // final.
+            if sealed != name::MOVED
+                && crate::sys::file_info(&seg.file).is_ok_and(|i| i.nlink > 1)
+                && sh.dir.unlink(&sealed).is_ok()
+            {
+                Counters::add(&sh.counters.reopens, 1);
+                sealed = name::MOVED.to_string();
+            }
         }
         seg.lock().sealed_name = Some(sealed);
         Ok(())
     }
 
+    /// Whether the file at `name` is `seg`'s file.
+    fn is_at(&self, name: &str, seg: &Segment) -> Result<bool, Error> {
+        let dir = &self.sh.dir;
+        match dir.stat(name) {
+            Ok(found) => Ok(found.is_some_and(|i| i.dev == seg.id.dev && i.ino == seg.id.ino)),
+            Err(e) => Err(Error::io("seal", dir.join(name), e)),
+        }
+    }
+
+    /// Moves the prepared segment `succ` to the active path. Whatever is
+    /// there is replaced: normally the segment just given its sealed name;
+    /// after someone else moved that one away, an empty file logrotate
+    /// created in its place. A non-empty file someone else put there is
+    /// kept, renamed to `<name>.log.foreign-<ms>`, and reported.
+    fn install(&self, succ: &Segment) -> Result<(), Error> {
+        let sh = &self.sh;
+        let dir = &sh.dir;
+        let active = &sh.active_name;
+        let known = |i: &crate::sys::FileInfo| {
+            let live = sh.lock_inbox().sealing.clone();
+            live.iter().any(|s| s.id.dev == i.dev && s.id.ino == i.ino)
+        };
+        if let Ok(Some(i)) = dir.stat(active) {
+            if i.len > 0 && !known(&i) {
+                let aside = format!("{active}.foreign-{}", self.now().as_millisecond());
+                if dir.rename_noreplace(active, &aside).is_ok() {
+                    sh.report(Error::io(
+                        "install next segment",
+                        dir.join(&aside),
+                        io::Error::other(format!(
+                            "someone else put a file of {} bytes at the active path; it was kept under this name",
+                            i.len
+                        )),
+                    ));
+                }
+            }
+        }
+        dir.rename(&succ.prep_name, active)
+            .map_err(|e| Error::io("install next segment", dir.join(active), e))
+    }
+
     /// Gives the segment at the active path its sealed name, never
     /// overwriting a file: a hard link (the active path stays in place
     /// until the successor replaces it), or at shutdown, or where the file
-    /// system has no hard links, a rename.
-    fn link_sealed(&self, seg: &Segment, start: Timestamp, last: bool) -> Result<String, Error> {
+    /// system has no hard links, a rename. `None` if the file at the active
+    /// path turned out not to be `seg` (someone else moved it meanwhile).
+    fn link_sealed(
+        &self,
+        seg: &Segment,
+        start: Timestamp,
+        last: bool,
+    ) -> Result<Option<String>, Error> {
         let dir = &self.sh.dir;
         let active = &self.sh.active_name;
         let mut dup = 0;
@@ -627,6 +707,7 @@ impl Worker {
                 dup,
             }
             .file_name(&self.sh.cfg.name);
+            let mut renamed = last;
             let mut res = if last {
                 dir.rename_noreplace(active, &candidate)
             } else {
@@ -641,20 +722,97 @@ impl Worker {
                 // EPERM / EOPNOTSUPP: no hard links on this file system.
                 // Rename instead; the active path is briefly absent.
                 res = dir.rename_noreplace(active, &candidate);
+                renamed = true;
             }
             match res {
-                Ok(()) => return Ok(candidate),
+                Ok(()) => {
+                    // The path was checked before; someone may have moved
+                    // the file in between. Make sure the name is ours.
+                    if self.is_at(&candidate, seg)? {
+                        return Ok(Some(candidate));
+                    }
+                    if renamed {
+                        // Put the other file back where it was.
+                        let _ = dir.rename_noreplace(&candidate, active);
+                    } else {
+                        let _ = dir.unlink(&candidate);
+                    }
+                    return Ok(None);
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
             }
         }
     }
 
-    /// Handles `rotate()`.
-    fn rotate(&mut self, tx: std::sync::mpsc::SyncSender<Result<(), Error>>) {
+    /// Handles `rotate()`, a trigger file event or SIGUSR1.
+    fn rotate(&mut self, tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>) {
         let res = self.rotate_now();
+        if res.is_err() && tx.is_none() {
+            Counters::add(&self.sh.counters.rotation_failures, 1);
+        }
         self.seal_ready();
-        let _ = tx.send(res);
+        answer(tx, res, &self.sh);
+    }
+
+    /// Handles `reopen()`, SIGHUP and the periodic check: if the active
+    /// path no longer holds the active segment (someone renamed or removed
+    /// it), cuts, and installs the next segment there.
+    fn reopen_now(&mut self) -> Result<(), Error> {
+        self.last_check = Some(self.now());
+        self.promote_pending()?;
+        if !self.all_promoted() {
+            // A cut is under way; its promotion checks the path itself.
+            return Ok(());
+        }
+        let cur = self.sh.current.load_full();
+        if cur.seq != self.active_seq {
+            return Ok(());
+        }
+        let sh = Arc::clone(&self.sh);
+        let here = sh
+            .dir
+            .stat(&sh.active_name)
+            .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
+        if here.is_some_and(|i| i.dev == cur.id.dev && i.ino == cur.id.ino) {
+            return Ok(());
+        }
+        if sh.lock_next().is_empty() {
+            if let Some(e) = self.prepare_next() {
+                return Err(e);
+            }
+        }
+        {
+            let mut st = cur.lock();
+            if !st.closed && !sh.try_swap(&cur, &mut st, SealReason::Reopen) {
+                return Err(Error::io(
+                    "reopen",
+                    sh.dir.join(&sh.active_name),
+                    io::Error::other("no next segment is ready"),
+                ));
+            }
+        }
+        self.promote_pending()?;
+        self.prepare_next();
+        Ok(())
+    }
+
+    /// The periodic check of the active path.
+    fn check_active(&mut self, now: Timestamp) {
+        let Some(every) = self.sh.cfg.watch_interval else {
+            return;
+        };
+        let due = self.last_check.is_none_or(|t| {
+            let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
+            t.checked_add(every).is_ok_and(|d| now >= d) || now < t
+        });
+        if !due || !self.prepare.allow(now) {
+            return;
+        }
+        if let Err(e) = self.reopen_now() {
+            self.rotation_failed(e);
+        }
     }
 
     fn rotate_now(&mut self) -> Result<(), Error> {
@@ -701,6 +859,7 @@ impl Worker {
             self.prepare_next();
         }
         self.cut_if_due(now);
+        self.check_active(now);
         self.retry_held(now);
         self.seal_ready();
         self.periodic_fsync();
@@ -995,6 +1154,9 @@ impl Worker {
         }
         #[cfg(feature = "metrics")]
         crate::metrics::publish(&sh.cfg.name, &sh.stats());
+        // The session is recorded as closed: another appender may take the
+        // log now.
+        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
         if self.lost_records > 0 {
             let err = Error::lost(
                 sh.dir.join(&sh.active_name),
@@ -1029,8 +1191,28 @@ impl Worker {
 
 fn reply(c: Cmd, res: Result<(), Error>) {
     match c {
-        Cmd::Rotate(tx) | Cmd::Tick(tx) | Cmd::Shutdown(tx) => {
+        Cmd::Rotate(Some(tx)) | Cmd::Reopen(Some(tx)) | Cmd::Tick(tx) | Cmd::Shutdown(tx) => {
             let _ = tx.send(res);
+        }
+        Cmd::Rotate(None) | Cmd::Reopen(None) => {}
+    }
+}
+
+/// Answers a caller, or for a trigger or signal (nobody waits), reports
+/// the error to the handler.
+fn answer(
+    tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>,
+    res: Result<(), Error>,
+    sh: &Shared,
+) {
+    match tx {
+        Some(tx) => {
+            let _ = tx.send(res);
+        }
+        None => {
+            if let Err(e) = res {
+                sh.report(e);
+            }
         }
     }
 }

@@ -102,3 +102,28 @@ pub fn verify_ok(dir: &Path) -> logcut::Report {
     assert!(report.is_ok(), "{report}");
     report
 }
+
+/// Waits until `cond` holds, yielding in between (no sleep: the thread
+/// gives way and checks again), and fails the test after 30 s with `what`.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Creates `path` if missing and sets its modification time to now, as
+/// `touch` does.
+pub fn touch(path: &Path) {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("touch");
+    f.set_modified(std::time::SystemTime::now())
+        .expect("touch: set time");
+}

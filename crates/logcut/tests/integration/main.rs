@@ -14,5 +14,8 @@ mod shutdown;
 mod time;
 // Many threads, many rotations, every record exactly once.
 mod torture;
+// Trigger files, signals, reopen after an external rename, the lock.
+#[cfg(all(feature = "trigger", feature = "signals"))]
+mod triggers;
 
 pub mod kit;

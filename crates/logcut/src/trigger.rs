@@ -1,0 +1,249 @@
+//! The trigger file (feature `trigger`): creating, writing, touching or
+//! renaming a file onto a path rotates the appender.
+//!
+//! A thread of the appender owns a `notify` watcher and follows the path
+//! through deletion and re-creation, of the file and of the directories
+//! above it:
+//!
+//! - while the file exists, the file itself is watched (so a busy log in
+//!   the same directory causes no events);
+//! - while it does not, the nearest existing directory on its path is
+//!   watched, and the watch moves down as directories appear;
+//! - whenever the file appears or is replaced by another file, that is a
+//!   trigger too (it may have been touched before the watch moved to it);
+//! - once a second, and after any event on the path or a directory above
+//!   it, the watch is checked again, so a change the watcher could not
+//!   report (an event queue overflow, a race with a re-creation) is caught.
+//!
+//! Triggers are merged by the appender (see `Shared::trigger`): a burst
+//! produces at most one cut per record written.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Weak, mpsc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use notify::{
+    EventKind, RecommendedWatcher, RecursiveMode, Watcher,
+    event::{AccessKind, AccessMode, ModifyKind},
+};
+
+use crate::{
+    Error,
+    append::{Shared, Watch},
+};
+
+/// How often the watch is checked again without an event.
+const RESCAN: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Event(notify::Result<notify::Event>),
+    Stop,
+}
+
+pub(crate) struct TriggerWatch {
+    tx: mpsc::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What is watched: a path and the identity of what was there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// The trigger file itself, not a directory above it.
+    is_file: bool,
+}
+
+struct Follower {
+    path: PathBuf,
+    watcher: RecommendedWatcher,
+    target: Option<Target>,
+    sh: Weak<Shared>,
+    /// An error was reported and not yet followed by a success: report the
+    /// next one only after the watch worked again.
+    failing: bool,
+}
+
+impl TriggerWatch {
+    pub(crate) fn start(path: PathBuf, sh: &Arc<Shared>) -> Result<TriggerWatch, Error> {
+        let (tx, rx) = mpsc::channel();
+        let events = tx.clone();
+        let watcher = notify::recommended_watcher(move |ev| {
+            let _ = events.send(Msg::Event(ev));
+        })
+        .map_err(|e| Error::io("watch trigger file", &path, into_io(e)))?;
+        let mut f = Follower {
+            path: path.clone(),
+            watcher,
+            target: None,
+            sh: Arc::downgrade(sh),
+            failing: false,
+        };
+        // The first watch is set up before `build` returns: a trigger right
+        // after it is seen.
+        f.rewatch(false)
+            .map_err(|e| Error::io("watch trigger file", &path, into_io(e)))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("logcut-trigger-{}", sh.cfg.name))
+            .spawn(move || f.run(rx))
+            .map_err(|e| Error::io("start trigger thread", &path, e))?;
+        Ok(TriggerWatch {
+            tx,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Watch for TriggerWatch {
+    fn stop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TriggerWatch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Follower {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        loop {
+            match rx.recv_timeout(RESCAN) {
+                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::Event(Ok(ev))) => {
+                    let on_path = ev.paths.contains(&self.path);
+                    let fires = on_path
+                        && matches!(
+                            ev.kind,
+                            EventKind::Create(_)
+                                | EventKind::Modify(_)
+                                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+                        );
+                    // Removing the file changes its link count (an
+                    // attribute event on the file): not a trigger.
+                    let fires = fires
+                        && (!matches!(ev.kind, EventKind::Modify(ModifyKind::Metadata(_)))
+                            || std::fs::symlink_metadata(&self.path).is_ok());
+                    if fires || ev.need_rescan() {
+                        self.fire();
+                    }
+                    // Only events on the path or a directory above it can
+                    // change what must be watched (a busy log in the same
+                    // directory costs no `stat`).
+                    // After a removal event `notify` drops the watch of that
+                    // path at the end of its batch of events, even if the
+                    // path is watched again meanwhile (a new file by the
+                    // same name): set it up again, after that.
+                    let removed = matches!(ev.kind, EventKind::Remove(_))
+                        && self
+                            .target
+                            .as_ref()
+                            .is_some_and(|t| ev.paths.contains(&t.path));
+                    if ev.need_rescan() || ev.paths.iter().any(|p| self.path.starts_with(p)) {
+                        self.follow(fires, removed);
+                    }
+                }
+                Ok(Msg::Event(Err(e))) => {
+                    self.report(e);
+                    self.follow(false, true);
+                }
+                // Also renews the watch, in case one was dropped unseen.
+                Err(mpsc::RecvTimeoutError::Timeout) => self.follow(false, true),
+            }
+        }
+    }
+
+    fn fire(&self) {
+        if let Some(sh) = self.sh.upgrade() {
+            sh.trigger();
+        }
+    }
+
+    /// Moves the watch if needed; a trigger file that appeared or was
+    /// replaced fires (unless the event did already).
+    fn follow(&mut self, fired: bool, renew: bool) {
+        match self.rewatch(renew) {
+            Ok(true) if !fired => self.fire(),
+            Ok(_) => self.failing = false,
+            Err(e) => self.report(e),
+        }
+    }
+
+    fn report(&mut self, e: notify::Error) {
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        if let Some(sh) = self.sh.upgrade() {
+            sh.report(Error::io("watch trigger file", &self.path, into_io(e)));
+        }
+    }
+
+    /// Watches the trigger file if it exists, else the nearest existing
+    /// directory above it (`renew`: set the watch up again even if it has
+    /// not changed). Returns true if the file appeared or was replaced
+    /// since the last call.
+    fn rewatch(&mut self, renew: bool) -> notify::Result<bool> {
+        let want = wanted(&self.path);
+        if want == self.target {
+            if let (true, Some(t)) = (renew, &self.target) {
+                // Adds to the watch if it is still there.
+                self.watcher.watch(&t.path, RecursiveMode::NonRecursive)?;
+            }
+            return Ok(false);
+        }
+        let before = self.target.take();
+        if let Some(old) = &before {
+            // Gone already if it was deleted; nothing to undo then.
+            let _ = self.watcher.unwatch(&old.path);
+        }
+        let Some(want) = want else {
+            return Ok(false);
+        };
+        self.watcher
+            .watch(&want.path, RecursiveMode::NonRecursive)?;
+        let appeared = want.is_file && before.is_some();
+        self.target = Some(want);
+        Ok(appeared)
+    }
+}
+
+/// The trigger file if it is there (and not a symlink, which is not
+/// followed), else the nearest existing directory above it.
+fn wanted(path: &Path) -> Option<Target> {
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        if !md.file_type().is_symlink() && !md.is_dir() {
+            return Some(Target {
+                path: path.to_path_buf(),
+                dev: md.dev(),
+                ino: md.ino(),
+                is_file: true,
+            });
+        }
+    }
+    path.ancestors().skip(1).find_map(|dir| {
+        let md = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+        Some(Target {
+            path: dir.to_path_buf(),
+            dev: md.dev(),
+            ino: md.ino(),
+            is_file: false,
+        })
+    })
+}
+
+fn into_io(e: notify::Error) -> std::io::Error {
+    match e.kind {
+        notify::ErrorKind::Io(io) => io,
+        _ => std::io::Error::other(e.to_string()),
+    }
+}
