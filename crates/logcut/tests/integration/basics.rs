@@ -28,9 +28,12 @@ fn contract_from_the_issue() {
     assert_eq!(seals[1].reason, logcut::SealReason::Shutdown);
     assert_eq!((seals[0].first, seals[0].records), (Some(0), Some(1)));
     assert_eq!((seals[1].first, seals[1].records), (Some(1), Some(1)));
-    // After shutdown no active or next file is left.
+    // After shutdown no active or next file is left: two segments, the
+    // manifest and the lock file (kept: removing it would race with the
+    // next appender taking it).
     assert!(!dir.join("app.log").exists());
-    assert_eq!(files(dir.path()).len(), 3, "{:?}", files(dir.path()));
+    assert_eq!(files(dir.path()).len(), 4, "{:?}", files(dir.path()));
+    assert!(dir.join("app.lock").exists());
     assert!(appender.write_record(b"late\n").unwrap_err().is_shutdown());
     assert_eq!(appender.stats().records_rejected, 1);
 }
@@ -152,6 +155,7 @@ fn files_and_dirs_get_safe_modes() {
     assert_eq!(mode(&logdir.join("app.log.next.2")), 0o640);
     assert_eq!(mode(&logdir.join("app.log.next.5")), 0o640);
     assert_eq!(mode(&logdir.join("app.manifest")), 0o640);
+    assert_eq!(mode(&logdir.join("app.lock")), 0o640);
     assert_eq!(mode(&logdir) & 0o750, 0o750);
     assert_eq!(mode(&logdir) & 0o007, 0, "directory is world-accessible");
     a.shutdown().unwrap();
