@@ -20,10 +20,11 @@ use crate::{
 #[command(after_help = "\
 --since and --until select whole segments, not single records (logcut does not \
 read timestamps inside records): a segment is printed if the time it was the \
-active segment, from when it became active to when it was sealed, overlaps \
-the range, ends included. The active segment is open-ended (it is still being \
-written), so it is printed unless --until is before it became active. A \
-printed segment may hold records a little outside the range.")]
+active segment, from when it became active until the next segment took over, \
+overlaps the range, both ends included. The active segment's time is \
+open-ended (it is still being written), so it is printed unless --until is \
+before it became active. Records near the ends of the range may therefore lie \
+a little outside it.")]
 pub(crate) struct CatArgs {
     /// The log directory.
     dir: PathBuf,

@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             if std::env::var_os("RUST_BACKTRACE").is_some() {
                 eprintln!("logcut: {err:?}");
             } else {
-                eprintln!("logcut: {err:#}");
+                eprintln!("logcut: {}", one_line(&err));
             }
             if err.chain().any(|c| c.is::<UsageError>()) {
                 ExitCode::from(2)
@@ -112,4 +112,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes on one line. A cause whose text the line
+/// already holds (library errors include their source in their own text)
+/// is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

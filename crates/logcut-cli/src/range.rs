@@ -2,17 +2,17 @@
 //!
 //! Records are opaque bytes with no timestamp logcut could trust, so the
 //! range selects whole segments, by the span each segment was the active
-//! one: from when it became active to when it was sealed. A segment is
-//! selected if and only if its span overlaps the range (both ends
-//! included). Where a span's end is not known, it is taken as open:
+//! one: from when it became active to when the next one took over. A
+//! segment is selected if and only if its span overlaps the range (both
+//! ends included). A span's start and end come from what is known:
 //!
-//! - a sealed segment recorded in the manifest: the manifest's `start` and
-//!   `end`;
-//! - a sealed segment the manifest does not list yet: from the start in its
-//!   name, open-ended;
-//! - the active segment (and prepared next segments holding records): from
-//!   the previous segment's end (or the beginning of time if there is
-//!   none), open-ended, since it is still being written.
+//! - start: the manifest's `start` of a sealed segment, or the start in its
+//!   name; for the active segment (and prepared next segments holding
+//!   records), the end of the segment before it, or the beginning of time
+//!   if there is none;
+//! - end: the start of the next segment, or the manifest's `end` (when it
+//!   was sealed) if that is earlier, as for the last segment of a run; open
+//!   (still being written, or not known yet) if neither is known.
 
 use jiff::Timestamp;
 use logcut_format::{SegmentFile, name::SealedName};
@@ -77,41 +77,47 @@ impl TimeRange {
         starts_in_time && ends_in_time
     }
 
-    /// Which of `segs` (in log order, as `logcut_format::segments` lists
-    /// them) this range selects, by the rule in the module docs.
+    /// Which of `segs` (in log order, as `logcut_format::segments`
+    /// lists them) this range selects, by the rule in the module docs.
     pub(crate) fn select(&self, segs: &[SegmentFile], log: &str) -> Vec<bool> {
-        let mut prev_end: Option<Timestamp> = None;
-        segs.iter()
-            .map(|seg| {
-                let (start, end) = span(seg, log, prev_end);
-                if end.is_some() {
-                    prev_end = end;
-                }
-                self.overlaps(start, end)
-            })
+        spans(segs, log)
+            .into_iter()
+            .map(|(start, end)| self.overlaps(start, end))
             .collect()
     }
 }
 
-/// The span of one segment; `prev_end` is the previous segment's end.
-fn span(
-    seg: &SegmentFile,
-    log: &str,
-    prev_end: Option<Timestamp>,
-) -> (Option<Timestamp>, Option<Timestamp>) {
+/// The span of each of `segs`, by the rule in the module docs.
+fn spans(segs: &[SegmentFile], log: &str) -> Vec<(Option<Timestamp>, Option<Timestamp>)> {
+    let starts: Vec<Option<Timestamp>> = segs.iter().map(|s| known_start(s, log)).collect();
+    let mut out = Vec::with_capacity(segs.len());
+    let mut prev_end = None;
+    for (i, seg) in segs.iter().enumerate() {
+        let start = if seg.active { prev_end } else { starts[i] };
+        let next_start = starts.get(i + 1).copied().flatten();
+        let sealed_at = seg.seal.as_ref().map(|s| s.end);
+        let end = match (next_start, sealed_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        prev_end = end.or(prev_end);
+        out.push((start, end));
+    }
+    out
+}
+
+/// When a sealed segment became active: from the manifest, or its name.
+/// `None` for the active and prepared segments (their names carry no time).
+fn known_start(seg: &SegmentFile, log: &str) -> Option<Timestamp> {
     if let Some(s) = &seg.seal {
-        return (Some(s.start), Some(s.end));
+        return Some(s.start);
     }
     if seg.active {
-        return (prev_end, None);
+        return None;
     }
-    let start = seg
-        .path
-        .file_name()
-        .and_then(|f| f.to_str())
-        .and_then(|f| SealedName::parse(log, f))
-        .and_then(|n| Timestamp::from_millisecond(n.start_ms).ok());
-    (start, None)
+    let file = seg.path.file_name()?.to_str()?;
+    let n = SealedName::parse(log, file)?;
+    Timestamp::from_millisecond(n.start_ms).ok()
 }
 
 #[cfg(test)]

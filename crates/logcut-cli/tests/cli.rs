@@ -414,3 +414,277 @@ fn metrics_are_served_in_prometheus_text_format_when_asked() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+// === cat --since / --until ===
+
+/// A log of four segments, each the active one for one hour from `t0`:
+/// "seg1\n" from t0 to t0+1h, ... "seg4\n" from t0+3h to t0+4h.
+fn four_hourly_segments(dir: &Path, t0: jiff::Timestamp) {
+    let clock = logcut::ManualClock::new(t0);
+    let a = logcut::Appender::builder()
+        .dir(dir)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for i in 1..=4 {
+        a.write_record(format!("seg{i}\n").as_bytes()).unwrap();
+        clock.advance(std::time::Duration::from_secs(3600));
+        if i < 4 {
+            a.rotate().unwrap();
+        }
+    }
+    a.shutdown().unwrap();
+}
+
+#[test]
+fn cat_since_until_select_the_segments_that_overlap_the_range() {
+    let dir = TempDir::new("since");
+    four_hourly_segments(&dir.0, "2026-11-24T10:00:00Z".parse().unwrap());
+    let d = dir.0.to_str().unwrap();
+    let cat = |extra: &[&str]| {
+        let mut args = vec!["cat", d];
+        args.extend_from_slice(extra);
+        let o = logcut(&args);
+        assert!(
+            o.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(cat(&[]), "seg1\nseg2\nseg3\nseg4\n");
+    assert_eq!(
+        cat(&[
+            "--since",
+            "2026-11-24T11:30:00Z",
+            "--until",
+            "2026-11-24T12:30:00Z"
+        ]),
+        "seg2\nseg3\n"
+    );
+    // Both ends are included: seg1 ends at 11:00, seg2 starts then.
+    assert_eq!(cat(&["--until", "2026-11-24T11:00:00Z"]), "seg1\nseg2\n");
+    assert_eq!(cat(&["--since", "2026-11-24T13:00:01Z"]), "seg4\n");
+    // Any offset is accepted: 13:30+01:00 is 12:30Z.
+    assert_eq!(
+        cat(&["--since", "2026-11-24T13:30:00+01:00"]),
+        "seg3\nseg4\n"
+    );
+    assert_eq!(cat(&["--since", "2026-11-24T14:00:01Z"]), "");
+    assert_eq!(cat(&["--until", "2026-11-24T09:59:59Z"]), "");
+}
+
+#[test]
+fn cat_since_takes_a_duration_meaning_that_long_ago() {
+    let dir = TempDir::new("sinceago");
+    let now = jiff::Timestamp::now();
+    // Segments from 10 h ago to 6 h ago.
+    four_hourly_segments(&dir.0, now - jiff::SignedDuration::from_hours(10));
+    let cat = |since: &str| {
+        let o = logcut(&["cat", dir.0.to_str().unwrap(), "--since", since]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(cat("7h30m"), "seg3\nseg4\n");
+    assert_eq!(cat("1d"), "seg1\nseg2\nseg3\nseg4\n");
+    assert_eq!(cat("5h"), "");
+}
+
+#[test]
+fn bad_times_and_empty_ranges_are_usage_errors() {
+    let dir = TempDir::new("badtime");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let d = dir.0.to_str().unwrap();
+    for args in [
+        &["cat", d, "--since", "yesterday"][..],
+        &["cat", d, "--until", "2026-11-24 10:00"],
+        &["cat", d, "--since", "1h", "--until", "2h"],
+        &["cat", d, "--follow", "--until", "1h"],
+    ] {
+        let o = logcut(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.is_empty(), "{args:?}");
+    }
+    let o = logcut(&["cat", d, "--since", "tomorrow"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a time"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+// === cat --follow ===
+
+/// A `logcut cat --follow` process whose output arrives on a channel.
+struct Follower {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    got: Vec<u8>,
+}
+
+impl Follower {
+    fn start(dir: &Path) -> Follower {
+        let mut child = Command::new(BIN)
+            .args(["cat", "--follow", dir.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Follower {
+            child,
+            rx,
+            got: Vec::new(),
+        }
+    }
+
+    /// Waits until at least `len` bytes arrived (or fails after a while).
+    fn wait_for(&mut self, len: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.got.len() < len {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(chunk) => self.got.extend_from_slice(&chunk),
+                Err(e) => panic!(
+                    "the follower printed {} of {len} bytes ({e}); last: {:?}",
+                    self.got.len(),
+                    String::from_utf8_lossy(&self.got[self.got.len().saturating_sub(200)..])
+                ),
+            }
+        }
+    }
+
+    /// Stops it with SIGTERM; returns everything it printed.
+    fn stop(mut self) -> Vec<u8> {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
+            0
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        // Whatever it printed before exiting is in the channel by now.
+        while let Ok(chunk) = self.rx.recv() {
+            self.got.extend_from_slice(&chunk);
+        }
+        self.got
+    }
+}
+
+fn sealed_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("app.") && n.ends_with(".log") && n != "app.log"
+        })
+        .count()
+}
+
+#[test]
+fn follow_prints_every_record_once_across_rotations_while_writing() {
+    let dir = TempDir::new("follow");
+    for mode in ["direct", "buffered"] {
+        let _ = std::fs::remove_dir_all(&dir.0);
+        let mut writer = Command::new(BIN)
+            .args(["write", "--dir", dir.0.to_str().unwrap()])
+            .args(["--max-size", "1KiB", "--mode", mode])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = writer.stdin.take().unwrap();
+        let mut expected = Vec::new();
+        let mut id = 0u32;
+        let mut batch = |stdin: &mut std::process::ChildStdin, expected: &mut Vec<u8>, n| {
+            let b = records(&mut id, n);
+            stdin.write_all(&b).unwrap();
+            stdin.flush().unwrap();
+            expected.extend_from_slice(&b);
+        };
+        // A backlog of several segments before the follower starts.
+        batch(&mut stdin, &mut expected, 100);
+        let mut f = Follower::start(&dir.0);
+        f.wait_for(expected.len());
+        // Then batches that each cross a rotation or more, while it follows.
+        for _ in 0..20 {
+            batch(&mut stdin, &mut expected, 37);
+            f.wait_for(expected.len());
+        }
+        // The writer ends: its last segment is sealed under the follower.
+        drop(stdin);
+        assert!(writer.wait().unwrap().success());
+        assert!(sealed_count(&dir.0) >= 10, "{mode}: too few rotations");
+        // A new run of the writer continues the same log.
+        let b = records(&mut id, 200);
+        let out = write_input(&dir.0, &["--max-size", "1KiB", "--mode", mode], &b);
+        assert!(out.status.success());
+        expected.extend_from_slice(&b);
+        f.wait_for(expected.len());
+        let got = f.stop();
+        assert!(
+            got == expected,
+            "{mode}: the follower printed {} bytes, {} expected; first difference at {:?}",
+            got.len(),
+            expected.len(),
+            got.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+        assert_eq!(logcut(&["cat", dir.0.to_str().unwrap()]).stdout, expected);
+    }
+}
+
+/// `n` numbered lines of varied length, from `*id` on.
+fn records(id: &mut u32, n: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    for _ in 0..n {
+        writeln!(b, "record {id:06} {}", "x".repeat((*id % 40) as usize)).unwrap();
+        *id += 1;
+    }
+    b
+}
+
+#[test]
+fn follow_into_a_closed_pipe_exits_quietly() {
+    let dir = TempDir::new("followpipe");
+    assert!(write_input(&dir.0, &[], b"one\ntwo\n").status.success());
+    let mut child = Command::new(BIN)
+        .args(["cat", "--follow", dir.0.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"one\ntwo\n");
+    // Nothing more will come: the follower must notice the reader left
+    // while it waits, not only when it next writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}
