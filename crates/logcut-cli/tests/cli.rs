@@ -688,3 +688,191 @@ fn follow_into_a_closed_pipe_exits_quietly() {
     );
     assert!(out.stderr.is_empty());
 }
+
+// === --config ===
+
+fn logs_named(dir: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(".log")
+        })
+        .count()
+}
+
+#[test]
+fn config_file_values_apply_and_flags_override_them() {
+    let dir = TempDir::new("config");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let logs = dir.0.join("logs");
+    let cfg = dir.0.join("logcut.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "# a comment\ndir = {:?}\nname = \"web\"\nmax_size = \"1KiB\"\nmode = \"direct\"\n\
+             max_line = 4096\nfsync = \"never\"\ngrace = \"1s\"\ninterval = \"1d\"\ntz = \"UTC\"\n",
+            logs.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let input: Vec<u8> = (0..500)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(BIN)
+            .args(["write", "--config", cfg.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // From the file: the directory, the name, 1 KiB segments.
+    run(&[]);
+    assert!(logs_named(&logs, "web.") > 3, "max_size from the file");
+    let cat = |name: &str| logcut(&["cat", logs.to_str().unwrap(), "--name", name]).stdout;
+    assert_eq!(cat("web"), input);
+    // Flags win: another name, and no size limit (one segment).
+    run(&["--name", "other", "--max-size", "none"]);
+    assert_eq!(logs_named(&logs, "other."), 1);
+    assert_eq!(cat("other"), input);
+    assert!(logcut(&["verify", logs.to_str().unwrap()]).status.success());
+    // `run` reads the same keys, and stderr_name.
+    std::fs::write(
+        &cfg,
+        format!(
+            "dir = {:?}\nname = \"out\"\nstderr_name = \"err\"\n",
+            logs.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap(), "--"])
+        .args(["sh", "-c", "echo to-out; echo to-err >&2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(cat("out"), b"to-out\n");
+    assert_eq!(cat("err"), b"to-err\n");
+}
+
+#[test]
+fn bad_config_files_are_one_line_usage_errors() {
+    let dir = TempDir::new("badconfig");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("bad.toml");
+    let check_any = |text: &str, cmd: &str, wants: &[&str]| {
+        std::fs::write(&cfg, text).unwrap();
+        let mut args = vec![cmd, "--config", cfg.to_str().unwrap()];
+        if cmd == "run" {
+            args.extend(["--", "true"]);
+        }
+        let o = logcut(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{text:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for w in wants {
+            assert!(err.contains(w), "{text:?}: {err} lacks {w:?}");
+        }
+        err.into_owned()
+    };
+    let check = |text: &str, cmd: &str, wants: &[&str]| {
+        let err = check_any(text, cmd, wants);
+        assert!(err.contains("bad.toml"), "{err}");
+    };
+    let d = format!("dir = {:?}\n", dir.0.join("logs").to_str().unwrap());
+    check(
+        &format!("{d}max_sise = \"1MiB\"\n"),
+        "write",
+        &["line 2", "unknown field `max_sise`"],
+    );
+    check(
+        &format!("{d}\nmax_size = \"ten\"\n"),
+        "write",
+        &["line 3", "max_size", "not a size"],
+    );
+    check(
+        &format!("{d}grace = \"soon\"\n"),
+        "run",
+        &["line 2", "grace", "not a duration"],
+    );
+    check(
+        &format!("{d}mode = 5\n"),
+        "write",
+        &["line 2", "invalid type"],
+    );
+    check("dir = \n", "write", &["line 1"]);
+    check(
+        &format!("{d}stderr_name = \"e\"\n"),
+        "write",
+        &["stderr_name", "`logcut run` only"],
+    );
+    check_any("name = \"x\"\n", "write", &["no log directory"]);
+    std::fs::remove_file(&cfg).unwrap();
+    let o = logcut(&["write", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read the config file"));
+}
+
+// === memory ===
+
+/// Peak resident memory of process `pid` in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn write_stays_under_32_mib_of_memory_at_full_speed() {
+    if !Path::new("/proc/self/status").exists() {
+        return;
+    }
+    let dir = TempDir::new("rss");
+    let mut child = Command::new(BIN)
+        .args(["write", "--dir", dir.0.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 200 MB of lines of mixed length, written as fast as the logger reads.
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut i = 0u64;
+    while chunk.len() < (1 << 20) - 300 {
+        writeln!(chunk, "{i:010} {}", "y".repeat((i % 200) as usize)).unwrap();
+        i += 1;
+    }
+    let mut written = 0usize;
+    while written < 200_000_000 {
+        stdin.write_all(&chunk).unwrap();
+        written += chunk.len();
+    }
+    // The pipe holds at most a little of it: the logger has read and
+    // handled nearly all the input, and is still alive.
+    let peak = peak_rss_kib(child.id());
+    eprintln!("peak RSS of logcut write: {peak} KiB");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(peak < 32 << 10, "peak RSS {peak} KiB is not under 32 MiB");
+    let v = logcut(&["verify", dir.0.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
