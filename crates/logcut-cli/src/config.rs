@@ -127,7 +127,7 @@ impl Loaded {
 /// unless the option's flag is in `matches`.
 pub(crate) fn apply(
     args: &mut WriteArgs,
-    mut stderr_name: Option<&mut Option<String>>,
+    stderr_name: Option<&mut Option<String>>,
     matches: &ArgMatches,
 ) -> Result<()> {
     let Some(path) = args.config.clone() else {
@@ -162,7 +162,7 @@ pub(crate) fn apply(
     layer!(metrics, crate::write::socket_addr, |v| args.metrics =
         Some(v));
     layer!(grace, crate::write::duration, |v| args.grace = v);
-    match (&cfg.file.stderr_name, stderr_name.as_deref_mut()) {
+    match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {
                 *slot = Some(v.get_ref().clone());

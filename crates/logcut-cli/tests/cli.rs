@@ -571,8 +571,8 @@ impl Follower {
 
     /// Stops it with SIGTERM; returns everything it printed.
     fn stop(mut self) -> Vec<u8> {
-        // SAFETY: sending a signal to our own child process.
         assert_eq!(
+            // SAFETY: sending a signal to our own child process.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
             0
         );
@@ -864,7 +864,6 @@ fn write_stays_under_32_mib_of_memory_at_full_speed() {
     // The pipe holds at most a little of it: the logger has read and
     // handled nearly all the input, and is still alive.
     let peak = peak_rss_kib(child.id());
-    eprintln!("peak RSS of logcut write: {peak} KiB");
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(
