@@ -158,8 +158,25 @@ impl WriteArgs {
         if let Some(tz) = &self.tz {
             b = b.time_zone(tz);
         }
-        b.build()
-            .with_context(|| format!("cannot log to {}", dir.display()))
+        b.build().map_err(|e| {
+            if e.is_config() && e.config_field() != Some("dir") {
+                // A bad option value (such as an unknown --tz): usage. A
+                // directory that is a file is the machine's state: runtime.
+                return UsageError(e.to_string()).into();
+            }
+            // Say what to do about the causes a user can fix.
+            let hint = match e.io_error().map(std::io::Error::kind) {
+                Some(std::io::ErrorKind::PermissionDenied) => {
+                    "; choose a directory this user can write to, or change its permissions"
+                }
+                Some(std::io::ErrorKind::ReadOnlyFilesystem) => {
+                    "; the file system is read-only: choose another directory"
+                }
+                Some(std::io::ErrorKind::NotADirectory) => "; give a directory, not a file",
+                _ => "",
+            };
+            anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display())
+        })
     }
 
     /// The log directory, from the flag or the config file.

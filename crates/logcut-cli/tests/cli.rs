@@ -175,6 +175,16 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let o = logcut(&["write", "--dir", "x", "--tz", "Nowhere/City"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("time zone"));
+    let o = logcut(&["write", "--dir", file.join("sub").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("give a directory") && err.lines().count() == 1,
+        "{err}"
+    );
     let o = logcut(&["write", "--dir", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
