@@ -35,6 +35,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -45,6 +46,10 @@ const POLL: rustix::event::Timespec = rustix::event::Timespec {
     tv_sec: 0,
     tv_nsec: 100_000_000,
 };
+
+/// Look at the directory at least this often, even if nothing seems to
+/// have changed.
+const RELIST: Duration = Duration::from_secs(2);
 
 /// A file's identity, whatever its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,8 +80,14 @@ enum Anchor {
     /// Nothing printed yet: the next segment is the first one not in this
     /// set (the segments `--since` left out).
     Start(HashSet<FileId>),
-    /// The next segment is the one after this file, which ended.
-    After { id: FileId, seq: Option<u64> },
+    /// The next segment is the one after this file, which ended. It stays
+    /// open until the next one is found, so that its inode cannot be
+    /// reused by a new file meanwhile (say, after retention removed it).
+    After {
+        id: FileId,
+        seq: Option<u64>,
+        _open: File,
+    },
 }
 
 /// The segment being read.
@@ -109,9 +120,13 @@ pub(crate) fn follow(
         dir,
         name,
         active: dir.join(logcut_format::name::active_file(name)),
+        manifest: dir.join(logcut_format::name::manifest_file(name)),
         buf: vec![0; 256 << 10],
         ahead: Vec::new(),
         said_missing: false,
+        idle: false,
+        stamp: None,
+        stamp_at: Instant::now(),
     };
     let first = f.list()?;
     let segs: Vec<SegmentFile> = first.iter().map(|l| l.seg.clone()).collect();
@@ -131,6 +146,7 @@ struct Follower<'a> {
     dir: &'a Path,
     name: &'a str,
     active: PathBuf,
+    manifest: PathBuf,
     buf: Vec<u8>,
     /// Sealed segments recorded in the manifest that follow the one being
     /// read, from the last listing, next one last. Their order is final,
@@ -139,7 +155,19 @@ struct Follower<'a> {
     ahead: Vec<Listed>,
     /// Whether the user was told that the directory is missing.
     said_missing: bool,
+    /// Whether the last listing found nothing new: then the next one is
+    /// made only if the directory or the manifest changed (see
+    /// [`Follower::worth_listing`]).
+    idle: bool,
+    /// What the directory looked like before the last listing, and when.
+    stamp: Option<Stamp>,
+    stamp_at: Instant,
 }
+
+/// What changes when segments are created, moved or recorded: the
+/// directory's and the manifest's modification times and the manifest's
+/// length, and the file at the active path.
+type Stamp = [i64; 6];
 
 impl Follower<'_> {
     fn run(&mut self, mut anchor: Anchor, out: &mut impl Write, stop: &AtomicBool) -> Result<()> {
@@ -162,13 +190,47 @@ impl Follower<'_> {
             // One last read: bytes written between the copy and the check
             // belong to this segment.
             self.copy(r, out)?;
-            anchor = Anchor::After {
-                id: r.id,
-                seq: r.seq,
-            };
-            cur = None;
+            if let Some(done) = cur.take() {
+                anchor = Anchor::After {
+                    id: done.id,
+                    seq: done.seq,
+                    _open: done.file,
+                };
+            }
         }
         Ok(())
+    }
+
+    /// Returns true if and only if listing the directory again may show
+    /// something new. Listing reads the whole manifest, so while nothing
+    /// happens the follower only compares a [`Stamp`]; it lists anyway
+    /// every [`RELIST`], in case a change fell within the file system's
+    /// timestamp granularity.
+    fn worth_listing(&mut self) -> bool {
+        let now = self.stamp();
+        let fresh = !self.idle || self.stamp != Some(now) || self.stamp_at.elapsed() >= RELIST;
+        if fresh {
+            self.stamp = Some(now);
+            self.stamp_at = Instant::now();
+        }
+        fresh
+    }
+
+    fn stamp(&self) -> Stamp {
+        let times = |p: &Path| {
+            std::fs::symlink_metadata(p).map_or([0; 3], |m| {
+                [
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    i64::try_from(m.size()).unwrap_or(-1),
+                ]
+            })
+        };
+        let [dir_s, dir_ns, _] = times(self.dir);
+        let [man_s, man_ns, man_len] = times(&self.manifest);
+        let active = std::fs::symlink_metadata(&self.active)
+            .map_or(0, |m| i64::try_from(m.ino()).unwrap_or(-1));
+        [dir_s, dir_ns, man_s, man_ns, man_len, active]
     }
 
     /// The log's segments now, in order, each with its file's identity.
@@ -210,7 +272,7 @@ impl Follower<'_> {
     fn next_index(&self, list: &[Listed], anchor: &Anchor) -> Option<usize> {
         match anchor {
             Anchor::Start(skip) => list.iter().position(|l| !skip.contains(&l.id)),
-            Anchor::After { id, seq } => {
+            Anchor::After { id, seq, .. } => {
                 if let Some(i) = list.iter().rposition(|l| l.id == *id) {
                     return (i + 1 < list.len()).then_some(i + 1);
                 }
@@ -243,10 +305,15 @@ impl Follower<'_> {
         let l = match self.ahead.pop() {
             Some(l) => l,
             None => {
+                if !self.worth_listing() {
+                    return Ok(None);
+                }
                 let mut list = self.list()?;
                 let Some(i) = self.next_index(&list, anchor) else {
+                    self.idle = true;
                     return Ok(None);
                 };
+                self.idle = false;
                 let sealed = list[i + 1..]
                     .iter()
                     .take_while(|l| l.seg.seal.is_some())
@@ -328,26 +395,28 @@ impl Follower<'_> {
         }
         let at_active =
             std::fs::symlink_metadata(&self.active).is_ok_and(|md| FileId::of(&md) == r.id);
-        if at_active {
+        if at_active || !self.worth_listing() {
             return Ok(false);
         }
         let list = self.list()?;
-        match list.iter().rev().find(|l| l.id == r.id) {
+        let ended = match list.iter().rev().find(|l| l.id == r.id) {
             Some(l) => {
                 r.seq = self.seq_of(&l.seg).or(r.seq);
                 match &l.seg.seal {
                     Some(s) => {
                         r.end = Some(s.bytes);
-                        Ok(r.offset >= s.bytes)
+                        r.offset >= s.bytes
                     }
                     // Sealed by name but not recorded yet, or a prepared
                     // segment not installed yet: writes may still come.
-                    None => Ok(false),
+                    None => false,
                 }
             }
             // Gone from the directory: nobody writes to it any more.
-            None => Ok(true),
-        }
+            None => true,
+        };
+        self.idle = !ended && r.end.is_none();
+        Ok(ended)
     }
 }
 
