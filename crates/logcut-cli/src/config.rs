@@ -5,7 +5,8 @@
 //! strings such as `"64MiB"` or `"15m"`; a size may also be a plain
 //! integer). A flag given on the command line wins over the file; the file
 //! wins over the defaults. An unknown key is an error, so a typo is never
-//! ignored.
+//! ignored. A relative `dir` is taken from the working directory, exactly
+//! as the flag's value would be.
 //!
 //! ```toml
 //! dir = "/var/log/prog"
