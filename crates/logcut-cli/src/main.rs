@@ -6,15 +6,20 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cat;
+mod config;
 mod demo;
+mod follow;
 mod metrics;
+mod progress;
+mod range;
 mod read;
 mod run;
 mod write;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{fmt, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Rotate logs by size, by time or on demand, without losing a line; read
 /// and verify them.
@@ -45,14 +50,8 @@ enum Command {
         json: bool,
     },
     /// Print every record of a log, oldest first, across sealed and active
-    /// segments.
-    Cat {
-        /// The log directory.
-        dir: PathBuf,
-        /// The log's name.
-        #[arg(long, default_value = "app")]
-        name: String,
-    },
+    /// segments; or only the segments of a time range; or follow it.
+    Cat(cat::CatArgs),
     /// Show a log directory's segments, sizes, records and losses.
     Status {
         /// The log directory.
@@ -60,14 +59,34 @@ enum Command {
     },
 }
 
+/// A mistake in how logcut was called (a bad option value, a bad config
+/// file): exit status 2, like clap's own usage errors.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: `--config` needs to know which flags were
+    // given on the command line (they win over the file).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
     let res = match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Write(args) => write::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Write(args) => write::run(args, &sub),
+        Command::Run(args) => run::run(args, &sub),
         Command::Verify { dir, json } => read::verify(&dir, json),
-        Command::Cat { dir, name } => read::cat(&dir, &name),
+        Command::Cat(args) => cat::run(args),
         Command::Status { dir } => read::status(&dir),
     };
     match res {
@@ -84,9 +103,31 @@ fn main() -> ExitCode {
             if std::env::var_os("RUST_BACKTRACE").is_some() {
                 eprintln!("logcut: {err:?}");
             } else {
-                eprintln!("logcut: {err:#}");
+                eprintln!("logcut: {}", one_line(&err));
             }
-            ExitCode::FAILURE
+            if err.chain().any(|c| c.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// The error and its causes on one line. A cause whose text the line
+/// already holds (library errors include their source in their own text)
+/// is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

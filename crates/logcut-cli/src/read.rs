@@ -10,8 +10,14 @@ use std::{
 use anyhow::{Context, Result};
 use logcut_format::{Report, segments, verify as check};
 
+use crate::progress::Progress;
+
 pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
-    let report = check(dir).with_context(|| format!("cannot verify {}", dir.display()))?;
+    // verify reads every sealed segment once: a bar over their total size.
+    let progress = Progress::bytes(crate::progress::log_bytes(dir), "verify");
+    let report = progress
+        .track_reads(|| check(dir))
+        .with_context(|| format!("cannot verify {}", dir.display()))?;
     let mut out = io::stdout().lock();
     if json {
         writeln!(out, "{}", to_json(&report))?;
@@ -23,20 +29,6 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-pub(crate) fn cat(dir: &Path, name: &str) -> Result<ExitCode> {
-    let segs = segments(dir, name)
-        .with_context(|| format!("cannot list the segments of {name} in {}", dir.display()))?;
-    let mut out = io::stdout().lock();
-    for seg in segs {
-        let mut f = logcut_format::open_nofollow(&seg.path)
-            .with_context(|| format!("cannot open {}", seg.path.display()))?;
-        io::copy(&mut f, &mut out)
-            .with_context(|| format!("cannot copy {}", seg.path.display()))?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn status(dir: &Path) -> Result<ExitCode> {

@@ -33,7 +33,8 @@ pub(crate) struct RunArgs {
     command: Vec<String>,
 }
 
-pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
+pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
+    crate::config::apply(&mut args.log, Some(&mut args.stderr_name), matches)?;
     let out_log = args.log.open(args.log.name())?;
     let err_log = match &args.stderr_name {
         Some(n) => args.log.open(n)?,

@@ -16,7 +16,7 @@
 
 use std::{
     os::fd::AsFd,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{
         Arc,
@@ -27,61 +27,72 @@ use std::{
 
 use anyhow::{Context, Result};
 
+use crate::UsageError;
+
 /// Options of `logcut write`.
+///
+/// A `--config` file may give any of them (see `config.rs`); a flag on the
+/// command line wins over the file, so the fields are public to it.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WriteArgs {
-    /// The log directory (created if missing, mode 0750).
+    /// Read options from this TOML file (keys named like the flags, with
+    /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
+    /// metrics, grace, and stderr_name for run); flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The log directory (created if missing, mode 0750). Required, here or
+    /// in the config file.
     #[arg(long)]
-    dir: PathBuf,
+    pub(crate) dir: Option<PathBuf>,
     /// The log's name: the active file is DIR/NAME.log.
     #[arg(long, default_value = "app")]
-    name: String,
+    pub(crate) name: String,
     /// Cut before a segment would exceed this size (64MiB, 1G, 4096), or
     /// "none".
     #[arg(long, default_value = "64MiB", value_parser = size_or_none)]
-    max_size: Limit,
+    pub(crate) max_size: Limit,
     /// Also cut at wall-clock boundaries: 30s, 15m, 1h, 1d.
     #[arg(long, value_parser = interval)]
-    interval: Option<logcut::Interval>,
+    pub(crate) interval: Option<logcut::Interval>,
     /// The IANA time zone of the interval's boundaries (default UTC).
     #[arg(long)]
-    tz: Option<String>,
+    pub(crate) tz: Option<String>,
     /// direct: every line is in the kernel before the next is read;
     /// buffered: lines are batched in memory (faster).
     #[arg(long, value_enum, default_value_t = ModeArg::Buffered)]
-    mode: ModeArg,
+    pub(crate) mode: ModeArg,
     /// The longest record; longer lines are split (see `logcut write --help`).
     #[arg(long, default_value = "1MiB", value_parser = size)]
-    max_line: u64,
+    pub(crate) max_line: u64,
     /// When to flush to the device: never, seal (each sealed segment), always
     /// (every record), or an interval such as 1s.
     #[arg(long, default_value = "seal", value_parser = fsync)]
-    fsync: logcut::Fsync,
+    pub(crate) fsync: logcut::Fsync,
     /// Serve the stats in Prometheus text format at http://ADDR/metrics
     /// (such as 127.0.0.1:9184). Nothing listens without it.
-    #[arg(long)]
-    metrics: Option<std::net::SocketAddr>,
+    #[arg(long, value_parser = socket_addr)]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     /// After SIGTERM or SIGINT, keep reading until input ends or nothing
     /// arrives for this long.
     #[arg(long, default_value = "5s", value_parser = duration)]
-    grace: Duration,
+    pub(crate) grace: Duration,
 }
 
 /// A size limit, or none.
 #[derive(Debug, Clone, Copy)]
-struct Limit(Option<u64>);
+pub(crate) struct Limit(Option<u64>);
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ModeArg {
+pub(crate) enum ModeArg {
     Direct,
     Buffered,
 }
 
-fn size(s: &str) -> Result<u64, String> {
+pub(crate) fn size(s: &str) -> Result<u64, String> {
     logcut::parse_size(s).map_err(|e| e.to_string())
 }
 
-fn size_or_none(s: &str) -> Result<Limit, String> {
+pub(crate) fn size_or_none(s: &str) -> Result<Limit, String> {
     if s == "none" {
         return Ok(Limit(None));
     }
@@ -91,11 +102,11 @@ fn size_or_none(s: &str) -> Result<Limit, String> {
     }
 }
 
-fn interval(s: &str) -> Result<logcut::Interval, String> {
+pub(crate) fn interval(s: &str) -> Result<logcut::Interval, String> {
     s.parse().map_err(|e: logcut::Error| e.to_string())
 }
 
-fn fsync(s: &str) -> Result<logcut::Fsync, String> {
+pub(crate) fn fsync(s: &str) -> Result<logcut::Fsync, String> {
     Ok(match s {
         "never" => logcut::Fsync::Never,
         "seal" => logcut::Fsync::AtSeal,
@@ -106,18 +117,30 @@ fn fsync(s: &str) -> Result<logcut::Fsync, String> {
     })
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     logcut::parse_duration(s).map_err(|e| e.to_string())
+}
+
+pub(crate) fn mode(s: &str) -> Result<ModeArg, String> {
+    <ModeArg as clap::ValueEnum>::from_str(s, true)
+        .map_err(|_| format!("{s:?} is not a mode; use direct or buffered"))
+}
+
+pub(crate) fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address to listen on; write IP:PORT, such as 127.0.0.1:9184")
+    })
 }
 
 impl WriteArgs {
     /// Opens the appender these options describe, for log `name`.
     pub(crate) fn open(&self, name: &str) -> Result<logcut::Appender> {
         if self.max_line == 0 {
-            anyhow::bail!("--max-line is zero; give at least 1 byte");
+            return Err(UsageError("--max-line is zero; give at least 1 byte".into()).into());
         }
+        let dir = self.dir()?;
         let mut b = logcut::Appender::builder()
-            .dir(&self.dir)
+            .dir(dir)
             .name(name)
             .mode(match self.mode {
                 ModeArg::Direct => logcut::Mode::Direct,
@@ -135,8 +158,35 @@ impl WriteArgs {
         if let Some(tz) = &self.tz {
             b = b.time_zone(tz);
         }
-        b.build()
-            .with_context(|| format!("cannot log to {}", self.dir.display()))
+        b.build().map_err(|e| {
+            if e.is_config() && e.config_field() != Some("dir") {
+                // A bad option value (such as an unknown --tz): usage. A
+                // directory that is a file is the machine's state: runtime.
+                return UsageError(e.to_string()).into();
+            }
+            // Say what to do about the causes a user can fix.
+            let hint = match e.io_error().map(std::io::Error::kind) {
+                Some(std::io::ErrorKind::PermissionDenied) => {
+                    "; choose a directory this user can write to, or change its permissions"
+                }
+                Some(std::io::ErrorKind::ReadOnlyFilesystem) => {
+                    "; the file system is read-only: choose another directory"
+                }
+                Some(std::io::ErrorKind::NotADirectory) => "; give a directory, not a file",
+                _ => "",
+            };
+            anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display())
+        })
+    }
+
+    /// The log directory, from the flag or the config file.
+    pub(crate) fn dir(&self) -> Result<&Path> {
+        self.dir.as_deref().ok_or_else(|| {
+            UsageError(
+                "no log directory; give --dir DIR, or dir = \"DIR\" in the --config file".into(),
+            )
+            .into()
+        })
     }
 
     /// The record splitter for these options.
@@ -160,7 +210,8 @@ impl WriteArgs {
     }
 }
 
-pub(crate) fn run(args: WriteArgs) -> Result<ExitCode> {
+pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
+    crate::config::apply(&mut args, None, matches)?;
     let appender = args.open(&args.name)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
     let term = Arc::new(AtomicBool::new(false));

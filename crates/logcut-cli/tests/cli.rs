@@ -175,6 +175,16 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let o = logcut(&["write", "--dir", "x", "--tz", "Nowhere/City"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("time zone"));
+    let o = logcut(&["write", "--dir", file.join("sub").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("give a directory") && err.lines().count() == 1,
+        "{err}"
+    );
     let o = logcut(&["write", "--dir", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -413,4 +423,465 @@ fn metrics_are_served_in_prometheus_text_format_when_asked() {
     );
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+// === cat --since / --until ===
+
+/// A log of four segments, each the active one for one hour from `t0`:
+/// "seg1\n" from t0 to t0+1h, ... "seg4\n" from t0+3h to t0+4h.
+fn four_hourly_segments(dir: &Path, t0: jiff::Timestamp) {
+    let clock = logcut::ManualClock::new(t0);
+    let a = logcut::Appender::builder()
+        .dir(dir)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for i in 1..=4 {
+        a.write_record(format!("seg{i}\n").as_bytes()).unwrap();
+        clock.advance(std::time::Duration::from_secs(3600));
+        if i < 4 {
+            a.rotate().unwrap();
+        }
+    }
+    a.shutdown().unwrap();
+}
+
+#[test]
+fn cat_since_until_select_the_segments_that_overlap_the_range() {
+    let dir = TempDir::new("since");
+    four_hourly_segments(&dir.0, "2026-11-24T10:00:00Z".parse().unwrap());
+    let d = dir.0.to_str().unwrap();
+    let cat = |extra: &[&str]| {
+        let mut args = vec!["cat", d];
+        args.extend_from_slice(extra);
+        let o = logcut(&args);
+        assert!(
+            o.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(cat(&[]), "seg1\nseg2\nseg3\nseg4\n");
+    assert_eq!(
+        cat(&[
+            "--since",
+            "2026-11-24T11:30:00Z",
+            "--until",
+            "2026-11-24T12:30:00Z"
+        ]),
+        "seg2\nseg3\n"
+    );
+    // Both ends are included: seg1 ends at 11:00, seg2 starts then.
+    assert_eq!(cat(&["--until", "2026-11-24T11:00:00Z"]), "seg1\nseg2\n");
+    assert_eq!(cat(&["--since", "2026-11-24T13:00:01Z"]), "seg4\n");
+    // Any offset is accepted: 13:30+01:00 is 12:30Z.
+    assert_eq!(
+        cat(&["--since", "2026-11-24T13:30:00+01:00"]),
+        "seg3\nseg4\n"
+    );
+    assert_eq!(cat(&["--since", "2026-11-24T14:00:01Z"]), "");
+    assert_eq!(cat(&["--until", "2026-11-24T09:59:59Z"]), "");
+}
+
+#[test]
+fn cat_since_takes_a_duration_meaning_that_long_ago() {
+    let dir = TempDir::new("sinceago");
+    let now = jiff::Timestamp::now();
+    // Segments from 10 h ago to 6 h ago.
+    four_hourly_segments(&dir.0, now - jiff::SignedDuration::from_hours(10));
+    let cat = |since: &str| {
+        let o = logcut(&["cat", dir.0.to_str().unwrap(), "--since", since]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(cat("7h30m"), "seg3\nseg4\n");
+    assert_eq!(cat("1d"), "seg1\nseg2\nseg3\nseg4\n");
+    assert_eq!(cat("5h"), "");
+}
+
+#[test]
+fn bad_times_and_empty_ranges_are_usage_errors() {
+    let dir = TempDir::new("badtime");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let d = dir.0.to_str().unwrap();
+    for args in [
+        &["cat", d, "--since", "yesterday"][..],
+        &["cat", d, "--until", "2026-11-24 10:00"],
+        &["cat", d, "--since", "1h", "--until", "2h"],
+        &["cat", d, "--follow", "--until", "1h"],
+    ] {
+        let o = logcut(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.is_empty(), "{args:?}");
+    }
+    let o = logcut(&["cat", d, "--since", "tomorrow"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a time"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+// === cat --follow ===
+
+/// A `logcut cat --follow` process whose output arrives on a channel.
+struct Follower {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    got: Vec<u8>,
+}
+
+impl Follower {
+    fn start(dir: &Path) -> Follower {
+        let mut child = Command::new(BIN)
+            .args(["cat", "--follow", dir.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Follower {
+            child,
+            rx,
+            got: Vec::new(),
+        }
+    }
+
+    /// Waits until at least `len` bytes arrived (or fails after a while).
+    fn wait_for(&mut self, len: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.got.len() < len {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(chunk) => self.got.extend_from_slice(&chunk),
+                Err(e) => panic!(
+                    "the follower printed {} of {len} bytes ({e}); last: {:?}",
+                    self.got.len(),
+                    String::from_utf8_lossy(&self.got[self.got.len().saturating_sub(200)..])
+                ),
+            }
+        }
+    }
+
+    /// Stops it with SIGTERM; returns everything it printed.
+    fn stop(mut self) -> Vec<u8> {
+        assert_eq!(
+            // SAFETY: sending a signal to our own child process.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
+            0
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        // Whatever it printed before exiting is in the channel by now.
+        while let Ok(chunk) = self.rx.recv() {
+            self.got.extend_from_slice(&chunk);
+        }
+        self.got
+    }
+}
+
+fn sealed_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("app.") && n.ends_with(".log") && n != "app.log"
+        })
+        .count()
+}
+
+#[test]
+fn follow_prints_every_record_once_across_rotations_while_writing() {
+    let dir = TempDir::new("follow");
+    for mode in ["direct", "buffered"] {
+        let _ = std::fs::remove_dir_all(&dir.0);
+        let mut writer = Command::new(BIN)
+            .args(["write", "--dir", dir.0.to_str().unwrap()])
+            .args(["--max-size", "1KiB", "--mode", mode])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = writer.stdin.take().unwrap();
+        let mut expected = Vec::new();
+        let mut id = 0u32;
+        let mut batch = |stdin: &mut std::process::ChildStdin, expected: &mut Vec<u8>, n| {
+            let b = records(&mut id, n);
+            stdin.write_all(&b).unwrap();
+            stdin.flush().unwrap();
+            expected.extend_from_slice(&b);
+        };
+        // A backlog of several segments before the follower starts.
+        batch(&mut stdin, &mut expected, 100);
+        let mut f = Follower::start(&dir.0);
+        f.wait_for(expected.len());
+        // Then batches that each cross a rotation or more, while it follows.
+        for _ in 0..20 {
+            batch(&mut stdin, &mut expected, 37);
+            f.wait_for(expected.len());
+        }
+        // The writer ends: its last segment is sealed under the follower.
+        drop(stdin);
+        assert!(writer.wait().unwrap().success());
+        assert!(sealed_count(&dir.0) >= 10, "{mode}: too few rotations");
+        // A new run of the writer continues the same log.
+        let b = records(&mut id, 200);
+        let out = write_input(&dir.0, &["--max-size", "1KiB", "--mode", mode], &b);
+        assert!(out.status.success());
+        expected.extend_from_slice(&b);
+        f.wait_for(expected.len());
+        let got = f.stop();
+        assert!(
+            got == expected,
+            "{mode}: the follower printed {} bytes, {} expected; first difference at {:?}",
+            got.len(),
+            expected.len(),
+            got.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+        assert_eq!(logcut(&["cat", dir.0.to_str().unwrap()]).stdout, expected);
+    }
+}
+
+/// `n` numbered lines of varied length, from `*id` on.
+fn records(id: &mut u32, n: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    for _ in 0..n {
+        writeln!(b, "record {id:06} {}", "x".repeat((*id % 40) as usize)).unwrap();
+        *id += 1;
+    }
+    b
+}
+
+#[test]
+fn follow_into_a_closed_pipe_exits_quietly() {
+    let dir = TempDir::new("followpipe");
+    assert!(write_input(&dir.0, &[], b"one\ntwo\n").status.success());
+    let mut child = Command::new(BIN)
+        .args(["cat", "--follow", dir.0.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"one\ntwo\n");
+    // Nothing more will come: the follower must notice the reader left
+    // while it waits, not only when it next writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}
+
+// === --config ===
+
+fn logs_named(dir: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(".log")
+        })
+        .count()
+}
+
+#[test]
+fn config_file_values_apply_and_flags_override_them() {
+    let dir = TempDir::new("config");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let logs = dir.0.join("logs");
+    let cfg = dir.0.join("logcut.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "# a comment\ndir = {:?}\nname = \"web\"\nmax_size = \"1KiB\"\nmode = \"direct\"\n\
+             max_line = 4096\nfsync = \"never\"\ngrace = \"1s\"\ninterval = \"1d\"\ntz = \"UTC\"\n",
+            logs.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let input: Vec<u8> = (0..500)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(BIN)
+            .args(["write", "--config", cfg.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // From the file: the directory, the name, 1 KiB segments.
+    run(&[]);
+    assert!(logs_named(&logs, "web.") > 3, "max_size from the file");
+    let cat = |name: &str| logcut(&["cat", logs.to_str().unwrap(), "--name", name]).stdout;
+    assert_eq!(cat("web"), input);
+    // Flags win: another name, and no size limit (one segment).
+    run(&["--name", "other", "--max-size", "none"]);
+    assert_eq!(logs_named(&logs, "other."), 1);
+    assert_eq!(cat("other"), input);
+    assert!(logcut(&["verify", logs.to_str().unwrap()]).status.success());
+    // `run` reads the same keys, and stderr_name.
+    std::fs::write(
+        &cfg,
+        format!(
+            "dir = {:?}\nname = \"out\"\nstderr_name = \"err\"\n",
+            logs.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap(), "--"])
+        .args(["sh", "-c", "echo to-out; echo to-err >&2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(cat("out"), b"to-out\n");
+    assert_eq!(cat("err"), b"to-err\n");
+}
+
+#[test]
+fn bad_config_files_are_one_line_usage_errors() {
+    let dir = TempDir::new("badconfig");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("bad.toml");
+    let check_any = |text: &str, cmd: &str, wants: &[&str]| {
+        std::fs::write(&cfg, text).unwrap();
+        let mut args = vec![cmd, "--config", cfg.to_str().unwrap()];
+        if cmd == "run" {
+            args.extend(["--", "true"]);
+        }
+        let o = logcut(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{text:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for w in wants {
+            assert!(err.contains(w), "{text:?}: {err} lacks {w:?}");
+        }
+        err.into_owned()
+    };
+    let check = |text: &str, cmd: &str, wants: &[&str]| {
+        let err = check_any(text, cmd, wants);
+        assert!(err.contains("bad.toml"), "{err}");
+    };
+    let d = format!("dir = {:?}\n", dir.0.join("logs").to_str().unwrap());
+    check(
+        &format!("{d}max_sise = \"1MiB\"\n"),
+        "write",
+        &["line 2", "unknown field `max_sise`"],
+    );
+    check(
+        &format!("{d}\nmax_size = \"ten\"\n"),
+        "write",
+        &["line 3", "max_size", "not a size"],
+    );
+    check(
+        &format!("{d}grace = \"soon\"\n"),
+        "run",
+        &["line 2", "grace", "not a duration"],
+    );
+    check(
+        &format!("{d}mode = 5\n"),
+        "write",
+        &["line 2", "invalid type"],
+    );
+    check("dir = \n", "write", &["line 1"]);
+    check(
+        &format!("{d}stderr_name = \"e\"\n"),
+        "write",
+        &["stderr_name", "`logcut run` only"],
+    );
+    check_any("name = \"x\"\n", "write", &["no log directory"]);
+    std::fs::remove_file(&cfg).unwrap();
+    let o = logcut(&["write", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read the config file"));
+}
+
+// === memory ===
+
+/// Peak resident memory of process `pid` in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn write_stays_under_32_mib_of_memory_at_full_speed() {
+    if !Path::new("/proc/self/status").exists() {
+        return;
+    }
+    let dir = TempDir::new("rss");
+    let mut child = Command::new(BIN)
+        .args(["write", "--dir", dir.0.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 200 MB of lines of mixed length, written as fast as the logger reads.
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut i = 0u64;
+    while chunk.len() < (1 << 20) - 300 {
+        writeln!(chunk, "{i:010} {}", "y".repeat((i % 200) as usize)).unwrap();
+        i += 1;
+    }
+    let mut written = 0usize;
+    while written < 200_000_000 {
+        stdin.write_all(&chunk).unwrap();
+        written += chunk.len();
+    }
+    // The pipe holds at most a little of it: the logger has read and
+    // handled nearly all the input, and is still alive.
+    let peak = peak_rss_kib(child.id());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(peak < 32 << 10, "peak RSS {peak} KiB is not under 32 MiB");
+    let v = logcut(&["verify", dir.0.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }

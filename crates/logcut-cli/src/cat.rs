@@ -1,0 +1,118 @@
+//! `logcut cat`: print a log's records, oldest first.
+
+use std::{
+    io::{self, IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use logcut_format::segments;
+
+use crate::{
+    progress::Progress,
+    range::{self, TimeRange},
+};
+
+/// Options of `logcut cat`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+--since and --until select whole segments, not single records (logcut does not \
+read timestamps inside records): a segment is printed if the time it was the \
+active segment, from when it became active until the next segment took over, \
+overlaps the range, both ends included. The active segment's time is \
+open-ended (it is still being written), so it is printed unless --until is \
+before it became active. Records near the ends of the range may therefore lie \
+a little outside it.")]
+pub(crate) struct CatArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// The log's name.
+    #[arg(long, default_value = "app")]
+    name: String,
+    /// Print only segments that overlap the time from TIME on: an RFC 3339
+    /// time such as 2026-11-25T10:00:00Z, or a duration such as 15m, 1h or
+    /// 2d meaning that long ago.
+    #[arg(long, value_name = "TIME", value_parser = range::parse_time)]
+    since: Option<Timestamp>,
+    /// Print only segments that overlap the time up to TIME (same forms as
+    /// --since).
+    #[arg(long, value_name = "TIME", value_parser = range::parse_time, conflicts_with = "follow")]
+    until: Option<Timestamp>,
+    /// Keep printing records as they are written, across rotations, until
+    /// interrupted (SIGINT, SIGTERM) or the output is closed. No record is
+    /// skipped or printed twice.
+    #[arg(long, short = 'f')]
+    follow: bool,
+}
+
+pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
+    let range = TimeRange {
+        since: args.since,
+        until: args.until,
+    };
+    if let Err(msg) = range.validate() {
+        return Err(crate::UsageError(msg).into());
+    }
+    let (dir, name) = (&args.dir, args.name.as_str());
+    let mut out = io::stdout().lock();
+    if args.follow {
+        crate::follow::follow(dir, name, |segs| range.select(segs, name), &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let segs = segments(dir, name)
+        .with_context(|| format!("cannot list the segments of {name} in {}", dir.display()))?;
+    let selected = range.select(&segs, name);
+    let chosen: Vec<_> = segs
+        .iter()
+        .zip(selected)
+        .filter_map(|(s, yes)| yes.then_some(s))
+        .collect();
+    // Output on the terminal would scroll through the bar: draw it only
+    // when the records go elsewhere.
+    let total = if io::stdout().is_terminal() {
+        0
+    } else {
+        chosen
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let progress = Progress::bytes(total, "cat");
+    for seg in chosen {
+        let mut f = logcut_format::open_nofollow(&seg.path)
+            .with_context(|| format!("cannot open {}", seg.path.display()))?;
+        // Without a bar, a plain copy lets the kernel move the bytes.
+        let copied = if progress.is_drawn() {
+            io::copy(
+                &mut Counted {
+                    inner: f,
+                    progress: &progress,
+                },
+                &mut out,
+            )
+        } else {
+            io::copy(&mut f, &mut out)
+        };
+        copied.with_context(|| format!("cannot copy {}", seg.path.display()))?;
+    }
+    out.flush()?;
+    progress.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A reader that moves the progress bar by what it reads.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: io::Read> io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,222 @@
+//! `--config FILE`: the options of `write` and `run` from a TOML file.
+//!
+//! Every key is named after its flag (`max_size` for `--max-size`) and
+//! takes the same values, as the flag's text (sizes and durations as human
+//! strings such as `"64MiB"` or `"15m"`; a size may also be a plain
+//! integer). A flag given on the command line wins over the file; the file
+//! wins over the defaults. An unknown key is an error, so a typo is never
+//! ignored. A relative `dir` is taken from the working directory, exactly
+//! as the flag's value would be.
+//!
+//! ```toml
+//! dir = "/var/log/prog"
+//! max_size = "64MiB"
+//! interval = "1d"
+//! tz = "Europe/Berlin"
+//! ```
+//!
+//! To add a key: a field in [`ConfigFile`] and a line in [`apply`] naming
+//! the flag's field and its parser.
+
+use std::{
+    fmt,
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+use clap::{ArgMatches, parser::ValueSource};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{UsageError, write::WriteArgs};
+
+/// The contents of a config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    dir: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    max_size: Option<Spanned<Text>>,
+    interval: Option<Spanned<Text>>,
+    tz: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    max_line: Option<Spanned<Text>>,
+    fsync: Option<Spanned<Text>>,
+    metrics: Option<Spanned<String>>,
+    grace: Option<Spanned<Text>>,
+    /// `run` only.
+    stderr_name: Option<Spanned<String>>,
+}
+
+/// A value written as a string or, for convenience, a bare integer (a size
+/// in bytes).
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a string such as \"64MiB\" or \"15m\", or an integer"
+)]
+enum Text {
+    Str(String),
+    Int(u64),
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Text::Str(s) => f.write_str(s),
+            Text::Int(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A config file read into memory, for error messages that point into it.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    path: PathBuf,
+    text: String,
+    file: ConfigFile,
+}
+
+/// Reads and parses `path`. Every error is one line naming the file and,
+/// where it applies, the line.
+pub(crate) fn load(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| format!(", line {}", line_of(&text, s.start)))
+            .unwrap_or_default();
+        // toml's messages can span lines; the first says what is wrong.
+        let what = e.message().lines().next().unwrap_or("").trim();
+        UsageError(format!("bad config file {}{at}: {what}", path.display()))
+    })?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        text,
+        file,
+    })
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl Loaded {
+    /// A usage error about the value of `key` at `span`.
+    fn bad(&self, key: &str, span: Range<usize>, msg: &str) -> UsageError {
+        UsageError(format!(
+            "bad config file {}, line {}: {key}: {msg}",
+            self.path.display(),
+            line_of(&self.text, span.start)
+        ))
+    }
+}
+
+/// Applies the config file `args.config` names, if any, to the options of
+/// `write` (and, with `stderr_name`, of `run`): each key fills in its option
+/// unless the option's flag is in `matches`.
+pub(crate) fn apply(
+    args: &mut WriteArgs,
+    stderr_name: Option<&mut Option<String>>,
+    matches: &ArgMatches,
+) -> Result<()> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let cfg = load(&path)?;
+    let given = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
+    // Parses the key's value with the flag's own parser, unless the flag
+    // was given.
+    macro_rules! layer {
+        ($key:ident, $parse:expr, $set:expr) => {
+            if let Some(v) = &cfg.file.$key {
+                if !given(stringify!($key)) {
+                    let parsed = $parse(&v.get_ref().to_string())
+                        .map_err(|m: String| cfg.bad(stringify!($key), v.span(), &m))?;
+                    #[allow(clippy::redundant_closure_call)]
+                    $set(parsed);
+                }
+            }
+        };
+    }
+    let ok = |s: &String| Ok::<_, String>(s.clone());
+    layer!(dir, ok, |v: String| args.dir = Some(PathBuf::from(v)));
+    layer!(name, ok, |v| args.name = v);
+    layer!(max_size, crate::write::size_or_none, |v| args.max_size = v);
+    layer!(interval, crate::write::interval, |v| args.interval =
+        Some(v));
+    layer!(tz, ok, |v| args.tz = Some(v));
+    layer!(mode, crate::write::mode, |v| args.mode = v);
+    layer!(max_line, crate::write::size, |v| args.max_line = v);
+    layer!(fsync, crate::write::fsync, |v| args.fsync = v);
+    layer!(metrics, crate::write::socket_addr, |v| args.metrics =
+        Some(v));
+    layer!(grace, crate::write::duration, |v| args.grace = v);
+    match (&cfg.file.stderr_name, stderr_name) {
+        (Some(v), Some(slot)) => {
+            if !given("stderr_name") {
+                *slot = Some(v.get_ref().clone());
+            }
+        }
+        (Some(v), None) => {
+            return Err(cfg
+                .bad(
+                    "stderr_name",
+                    v.span(),
+                    "applies to `logcut run` only; remove it or use this file with run",
+                )
+                .into());
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<ConfigFile, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn every_key_parses_and_sizes_may_be_integers() {
+        let c = parse(
+            "dir = \"/tmp/x\"\nname = \"web\"\nmax_size = 4096\ninterval = \"15m\"\n\
+             tz = \"UTC\"\nmode = \"direct\"\nmax_line = \"4KiB\"\nfsync = \"never\"\n\
+             metrics = \"127.0.0.1:9184\"\ngrace = \"2s\"\nstderr_name = \"err\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.max_size.unwrap().get_ref().to_string(), "4096");
+        assert_eq!(c.grace.unwrap().get_ref().to_string(), "2s");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = parse("dir = \"x\"\nmax_sise = \"1M\"\n").unwrap_err();
+        assert!(e.message().contains("max_sise"), "{}", e.message());
+        assert_eq!(
+            line_of("dir = \"x\"\nmax_sise = \"1M\"\n", e.span().unwrap().start),
+            2
+        );
+    }
+
+    #[test]
+    fn lines_count_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+}
