@@ -45,6 +45,7 @@ pub(crate) struct ConfigFile {
     fsync: Option<Spanned<Text>>,
     metrics: Option<Spanned<String>>,
     grace: Option<Spanned<Text>>,
+    trigger: Option<Spanned<String>>,
     /// `run` only.
     stderr_name: Option<Spanned<String>>,
 }
@@ -163,6 +164,7 @@ pub(crate) fn apply(
     layer!(metrics, crate::write::socket_addr, |v| args.metrics =
         Some(v));
     layer!(grace, crate::write::duration, |v| args.grace = v);
+    layer!(trigger, ok, |v| args.trigger = Some(v));
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {

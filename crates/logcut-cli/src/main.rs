@@ -14,6 +14,7 @@ mod metrics;
 mod progress;
 mod range;
 mod read;
+mod rotate;
 mod run;
 mod write;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Start a program with its standard output and error captured into the
     /// log; exit with its status.
     Run(run::RunArgs),
+    /// Make the running writer of a log seal its active segment now; returns
+    /// once the new segment is in place (exit 1 if nobody is writing).
+    Rotate(rotate::RotateArgs),
     /// Check a log directory: every segment present, sizes and checksums
     /// match, counts add up. Exits 1 if anything is wrong.
     Verify {
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Write(args) => write::run(args, &sub),
         Command::Run(args) => run::run(args, &sub),
+        Command::Rotate(args) => rotate::run(args),
         Command::Verify { dir, json } => read::verify(&dir, json),
         Command::Cat(args) => cat::run(args),
         Command::Status { dir } => read::status(&dir),

@@ -52,6 +52,13 @@ pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
                 log.segments_unknown_records
             )?;
         }
+        if log.segments_moved > 0 {
+            writeln!(
+                out,
+                "  segments moved away by someone else (logrotate, mv): {}",
+                log.segments_moved
+            )?;
+        }
         writeln!(out, "  records lost:    {}", log.lost)?;
         match log.active_bytes {
             Some(b) => writeln!(out, "  active segment:  {b} bytes")?,
@@ -101,13 +108,14 @@ fn to_json(r: &Report) -> String {
         }
         let _ = write!(
             s,
-            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"segments_unknown_records\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
+            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
             quote(&l.name),
             l.segments,
             l.records,
             l.bytes,
             l.lost,
             l.segments_unknown_records,
+            l.segments_moved,
             l.sessions,
             l.open_sessions,
             l.active_bytes.map_or("null".to_string(), |b| b.to_string())

@@ -11,8 +11,10 @@
 //! On SIGTERM or SIGINT it keeps reading until the input ends, or until
 //! `--grace` passes with no input, then writes everything, seals and exits
 //! 0: what the producer wrote into the pipe is not dropped. SIGUSR1 cuts
-//! the log now. SIGHUP is ignored for now (reopening after an external
-//! rename is not implemented yet), so that it does not kill the logger.
+//! the log now; SIGHUP reopens it (after logrotate or an operator moved the
+//! active file away; the library also notices that by itself within
+//! 500 ms). Touching the trigger file (by default `DIR/NAME.trigger`, which
+//! `logcut rotate` touches) cuts too.
 
 use std::{
     os::fd::AsFd,
@@ -37,7 +39,8 @@ use crate::UsageError;
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
-    /// metrics, grace, and stderr_name for run); flags given here win.
+    /// metrics, grace, trigger, and stderr_name for run); flags given here
+    /// win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// The log directory (created if missing, mode 0750). Required, here or
@@ -76,6 +79,11 @@ pub(crate) struct WriteArgs {
     /// arrives for this long.
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub(crate) grace: Duration,
+    /// Cut when this file is created, written or touched (what `logcut
+    /// rotate` does). By default DIR/NAME.trigger, created at start; "none"
+    /// for no trigger file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) trigger: Option<String>,
 }
 
 /// A size limit, or none.
@@ -147,7 +155,13 @@ impl WriteArgs {
                 ModeArg::Buffered => logcut::Mode::Buffered,
             })
             .fsync(self.fsync)
+            // SIGUSR1 rotates, SIGHUP reopens, handled by the library's
+            // own thread: no polling delay.
+            .signals(true)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
+        if let Some(t) = self.trigger_path(dir, name)? {
+            b = b.trigger_file(t);
+        }
         b = match self.max_size.0 {
             Some(n) => b.max_size(n),
             None => b.no_max_size(),
@@ -177,6 +191,42 @@ impl WriteArgs {
             };
             anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display())
         })
+    }
+
+    /// The trigger file for log `name`, if any: `--trigger PATH`, or by
+    /// default `DIR/NAME.trigger`, created (empty, mode 0640) if missing so
+    /// that the file itself is watched and not the busy log directory.
+    fn trigger_path(&self, dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+        match self.trigger.as_deref() {
+            Some("none") => Ok(None),
+            Some("") => {
+                Err(UsageError("--trigger is empty; give a file path, or \"none\"".into()).into())
+            }
+            Some(p) => Ok(Some(PathBuf::from(p))),
+            None => {
+                logcut_format::name::validate_name(name).map_err(UsageError)?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let path = dir.join(format!("{name}.trigger"));
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o640)
+                    .custom_flags(libc_nofollow())
+                    .open(&path)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("cannot create the trigger file {}", path.display())
+                        });
+                    }
+                }
+                Ok(Some(path))
+            }
+        }
     }
 
     /// The log directory, from the flag or the config file.
@@ -215,15 +265,9 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     let appender = args.open(&args.name)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
     let term = Arc::new(AtomicBool::new(false));
-    let rotate = Arc::new(AtomicBool::new(false));
-    let ignored = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("cannot handle signals")?;
     }
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&rotate))
-        .context("cannot handle signals")?;
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, ignored)
-        .context("cannot handle signals")?;
 
     let max_line = usize::try_from(args.max_line).unwrap_or(usize::MAX);
     let mut lines = Lines {
@@ -235,11 +279,6 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     let mut chunk = vec![0u8; 256 << 10];
     let mut last_input = Instant::now();
     loop {
-        if rotate.swap(false, Ordering::Relaxed) {
-            if let Err(e) = appender.rotate() {
-                eprintln!("logcut: {e}");
-            }
-        }
         if term.load(Ordering::Relaxed) && last_input.elapsed() >= args.grace {
             break;
         }
@@ -272,6 +311,12 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     lines.finish(|rec| appender.write_record(rec))?;
     appender.shutdown().context("cannot finish the log")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `O_NOFOLLOW`: a symlink planted at the trigger file's name is not
+/// followed.
+fn libc_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 /// Splits input into records: lines, and pieces of overlong lines.

@@ -885,3 +885,94 @@ fn write_stays_under_32_mib_of_memory_at_full_speed() {
     let v = logcut(&["verify", dir.0.to_str().unwrap()]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+/// `logcut rotate` cuts the running writer (through its trigger file) and
+/// returns once the new segment is in place; with nobody writing it exits
+/// 1 and says so. SIGHUP after an external rename continues in a new file.
+#[test]
+fn rotate_cuts_the_running_writer_and_sighup_reopens() {
+    let tmp = TempDir::new("rotate");
+    let dir = tmp.0.join("log");
+    let d = dir.to_str().unwrap();
+    let out = logcut(&["rotate", "--dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nobody is writing"), "{err}");
+
+    let mut writer = Command::new(BIN)
+        .args([
+            "write",
+            "--dir",
+            d,
+            "--max-size",
+            "none",
+            "--mode",
+            "direct",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let mut f = Follower::start(&dir);
+    let mut id = 0u32;
+    let mut expected = Vec::new();
+    for round in 1..=3 {
+        let b = records(&mut id, 100);
+        stdin.write_all(&b).unwrap();
+        stdin.flush().unwrap();
+        expected.extend_from_slice(&b);
+        // In the file: the follower has read it.
+        f.wait_for(expected.len());
+        let out = logcut(&["rotate", "--dir", d]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("rotated: sealed"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sealed_count(&dir), round);
+    }
+    // Nothing written since the last cut: nothing to rotate.
+    let out = logcut(&["rotate", "--dir", d]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to rotate"));
+    assert_eq!(sealed_count(&dir), 3);
+    // Records that will be moved away with the active file.
+    let moved = records(&mut id, 50);
+    stdin.write_all(&moved).unwrap();
+    stdin.flush().unwrap();
+    expected.extend_from_slice(&moved);
+    f.wait_for(expected.len());
+    assert_eq!(f.stop(), expected);
+    std::fs::rename(dir.join("app.log"), tmp.0.join("app.log.1")).unwrap();
+    // SAFETY: a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(writer.id() as i32, libc::SIGHUP) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dir.join("app.log").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new app.log after SIGHUP"
+        );
+        std::thread::yield_now();
+    }
+    let after = records(&mut id, 50);
+    stdin.write_all(&after).unwrap();
+    drop(stdin);
+    assert!(writer.wait().unwrap().success());
+    assert_eq!(std::fs::read(tmp.0.join("app.log.1")).unwrap(), moved);
+    let cat = logcut(&["cat", d]).stdout;
+    let mut want = expected[..expected.len() - moved.len()].to_vec();
+    want.extend_from_slice(&after);
+    assert_eq!(cat, want);
+    let out = logcut(&["verify", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = String::from_utf8_lossy(&logcut(&["status", d]).stdout).into_owned();
+    assert!(
+        status.contains("moved away by someone else (logrotate, mv): 1"),
+        "{status}"
+    );
+}

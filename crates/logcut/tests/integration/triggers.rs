@@ -442,6 +442,10 @@ fn signals_rotate_and_reopen() {
     let tmp = TempDir::new("signals");
     let dir = tmp.path();
     let child = spawn_signal_child(dir);
+    // A trigger before the first record cuts nothing: wait for one.
+    wait_for("the child's first record", || {
+        std::fs::metadata(dir.join("app.log")).is_ok_and(|m| m.len() > 0)
+    });
     kill(child.pid, libc::SIGUSR1);
     wait_for("a cut after SIGUSR1", || {
         crate::kit::files(dir)

@@ -1,0 +1,143 @@
+//! `logcut rotate`: asks the running writer of a log to seal its active
+//! segment, and waits until the new segment is in place.
+//!
+//! The writer holds an exclusive `flock` on `DIR/NAME.lock` and names its
+//! trigger file there (see `logcut_format::lock`); this command touches the
+//! trigger file and watches the active file's identity change.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use logcut_format::{lock::LockInfo, name};
+
+use crate::UsageError;
+
+/// Options of `logcut rotate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RotateArgs {
+    /// The log directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The log's name.
+    #[arg(long, default_value = "app")]
+    name: String,
+    /// Give up (exit 1) if the new segment is not in place within this long.
+    #[arg(long, default_value = "10s", value_parser = crate::write::duration)]
+    timeout: Duration,
+}
+
+pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
+    name::validate_name(&args.name).map_err(UsageError)?;
+    let holder = writer(&args.dir, &args.name)?;
+    let pid = holder
+        .pid
+        .map_or_else(|| "?".to_string(), |p| p.to_string());
+    let Some(trigger) = holder.trigger else {
+        bail!(
+            "the writer of {} (pid {pid}) watches no trigger file; start it with --trigger, or send it SIGUSR1 (kill -USR1 {pid})",
+            args.dir.join(name::active_file(&args.name)).display()
+        );
+    };
+    let active = args.dir.join(name::active_file(&args.name));
+    let before = std::fs::symlink_metadata(&active)
+        .with_context(|| format!("cannot examine {}", active.display()))?;
+    touch(&trigger)?;
+    // An empty segment is not cut (nothing would be sealed); a buffered
+    // writer may still be writing its first records, so wait a little.
+    let wait = if before.len() == 0 {
+        args.timeout.min(Duration::from_secs(1))
+    } else {
+        args.timeout
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        match std::fs::symlink_metadata(&active) {
+            Ok(now) if now.ino() != before.ino() || now.dev() != before.dev() => break,
+            Ok(now) if Instant::now() >= deadline => {
+                if now.len() == 0 {
+                    println!("nothing to rotate: {} is empty", active.display());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                bail!(
+                    "the writer (pid {pid}) did not rotate {} within {:?}; is it stuck? (see its error output)",
+                    active.display(),
+                    args.timeout
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Instant::now() < deadline => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot examine {}", active.display()));
+            }
+        }
+        // Polling: the writer gives no other sign. The cut itself takes a
+        // few milliseconds; a short pause keeps this loop cheap.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    match sealed_name_of(&args.dir, &args.name, before.ino(), before.dev()) {
+        Some(f) => println!("rotated: sealed {}", args.dir.join(f).display()),
+        None => println!("rotated {}", active.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who is writing the log, from its lock file; an error if nobody is.
+fn writer(dir: &Path, log: &str) -> Result<LockInfo> {
+    let path = dir.join(name::lock_file(log));
+    let file = match logcut_format::open_nofollow(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "nobody is writing {}: there is no {} (is the directory right?)",
+            dir.join(name::active_file(log)).display(),
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    // A shared lock granted means no writer holds the exclusive one.
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => bail!(
+            "nobody is writing {}: no process holds {}",
+            dir.join(name::active_file(log)).display(),
+            path.display()
+        ),
+        Err(rustix::io::Errno::WOULDBLOCK) => {}
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(LockInfo::parse(&text))
+}
+
+/// Creates the trigger file if missing and sets its time to now, without
+/// following a symlink.
+fn touch(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .with_context(|| format!("cannot touch the trigger file {}", path.display()))?;
+    f.set_modified(std::time::SystemTime::now())
+        .with_context(|| format!("cannot touch the trigger file {}", path.display()))
+}
+
+/// The sealed segment's file name of the file that was active.
+fn sealed_name_of(dir: &Path, log: &str, ino: u64, dev: u64) -> Option<String> {
+    std::fs::read_dir(dir).ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let f = e.file_name().into_string().ok()?;
+        name::SealedName::parse(log, &f)?;
+        let md = e.metadata().ok()?;
+        (md.ino() == ino && md.dev() == dev).then_some(f)
+    })
+}
