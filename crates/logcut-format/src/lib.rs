@@ -9,12 +9,14 @@ runtime.
 
 # Layout
 
-See [`name`] for file names and [`manifest`] for the manifest's format.
+See [`name`] for file names, [`manifest`] for the manifest's format and
+[`codec`] for compressed segments.
 [`verify()`] checks a directory; [`segments()`] lists a log's files in order.
 */
 
 #![deny(missing_docs)]
 
+pub mod codec;
 mod error;
 pub mod manifest;
 pub mod name;
@@ -23,6 +25,9 @@ mod verify;
 
 pub use crate::{
     error::Error,
-    reader::{SegmentFile, checksum_file, checksum_reader, open_nofollow, read_all, segments},
+    reader::{
+        SegmentFile, checksum_file, checksum_reader, open_nofollow, open_segment, read_all,
+        segments,
+    },
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };
