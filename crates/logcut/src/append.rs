@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     /// The appender's own threads: commands from them (an error handler
     /// calling `rotate` or `shutdown`) would wait on themselves.
     pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
+    /// Sealed segments another policy still needs: retention keeps them.
+    pub(crate) pins: crate::retain::Pins,
 }
 
 impl fmt::Debug for Appender {
@@ -257,6 +259,7 @@ impl Appender {
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             threads: Mutex::new(Vec::new()),
+            pins: crate::retain::Pins::default(),
             cfg,
         });
         let mut worker = Worker::new(
@@ -264,6 +267,7 @@ impl Appender {
             journal,
             resume.next_seq + 1,
             resume.next_first,
+            resume.sealed,
         )?;
         for note in resume.notes {
             shared.report(note);
@@ -934,6 +938,11 @@ impl Shared {
             queue_depth,
             queue_bytes,
             write_latency: c.latency(),
+            compress_backlog: c.compress_backlog.load(Ordering::Relaxed),
+            segments_compressed: Counters::get(&c.segments_compressed),
+            compress_failures: Counters::get(&c.compress_failures),
+            compress_time: std::time::Duration::from_nanos(Counters::get(&c.compress_nanos)),
+            segments_deleted: Counters::get(&c.segments_deleted),
         }
     }
 }

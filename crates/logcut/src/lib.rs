@@ -163,14 +163,17 @@ and an existing file is never overwritten.
 mod append;
 mod builder;
 mod clock;
+mod compress;
 mod error;
 mod handler;
 mod integrations;
 mod journal;
+mod keeper;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod policy;
 mod recovery;
+mod retain;
 mod sealer;
 mod segment;
 mod stats;
@@ -185,6 +188,7 @@ pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},
     clock::{Clock, ManualClock, SystemClock},
+    compress::Compression,
     error::{Error, Result},
     handler::ErrorHandler,
     policy::{Interval, parse_duration, parse_size},

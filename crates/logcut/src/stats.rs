@@ -67,6 +67,17 @@ pub struct Stats {
     pub queue_bytes: u64,
     /// Time spent in `write` calls, sampled.
     pub write_latency: LatencyHistogram,
+    /// Sealed segments waiting to be compressed or being compressed.
+    pub compress_backlog: u64,
+    /// Sealed segments compressed by this appender.
+    pub segments_compressed: u64,
+    /// Compressions that failed (the segment stays uncompressed; the next
+    /// start tries again).
+    pub compress_failures: u64,
+    /// Time the compression workers spent, all together.
+    pub compress_time: Duration,
+    /// Sealed segments deleted by the retention limits.
+    pub segments_deleted: u64,
 }
 
 const SUB: usize = 8;
@@ -173,6 +184,11 @@ pub(crate) struct Counters {
     pub(crate) retired_accepted_bytes: AtomicU64,
     pub(crate) retired_written: AtomicU64,
     pub(crate) fallback: AtomicU8,
+    pub(crate) compress_backlog: AtomicU64,
+    pub(crate) segments_compressed: AtomicU64,
+    pub(crate) compress_failures: AtomicU64,
+    pub(crate) compress_nanos: AtomicU64,
+    pub(crate) segments_deleted: AtomicU64,
     latency: Vec<AtomicU64>,
 }
 
@@ -189,6 +205,11 @@ impl Default for Counters {
             retired_accepted_bytes: AtomicU64::new(0),
             retired_written: AtomicU64::new(0),
             fallback: AtomicU8::new(0),
+            compress_backlog: AtomicU64::new(0),
+            segments_compressed: AtomicU64::new(0),
+            compress_failures: AtomicU64::new(0),
+            compress_nanos: AtomicU64::new(0),
+            segments_deleted: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
