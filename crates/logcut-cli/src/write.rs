@@ -65,6 +65,29 @@ pub(crate) struct WriteArgs {
     /// arrives for this long.
     #[arg(long, default_value = "5s", value_parser = duration)]
     grace: Duration,
+    /// Compress sealed segments in the background: none, gzip or zstd.
+    #[arg(long, value_enum, default_value_t = CompressArg::None)]
+    compress: CompressArg,
+    /// The compression level (gzip 0-9, default 6; zstd -7 to 22, default 3).
+    #[arg(long, allow_negative_numbers = true)]
+    compress_level: Option<i32>,
+    /// Keep at most this many sealed segments (oldest deleted first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    keep: Option<u64>,
+    /// Delete sealed segments older than this (by their end): 7d, 12h.
+    #[arg(long, value_parser = duration)]
+    max_age: Option<Duration>,
+    /// Delete the oldest sealed segments while all take more than this on
+    /// disk: 10GiB.
+    #[arg(long, value_parser = size)]
+    max_total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompressArg {
+    None,
+    Gzip,
+    Zstd,
 }
 
 /// A size limit, or none.
@@ -116,6 +139,19 @@ impl WriteArgs {
         if self.max_line == 0 {
             anyhow::bail!("--max-line is zero; give at least 1 byte");
         }
+        let compression = match (self.compress, self.compress_level) {
+            (CompressArg::None, Some(_)) => {
+                anyhow::bail!("--compress-level needs --compress gzip or --compress zstd")
+            }
+            (CompressArg::None, None) => logcut::Compression::None,
+            (CompressArg::Gzip, None) => logcut::Compression::gzip(),
+            (CompressArg::Gzip, Some(l)) => logcut::Compression::Gzip {
+                level: u32::try_from(l)
+                    .map_err(|_| anyhow::anyhow!("--compress-level {l}: gzip levels are 0 to 9"))?,
+            },
+            (CompressArg::Zstd, None) => logcut::Compression::zstd(),
+            (CompressArg::Zstd, Some(level)) => logcut::Compression::Zstd { level },
+        };
         let mut b = logcut::Appender::builder()
             .dir(&self.dir)
             .name(name)
@@ -124,7 +160,17 @@ impl WriteArgs {
                 ModeArg::Buffered => logcut::Mode::Buffered,
             })
             .fsync(self.fsync)
+            .compress(compression)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
+        if let Some(n) = self.keep {
+            b = b.keep(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(d) = self.max_age {
+            b = b.max_age(d);
+        }
+        if let Some(n) = self.max_total {
+            b = b.max_total(n);
+        }
         b = match self.max_size.0 {
             Some(n) => b.max_size(n),
             None => b.no_max_size(),

@@ -473,7 +473,7 @@ fn killed_while_compressing_loses_nothing() {
             .unwrap();
         // Kill points spread over the first few hundred records; every
         // other run waits for a compression under way.
-        let target = 3 + (run * 97) % 400;
+        let target = 3 + (run * 97) % 250;
         let during_compression = run % 2 == 1;
         let mut done: Option<u64> = None;
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
