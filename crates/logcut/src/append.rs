@@ -337,8 +337,11 @@ impl Appender {
     }
 
     /// Runs the background thread's periodic work now (time cuts, retries
-    /// whose backoff has passed, sealing) and waits for it. Useful with a
-    /// [`ManualClock`](crate::ManualClock) in tests; never needed otherwise.
+    /// whose backoff has passed, sealing) and waits for it; with
+    /// compression or retention configured, also until every sealed
+    /// segment waiting for compression is compressed and the retention
+    /// limits are applied. Useful with a [`ManualClock`](crate::ManualClock)
+    /// in tests; never needed otherwise.
     pub fn tick(&self) -> Result<(), Error> {
         self.handle.shared.command(CmdKind::Tick, "tick")
     }

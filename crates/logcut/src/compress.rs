@@ -220,6 +220,21 @@ impl<W: Write> Write for CrcWriter<W> {
     }
 }
 
+/// The nice value of compression threads: on a busy machine the writers'
+/// threads come first, and compression falls behind (the backlog grows)
+/// rather than slow them down.
+const NICE: i32 = 10;
+
+/// Lowers the calling thread's priority (Linux: `setpriority` on the
+/// thread id); best effort.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let _ = rustix::process::setpriority_process(Some(tid), NICE);
+    }
+}
+
 /// Runs tasks from `tasks` until it closes, reporting each outcome and the
 /// time it took through `done`.
 pub(crate) fn work(
@@ -230,6 +245,7 @@ pub(crate) fn work(
     tasks: Arc<Mutex<std::sync::mpsc::Receiver<Task>>>,
     done: impl Fn(Task, Outcome, Duration),
 ) {
+    lower_priority();
     loop {
         let task = {
             let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());

@@ -50,8 +50,9 @@ pub(crate) enum Msg {
     /// A worker finished a task.
     Done(Task, Outcome, Duration),
     /// Answer once nothing waits for compression or is being compressed,
-    /// and retention has run.
-    Barrier(mpsc::SyncSender<()>),
+    /// and retention has run (a `tick`, answered from here so that the
+    /// rotating thread does not wait for compression).
+    Barrier(mpsc::SyncSender<Result<(), Error>>),
     /// The clock moved.
     Kick,
     /// Finish (compress what waits until the deadline), then stop.
@@ -83,7 +84,7 @@ pub(crate) struct Keeper {
     idle: usize,
     tasks: Option<mpsc::Sender<Task>>,
     workers: Vec<std::thread::JoinHandle<()>>,
-    barriers: Vec<mpsc::SyncSender<()>>,
+    barriers: Vec<mpsc::SyncSender<Result<(), Error>>>,
 }
 
 /// The sealed segments a manifest lists, not deleted and still on disk,
@@ -214,7 +215,7 @@ impl Keeper {
             self.publish();
             if self.idle_now() {
                 for b in self.barriers.drain(..) {
-                    let _ = b.send(());
+                    let _ = b.send(Ok(()));
                 }
             }
             if shutdown.is_some() && self.busy() == 0 {
@@ -252,7 +253,7 @@ impl Keeper {
         }
         self.publish();
         for b in self.barriers.drain(..) {
-            let _ = b.send(());
+            let _ = b.send(Ok(()));
         }
         if let Some((_, reply)) = shutdown {
             let _ = reply.send(());

@@ -180,8 +180,20 @@ impl Worker {
                 match cmd {
                     Cmd::Tick(tx) => {
                         self.sealer_barrier();
-                        self.keeper_barrier();
-                        let _ = tx.send(Ok(()));
+                        // The keeper answers once compression and retention
+                        // caught up; this thread does not wait for it.
+                        match &self.keeper {
+                            Some(k) => {
+                                if let Err(e) = k.send(keeper::Msg::Barrier(tx)) {
+                                    if let keeper::Msg::Barrier(tx) = e.0 {
+                                        let _ = tx.send(Ok(()));
+                                    }
+                                }
+                            }
+                            None => {
+                                let _ = tx.send(Ok(()));
+                            }
+                        }
                     }
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
                     Cmd::Rotate(tx) => self.rotate(tx),
@@ -823,16 +835,6 @@ impl Worker {
     fn sealer_barrier(&self) {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if self.sealer.send(Job::Barrier(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-
-    /// Waits until the keeper has taken in every sealed segment, compressed
-    /// what waits and applied retention.
-    fn keeper_barrier(&self) {
-        let Some(k) = &self.keeper else { return };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if k.send(keeper::Msg::Barrier(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
