@@ -180,6 +180,38 @@ fn retention_by_count_never_touches_the_active_segment() {
 }
 
 #[test]
+fn retention_never_deletes_a_segment_under_the_compressor() {
+    // Many small segments, slow gzip and keep 1: retention constantly
+    // wants the segment the worker is compressing. Had it deleted one, the
+    // worker would fail (its input gone) and report it.
+    let dir = TempDir::new("busy");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a = Appender::builder()
+        .dir(dir.path())
+        .max_size(20_000)
+        .mode(Mode::Buffered)
+        .compress(Compression::Gzip { level: 9 })
+        .keep(1)
+        .error_handler(tx)
+        .build()
+        .unwrap();
+    for i in 0..4000 {
+        a.write_record(&record(0, i, 100)).unwrap();
+    }
+    a.shutdown().unwrap();
+    let errors: Vec<String> = rx.try_iter().map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let s = a.stats();
+    assert_eq!(s.compress_failures, 0);
+    assert!(s.segments_deleted >= 15, "{s:?}");
+    let report = verify_ok(dir.path());
+    assert_eq!(report.logs[0].segments, 1, "{report}");
+    assert_eq!(report.records() + report.deleted(), 4000, "{report}");
+    let (_, end) = id_range(&read_log(dir.path(), "app"), 100);
+    assert_eq!(end, 4000);
+}
+
+#[test]
 fn retention_by_age_follows_the_appenders_clock() {
     let dir = TempDir::new("age");
     let clock = ManualClock::new(ts("2026-11-24T10:00:00Z"));
