@@ -12,6 +12,18 @@ runtime.
 See [`name`] for file names, [`manifest`] for the manifest's format and
 [`codec`] for compressed segments.
 [`verify()`] checks a directory; [`segments()`] lists a log's files in order.
+
+# Crate features
+
+| feature | adds | default |
+|---|---|---|
+| `gzip` | reading (and writing) `.gz` segments, through flate2 (pure Rust) | no |
+| `zstd` | reading (and writing) `.zst` segments, through the zstd crate (builds the zstd C library) | no |
+
+Without them, names and manifest entries of compressed segments are still
+understood, but their contents cannot be read: [`verify()`] reports such a
+segment as unreadable, and [`SegmentFile::open`] fails with
+`ErrorKind::Unsupported`.
 */
 
 #![deny(missing_docs)]
