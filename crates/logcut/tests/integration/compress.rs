@@ -462,6 +462,43 @@ fn recovery_records_a_compression_the_manifest_missed() {
     assert_eq!(read_log(dir.path(), "app"), original);
 }
 
+#[test]
+fn recovery_finishes_removals_a_crash_cut_short() {
+    let dir = TempDir::new("unfinished");
+    let a = Appender::builder()
+        .dir(dir.path())
+        .max_size(1000)
+        .compress(Compression::zstd())
+        .keep(2)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        a.write_record(&record(0, i, 100)).unwrap();
+        a.tick().unwrap();
+    }
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    let m = manifest(dir.path());
+    let kept: Vec<_> = seals
+        .iter()
+        .filter(|s| !m.deleted().contains_key(&s.seq))
+        .collect();
+    assert_eq!(kept.len(), 2);
+    let data = read_log(dir.path(), "app");
+    // As if crashes hit after the manifest entries, before the removals:
+    // a compressed segment's original, and a deleted segment, are back.
+    std::fs::write(dir.join(&kept[0].file), &data[..1000]).unwrap();
+    std::fs::write(dir.join(&seals[0].file), b"deleted by policy\n").unwrap();
+    verify_ok(dir.path());
+    assert_eq!(read_log(dir.path(), "app"), data);
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    assert!(!dir.join(&kept[0].file).exists());
+    assert!(!dir.join(&seals[0].file).exists());
+    a.shutdown().unwrap();
+    verify_ok(dir.path());
+    assert_eq!(read_log(dir.path(), "app"), data);
+}
+
 /// Writes records in Direct mode with zstd compression and tiny segments,
 /// printing each id once `write_record` has returned (and the compression
 /// backlog), until it is killed.
