@@ -6,7 +6,7 @@
 //! baselines: a shared `File` with one `write` per record, and a
 //! `BufWriter<File>` behind a mutex.
 //!
-//! Usage: `cargo run --release -p logcut-bench -- [--records N] [--rounds R] [--quick]`
+//! Usage: `cargo run --release -p logcut-bench -- [--records N] [--rounds R] [--quick] [--compression]`
 //!
 //! See README.md for what is measured and how to read the output.
 
@@ -25,6 +25,8 @@ use std::{
 };
 
 use logcut::{Appender, Mode};
+
+mod compress;
 
 /// Bytes per record, newline included.
 const RECORD_LEN: usize = 120;
@@ -512,6 +514,7 @@ impl Drop for TempRoot {
 struct Args {
     records: u64,
     rounds: usize,
+    compression: bool,
 }
 
 const USAGE: &str = "usage: logcut-bench [--records N] [--rounds R] [--quick]
@@ -519,10 +522,13 @@ const USAGE: &str = "usage: logcut-bench [--records N] [--rounds R] [--quick]
   --records N   records per configuration, split among its threads (default 400000)
   --rounds R    rounds; configurations are interleaved within a round and the
                 median over rounds is reported (default 3)
-  --quick       50000 records, 1 round (a smoke test; --records/--rounds still apply)";
+  --quick       50000 records, 1 round (a smoke test; --records/--rounds still apply)
+  --compression instead: gzip and zstd throughput on log text, and writers with
+                background compression on and off (default 1000000 lines x 3
+                rounds; --quick: 400000 x 1)";
 
 fn parse_args() -> Result<Args, String> {
-    let (mut records, mut rounds, mut quick) = (None, None, false);
+    let (mut records, mut rounds, mut quick, mut compression) = (None, None, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -548,6 +554,7 @@ fn parse_args() -> Result<Args, String> {
                 rounds = Some(n);
             }
             "--quick" => quick = true,
+            "--compression" => compression = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -555,14 +562,16 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument: {other}\n\n{USAGE}")),
         }
     }
-    let (dr, dn) = if quick {
-        (QUICK_RECORDS, QUICK_ROUNDS)
-    } else {
-        (DEFAULT_RECORDS, DEFAULT_ROUNDS)
+    let (dr, dn) = match (quick, compression) {
+        (true, false) => (QUICK_RECORDS, QUICK_ROUNDS),
+        (false, false) => (DEFAULT_RECORDS, DEFAULT_ROUNDS),
+        (true, true) => (400_000, 1),
+        (false, true) => (1_000_000, DEFAULT_ROUNDS),
     };
     Ok(Args {
         records: records.unwrap_or(dr),
         rounds: rounds.unwrap_or(dn),
+        compression,
     })
 }
 
@@ -584,6 +593,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.compression {
+        return match compress::run(args.records, args.rounds, &mut root) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("logcut-bench: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let configs = round_configs();
     println!(
         "logcut-bench: {} records of {RECORD_LEN} bytes per configuration, {} round(s), \

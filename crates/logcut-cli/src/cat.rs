@@ -82,7 +82,9 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     };
     let progress = Progress::bytes(total, "cat");
     for seg in chosen {
-        let mut f = logcut_format::open_nofollow(&seg.path)
+        // Compressed segments are decompressed on the way.
+        let mut f = seg
+            .open()
             .with_context(|| format!("cannot open {}", seg.path.display()))?;
         // Without a bar, a plain copy lets the kernel move the bytes.
         let copied = if progress.is_drawn() {

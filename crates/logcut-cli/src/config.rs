@@ -46,6 +46,11 @@ pub(crate) struct ConfigFile {
     metrics: Option<Spanned<String>>,
     grace: Option<Spanned<Text>>,
     trigger: Option<Spanned<String>>,
+    compress: Option<Spanned<String>>,
+    compress_level: Option<Spanned<Text>>,
+    keep: Option<Spanned<Text>>,
+    max_age: Option<Spanned<Text>>,
+    max_total: Option<Spanned<Text>>,
     /// `run` only.
     stderr_name: Option<Spanned<String>>,
 }
@@ -165,6 +170,13 @@ pub(crate) fn apply(
         Some(v));
     layer!(grace, crate::write::duration, |v| args.grace = v);
     layer!(trigger, ok, |v| args.trigger = Some(v));
+    layer!(compress, crate::write::compress, |v| args.compress = v);
+    layer!(compress_level, crate::write::level, |v| args
+        .compress_level =
+        Some(v));
+    layer!(keep, crate::write::keep, |v| args.keep = Some(v));
+    layer!(max_age, crate::write::duration, |v| args.max_age = Some(v));
+    layer!(max_total, crate::write::size, |v| args.max_total = Some(v));
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {

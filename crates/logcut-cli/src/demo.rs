@@ -2,8 +2,11 @@
 //!
 //! Several threads log through `tracing` into one appender with small size
 //! and time limits; one of them also cuts by hand now and then. A status
-//! line shows progress (on a terminal). At the end the directory is
-//! verified and every record is read back and counted.
+//! line shows progress (on a terminal). Sealed segments are compressed
+//! with zstd in the background, and only the newest 20 are kept. At the end
+//! the directory is verified and every record is read back and counted:
+//! each one is found exactly once, or was in a segment the retention limit
+//! deleted (the oldest records of each thread, as the manifest records).
 
 use std::{
     collections::HashMap,
@@ -36,6 +39,9 @@ pub(crate) struct DemoArgs {
     rate: u64,
 }
 
+/// Sealed segments the demo keeps.
+const KEEP: usize = 20;
+
 pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     if args.dir.exists() {
         // Start empty, so that the counts below are this run's.
@@ -48,6 +54,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         .max_size(1 << 20)
         .interval(logcut::Interval::seconds(1))
         .mode(logcut::Mode::Buffered)
+        .compress(logcut::Compression::zstd())
+        .keep(KEEP)
         .error_handler(|e: logcut::Error| eprintln!("\nlogcut: {e}"))
         .build()
         .with_context(|| format!("cannot log to {}", args.dir.display()))?;
@@ -58,7 +66,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         .finish();
     let dispatch = tracing::Dispatch::new(subscriber);
     eprintln!(
-        "logcut demo: {} threads log through tracing into {} for {} s, {} records/s (1 MiB or 1 s segments, Buffered mode)",
+        "logcut demo: {} threads log through tracing into {} for {} s, {} records/s (1 MiB or 1 s segments, Buffered mode, zstd, keep {KEEP})",
         args.threads,
         args.dir.display(),
         args.seconds,
@@ -118,11 +126,13 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             let s = appender.stats();
             let secs = start.elapsed().as_secs_f64().max(0.001);
             eprint!(
-                "\r  {:>10} records  {:>9.0} records/s  {:>5} rotations  backlog {:>7}   ",
+                "\r  {:>10} records  {:>9.0} records/s  {:>5} rotations  queue {:>7}  compress backlog {:>3}  deleted {:>4}   ",
                 s.records,
                 s.records as f64 / secs,
                 s.rotations,
-                s.queue_depth
+                s.queue_depth,
+                s.compress_backlog,
+                s.segments_deleted
             );
             let _ = std::io::stderr().flush();
         }
@@ -162,16 +172,28 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let written: u64 = per_thread.iter().sum();
     let found = seen.len() as u64;
     let duplicated: u64 = seen.values().map(|c| u64::from(*c) - 1).sum();
-    let lost: u64 = per_thread
-        .iter()
-        .enumerate()
-        .map(|(t, n)| (0..*n).filter(|i| !seen.contains_key(&(t, *i))).count() as u64)
-        .sum();
+    // Retention deletes the oldest segments, so each thread's records that
+    // are gone by policy are the first ones it wrote: below its oldest
+    // record found. Anything missing above that is lost.
+    let mut deleted = 0;
+    let mut lost = 0;
+    for (t, n) in per_thread.iter().enumerate() {
+        let oldest = (0..*n).find(|i| seen.contains_key(&(t, *i))).unwrap_or(*n);
+        deleted += oldest;
+        lost += (oldest..*n)
+            .filter(|i| !seen.contains_key(&(t, *i)))
+            .count() as u64;
+    }
+    let deleted_by_policy = report.deleted();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{report}")?;
     writeln!(out)?;
     writeln!(out, "records written:  {written}")?;
     writeln!(out, "records found:    {found}")?;
+    writeln!(
+        out,
+        "deleted by policy: {deleted_by_policy} (keep {KEEP} segments; the oldest {deleted} records)"
+    )?;
     writeln!(out, "lost:             {lost}")?;
     writeln!(out, "duplicated:       {duplicated}")?;
     writeln!(
@@ -185,8 +207,16 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         written as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     )?;
-    if report.is_ok() && lost == 0 && duplicated == 0 && found == written {
-        writeln!(out, "ok: every record exactly once, verify passed")?;
+    if report.is_ok()
+        && lost == 0
+        && duplicated == 0
+        && deleted == deleted_by_policy
+        && found + deleted_by_policy == written
+    {
+        writeln!(
+            out,
+            "ok: every record exactly once (found + deleted by policy = written), verify passed"
+        )?;
         Ok(ExitCode::SUCCESS)
     } else {
         writeln!(out, "FAILED: the log is not complete")?;

@@ -91,9 +91,11 @@ enum Anchor {
 }
 
 /// The segment being read.
-#[derive(Debug)]
 struct Reading {
     file: File,
+    /// For a compressed segment: its decompressed contents (`file` is the
+    /// compressed file, kept open for its identity).
+    decoded: Option<Box<dyn Read>>,
     id: FileId,
     /// Bytes printed from it.
     offset: u64,
@@ -350,8 +352,18 @@ impl Follower<'_> {
             self.ahead.clear();
             return Ok(None);
         }
+        // A compressed segment is final: read it through its decoder.
+        let decoded = match l.seg.codec {
+            Some(_) => Some(
+                l.seg
+                    .open()
+                    .with_context(|| format!("cannot read {}", l.seg.path.display()))?,
+            ),
+            None => None,
+        };
         Ok(Some(Reading {
             file,
+            decoded,
             id,
             offset: 0,
             end: l.seg.seal.as_ref().map(|s| s.bytes),
@@ -371,7 +383,11 @@ impl Follower<'_> {
             if room == 0 {
                 break;
             }
-            let n = match r.file.read(&mut self.buf[..room]) {
+            let read = match &mut r.decoded {
+                Some(d) => d.read(&mut self.buf[..room]),
+                None => r.file.read(&mut self.buf[..room]),
+            };
+            let n = match read {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

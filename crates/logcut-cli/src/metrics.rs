@@ -120,6 +120,30 @@ pub(crate) fn render(logs: &[(String, logcut::Appender)]) -> String {
         "Records accepted but not yet written.",
         &|s| s.queue_depth as f64,
     );
+    family(
+        "logcut_compress_backlog_segments",
+        "gauge",
+        "Sealed segments waiting for compression or being compressed.",
+        &|s| s.compress_backlog as f64,
+    );
+    family(
+        "logcut_segments_compressed_total",
+        "counter",
+        "Sealed segments compressed.",
+        &|s| s.segments_compressed as f64,
+    );
+    family(
+        "logcut_compress_seconds_total",
+        "counter",
+        "Time the compression workers spent.",
+        &|s| s.compress_time.as_secs_f64(),
+    );
+    family(
+        "logcut_segments_deleted_total",
+        "counter",
+        "Sealed segments deleted by the retention limits.",
+        &|s| s.segments_deleted as f64,
+    );
     let _ = writeln!(
         out,
         "# HELP logcut_write_latency_seconds Time in write calls (sampled).\n# TYPE logcut_write_latency_seconds summary"

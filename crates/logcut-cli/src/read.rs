@@ -60,6 +60,20 @@ pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
             )?;
         }
         writeln!(out, "  records lost:    {}", log.lost)?;
+        if log.compressed_segments > 0 {
+            writeln!(
+                out,
+                "  compressed:      {} of {} segments ({} bytes on disk)",
+                log.compressed_segments, log.segments, log.disk_bytes
+            )?;
+        }
+        if log.deleted_segments > 0 {
+            writeln!(
+                out,
+                "  deleted by retention: {} segments ({} records)",
+                log.deleted_segments, log.deleted_records
+            )?;
+        }
         match log.active_bytes {
             Some(b) => writeln!(out, "  active segment:  {b} bytes")?,
             None => writeln!(out, "  active segment:  none (not running, or shut down)")?,
@@ -71,14 +85,22 @@ pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
         )?;
         for seg in segments(dir, &log.name)? {
             if let Some(s) = &seg.seal {
+                let stored = match seg.codec {
+                    Some(c) => {
+                        let on_disk = std::fs::symlink_metadata(&seg.path).map_or(0, |m| m.len());
+                        format!("{c} {on_disk} bytes")
+                    }
+                    None => "uncompressed".to_string(),
+                };
                 writeln!(
                     out,
-                    "    {:>6}  {:<45} {:>10} bytes  {:>9} records  {}",
+                    "    {:>6}  {:<45} {:>10} bytes  {:>9} records  {:<8}  {}",
                     s.seq,
                     s.file,
                     s.bytes,
                     s.records.map_or("?".to_string(), |r| r.to_string()),
-                    s.reason.as_str()
+                    s.reason.as_str(),
+                    stored
                 )?;
             }
         }
@@ -108,12 +130,16 @@ fn to_json(r: &Report) -> String {
         }
         let _ = write!(
             s,
-            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
+            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"compressed_segments\":{},\"disk_bytes\":{},\"deleted_segments\":{},\"deleted_records\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
             quote(&l.name),
             l.segments,
             l.records,
             l.bytes,
             l.lost,
+            l.compressed_segments,
+            l.disk_bytes,
+            l.deleted_segments,
+            l.deleted_records,
             l.segments_unknown_records,
             l.segments_moved,
             l.sessions,

@@ -84,6 +84,29 @@ pub(crate) struct WriteArgs {
     /// for no trigger file.
     #[arg(long, value_name = "PATH")]
     pub(crate) trigger: Option<String>,
+    /// Compress sealed segments in the background: none, gzip or zstd.
+    #[arg(long, value_enum, default_value_t = CompressArg::None)]
+    pub(crate) compress: CompressArg,
+    /// The compression level (gzip 0-9, default 6; zstd -7 to 22, default 3).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) compress_level: Option<i32>,
+    /// Keep at most this many sealed segments (oldest deleted first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) keep: Option<u64>,
+    /// Delete sealed segments older than this (by their end): 7d, 12h.
+    #[arg(long, value_parser = duration)]
+    pub(crate) max_age: Option<Duration>,
+    /// Delete the oldest sealed segments while all take more than this on
+    /// disk: 10GiB.
+    #[arg(long, value_parser = size)]
+    pub(crate) max_total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum CompressArg {
+    None,
+    Gzip,
+    Zstd,
 }
 
 /// A size limit, or none.
@@ -146,6 +169,23 @@ impl WriteArgs {
         if self.max_line == 0 {
             return Err(UsageError("--max-line is zero; give at least 1 byte".into()).into());
         }
+        let compression = match (self.compress, self.compress_level) {
+            (CompressArg::None, Some(_)) => {
+                return Err(UsageError(
+                    "--compress-level needs --compress gzip or --compress zstd".into(),
+                )
+                .into());
+            }
+            (CompressArg::None, None) => logcut::Compression::None,
+            (CompressArg::Gzip, None) => logcut::Compression::gzip(),
+            (CompressArg::Gzip, Some(l)) => logcut::Compression::Gzip {
+                level: u32::try_from(l).map_err(|_| {
+                    UsageError(format!("--compress-level {l}: gzip levels are 0 to 9"))
+                })?,
+            },
+            (CompressArg::Zstd, None) => logcut::Compression::zstd(),
+            (CompressArg::Zstd, Some(level)) => logcut::Compression::Zstd { level },
+        };
         let dir = self.dir()?;
         let mut b = logcut::Appender::builder()
             .dir(dir)
@@ -158,9 +198,19 @@ impl WriteArgs {
             // SIGUSR1 rotates, SIGHUP reopens, handled by the library's
             // own thread: no polling delay.
             .signals(true)
+            .compress(compression)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
         if let Some(t) = self.trigger_path(dir, name)? {
             b = b.trigger_file(t);
+        }
+        if let Some(n) = self.keep {
+            b = b.keep(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(d) = self.max_age {
+            b = b.max_age(d);
+        }
+        if let Some(n) = self.max_total {
+            b = b.max_total(n);
         }
         b = match self.max_size.0 {
             Some(n) => b.max_size(n),
@@ -172,7 +222,22 @@ impl WriteArgs {
         if let Some(tz) = &self.tz {
             b = b.time_zone(tz);
         }
-        b.build().map_err(|e| {
+        if self.trigger.is_none() {
+            // The default trigger file exists before the appender starts:
+            // created later, its appearance would count as a trigger. The
+            // directory is created as the library would (mode 0750); if
+            // that fails, the library says why.
+            use std::os::unix::fs::DirBuilderExt;
+            if std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .is_ok()
+            {
+                let _ = create_trigger(&dir.join(format!("{name}.trigger")));
+            }
+        }
+        let appender = b.build().map_err(|e| {
             if e.is_config() && e.config_field() != Some("dir") {
                 // A bad option value (such as an unknown --tz): usage. A
                 // directory that is a file is the machine's state: runtime.
@@ -190,12 +255,15 @@ impl WriteArgs {
                 _ => "",
             };
             anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display())
-        })
+        })?;
+        if self.trigger.is_none() {
+            create_trigger(&dir.join(format!("{name}.trigger")))?;
+        }
+        Ok(appender)
     }
 
     /// The trigger file for log `name`, if any: `--trigger PATH`, or by
-    /// default `DIR/NAME.trigger`, created (empty, mode 0640) if missing so
-    /// that the file itself is watched and not the busy log directory.
+    /// default `DIR/NAME.trigger` (see `create_trigger`).
     fn trigger_path(&self, dir: &Path, name: &str) -> Result<Option<PathBuf>> {
         match self.trigger.as_deref() {
             Some("none") => Ok(None),
@@ -203,29 +271,7 @@ impl WriteArgs {
                 Err(UsageError("--trigger is empty; give a file path, or \"none\"".into()).into())
             }
             Some(p) => Ok(Some(PathBuf::from(p))),
-            None => {
-                logcut_format::name::validate_name(name).map_err(UsageError)?;
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                let path = dir.join(format!("{name}.trigger"));
-                use std::os::unix::fs::OpenOptionsExt;
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o640)
-                    .custom_flags(libc_nofollow())
-                    .open(&path)
-                {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| {
-                            format!("cannot create the trigger file {}", path.display())
-                        });
-                    }
-                }
-                Ok(Some(path))
-            }
+            None => Ok(Some(dir.join(format!("{name}.trigger")))),
         }
     }
 
@@ -311,6 +357,45 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     lines.finish(|rec| appender.write_record(rec))?;
     appender.shutdown().context("cannot finish the log")?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn compress(s: &str) -> Result<CompressArg, String> {
+    <CompressArg as clap::ValueEnum>::from_str(s, false)
+        .map_err(|_| format!("{s:?} is not a compression; use none, gzip or zstd"))
+}
+
+pub(crate) fn level(s: &str) -> Result<i32, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a compression level; give an integer such as 3"))
+}
+
+pub(crate) fn keep(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of segments to keep; give at least 1"
+        )),
+    }
+}
+
+/// Creates the default trigger file (empty, mode 0640) if missing, so that
+/// the appender watches the file itself rather than the busy log
+/// directory. A symlink planted at its name is not followed.
+fn create_trigger(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(libc_nofollow())
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot create the trigger file {}", path.display()))
+        }
+    }
 }
 
 /// `O_NOFOLLOW`: a symlink planted at the trigger file's name is not

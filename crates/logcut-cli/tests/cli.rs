@@ -976,3 +976,89 @@ fn rotate_cuts_the_running_writer_and_sighup_reopens() {
         "{status}"
     );
 }
+
+#[test]
+fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
+    let dir = TempDir::new("zstd-keep");
+    let mut input = Vec::new();
+    for i in 0..100_000u32 {
+        writeln!(input, "line {i:08} GET /api/orders status=200").unwrap();
+    }
+    let out = write_input(
+        &dir.0,
+        &["--max-size", "64KiB", "--compress", "zstd", "--keep", "4"],
+        &input,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = dir.0.to_str().unwrap();
+    let v = logcut(&["verify", "--json", d]);
+    let json = String::from_utf8_lossy(&v.stdout).into_owned();
+    assert!(v.status.success(), "{json}");
+    let field = |k: &str| -> u64 {
+        let rest = json.split(&format!("\"{k}\":")).nth(1).unwrap();
+        rest.split([',', '}']).next().unwrap().parse().unwrap()
+    };
+    assert_eq!(field("segments"), 4, "{json}");
+    assert_eq!(field("compressed_segments"), 4, "{json}");
+    assert!(field("deleted_segments") > 0, "{json}");
+    assert_eq!(
+        field("records") + field("deleted_records"),
+        100_000,
+        "{json}"
+    );
+    // Only compressed segments and the manifest are left.
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // 4 segments, the manifest, the lock and the trigger file.
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(
+        names.iter().all(|n| n.ends_with(".log.zst")
+            || ["app.manifest", "app.lock", "app.trigger"].contains(&n.as_str())),
+        "{names:?}"
+    );
+    // cat decompresses: the newest lines, whole and in order.
+    let c = logcut(&["cat", d]);
+    assert!(c.status.success());
+    let kept = field("records") as usize;
+    let tail: Vec<&[u8]> = input.split_inclusive(|b| *b == b'\n').collect();
+    assert_eq!(c.stdout, tail[tail.len() - kept..].concat());
+    let s = logcut(&["status", d]);
+    let text = String::from_utf8_lossy(&s.stdout);
+    assert!(text.contains("zstd"), "{text}");
+    assert!(text.contains("deleted by retention"), "{text}");
+}
+
+#[test]
+fn compression_options_are_checked() {
+    let dir = TempDir::new("zstd-bad");
+    let d = dir.0.to_str().unwrap();
+    // Usage errors: exit 2.
+    let out = logcut(&["write", "--dir", d, "--compress-level", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--compress-level needs"));
+    let out = logcut(&[
+        "write",
+        "--dir",
+        d,
+        "--compress",
+        "gzip",
+        "--compress-level",
+        "12",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("level 12 is out of range"));
+    let out = logcut(&["write", "--dir", d, "--keep", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}

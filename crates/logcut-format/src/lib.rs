@@ -9,13 +9,27 @@ runtime.
 
 # Layout
 
-See [`name`] for file names, [`manifest`] for the manifest's format and
-[`lock`] for the lock file of a running appender.
+See [`name`] for file names, [`manifest`] for the manifest's format,
+[`lock`] for the lock file of a running appender and [`codec`] for
+compressed segments.
 [`verify()`] checks a directory; [`segments()`] lists a log's files in order.
+
+# Crate features
+
+| feature | adds | default |
+|---|---|---|
+| `gzip` | reading (and writing) `.gz` segments, through flate2 (pure Rust) | no |
+| `zstd` | reading (and writing) `.zst` segments, through the zstd crate (builds the zstd C library) | no |
+
+Without them, names and manifest entries of compressed segments are still
+understood, but their contents cannot be read: [`verify()`] reports such a
+segment as unreadable, and [`SegmentFile::open`] fails with
+`ErrorKind::Unsupported`.
 */
 
 #![deny(missing_docs)]
 
+pub mod codec;
 mod error;
 pub mod lock;
 pub mod manifest;
@@ -25,6 +39,9 @@ mod verify;
 
 pub use crate::{
     error::Error,
-    reader::{SegmentFile, checksum_file, checksum_reader, open_nofollow, read_all, segments},
+    reader::{
+        SegmentFile, checksum_file, checksum_reader, open_nofollow, open_segment, read_all,
+        segments,
+    },
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };

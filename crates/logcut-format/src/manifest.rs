@@ -22,6 +22,8 @@
 //! | `seal` | a segment is sealed | `seq`, `file`, `session`, `start`, `end`, `first`, `records`, `bytes`, `crc32`, `reason` |
 //! | `lost` | records could not be written anywhere | `session`, `records`, `bytes`, `reason` |
 //! | `close` | an appender shuts down | `session`, `at`, `accepted`, `lost` |
+//! | `compress` | a sealed segment was replaced by its compressed file | `seq`, `file`, `crc32`, `bytes` |
+//! | `delete` | a retention policy removed a sealed segment | `seq`, `file`, `reason` |
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
@@ -34,6 +36,17 @@
 //! `records=?` (unknown). `accepted` on a `close` line is the number of
 //! records the session accepted: it must equal the records of the session's
 //! sealed segments plus its lost records.
+//!
+//! `compress` names the compressed file (`file`, the sealed name plus `.gz`
+//! or `.zst`; see [`codec`](crate::codec)) and the CRC-32 and length of
+//! the compressed bytes; the segment's own `seal` entry keeps the checksum
+//! and length of the decompressed contents. It is written once the
+//! compressed file is durable under its final name, before the original is
+//! removed. `delete` says that a retention policy removed the segment
+//! (`reason`: `count`, `age` or `bytes`); it is written before the files
+//! are removed, so a deleted segment is never mistaken for a missing one,
+//! and its records still count in its session's totals. Both kinds were
+//! added in version 1 of the format; older readers ignore them.
 
 use std::{fmt::Write as _, fs, io, path::Path};
 
@@ -158,6 +171,65 @@ pub struct Close {
     pub lost: u64,
 }
 
+/// A sealed segment was replaced by its compressed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compress {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// The compressed file's name in the log directory.
+    pub file: String,
+    /// CRC-32 (IEEE) of the compressed file.
+    pub crc32: u32,
+    /// The compressed file's length in bytes.
+    pub bytes: u64,
+}
+
+/// Why a retention policy deleted a sealed segment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeleteReason {
+    /// More sealed segments than the count limit.
+    Count,
+    /// The segment ended longer ago than the age limit.
+    Age,
+    /// The sealed segments took more bytes than the size limit.
+    Bytes,
+    /// A reason written by a newer version.
+    Other(String),
+}
+
+impl DeleteReason {
+    /// The token written in the manifest.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DeleteReason::Count => "count",
+            DeleteReason::Age => "age",
+            DeleteReason::Bytes => "bytes",
+            DeleteReason::Other(s) => s,
+        }
+    }
+
+    fn parse(s: &str) -> DeleteReason {
+        match s {
+            "count" => DeleteReason::Count,
+            "age" => DeleteReason::Age,
+            "bytes" => DeleteReason::Bytes,
+            other => DeleteReason::Other(other.to_string()),
+        }
+    }
+}
+
+/// A retention policy removed a sealed segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delete {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// The sealed file's name (as in its `seal` entry).
+    pub file: String,
+    /// Which limit it exceeded.
+    pub reason: DeleteReason,
+}
+
 /// One manifest line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,6 +242,10 @@ pub enum Entry {
     Lost(Lost),
     /// See [`Close`].
     Close(Close),
+    /// See [`Compress`].
+    Compress(Compress),
+    /// See [`Delete`].
+    Delete(Delete),
 }
 
 impl Entry {
@@ -217,6 +293,22 @@ impl Entry {
                     c.at.as_millisecond(),
                     c.accepted,
                     c.lost
+                );
+            }
+            Entry::Compress(c) => {
+                let _ = write!(
+                    s,
+                    "compress seq={} file={} crc32={:08x} bytes={}",
+                    c.seq, c.file, c.crc32, c.bytes
+                );
+            }
+            Entry::Delete(d) => {
+                let _ = write!(
+                    s,
+                    "delete seq={} file={} reason={}",
+                    d.seq,
+                    d.file,
+                    d.reason.as_str()
                 );
             }
         }
@@ -313,6 +405,18 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             at: ts("at")?,
             accepted: num("accepted")?,
             lost: num("lost")?,
+        }),
+        "compress" => Entry::Compress(Compress {
+            seq: num("seq")?,
+            file: get("file")?.to_string(),
+            crc32: u32::from_str_radix(get("crc32")?, 16)
+                .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
+            bytes: num("bytes")?,
+        }),
+        "delete" => Entry::Delete(Delete {
+            seq: num("seq")?,
+            file: get("file")?.to_string(),
+            reason: DeleteReason::parse(get("reason")?),
         }),
         _ => return Ok(None),
     };
@@ -426,6 +530,29 @@ impl Manifest {
         })
     }
 
+    /// The latest `compress` entry of each segment, by sequence number.
+    pub fn compressed(&self) -> std::collections::HashMap<u64, &Compress> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Compress(c) => Some((c.seq, c)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `delete` entry of each segment removed by a retention policy,
+    /// by sequence number.
+    pub fn deleted(&self) -> std::collections::HashMap<u64, &Delete> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Delete(d) => Some((d.seq, d)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Returns true if and only if the only bad line is a torn last line.
     pub fn has_only_torn_tail(&self) -> bool {
         self.bad.len() == 1 && self.bad[0].is_last
@@ -471,6 +598,17 @@ mod tests {
                 at: Timestamp::from_millisecond(9).unwrap(),
                 accepted: 4,
                 lost: 3,
+            }),
+            Entry::Compress(Compress {
+                seq: 1,
+                file: "app.x.000001.log.zst".into(),
+                crc32: 0x0102_0304,
+                bytes: 12,
+            }),
+            Entry::Delete(Delete {
+                seq: 1,
+                file: "app.x.000001.log".into(),
+                reason: DeleteReason::Age,
             }),
         ];
         for e in &entries {

@@ -8,6 +8,7 @@ use std::{
 
 use crate::{
     Error,
+    codec::{CODECS, Codec},
     manifest::{Manifest, Seal},
     name::{self, SealedName},
 };
@@ -22,6 +23,66 @@ pub struct SegmentFile {
     /// Returns true if and only if this is the active (or prepared next)
     /// segment, which may still grow.
     pub active: bool,
+    /// The codec `path` is compressed with, if it is.
+    pub codec: Option<Codec>,
+}
+
+impl SegmentFile {
+    /// Opens the segment for reading its records, decompressing a
+    /// compressed one. If a sealed segment was compressed (or its
+    /// compressed file removed) since it was listed, the other file is
+    /// opened instead.
+    pub fn open(&self) -> io::Result<Box<dyn Read>> {
+        match open_segment(&self.path, self.codec) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.seal.is_some() => {
+                let Some(dir) = self.path.parent() else {
+                    return Err(e);
+                };
+                let Some(seal) = &self.seal else {
+                    return Err(e);
+                };
+                match find_file(dir, &seal.file, None) {
+                    Some((path, codec)) if path != self.path => open_segment(&path, codec),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Opens a segment file (not following a symlink) for reading its records,
+/// through the decoder of `codec` if it is compressed.
+pub fn open_segment(path: &Path, codec: Option<Codec>) -> io::Result<Box<dyn Read>> {
+    let f = io::BufReader::new(open_nofollow(path)?);
+    match codec {
+        None => Ok(Box::new(f)),
+        Some(c) => c.decoder(f),
+    }
+}
+
+/// Where sealed file `file`'s records are: its compressed file `recorded`
+/// (from a `compress` entry) if present, else the original, else any
+/// compressed variant (a compression the manifest does not record yet).
+pub(crate) fn find_file(
+    dir: &Path,
+    file: &str,
+    recorded: Option<&str>,
+) -> Option<(PathBuf, Option<Codec>)> {
+    if let Some(r) = recorded {
+        let path = dir.join(r);
+        if let Some((_, c)) = Codec::split(r).filter(|_| is_regular(&path)) {
+            return Some((path, Some(c)));
+        }
+    }
+    let path = dir.join(file);
+    if is_regular(&path) {
+        return Some((path, None));
+    }
+    CODECS.into_iter().find_map(|c| {
+        let path = dir.join(c.compressed_name(file));
+        is_regular(&path).then_some((path, Some(c)))
+    })
 }
 
 /// The files of log `name` in `dir`, oldest records first: sealed segments
@@ -29,10 +90,14 @@ pub struct SegmentFile {
 /// (by name), then the active segment, then non-empty prepared segments by
 /// sequence (they hold records newer than the active one while a rotation
 /// is under way). Sealed segments listed in the manifest but missing on
-/// disk are left out (`verify` reports them).
+/// disk are left out (`verify` reports them), and so are segments a
+/// retention policy deleted. A compressed segment is listed with its
+/// compressed file and codec: read it with [`SegmentFile::open`].
 pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
     name::validate_name(name).map_err(|m| Error::parse("list segments", dir, m))?;
     let manifest = Manifest::read(&dir.join(name::manifest_file(name)))?;
+    let compressed = manifest.compressed();
+    let deleted = manifest.deleted();
     let mut out = Vec::new();
     let mut listed = std::collections::HashSet::new();
     for seal in manifest.seals() {
@@ -42,12 +107,19 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
             continue;
         }
         listed.insert(seal.file.clone());
-        let path = dir.join(&seal.file);
-        if is_regular(&path) {
+        if deleted.contains_key(&seal.seq) {
+            continue;
+        }
+        let recorded = compressed
+            .get(&seal.seq)
+            .map(|c| c.file.as_str())
+            .filter(|f| Codec::split(f).is_some_and(|(base, _)| base == seal.file));
+        if let Some((path, codec)) = find_file(dir, &seal.file, recorded) {
             out.push(SegmentFile {
                 path,
                 seal: Some(seal.clone()),
                 active: false,
+                codec,
             });
         }
     }
@@ -59,8 +131,9 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
         let Some(file) = ent.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if let Some(n) = SealedName::parse(name, &file) {
-            if !listed.contains(&file) {
+        let base = Codec::split(&file).map_or(file.as_str(), |(b, _)| b);
+        if let Some(n) = SealedName::parse(name, base) {
+            if !listed.contains(base) {
                 unlisted.push((n, file));
             }
         } else if let Some(seq) = name::parse_prepared(name, &file) {
@@ -69,12 +142,14 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
     }
     unlisted.sort();
     for (_, file) in unlisted {
+        let codec = Codec::split(&file).map(|(_, c)| c);
         let path = dir.join(file);
         if is_regular(&path) {
             out.push(SegmentFile {
                 path,
                 seal: None,
                 active: false,
+                codec,
             });
         }
     }
@@ -89,6 +164,7 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
                     path,
                     seal: None,
                     active: true,
+                    codec: None,
                 });
             }
         }
@@ -102,13 +178,15 @@ fn is_regular(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads every record byte of log `name` in `dir`, in order, into memory.
-/// For tests and small logs; streaming readers use [`segments`].
+/// Reads every record byte of log `name` in `dir`, in order, into memory,
+/// decompressing compressed segments. For tests and small logs; streaming
+/// readers use [`segments`].
 pub fn read_all(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     for seg in segments(dir, name)? {
-        let mut f =
-            fs::File::open(&seg.path).map_err(|e| Error::io("read segment", &seg.path, e))?;
+        let mut f = seg
+            .open()
+            .map_err(|e| Error::io("read segment", &seg.path, e))?;
         f.read_to_end(&mut out)
             .map_err(|e| Error::io("read segment", &seg.path, e))?;
     }

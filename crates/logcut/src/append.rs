@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     pub(crate) lock: Mutex<Option<std::fs::File>>,
     /// Trigger-file watch and signal thread, stopped at shutdown.
     pub(crate) watches: Mutex<Vec<Box<dyn Watch>>>,
+    /// Sealed segments another policy still needs: retention keeps them.
+    pub(crate) pins: crate::retain::Pins,
 }
 
 impl fmt::Debug for Appender {
@@ -275,6 +277,7 @@ impl Appender {
             threads: Mutex::new(Vec::new()),
             lock: Mutex::new(Some(lock)),
             watches: Mutex::new(Vec::new()),
+            pins: crate::retain::Pins::default(),
             cfg,
         });
         let mut worker = Worker::new(
@@ -282,6 +285,7 @@ impl Appender {
             journal,
             resume.next_seq + 1,
             resume.next_first,
+            resume.sealed,
         )?;
         for note in resume.notes {
             shared.report(note);
@@ -380,8 +384,11 @@ impl Appender {
     }
 
     /// Runs the background thread's periodic work now (time cuts, retries
-    /// whose backoff has passed, sealing) and waits for it. Useful with a
-    /// [`ManualClock`](crate::ManualClock) in tests; never needed otherwise.
+    /// whose backoff has passed, sealing) and waits for it; with
+    /// compression or retention configured, also until every sealed
+    /// segment waiting for compression is compressed and the retention
+    /// limits are applied. Useful with a [`ManualClock`](crate::ManualClock)
+    /// in tests; never needed otherwise.
     pub fn tick(&self) -> Result<(), Error> {
         self.handle.shared.command(CmdKind::Tick, "tick")
     }
@@ -1024,6 +1031,11 @@ impl Shared {
             triggers: Counters::get(&c.triggers),
             reopens: Counters::get(&c.reopens),
             write_latency: c.latency(),
+            compress_backlog: c.compress_backlog.load(Ordering::Relaxed),
+            segments_compressed: Counters::get(&c.segments_compressed),
+            compress_failures: Counters::get(&c.compress_failures),
+            compress_time: std::time::Duration::from_nanos(Counters::get(&c.compress_nanos)),
+            segments_deleted: Counters::get(&c.segments_deleted),
         }
     }
 }

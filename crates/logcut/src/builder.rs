@@ -4,7 +4,9 @@ use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use jiff::tz::TimeZone;
 
-use crate::{Appender, Clock, Error, ErrorHandler, Interval, SystemClock};
+use crate::{
+    Appender, Clock, Compression, Error, ErrorHandler, Interval, SystemClock, retain::Retention,
+};
 
 /// How records reach the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,6 +61,9 @@ pub(crate) struct Config {
     pub(crate) trigger: Option<PathBuf>,
     pub(crate) signals: bool,
     pub(crate) watch_interval: Option<Duration>,
+    pub(crate) compression: Compression,
+    pub(crate) compress_threads: usize,
+    pub(crate) retention: Retention,
 }
 
 impl fmt::Debug for Config {
@@ -95,6 +100,11 @@ impl fmt::Debug for Config {
 /// | [`watch_interval`](Self::watch_interval) | 500 ms |
 /// | `trigger_file` (feature `trigger`) | none |
 /// | `signals` (feature `signals`) | off |
+/// | [`compress`](Self::compress) | [`Compression::None`] |
+/// | [`compress_threads`](Self::compress_threads) | 1 |
+/// | [`keep`](Self::keep) | no limit |
+/// | [`max_age`](Self::max_age) | no limit |
+/// | [`max_total`](Self::max_total) | no limit |
 #[must_use]
 pub struct AppenderBuilder {
     dir: Option<PathBuf>,
@@ -117,6 +127,9 @@ pub struct AppenderBuilder {
     trigger: Option<PathBuf>,
     signals: bool,
     watch_interval: Option<Duration>,
+    compression: Compression,
+    compress_threads: usize,
+    retention: Retention,
 }
 
 impl fmt::Debug for AppenderBuilder {
@@ -161,6 +174,9 @@ impl AppenderBuilder {
             trigger: None,
             signals: false,
             watch_interval: Some(Duration::from_millis(500)),
+            compression: Compression::None,
+            compress_threads: 1,
+            retention: Retention::default(),
         }
     }
 
@@ -336,6 +352,48 @@ impl AppenderBuilder {
         self
     }
 
+    /// Compress sealed segments in the background: see [`Compression`].
+    /// A segment is compressed once its seal is durable, on threads of
+    /// its own ([`compress_threads`](Self::compress_threads)), never on the
+    /// write path; it is replaced crash-safely (the crate docs'
+    /// Guarantees). [`Stats::compress_backlog`](crate::Stats::compress_backlog)
+    /// shows how many wait. By default, [`Compression::None`].
+    pub fn compress(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// How many threads compress sealed segments. By default, 1.
+    pub fn compress_threads(mut self, threads: usize) -> Self {
+        self.compress_threads = threads;
+        self
+    }
+
+    /// Keep at most `segments` sealed segments: older ones are deleted,
+    /// oldest first, and each deletion recorded in the manifest. The
+    /// active segment is not counted and never deleted. By default, no
+    /// limit.
+    pub fn keep(mut self, segments: usize) -> Self {
+        self.retention.keep = Some(segments);
+        self
+    }
+
+    /// Delete sealed segments sealed longer than `age` ago (by the
+    /// appender's [`clock`](Self::clock)), oldest first. By default, no
+    /// limit.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.retention.max_age = Some(age);
+        self
+    }
+
+    /// Delete the oldest sealed segments while all of them together take
+    /// more than `bytes` on disk (compressed ones at their compressed
+    /// size; the active segment is not counted). By default, no limit.
+    pub fn max_total(mut self, bytes: u64) -> Self {
+        self.retention.max_total = Some(bytes);
+        self
+    }
+
     /// Checks the configuration, creates the directory, recovers what an
     /// earlier run left behind, opens the active segment and prepares the
     /// next one.
@@ -468,6 +526,28 @@ impl AppenderBuilder {
                 Some(abs)
             }
         };
+        self.compression.validate()?;
+        if self.compress_threads == 0 {
+            return Err(Error::config(
+                "compress_threads",
+                "zero threads; give at least 1",
+            ));
+        }
+        if self.retention.keep == Some(0) {
+            return Err(Error::config(
+                "keep",
+                "keeping 0 sealed segments deletes every segment at once; give at least 1",
+            ));
+        }
+        if self.retention.max_age.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config(
+                "max_age",
+                "zero; give a positive age such as 7 days",
+            ));
+        }
+        if self.retention.max_total == Some(0) {
+            return Err(Error::config("max_total", "zero; give at least 1 byte"));
+        }
         Ok(Config {
             trigger,
             signals: self.signals,
@@ -489,6 +569,9 @@ impl AppenderBuilder {
             shutdown_timeout: self.shutdown_timeout,
             clock: self.clock,
             handler: self.handler,
+            compression: self.compression,
+            compress_threads: self.compress_threads,
+            retention: self.retention,
         })
     }
 }

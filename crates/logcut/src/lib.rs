@@ -12,7 +12,12 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
                                                      v
            sealer: fsync, append count + bytes + CRC-32 to app.manifest
                                                      v
-           verify(): every segment present, lengths and checksums match,
+           keeper (optional): compress to app.<start>.<seq>.log.zst on worker
+           threads; delete the oldest segments past the retention limits;
+           both recorded in the manifest
+                                                     v
+           verify(): every segment present (or deleted by policy), lengths
+                     and checksums match (decompressed, for compressed ones),
                      sequence and record ranges without gaps, counts add up
 ```
 
@@ -25,6 +30,11 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   start of the segment in UTC, then its sequence number).
 - A cut is an atomic pointer swap to a segment prepared in advance; renames,
   fsync and manifest appends run on two background threads.
+- Sealed segments can be **compressed** in the background (gzip or zstd,
+  [`AppenderBuilder::compress`]) and **deleted** by retention limits
+  ([`keep`](AppenderBuilder::keep), [`max_age`](AppenderBuilder::max_age),
+  [`max_total`](AppenderBuilder::max_total)); readers
+  ([`logcut_format::read_all`], `logcut cat`) decompress transparently.
 - The **manifest** (`<name>.manifest`) records every sealed segment with its
   record count, byte count, checksum and the reason it was sealed (size,
   time, manual, shutdown, recovery), and each run's totals. [`verify`] checks
@@ -76,8 +86,11 @@ Writers are never dropped silently: when memory for waiting records is full,
 they wait.
 
 **A crash of the process (SIGKILL, panic, abort).** In [`Mode::Direct`], a
-record is in the kernel when `write` returns, and survives. The one
-exception: while writes are failing (disk full, file too large), records are
+record is in the kernel when `write` returns, and survives. A record whose
+`write` had not returned when SIGKILL came may be cut short: Linux stops a
+`write(2)` between pages of the page cache for a fatal signal, so the first
+part of a record that crosses a 4 KiB boundary can stay at the end of the
+segment (its writer never got `Ok`). The one other exception: while writes are failing (disk full, file too large), records are
 held in memory (at most [`max_held`](AppenderBuilder::max_held) bytes) and
 those are lost with the process; [`Stats::queue_depth`] shows them. In
 [`Mode::Buffered`], records still in the buffer are lost: at most
@@ -122,6 +135,33 @@ the background thread writes the record (within a millisecond of it being
 accepted). See [`Interval`] for DST and [`min_size`](AppenderBuilder::min_size)
 for idle services.
 
+**Compression** runs on threads of its own, after a segment's seal entry
+is durable; writers, the rotating thread and the sealer never wait for it.
+A segment is replaced crash-safely: the compressed file is written as
+`<segment>.zst.tmp` (or `.gz.tmp`), checked against the seal's checksum
+while it is written, `fdatasync`ed, renamed into place, the directory
+synced, a `compress` entry appended to the manifest, and only then is the
+original removed. After a crash at any step, the next [`build`](AppenderBuilder::build)
+removes `.tmp` files (never taking one for a segment), removes an original
+whose compressed file is recorded, and checks a compressed file the
+manifest does not record by decompressing it: it is recorded (and the
+original removed) if it matches the seal, and removed if it does not while
+the original is still there. Segments that wait (compression falls behind,
+or the shutdown timeout passed during `shutdown`) stay uncompressed and are
+compressed later, also by the next run; [`Stats::compress_backlog`] counts
+them.
+
+**Retention** deletes sealed segments oldest first, never the active
+segment and never one being compressed; a segment past a limit that is
+being compressed stops deletion until it is done, so a newer segment is
+never deleted before an older one. Each deletion is appended to the
+manifest (`delete`, with the limit: `count`, `age` or `bytes`) before the
+files are removed, so [`verify`] reports deleted segments as deleted, not
+missing, and still counts their records in the session's totals
+([`Report::deleted`]); a removal cut short by a crash is finished at the
+next start. Age is the time since the segment was sealed, by the
+appender's [`clock`](AppenderBuilder::clock).
+
 **Files** are created with mode 0640 (directories 0750) by default,
 `O_CLOEXEC`, and `O_NOFOLLOW` / `O_EXCL` relative to the opened directory: a
 symlink planted at the active, prepared or sealed path is never followed,
@@ -134,6 +174,11 @@ and an existing file is never overwritten.
 | `tracing` | `tracing_subscriber::fmt::MakeWriter` for [`Appender`] | no |
 | `log` | `LogBackend`, a `log::Log` backend | no |
 | `metrics` | publishes [`Stats`] through the `metrics` facade (`logcut_*`) | no |
+| `gzip` | [`Compression::Gzip`] (flate2, pure Rust); readers decompress `.gz` segments | no |
+| `zstd` | [`Compression::Zstd`] (the zstd crate; builds the zstd C library) | no |
+
+Without a codec's feature, building an appender that uses it fails with a
+configuration error, and readers report its segments as unreadable.
 
 # Known problems
 
@@ -156,6 +201,17 @@ and an existing file is never overwritten.
   exist. On NFS, nothing here has been tested.
 - [`Appender::stats`] is exact when no write is in flight; during writes,
   counts may lag by the records being written.
+- Compression replaces segments by name: a reader that opened a segment
+  before it was compressed keeps reading the original (still open, though
+  unlinked); one that lists segments and opens them later falls back to
+  the other file ([`logcut_format::SegmentFile::open`]). A failed
+  compression is not retried until the next start.
+- Retention by age uses the time a segment was sealed, not the time of its
+  last record; a segment kept open by [`min_size`](AppenderBuilder::min_size)
+  ages from when it is finally sealed. The count and total limits may be
+  exceeded while the oldest segment is being compressed.
+- The manifest keeps a line for every segment ever sealed, compressed or
+  deleted: it grows with the log's history (about 300 bytes per segment).
 */
 
 #![deny(missing_docs)]
@@ -163,14 +219,17 @@ and an existing file is never overwritten.
 mod append;
 mod builder;
 mod clock;
+mod compress;
 mod error;
 mod handler;
 mod integrations;
 mod journal;
+mod keeper;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod policy;
 mod recovery;
+mod retain;
 mod sealer;
 mod segment;
 #[cfg(feature = "signals")]
@@ -189,6 +248,7 @@ pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},
     clock::{Clock, ManualClock, SystemClock},
+    compress::Compression,
     error::{Error, Result},
     handler::ErrorHandler,
     policy::{Interval, parse_duration, parse_size},

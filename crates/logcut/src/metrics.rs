@@ -19,6 +19,11 @@ pub(crate) fn publish(log: &str, s: &Stats) {
     metrics::counter!("logcut_records_rejected_total", &label).absolute(s.records_rejected);
     metrics::gauge!("logcut_queue_depth", &label).set(s.queue_depth as f64);
     metrics::gauge!("logcut_queue_bytes", &label).set(s.queue_bytes as f64);
+    metrics::gauge!("logcut_compress_backlog_segments", &label).set(s.compress_backlog as f64);
+    metrics::counter!("logcut_segments_compressed_total", &label).absolute(s.segments_compressed);
+    metrics::counter!("logcut_compress_failures_total", &label).absolute(s.compress_failures);
+    metrics::gauge!("logcut_compress_seconds_total", &label).set(s.compress_time.as_secs_f64());
+    metrics::counter!("logcut_segments_deleted_total", &label).absolute(s.segments_deleted);
     let state = match s.fallback {
         FallbackState::Closed => 0.0,
         FallbackState::Open => 1.0,

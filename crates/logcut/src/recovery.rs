@@ -9,17 +9,26 @@
 //! - files named like sealed segments but missing from the manifest (a
 //!   crash between the rename and the manifest append) are recorded the
 //!   same way; a second name of the same file is removed;
-//! - a symlink at the active or next path is removed, never followed.
+//! - a symlink at the active or next path is removed, never followed;
+//! - compression and retention cut short (see `compress.rs`): a `.tmp`
+//!   compressed file is removed; a compressed file the manifest records
+//!   whose original is still there: the original is removed; a compressed
+//!   file the manifest does not record is decompressed and checked against
+//!   the seal, then recorded (and the original removed), or removed if it
+//!   does not match and the original is still there; files of a segment
+//!   recorded as deleted are removed.
 
 use jiff::Timestamp;
 use logcut_format::{
-    manifest::{Entry, Manifest, Seal, SealReason},
+    codec::{CODECS, Codec},
+    manifest::{Compress, Entry, Manifest, Seal, SealReason},
     name::{self, SealedName},
 };
 
 use crate::{
     Error,
     journal::Journal,
+    keeper::{self, Sealed},
     sys::{Dir, FileInfo},
 };
 
@@ -30,6 +39,9 @@ pub(crate) struct Resume {
     pub(crate) next_first: u64,
     /// Problems worth reporting to the error handler (not fatal).
     pub(crate) notes: Vec<Error>,
+    /// The sealed segments on disk, oldest first, for compression and
+    /// retention.
+    pub(crate) sealed: Vec<Sealed>,
 }
 
 pub(crate) fn recover(
@@ -60,6 +72,7 @@ pub(crate) fn recover(
     }
     let session = open_sessions.pop().unwrap_or_else(|| "unknown".to_string());
     let mut notes = Vec::new();
+    finish_compression(dir, log, journal, manifest, &mut notes)?;
 
     let list_err = |e| Error::io("recover", dir.path(), e);
     let mut orphans: Vec<(SealedName, String)> = Vec::new();
@@ -199,11 +212,119 @@ pub(crate) fn recover(
     }
     dir.sync()
         .map_err(|e| Error::io("recover", dir.path(), e))?;
+    // What is on disk now, with this run's recovery entries.
+    let manifest = Manifest::read(journal.path())?;
     Ok(Resume {
         next_seq: last_seq + 1,
         next_first,
         notes,
+        sealed: keeper::sealed_from(dir, &manifest),
     })
+}
+
+/// Completes compressions and deletions a crash cut short (see the module
+/// docs). A `.tmp` file is never taken for a compressed segment.
+fn finish_compression(
+    dir: &Dir,
+    log: &str,
+    journal: &mut Journal,
+    manifest: &Manifest,
+    notes: &mut Vec<Error>,
+) -> Result<(), Error> {
+    let err = |f: &str, e| Error::io("recover", dir.join(f), e);
+    let list_err = |e| Error::io("recover", dir.path(), e);
+    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
+        let ent = ent.map_err(list_err)?;
+        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if Codec::split_tmp(&f).is_some_and(|(base, _)| SealedName::parse(log, base).is_some()) {
+            dir.unlink(&f).map_err(|e| err(&f, e))?;
+        }
+    }
+    let present = |f: &str| -> Result<bool, Error> {
+        Ok(dir
+            .stat(f)
+            .map_err(|e| err(f, e))?
+            .is_some_and(|i| i.is_file))
+    };
+    let remove = |f: &str| -> Result<(), Error> {
+        match dir.unlink(f) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(err(f, e)),
+        }
+    };
+    let compressed = manifest.compressed();
+    let deleted = manifest.deleted();
+    for s in manifest.seals() {
+        if SealedName::parse(log, &s.file).is_none() {
+            continue;
+        }
+        if deleted.contains_key(&s.seq) {
+            remove(&s.file)?;
+            for c in CODECS {
+                remove(&c.compressed_name(&s.file))?;
+            }
+            continue;
+        }
+        let recorded = compressed
+            .get(&s.seq)
+            .filter(|c| Codec::split(&c.file).is_some_and(|(b, _)| b == s.file));
+        if let Some(c) = recorded {
+            if present(&c.file)? && present(&s.file)? {
+                remove(&s.file)?;
+            }
+            continue;
+        }
+        for codec in CODECS {
+            let f = codec.compressed_name(&s.file);
+            if !present(&f)? {
+                continue;
+            }
+            let has_original = present(&s.file)?;
+            let decoded = dir
+                .open_read(&f)
+                .and_then(|r| codec.decoder(std::io::BufReader::new(r)))
+                .and_then(logcut_format::checksum_reader);
+            match decoded {
+                Ok(sum) if sum == (s.crc32, s.bytes) => {
+                    let (crc32, bytes) = checksum(dir, &f).map_err(|e| err(&f, e))?;
+                    journal.append(&[Entry::Compress(Compress {
+                        seq: s.seq,
+                        file: f.clone(),
+                        crc32,
+                        bytes,
+                    })])?;
+                    if has_original {
+                        remove(&s.file)?;
+                    }
+                    notes.push(err(
+                        &f,
+                        std::io::Error::other(
+                            "recorded a compressed segment an earlier run completed but did not record",
+                        ),
+                    ));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    notes.push(err(&f, e));
+                }
+                _ if has_original => {
+                    // An incomplete compression: the original is the
+                    // segment; it is compressed again later.
+                    remove(&f)?;
+                }
+                _ => notes.push(err(
+                    &f,
+                    std::io::Error::other(
+                        "a compressed segment does not match its seal and the original is gone; left for `verify` to report",
+                    ),
+                )),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn checksum(dir: &Dir, file: &str) -> std::io::Result<(u32, u64)> {

@@ -9,14 +9,20 @@
 
 use std::{
     io::Read,
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
 use logcut_format::manifest::{Close, Entry, Lost, Seal, SealReason};
 
 use crate::{
-    Error, append::Shared, builder::Fsync, journal::Journal, segment::Segment, stats::Counters,
+    Error,
+    append::Shared,
+    builder::Fsync,
+    journal::Journal,
+    keeper::{self, Sealed},
+    segment::Segment,
+    stats::Counters,
 };
 
 /// Work for the sealer, in order.
@@ -44,19 +50,36 @@ pub(crate) struct CloseJob {
 
 pub(crate) struct Sealer {
     sh: Arc<Shared>,
-    journal: Journal,
+    /// Shared with the keeper and the compression workers, which append
+    /// their (rare) entries between the sealer's.
+    journal: Arc<Mutex<Journal>>,
+    /// Where sealed segments go next (compression, retention), if anywhere.
+    keeper: Option<mpsc::Sender<keeper::Msg>>,
     next_first: u64,
     accepted: u64,
 }
 
 impl Sealer {
-    pub(crate) fn new(sh: Arc<Shared>, journal: Journal, next_first: u64) -> Sealer {
+    pub(crate) fn new(
+        sh: Arc<Shared>,
+        journal: Arc<Mutex<Journal>>,
+        keeper: Option<mpsc::Sender<keeper::Msg>>,
+        next_first: u64,
+    ) -> Sealer {
         Sealer {
             sh,
             journal,
+            keeper,
             next_first,
             accepted: 0,
         }
+    }
+
+    fn append(&self, entries: &[Entry]) -> Result<(), Error> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(entries)
     }
 
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
@@ -164,12 +187,35 @@ impl Sealer {
             }));
             first += records;
         }
-        if let Err(e) = self.journal.append(&entries) {
+        if let Err(e) = self.append(&entries) {
             Counters::add(&sh.counters.write_failures, 1);
             sh.report(e);
             return false;
         }
         self.next_first = first;
+        if let Some(k) = &self.keeper {
+            // The entries are durable: compression and retention may
+            // start on these segments.
+            let sealed = entries
+                .iter()
+                .filter_map(|e| match e {
+                    // Moved away by someone else: not ours to compress or
+                    // delete.
+                    Entry::Seal(s) if s.file == logcut_format::name::MOVED => None,
+                    Entry::Seal(s) => Some(Sealed {
+                        seq: s.seq,
+                        file: s.file.clone(),
+                        end: s.end,
+                        bytes: s.bytes,
+                        crc32: s.crc32,
+                        compressed: None,
+                        disk_bytes: s.bytes,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let _ = k.send(keeper::Msg::Sealed(sealed));
+        }
         let mut totals = Vec::with_capacity(backlog.len());
         for seg in backlog.iter() {
             let mut st = seg.lock();
@@ -214,9 +260,15 @@ impl Sealer {
         let mut retry = Duration::from_millis(10);
         while !self.seal(backlog) {
             if Instant::now() >= deadline {
+                let path = self
+                    .journal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .path()
+                    .to_path_buf();
                 first_err = Some(Error::io(
                     "shut down",
-                    self.journal.path(),
+                    path,
                     std::io::Error::other(
                         "some segments could not be recorded in the manifest; the next start recovers them",
                     ),
@@ -245,7 +297,7 @@ impl Sealer {
             accepted,
             lost: lost_records,
         }));
-        if let Err(e) = self.journal.append(&entries) {
+        if let Err(e) = self.append(&entries) {
             first_err.get_or_insert(e);
         }
         if let Err(e) = sh.dir.sync() {

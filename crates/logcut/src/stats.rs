@@ -73,6 +73,17 @@ pub struct Stats {
     pub reopens: u64,
     /// Time spent in `write` calls, sampled.
     pub write_latency: LatencyHistogram,
+    /// Sealed segments waiting to be compressed or being compressed.
+    pub compress_backlog: u64,
+    /// Sealed segments compressed by this appender.
+    pub segments_compressed: u64,
+    /// Compressions that failed (the segment stays uncompressed; the next
+    /// start tries again).
+    pub compress_failures: u64,
+    /// Time the compression workers spent, all together.
+    pub compress_time: Duration,
+    /// Sealed segments deleted by the retention limits.
+    pub segments_deleted: u64,
 }
 
 const SUB: usize = 8;
@@ -181,6 +192,11 @@ pub(crate) struct Counters {
     pub(crate) fallback: AtomicU8,
     pub(crate) triggers: AtomicU64,
     pub(crate) reopens: AtomicU64,
+    pub(crate) compress_backlog: AtomicU64,
+    pub(crate) segments_compressed: AtomicU64,
+    pub(crate) compress_failures: AtomicU64,
+    pub(crate) compress_nanos: AtomicU64,
+    pub(crate) segments_deleted: AtomicU64,
     latency: Vec<AtomicU64>,
 }
 
@@ -199,6 +215,11 @@ impl Default for Counters {
             fallback: AtomicU8::new(0),
             triggers: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            compress_backlog: AtomicU64::new(0),
+            segments_compressed: AtomicU64::new(0),
+            compress_failures: AtomicU64::new(0),
+            compress_nanos: AtomicU64::new(0),
+            segments_deleted: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }

@@ -34,6 +34,7 @@ use crate::{
     append::{Cmd, Shared},
     builder::Fsync,
     journal::Journal,
+    keeper::{self, Keeper},
     sealer::{CloseJob, Job, Sealer},
     segment::Segment,
     stats::{Counters, FallbackState},
@@ -103,6 +104,9 @@ pub(crate) struct Worker {
     active_seq: u64,
     sealer: std::sync::mpsc::Sender<Job>,
     sealer_thread: Option<std::thread::JoinHandle<()>>,
+    /// The keeper (compression, retention), when configured.
+    keeper: Option<std::sync::mpsc::Sender<keeper::Msg>>,
+    keeper_thread: Option<std::thread::JoinHandle<()>>,
     next_seq: u64,
     prepare: Breaker,
     write: Breaker,
@@ -124,10 +128,19 @@ impl Worker {
         journal: Journal,
         next_seq: u64,
         next_first: u64,
+        sealed: Vec<keeper::Sealed>,
     ) -> Result<Worker, Error> {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
         let (tx, rx) = std::sync::mpsc::channel();
-        let sealer = Sealer::new(Arc::clone(&sh), journal, next_first);
+        let journal = Arc::new(std::sync::Mutex::new(journal));
+        let (keeper, keeper_thread) =
+            if sh.cfg.compression.codec().is_some() || !sh.cfg.retention.is_none() {
+                let (k, t) = Keeper::start(Arc::clone(&sh), Arc::clone(&journal), sealed)?;
+                (Some(k), Some(t))
+            } else {
+                (None, None)
+            };
+        let sealer = Sealer::new(Arc::clone(&sh), journal, keeper.clone(), next_first);
         let thread = std::thread::Builder::new()
             .name(format!("logcut-seal-{}", sh.cfg.name))
             .spawn(move || sealer.run(rx))
@@ -144,6 +157,8 @@ impl Worker {
             sh,
             sealer: tx,
             sealer_thread: Some(thread),
+            keeper,
+            keeper_thread,
             next_seq,
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
@@ -170,7 +185,20 @@ impl Worker {
                 match cmd {
                     Cmd::Tick(tx) => {
                         self.sealer_barrier();
-                        let _ = tx.send(Ok(()));
+                        // The keeper answers once compression and retention
+                        // caught up; this thread does not wait for it.
+                        match &self.keeper {
+                            Some(k) => {
+                                if let Err(e) = k.send(keeper::Msg::Barrier(tx)) {
+                                    if let keeper::Msg::Barrier(tx) = e.0 {
+                                        let _ = tx.send(Ok(()));
+                                    }
+                                }
+                            }
+                            None => {
+                                let _ = tx.send(Ok(()));
+                            }
+                        }
                     }
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
                     Cmd::Rotate(tx) => self.rotate(tx),
@@ -1151,6 +1179,21 @@ impl Worker {
         }
         if let Err(e) = sealed {
             first_err.get_or_insert(e);
+        }
+        // Every segment is sealed and handed over: let the keeper compress
+        // what waits (within the shutdown timeout; the rest waits for the
+        // next start) and apply retention a last time.
+        if let Some(k) = self.keeper.take() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let until = Instant::now()
+                .checked_add(sh.cfg.shutdown_timeout)
+                .unwrap_or(far);
+            if k.send(keeper::Msg::Shutdown(until, tx)).is_ok() {
+                let _ = rx.recv();
+            }
+        }
+        if let Some(t) = self.keeper_thread.take() {
+            let _ = t.join();
         }
         #[cfg(feature = "metrics")]
         crate::metrics::publish(&sh.cfg.name, &sh.stats());

@@ -4,6 +4,8 @@
 
 // Behaviour of a single appender: records, files, names, configuration.
 mod basics;
+// Compression and retention of sealed segments, and their crash recovery.
+mod compress;
 // Failures injected: unusable next segment, EFBIG, verify's detections.
 mod faults;
 // Integrations with tracing and log.

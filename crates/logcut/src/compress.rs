@@ -1,0 +1,284 @@
+//! Compression of sealed segments, on threads of their own.
+//!
+//! A compression worker replaces one sealed segment by its compressed file,
+//! in an order that survives a crash at any point:
+//!
+//! 1. write `<segment>.zst.tmp` (created new, mode `file_mode`), checking
+//!    that what it read matches the seal's length and checksum;
+//! 2. `fdatasync` it, rename it to `<segment>.zst`, sync the directory;
+//! 3. append a `compress` entry (the compressed file's name, checksum and
+//!    length) to the manifest;
+//! 4. remove the original.
+//!
+//! A crash before 2 leaves a `.tmp` file (removed at the next start);
+//! between 2 and 3, a compressed file the manifest does not know (checked
+//! by decompression and recorded at the next start); between 3 and 4, the
+//! original (removed at the next start). Readers find the records in
+//! whichever file holds them.
+
+use std::{
+    io::{self, BufWriter, Write},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use logcut_format::{
+    codec::Codec,
+    manifest::{Compress, Entry},
+};
+
+use crate::{Error, append::Shared, journal::Journal};
+
+/// How sealed segments are compressed: see
+/// [`AppenderBuilder::compress`](crate::AppenderBuilder::compress).
+///
+/// Each codec needs its cargo feature (`gzip`, `zstd`); building an
+/// appender with a codec whose feature is off fails with a configuration
+/// error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Sealed segments stay as they are.
+    #[default]
+    None,
+    /// gzip, `level` 0 (store) to 9 (smallest); files end in `.gz`.
+    Gzip {
+        /// 0 to 9; 6 is gzip's usual default.
+        level: u32,
+    },
+    /// Zstandard, `level` -7 (fastest) to 22 (smallest); files end in `.zst`.
+    Zstd {
+        /// -7 to 22; 3 is zstd's usual default.
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// gzip at its default level, 6.
+    pub const fn gzip() -> Compression {
+        Compression::Gzip { level: 6 }
+    }
+
+    /// zstd at its default level, 3.
+    pub const fn zstd() -> Compression {
+        Compression::Zstd { level: 3 }
+    }
+
+    /// The codec and level, or `None` for no compression.
+    pub(crate) fn codec(self) -> Option<(Codec, i32)> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip { level } => {
+                Some((Codec::Gzip, i32::try_from(level).unwrap_or(i32::MAX)))
+            }
+            Compression::Zstd { level } => Some((Codec::Zstd, level)),
+        }
+    }
+
+    /// Checks the level and that the codec is built in.
+    pub(crate) fn validate(self) -> Result<(), Error> {
+        let Some((codec, level)) = self.codec() else {
+            return Ok(());
+        };
+        let range = match codec {
+            Codec::Gzip => 0..=9,
+            _ => -7..=22,
+        };
+        if !range.contains(&level) {
+            return Err(Error::config(
+                "compress",
+                format!(
+                    "{codec} level {level} is out of range; use {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        if !codec.is_supported() {
+            return Err(Error::config(
+                "compress",
+                format!("{codec} support is not built in; enable logcut's cargo feature `{codec}`"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A segment to compress.
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    pub(crate) seq: u64,
+    pub(crate) file: String,
+    pub(crate) bytes: u64,
+    pub(crate) crc32: u32,
+}
+
+/// The outcome of a task: the compressed file's name and length.
+pub(crate) type Outcome = Result<(String, u64), Error>;
+
+/// Replaces `task`'s segment by its compressed file (see the module docs).
+/// On failure, the original is left in place and any partial file removed.
+pub(crate) fn compress(
+    sh: &Shared,
+    journal: &Mutex<Journal>,
+    codec: Codec,
+    level: i32,
+    task: &Task,
+) -> Outcome {
+    let dir = &sh.dir;
+    let tmp = codec.tmp_name(&task.file);
+    let fin = codec.compressed_name(&task.file);
+    let fail = |op, name: &str, e| Error::io(op, dir.join(name), e);
+    // A leftover of an earlier failed attempt in this run.
+    if dir
+        .stat(&tmp)
+        .map_err(|e| fail("compress", &tmp, e))?
+        .is_some()
+    {
+        dir.unlink(&tmp).map_err(|e| fail("compress", &tmp, e))?;
+    }
+    let input = dir
+        .open_read(&task.file)
+        .map_err(|e| fail("compress", &task.file, e))?;
+    let out = dir
+        .create_new(&tmp, sh.cfg.file_mode)
+        .map_err(|e| fail("compress", &tmp, e))?;
+    let written = (|| {
+        let mut w = CrcWriter {
+            inner: BufWriter::with_capacity(128 * 1024, &out),
+            hash: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        let (crc, len) = codec.encode(level, io::BufReader::new(input), &mut w)?;
+        if (crc, len) != (task.crc32, task.bytes) {
+            return Err(io::Error::other(format!(
+                "the segment holds {len} bytes with checksum {crc:08x}, but was sealed with {} bytes, {:08x}; left uncompressed",
+                task.bytes, task.crc32
+            )));
+        }
+        w.inner.flush()?;
+        crate::sys::sync_data(&out)?;
+        Ok((w.hash.finalize(), w.len))
+    })();
+    drop(out);
+    let (crc, len) = match written {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = dir.unlink(&tmp);
+            return Err(fail("compress", &task.file, e));
+        }
+    };
+    if let Err(e) = dir.rename_noreplace(&tmp, &fin) {
+        let _ = dir.unlink(&tmp);
+        return Err(fail("compress", &fin, e));
+    }
+    if let Err(e) = dir.sync() {
+        // Not known to be durable: the original stays; the compressed
+        // file is recorded (or redone) at the next start.
+        return Err(Error::io("sync log directory", dir.path(), e));
+    }
+    let entry = Entry::Compress(Compress {
+        seq: task.seq,
+        file: fin.clone(),
+        crc32: crc,
+        bytes: len,
+    });
+    let appended = journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .append(&[entry]);
+    if let Err(e) = appended {
+        // Unrecorded: take it back; the original stays the segment.
+        let _ = dir.unlink(&fin);
+        return Err(e);
+    }
+    if let Err(e) = dir.unlink(&task.file) {
+        // Recorded, so readers use the compressed file; the next start
+        // removes the original.
+        sh.report(fail("remove compressed original", &task.file, e));
+    }
+    Ok((fin, len))
+}
+
+/// Counts and checksums what passes through.
+struct CrcWriter<W> {
+    inner: W,
+    hash: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The nice value of compression threads: on a busy machine the writers'
+/// threads come first, and compression falls behind (the backlog grows)
+/// rather than slow them down.
+const NICE: i32 = 10;
+
+/// Lowers the calling thread's priority (Linux: `setpriority` on the
+/// thread id); best effort.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let _ = rustix::process::setpriority_process(Some(tid), NICE);
+    }
+}
+
+/// Runs tasks from `tasks` until it closes, reporting each outcome and the
+/// time it took through `done`.
+pub(crate) fn work(
+    sh: Arc<Shared>,
+    journal: Arc<Mutex<Journal>>,
+    codec: Codec,
+    level: i32,
+    tasks: Arc<Mutex<std::sync::mpsc::Receiver<Task>>>,
+    done: impl Fn(Task, Outcome, Duration),
+) {
+    lower_priority();
+    loop {
+        let task = {
+            let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
+            rx.recv()
+        };
+        let Ok(task) = task else { return };
+        let t0 = Instant::now();
+        let res = compress(&sh, &journal, codec, level, &task);
+        done(task, res, t0.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_checked() {
+        assert!(Compression::Gzip { level: 10 }.validate().is_err());
+        assert!(Compression::Zstd { level: 23 }.validate().is_err());
+        assert!(Compression::Zstd { level: -8 }.validate().is_err());
+        assert!(Compression::None.validate().is_ok());
+        let e = Compression::Gzip { level: 10 }.validate().unwrap_err();
+        assert_eq!(e.config_field(), Some("compress"));
+        #[cfg(feature = "zstd")]
+        assert!(Compression::zstd().validate().is_ok());
+        #[cfg(not(feature = "gzip"))]
+        assert!(
+            Compression::gzip()
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("feature `gzip`")
+        );
+    }
+}

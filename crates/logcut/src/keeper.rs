@@ -1,0 +1,419 @@
+//! The keeper thread: looks after sealed segments once their seal entry is
+//! durable. It hands them to the compression workers, oldest first, one per
+//! idle worker, and applies the retention limits after every change.
+//!
+//! It runs only when compression or retention is configured, and nothing
+//! on the write path or the sealer waits for it: the sealer sends a message
+//! and goes on. While compression falls behind, segments wait uncompressed
+//! (the backlog in [`Stats`](crate::Stats)), and retention still counts
+//! them.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use jiff::Timestamp;
+use logcut_format::{
+    codec::Codec,
+    manifest::{Delete, Entry, Manifest},
+};
+
+use crate::{
+    Error,
+    append::Shared,
+    compress::{self, Outcome, Task},
+    journal::Journal,
+    retain::{self, Candidate},
+    stats::Counters,
+    sys::Dir,
+};
+
+/// A sealed segment the keeper looks after.
+#[derive(Clone, Debug)]
+pub(crate) struct Sealed {
+    pub(crate) seq: u64,
+    pub(crate) file: String,
+    pub(crate) end: Timestamp,
+    pub(crate) bytes: u64,
+    pub(crate) crc32: u32,
+    /// Its compressed file, once it has one.
+    pub(crate) compressed: Option<String>,
+    /// Bytes on disk (the compressed file's, once compressed).
+    pub(crate) disk_bytes: u64,
+}
+
+pub(crate) enum Msg {
+    /// Newly sealed segments (their entries are durable), oldest first.
+    Sealed(Vec<Sealed>),
+    /// A worker finished a task.
+    Done(Task, Outcome, Duration),
+    /// Answer once nothing waits for compression or is being compressed,
+    /// and retention has run (a `tick`, answered from here so that the
+    /// rotating thread does not wait for compression).
+    Barrier(mpsc::SyncSender<Result<(), Error>>),
+    /// The clock moved.
+    Kick,
+    /// Finish (compress what waits until the deadline), then stop.
+    Shutdown(Instant, mpsc::SyncSender<()>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Not compressed, and not to be (no compression, or it failed).
+    Plain,
+    /// Waiting for a worker.
+    Waiting,
+    /// A worker is on it.
+    Busy,
+    Compressed,
+}
+
+struct Seg {
+    info: Sealed,
+    state: State,
+}
+
+pub(crate) struct Keeper {
+    sh: Arc<Shared>,
+    journal: Arc<Mutex<Journal>>,
+    segs: VecDeque<Seg>,
+    /// Sequence numbers waiting for a worker, oldest first.
+    waiting: VecDeque<u64>,
+    idle: usize,
+    tasks: Option<mpsc::Sender<Task>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    barriers: Vec<mpsc::SyncSender<Result<(), Error>>>,
+}
+
+/// The sealed segments a manifest lists, not deleted and still on disk,
+/// oldest first.
+pub(crate) fn sealed_from(dir: &Dir, manifest: &Manifest) -> Vec<Sealed> {
+    let compressed = manifest.compressed();
+    let deleted = manifest.deleted();
+    let mut out = Vec::new();
+    for s in manifest.seals() {
+        if deleted.contains_key(&s.seq) || s.file == logcut_format::name::MOVED {
+            continue;
+        }
+        let comp = compressed
+            .get(&s.seq)
+            .map(|c| c.file.clone())
+            .filter(|f| Codec::split(f).is_some_and(|(b, _)| b == s.file));
+        let on_disk = |f: &str| dir.stat(f).ok().flatten().filter(|i| i.is_file);
+        let (compressed, disk) = match comp.as_deref().and_then(&on_disk) {
+            Some(i) => (comp.clone(), i.len),
+            None => match on_disk(&s.file) {
+                Some(i) => (None, i.len),
+                // Missing: verify reports it; nothing to keep.
+                None => continue,
+            },
+        };
+        out.push(Sealed {
+            seq: s.seq,
+            file: s.file.clone(),
+            end: s.end,
+            bytes: s.bytes,
+            crc32: s.crc32,
+            compressed,
+            disk_bytes: disk,
+        });
+    }
+    out
+}
+
+impl Keeper {
+    /// Starts the keeper and its compression workers; returns the sender
+    /// for messages and the keeper's thread.
+    pub(crate) fn start(
+        sh: Arc<Shared>,
+        journal: Arc<Mutex<Journal>>,
+        existing: Vec<Sealed>,
+    ) -> Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>), Error> {
+        let (tx, rx) = mpsc::channel();
+        let start_err = |e| Error::io("start background thread", sh.dir.path(), e);
+        let mut keeper = Keeper {
+            sh: Arc::clone(&sh),
+            journal: Arc::clone(&journal),
+            segs: VecDeque::new(),
+            waiting: VecDeque::new(),
+            idle: 0,
+            tasks: None,
+            workers: Vec::new(),
+            barriers: Vec::new(),
+        };
+        let mut ids = Vec::new();
+        if let Some((codec, level)) = sh.cfg.compression.codec() {
+            let (task_tx, task_rx) = mpsc::channel();
+            let task_rx = Arc::new(Mutex::new(task_rx));
+            for i in 0..sh.cfg.compress_threads {
+                let (sh, journal, task_rx, done) = (
+                    Arc::clone(&sh),
+                    Arc::clone(&journal),
+                    Arc::clone(&task_rx),
+                    tx.clone(),
+                );
+                let t = std::thread::Builder::new()
+                    .name(format!("logcut-compress-{}-{i}", sh.cfg.name))
+                    .spawn(move || {
+                        compress::work(sh, journal, codec, level, task_rx, |t, o, d| {
+                            let _ = done.send(Msg::Done(t, o, d));
+                        })
+                    })
+                    .map_err(start_err)?;
+                ids.push(t.thread().id());
+                keeper.workers.push(t);
+                keeper.idle += 1;
+            }
+            keeper.tasks = Some(task_tx);
+        }
+        keeper.add(existing);
+        let thread = std::thread::Builder::new()
+            .name(format!("logcut-keep-{}", sh.cfg.name))
+            .spawn(move || keeper.run(rx))
+            .map_err(start_err)?;
+        ids.push(thread.thread().id());
+        sh.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
+        let kick = Mutex::new(tx.clone());
+        sh.cfg.clock.subscribe(Arc::new(move || {
+            let _ = kick
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Msg::Kick);
+        }));
+        Ok((tx, thread))
+    }
+
+    fn add(&mut self, sealed: Vec<Sealed>) {
+        for info in sealed {
+            let state = if info.compressed.is_some() {
+                State::Compressed
+            } else if self.tasks.is_some() {
+                self.waiting.push_back(info.seq);
+                State::Waiting
+            } else {
+                State::Plain
+            };
+            self.segs.push_back(Seg { info, state });
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut shutdown: Option<(Instant, mpsc::SyncSender<()>)> = None;
+        loop {
+            let dispatch = shutdown.as_ref().is_none_or(|(d, _)| Instant::now() < *d);
+            if dispatch {
+                self.dispatch();
+            } else {
+                self.give_up_waiting();
+            }
+            self.retain();
+            self.publish();
+            if self.idle_now() {
+                for b in self.barriers.drain(..) {
+                    let _ = b.send(Ok(()));
+                }
+            }
+            if shutdown.is_some() && self.busy() == 0 {
+                break;
+            }
+            let timeout = match &shutdown {
+                Some((d, _)) => Some(d.saturating_duration_since(Instant::now())),
+                None => self.next_expiry(),
+            };
+            let msg = match timeout {
+                Some(t) if shutdown.is_some() && t.is_zero() => {
+                    // Past the deadline: only wait for tasks under way.
+                    rx.recv().ok()
+                }
+                Some(t) => match rx.recv_timeout(t) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+                None => rx.recv().ok(),
+            };
+            match msg {
+                Some(Msg::Sealed(s)) => self.add(s),
+                Some(Msg::Done(task, res, took)) => self.done(task, res, took),
+                Some(Msg::Barrier(b)) => self.barriers.push(b),
+                Some(Msg::Kick) => {}
+                Some(Msg::Shutdown(deadline, reply)) => shutdown = Some((deadline, reply)),
+                None => break,
+            }
+        }
+        // Workers see the task channel close and end.
+        self.tasks = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        self.publish();
+        for b in self.barriers.drain(..) {
+            let _ = b.send(Ok(()));
+        }
+        if let Some((_, reply)) = shutdown {
+            let _ = reply.send(());
+        }
+    }
+
+    fn busy(&self) -> usize {
+        self.segs.iter().filter(|s| s.state == State::Busy).count()
+    }
+
+    fn idle_now(&self) -> bool {
+        self.waiting.is_empty() && self.busy() == 0
+    }
+
+    /// Hands waiting segments to idle workers, oldest first.
+    fn dispatch(&mut self) {
+        let Some(tasks) = &self.tasks else { return };
+        while self.idle > 0 {
+            let Some(seq) = self.waiting.pop_front() else {
+                return;
+            };
+            let Some(seg) = self.segs.iter_mut().find(|s| s.info.seq == seq) else {
+                continue;
+            };
+            let task = Task {
+                seq,
+                file: seg.info.file.clone(),
+                bytes: seg.info.bytes,
+                crc32: seg.info.crc32,
+            };
+            if tasks.send(task).is_err() {
+                seg.state = State::Plain;
+                continue;
+            }
+            seg.state = State::Busy;
+            self.idle -= 1;
+        }
+    }
+
+    /// At shutdown, past the deadline: what still waits stays uncompressed
+    /// (the next start compresses it).
+    fn give_up_waiting(&mut self) {
+        for seq in self.waiting.drain(..) {
+            if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == seq) {
+                s.state = State::Plain;
+            }
+        }
+    }
+
+    fn done(&mut self, task: Task, res: Outcome, took: Duration) {
+        self.idle += 1;
+        let c = &self.sh.counters;
+        Counters::add(
+            &c.compress_nanos,
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+        );
+        let seg = self.segs.iter_mut().find(|s| s.info.seq == task.seq);
+        match res {
+            Ok((file, len)) => {
+                Counters::add(&c.segments_compressed, 1);
+                if let Some(s) = seg {
+                    s.state = State::Compressed;
+                    s.info.compressed = Some(file);
+                    s.info.disk_bytes = len;
+                }
+            }
+            Err(e) => {
+                // Not retried in this run: the segment stays as it is, and
+                // the next start tries again.
+                Counters::add(&c.compress_failures, 1);
+                if let Some(s) = seg {
+                    s.state = State::Plain;
+                }
+                self.sh.report(e);
+            }
+        }
+    }
+
+    /// When the oldest segment passes the age limit, as a wait.
+    fn next_expiry(&self) -> Option<Duration> {
+        let oldest = self.segs.front().map(|s| s.info.end);
+        let at = self.sh.cfg.retention.next_expiry(oldest)?;
+        // Expired but kept (busy, or the manifest append failed): look
+        // again in a second, or at the next message.
+        let d = self.sh.cfg.clock.sleep_hint(at)?;
+        Some(if d.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            d
+        })
+    }
+
+    /// Deletes what the retention limits say, recording it first.
+    fn retain(&mut self) {
+        let policy = self.sh.cfg.retention;
+        if policy.is_none() || self.segs.is_empty() {
+            return;
+        }
+        let cands: Vec<Candidate> = self
+            .segs
+            .iter()
+            .map(|s| Candidate {
+                seq: s.info.seq,
+                end: s.info.end,
+                disk_bytes: s.info.disk_bytes,
+                busy: s.state == State::Busy,
+            })
+            .collect();
+        let now = self.sh.cfg.clock.now();
+        let chosen = retain::select(&cands, &policy, now, |q| self.sh.pins.is_pinned(q));
+        if chosen.is_empty() {
+            return;
+        }
+        let entries: Vec<Entry> = chosen
+            .iter()
+            .map(|(i, reason)| {
+                Entry::Delete(Delete {
+                    seq: self.segs[*i].info.seq,
+                    file: self.segs[*i].info.file.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect();
+        let appended = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&entries);
+        if let Err(e) = appended {
+            // Nothing is removed unrecorded; tried again at the next change.
+            self.sh.report(e);
+            return;
+        }
+        // `select` picks a prefix: the oldest segments.
+        let n = chosen.len();
+        for seg in self.segs.drain(..n) {
+            self.waiting.retain(|q| *q != seg.info.seq);
+            let mut names = vec![seg.info.file.clone()];
+            names.extend(seg.info.compressed.clone());
+            for name in names {
+                match self.sh.dir.unlink(&name) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // Recorded as deleted: the next start removes it.
+                    Err(e) => {
+                        self.sh
+                            .report(Error::io("delete segment", self.sh.dir.join(&name), e))
+                    }
+                }
+            }
+            Counters::add(&self.sh.counters.segments_deleted, 1);
+        }
+    }
+
+    fn publish(&self) {
+        let backlog = (self.waiting.len() + self.busy()) as u64;
+        // Relaxed: a figure read on its own by `stats`.
+        self.sh
+            .counters
+            .compress_backlog
+            .store(backlog, std::sync::atomic::Ordering::Relaxed);
+    }
+}

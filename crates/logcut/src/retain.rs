@@ -1,0 +1,218 @@
+//! Retention: which sealed segments to delete, oldest first.
+//!
+//! A pure choice over the list of sealed segments, so it can be tested
+//! without files; the keeper thread (see `keeper.rs`) records and carries
+//! out the deletions.
+
+use std::{collections::HashSet, sync::Mutex, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use logcut_format::manifest::DeleteReason;
+
+/// The limits on sealed segments; any combination, none by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Retention {
+    pub(crate) keep: Option<usize>,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_total: Option<u64>,
+}
+
+impl Retention {
+    pub(crate) fn is_none(&self) -> bool {
+        self.keep.is_none() && self.max_age.is_none() && self.max_total.is_none()
+    }
+
+    /// When the oldest of `ends` (segment end times) passes the age limit.
+    pub(crate) fn next_expiry(&self, oldest_end: Option<Timestamp>) -> Option<Timestamp> {
+        let age = SignedDuration::try_from(self.max_age?).ok()?;
+        oldest_end?.checked_add(age).ok()
+    }
+}
+
+/// What retention needs to know of one sealed segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) seq: u64,
+    /// When it was sealed.
+    pub(crate) end: Timestamp,
+    /// What it takes on disk now.
+    pub(crate) disk_bytes: u64,
+    /// Being compressed right now: it must not be deleted under the
+    /// compressor.
+    pub(crate) busy: bool,
+}
+
+/// Sequence numbers that another policy still needs (a shipper that has
+/// not uploaded them yet, for example): retention stops at the oldest of
+/// them rather than delete it or anything newer out of order.
+#[derive(Debug, Default)]
+pub(crate) struct Pins(Mutex<HashSet<u64>>);
+
+// Nothing pins segments yet; shipping to object storage will.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Pins {
+    pub(crate) fn pin(&self, seq: u64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(seq);
+    }
+
+    pub(crate) fn unpin(&self, seq: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&seq);
+    }
+
+    pub(crate) fn is_pinned(&self, seq: u64) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&seq)
+    }
+}
+
+/// The segments to delete (indices into `segs`, oldest first) and why.
+///
+/// `segs` are the sealed segments still on disk, oldest first (the active
+/// segment is never among them). Deletion goes strictly oldest first: a
+/// segment that is busy or pinned stops it, so a newer segment is never
+/// deleted while an older one stays; the limits are met again once that
+/// segment is free (the keeper asks again after each event).
+pub(crate) fn select(
+    segs: &[Candidate],
+    policy: &Retention,
+    now: Timestamp,
+    pinned: impl Fn(u64) -> bool,
+) -> Vec<(usize, DeleteReason)> {
+    let mut out = Vec::new();
+    if policy.is_none() {
+        return out;
+    }
+    let mut count = segs.len();
+    let mut total: u64 = segs.iter().map(|s| s.disk_bytes).sum();
+    let cutoff = policy
+        .max_age
+        .and_then(|a| SignedDuration::try_from(a).ok())
+        .and_then(|a| now.checked_sub(a).ok());
+    for (i, s) in segs.iter().enumerate() {
+        let reason = if policy.keep.is_some_and(|k| count > k) {
+            DeleteReason::Count
+        } else if cutoff.is_some_and(|c| s.end < c) {
+            DeleteReason::Age
+        } else if policy.max_total.is_some_and(|m| total > m) {
+            DeleteReason::Bytes
+        } else {
+            break;
+        };
+        if s.busy || pinned(s.seq) {
+            break;
+        }
+        out.push((i, reason));
+        count -= 1;
+        total -= s.disk_bytes;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    fn segs(n: u64) -> Vec<Candidate> {
+        (1..=n)
+            .map(|seq| Candidate {
+                seq,
+                end: ts(seq as i64 * 10),
+                disk_bytes: 100,
+                busy: false,
+            })
+            .collect()
+    }
+
+    fn seqs(segs: &[Candidate], sel: &[(usize, DeleteReason)]) -> Vec<(u64, &'static str)> {
+        sel.iter()
+            .map(|(i, r)| {
+                let r = match r {
+                    DeleteReason::Count => "count",
+                    DeleteReason::Age => "age",
+                    DeleteReason::Bytes => "bytes",
+                    _ => "other",
+                };
+                (segs[*i].seq, r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_without_a_policy() {
+        let s = segs(10);
+        assert!(select(&s, &Retention::default(), ts(1000), |_| false).is_empty());
+    }
+
+    #[test]
+    fn count_age_and_bytes_each_and_together() {
+        let s = segs(5);
+        let keep = Retention {
+            keep: Some(3),
+            ..Retention::default()
+        };
+        let got = select(&s, &keep, ts(0), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "count"), (2, "count")]);
+        // Ends at 10, 20, ... 50; at 55 with 30 s: ends before 25 go.
+        let age = Retention {
+            max_age: Some(Duration::from_secs(30)),
+            ..Retention::default()
+        };
+        let got = select(&s, &age, ts(55), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "age"), (2, "age")]);
+        let bytes = Retention {
+            max_total: Some(250),
+            ..Retention::default()
+        };
+        let got = select(&s, &bytes, ts(0), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "bytes"), (2, "bytes"), (3, "bytes")]);
+        let all = Retention {
+            keep: Some(4),
+            max_age: Some(Duration::from_secs(30)),
+            max_total: Some(150),
+        };
+        let got = select(&s, &all, ts(55), |_| false);
+        assert_eq!(
+            seqs(&s, &got),
+            [(1, "count"), (2, "age"), (3, "bytes"), (4, "bytes")]
+        );
+    }
+
+    #[test]
+    fn a_busy_or_pinned_segment_stops_deletion_in_order() {
+        let mut s = segs(5);
+        s[1].busy = true;
+        let keep = Retention {
+            keep: Some(1),
+            ..Retention::default()
+        };
+        let got = select(&s, &keep, ts(0), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "count")]);
+        s[1].busy = false;
+        let pins = Pins::default();
+        pins.pin(1);
+        assert!(select(&s, &keep, ts(0), |q| pins.is_pinned(q)).is_empty());
+        pins.unpin(1);
+        let got = select(&s, &keep, ts(0), |q| pins.is_pinned(q));
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn expiry_of_the_oldest() {
+        let r = Retention {
+            max_age: Some(Duration::from_secs(30)),
+            ..Retention::default()
+        };
+        assert_eq!(r.next_expiry(Some(ts(10))), Some(ts(40)));
+        assert_eq!(r.next_expiry(None), None);
+        assert_eq!(Retention::default().next_expiry(Some(ts(10))), None);
+    }
+}
