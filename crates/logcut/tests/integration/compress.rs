@@ -35,10 +35,15 @@ fn deletions(dir: &std::path::Path) -> Vec<(u64, String)> {
 
 /// The ids of thread 0's records of `len` bytes in `data`: each whole,
 /// in order, no gap, no duplicate; returns the first and one past the last.
-/// The data may end with the first part of the next record: the one being
-/// written when the child was killed (SIGKILL stops a `write(2)` between
-/// pages; that record was never reported written).
 fn id_range(data: &[u8], len: usize) -> (u64, u64) {
+    assert_eq!(data.len() % len, 0, "not a whole number of records");
+    id_range_after_kill(data, len)
+}
+
+/// As `id_range`, but the data may end with the first part of the next
+/// record: the one being written when the child was killed (SIGKILL stops a
+/// `write(2)` between pages; that record was never reported written).
+fn id_range_after_kill(data: &[u8], len: usize) -> (u64, u64) {
     let whole = data.len() / len * len;
     let (data, tail) = data.split_at(whole);
     let mut range: Option<(u64, u64)> = None;
@@ -584,7 +589,7 @@ fn killed_while_compressing_loses_nothing() {
         a.shutdown().unwrap();
         no_tmp_files(dir.path());
         let report = verify_ok(dir.path());
-        let (first, end) = id_range(&read_log(dir.path(), "app"), 100);
+        let (first, end) = id_range_after_kill(&read_log(dir.path(), "app"), 100);
         assert_eq!(first, 0, "run {run}");
         assert!(
             end >= done,
