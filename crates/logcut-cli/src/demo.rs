@@ -1,7 +1,9 @@
 //! `logcut demo`: a busy service in miniature, on a local directory.
 //!
 //! Several threads log through `tracing` into one appender with small size
-//! and time limits; one of them also cuts by hand now and then. A status
+//! and time limits; one of them also cuts by hand now and then, and an
+//! operator's script touches the trigger file in storms of 200 touches
+//! (merged: each storm makes at most one cut). A status
 //! line shows progress (on a terminal). Sealed segments are compressed
 //! with zstd in the background, and only the newest 20 are kept. At the end
 //! the directory is verified and every record is read back and counted:
@@ -48,8 +50,16 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         std::fs::remove_dir_all(&args.dir)
             .with_context(|| format!("cannot empty {}", args.dir.display()))?;
     }
+    // The trigger file exists before the appender starts (its creation
+    // would count as a trigger).
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let trigger = args.dir.join("service.trigger");
+    std::fs::write(&trigger, b"")
+        .with_context(|| format!("cannot create {}", trigger.display()))?;
     let appender = logcut::Appender::builder()
         .dir(&args.dir)
+        .trigger_file(&trigger)
         .name("service")
         .max_size(1 << 20)
         .interval(logcut::Interval::seconds(1))
@@ -115,6 +125,26 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             })
         })
         .collect();
+    // Trigger storms: 200 touches in a row, every 700 ms.
+    let storms = {
+        let (stop, trigger) = (Arc::clone(&stop), trigger.clone());
+        std::thread::spawn(move || {
+            let mut touches = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::park_timeout(Duration::from_millis(700));
+                for _ in 0..200 {
+                    let touched = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&trigger)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    if touched.is_ok() {
+                        touches += 1;
+                    }
+                }
+            }
+            touches
+        })
+    };
     let tty = std::io::stderr().is_terminal();
     let deadline = start + Duration::from_secs(args.seconds);
     while Instant::now() < deadline {
@@ -126,10 +156,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             let s = appender.stats();
             let secs = start.elapsed().as_secs_f64().max(0.001);
             eprint!(
-                "\r  {:>10} records  {:>9.0} records/s  {:>5} rotations  queue {:>7}  compress backlog {:>3}  deleted {:>4}   ",
+                "\r  {:>10} records  {:>9.0} records/s  {:>5} rotations  {:>5} triggers  queue {:>7}  compress backlog {:>3}  deleted {:>4}   ",
                 s.records,
                 s.records as f64 / secs,
                 s.rotations,
+                s.triggers,
                 s.queue_depth,
                 s.compress_backlog,
                 s.segments_deleted
@@ -146,6 +177,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         );
     }
     drop(dispatch);
+    let touches = storms
+        .join()
+        .map_err(|_| anyhow::anyhow!("the trigger thread panicked"))?;
+    let stats = appender.stats();
     appender.shutdown().context("cannot finish the log")?;
     let elapsed = start.elapsed();
     if tty {
@@ -200,6 +235,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         out,
         "segments:         {}",
         report.logs.first().map_or(0, |l| l.segments)
+    )?;
+    writeln!(
+        out,
+        "trigger storms:   {touches} touches, {} trigger events seen, {} cuts in all (sizes, seconds, manual, triggers)",
+        stats.triggers, stats.rotations
     )?;
     writeln!(
         out,

@@ -205,23 +205,37 @@ fn verify_exits_1_and_names_a_truncated_segment() {
             .status
             .success()
     );
-    let victim = std::fs::read_dir(&dir.0)
+    let mut sealed: Vec<PathBuf> = std::fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "log"))
-        .unwrap();
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    sealed.sort();
+    assert!(sealed.len() >= 3, "{sealed:?}");
+    // One truncated, one removed, one with a byte changed (same length).
+    let victim = sealed[0].clone();
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&victim)
         .unwrap();
     f.set_len(10).unwrap();
+    std::fs::remove_file(&sealed[1]).unwrap();
+    let mut bytes = std::fs::read(&sealed[2]).unwrap();
+    bytes[3] ^= 0x20;
+    std::fs::write(&sealed[2], &bytes).unwrap();
     let v = logcut(&["verify", dir.0.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(1));
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(
-        text.contains(victim.file_name().unwrap().to_str().unwrap()) && text.contains("truncated"),
-        "{text}"
-    );
+    let name = |p: &PathBuf| p.file_name().unwrap().to_str().unwrap().to_string();
+    let line_of = |n: String| {
+        text.lines()
+            .find(|l| l.contains(&n))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(line_of(name(&victim)).contains("truncated"), "{text}");
+    assert!(line_of(name(&sealed[1])).contains("not on disk"), "{text}");
+    assert!(line_of(name(&sealed[2])).contains("modified"), "{text}");
     let j = logcut(&["verify", "--json", dir.0.to_str().unwrap()]);
     assert_eq!(j.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&j.stdout).contains("\"kind\":\"SizeMismatch\""));

@@ -305,8 +305,8 @@ fn verify_log(
             }
             Entry::Lost(l) => {
                 let s = sessions.entry(l.session.clone()).or_default();
-                s.2 += l.records;
-                sum.lost += l.records;
+                s.2 = s.2.saturating_add(l.records);
+                sum.lost = sum.lost.saturating_add(l.records);
                 problem(
                     ProblemKind::RecordsLost,
                     None,
@@ -326,17 +326,17 @@ fn verify_log(
                     sum.deleted_segments += 1;
                 } else {
                     sum.segments += 1;
-                    sum.bytes += s.bytes;
+                    sum.bytes = sum.bytes.saturating_add(s.bytes);
                 }
                 let sess = sessions.entry(s.session.clone()).or_default();
                 match s.records {
                     Some(r) => {
                         if is_deleted {
-                            sum.deleted_records += r;
+                            sum.deleted_records = sum.deleted_records.saturating_add(r);
                         } else {
-                            sum.records += r;
+                            sum.records = sum.records.saturating_add(r);
                         }
-                        sess.0 += r;
+                        sess.0 = sess.0.saturating_add(r);
                     }
                     None => {
                         sum.segments_unknown_records += 1;
@@ -344,7 +344,7 @@ fn verify_log(
                     }
                 }
                 let file = Some(s.file.as_str());
-                let expected_seq = prev_seq.map_or(1, |p| p + 1);
+                let expected_seq = prev_seq.map_or(1, |p| p.saturating_add(1));
                 if s.seq > expected_seq {
                     problem(
                         ProblemKind::SequenceGap,
@@ -384,7 +384,7 @@ fn verify_log(
                             ),
                         );
                     }
-                    expected_first = first + records;
+                    expected_first = first.saturating_add(records);
                 }
                 if s.file == name::MOVED {
                     sum.segments_moved += 1;

@@ -283,7 +283,7 @@ impl Appender {
         let mut worker = Worker::new(
             Arc::clone(&shared),
             journal,
-            resume.next_seq + 1,
+            resume.next_seq.saturating_add(1),
             resume.next_first,
             resume.sealed,
         )?;

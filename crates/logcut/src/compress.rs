@@ -186,7 +186,7 @@ pub(crate) fn compress(
     let appended = journal
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .append(&[entry]);
+        .append_durable(&[entry]);
     if let Err(e) = appended {
         // Unrecorded: take it back; the original stays the segment.
         let _ = dir.unlink(&fin);

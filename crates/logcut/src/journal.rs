@@ -9,8 +9,9 @@ use crate::{
     sys::{self, Dir},
 };
 
-/// The open manifest of one log. Only the background thread (and `build`,
-/// before it starts) appends to it.
+/// The open manifest of one log. `build` (before the threads start), then
+/// the sealer, the compression workers and the retention thread append to
+/// it, one at a time (it sits behind a mutex).
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
@@ -73,6 +74,17 @@ impl Journal {
     pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<(), Error> {
         let text: String = entries.iter().map(Entry::encode).collect();
         self.write(text.as_bytes())
+    }
+
+    /// Appends entries and syncs the manifest whatever the fsync policy:
+    /// for `compress` and `delete` entries, which must be durable before a
+    /// file is removed (the sync also makes every earlier line durable).
+    pub(crate) fn append_durable(&mut self, entries: &[Entry]) -> Result<(), Error> {
+        self.append(entries)?;
+        if !self.sync {
+            sys::sync_data(&self.file).map_err(|e| Error::io("sync manifest", &self.path, e))?;
+        }
+        Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {

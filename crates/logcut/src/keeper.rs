@@ -87,14 +87,18 @@ pub(crate) struct Keeper {
     barriers: Vec<mpsc::SyncSender<Result<(), Error>>>,
 }
 
-/// The sealed segments a manifest lists, not deleted and still on disk,
-/// oldest first.
-pub(crate) fn sealed_from(dir: &Dir, manifest: &Manifest) -> Vec<Sealed> {
+/// The sealed segments of log `log` a manifest lists, not deleted and
+/// still on disk, oldest first. A name that is not a sealed segment name of
+/// this log (a manifest edited by hand: `../x`, another log's file) is
+/// skipped: it never reaches an unlink.
+pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Sealed> {
     let compressed = manifest.compressed();
     let deleted = manifest.deleted();
     let mut out = Vec::new();
     for s in manifest.seals() {
-        if deleted.contains_key(&s.seq) || s.file == logcut_format::name::MOVED {
+        if deleted.contains_key(&s.seq)
+            || logcut_format::name::SealedName::parse(log, &s.file).is_none()
+        {
             continue;
         }
         let comp = compressed
@@ -381,7 +385,7 @@ impl Keeper {
             .journal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .append(&entries);
+            .append_durable(&entries);
         if let Err(e) = appended {
             // Nothing is removed unrecorded; tried again at the next change.
             self.sh.report(e);
@@ -391,8 +395,14 @@ impl Keeper {
         let n = chosen.len();
         for seg in self.segs.drain(..n) {
             self.waiting.retain(|q| *q != seg.info.seq);
+            // The original and every compressed name: a compression that
+            // was not recorded (a failed directory sync) may have left one.
             let mut names = vec![seg.info.file.clone()];
-            names.extend(seg.info.compressed.clone());
+            names.extend(
+                logcut_format::codec::CODECS
+                    .iter()
+                    .map(|c| c.compressed_name(&seg.info.file)),
+            );
             for name in names {
                 match self.sh.dir.unlink(&name) {
                     Ok(()) => {}

@@ -6,7 +6,8 @@ loses a record, and proves it afterwards.
 
 ```text
 record --> Appender (write path, atomic swap) --> segment <dir>/app.log
-                                                     | cut: by size, by time, rotate()
+                                                     | cut: by size, by time, rotate(),
+                                                     |      a trigger file, SIGUSR1
                                                      v
            background: rename to app.<start>.<seq>.log, prepare the next file
                                                      v
@@ -30,6 +31,18 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   start of the segment in UTC, then its sequence number).
 - A cut is an atomic pointer swap to a segment prepared in advance; renames,
   fsync and manifest appends run on two background threads.
+- **External triggers**: a trigger file ([`AppenderBuilder::trigger_file`],
+  feature `trigger`: a cron job's `touch`, `logcut rotate`), SIGUSR1 and
+  SIGHUP ([`AppenderBuilder::signals`], feature `signals`). When someone
+  else renames or removes the active file (logrotate in `create` mode, an
+  operator's `mv`), the appender notices within
+  [`watch_interval`](AppenderBuilder::watch_interval) (500 ms), or at once
+  on [`Appender::reopen`] / SIGHUP, and continues in a new file at the
+  stable path; what was written before stays in the moved file.
+- **One appender per log**: it holds an exclusive `flock` on
+  `<dir>/<name>.lock` while it runs, so a second one (in this process or
+  another) fails at start with an error naming the holder, instead of taking
+  the first one's files for a crash's leftovers.
 - Sealed segments can be **compressed** in the background (gzip or zstd,
   [`AppenderBuilder::compress`]) and **deleted** by retention limits
   ([`keep`](AppenderBuilder::keep), [`max_age`](AppenderBuilder::max_age),
@@ -162,6 +175,24 @@ missing, and still counts their records in the session's totals
 next start. Age is the time since the segment was sealed, by the
 appender's [`clock`](AppenderBuilder::clock).
 
+**External rotation.** A trigger (the trigger file created, written,
+touched or renamed into place; SIGUSR1) cuts the active segment if it holds
+at least one record; triggers that arrive before the background thread acts
+on the first are merged into that cut. So a trigger that arrives after a
+record was written always seals that record, and a storm of triggers makes
+no empty segment. When the active file is renamed or removed by someone
+else, records keep going to it (the moved file) until the appender notices
+(within [`watch_interval`](AppenderBuilder::watch_interval), at once on
+[`Appender::reopen`] or SIGHUP); then a new segment takes the stable path.
+The moved segment is sealed with `file=-` and reason `reopen`: its records
+and checksum are in the manifest, and [`verify`] counts them without
+looking for the file, which is now someone else's. A file someone else
+created at the active path meanwhile (logrotate's `create`) is replaced if
+empty and kept under `<name>.log.foreign-<ms>` otherwise. logrotate's
+`copytruncate` mode loses the lines written between its copy and its
+truncation with any writer (see the README for a measurement); use
+`create` with `postrotate kill -HUP`, or logcut's own rotation.
+
 **Files** are created with mode 0640 (directories 0750) by default,
 `O_CLOEXEC`, and `O_NOFOLLOW` / `O_EXCL` relative to the opened directory: a
 symlink planted at the active, prepared or sealed path is never followed,
@@ -176,6 +207,8 @@ and an existing file is never overwritten.
 | `metrics` | publishes [`Stats`] through the `metrics` facade (`logcut_*`) | no |
 | `gzip` | [`Compression::Gzip`] (flate2, pure Rust); readers decompress `.gz` segments | no |
 | `zstd` | [`Compression::Zstd`] (the zstd crate; builds the zstd C library) | no |
+| `trigger` | [`AppenderBuilder::trigger_file`] (the `notify` crate: inotify, kqueue, FSEvents) | no |
+| `signals` | [`AppenderBuilder::signals`]: SIGUSR1 rotates, SIGHUP reopens (`signal-hook`) | no |
 
 Without a codec's feature, building an appender that uses it fails with a
 configuration error, and readers report its segments as unreadable.
@@ -193,9 +226,23 @@ configuration error, and readers report its segments as unreadable.
   it is not.
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
-- One process per log: several processes appending to one log, and
-  noticing an external rename of the active file (logrotate), are not
-  handled yet. An external rename is reported as an error at the next cut.
+- One process per log: several processes cannot share one log yet (the
+  lock file makes the second one fail at start). The lock is a `flock`,
+  which NFS emulates with byte-range locks of its own; it has not been
+  tested there.
+- If someone renames the active file at the very moment the appender cuts
+  (between its hard link and its rename), the segment ends up with two
+  names; the appender notices and gives it up as moved (`file=-`), so
+  nothing is counted twice, but the records are then only in the other
+  name.
+- The trigger file's appearance counts as a trigger (it may have been
+  touched while the watch moved to it): create it before building the
+  appender if that first cut is not wanted. While the trigger file does not
+  exist, its directory is watched; if that is the busy log directory, every
+  write there costs an event.
+- SIGUSR1 and SIGHUP stay ignored after the appender shuts down (a signal
+  handler cannot be removed), rather than returning to their default
+  action (terminating the process).
 - Unix only. Hard links are used for the cut where the file system has
   them; otherwise a rename, during which the active path briefly does not
   exist. On NFS, nothing here has been tested.
@@ -212,6 +259,14 @@ configuration error, and readers report its segments as unreadable.
   exceeded while the oldest segment is being compressed.
 - The manifest keeps a line for every segment ever sealed, compressed or
   deleted: it grows with the log's history (about 300 bytes per segment).
+  Without a retention limit, the compression thread also keeps a small
+  entry per segment in memory for the appender's lifetime.
+- `shutdown` waits for compressions already under way to finish, even past
+  the [shutdown timeout](AppenderBuilder::shutdown_timeout) (segments not
+  started wait for the next run): with slow settings (gzip, zstd at high
+  levels) on large segments, that can take seconds.
+- If starting the appender fails after its compression thread started
+  (a thread that cannot be spawned), that thread is left running.
 */
 
 #![deny(missing_docs)]

@@ -57,7 +57,7 @@ pub(crate) fn recover(
     for s in manifest.seals() {
         last_seq = last_seq.max(s.seq);
         if let (Some(f), Some(r)) = (s.first, s.records) {
-            next_first = f + r;
+            next_first = f.saturating_add(r);
         }
         listed.insert(s.file.clone());
     }
@@ -166,7 +166,7 @@ pub(crate) fn recover(
     for (file, info, parsed) in candidates {
         let path = dir.join(&file);
         let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
-        let seq = last_seq + 1;
+        let seq = last_seq.saturating_add(1);
         let start_ms = parsed.map_or(info.mtime_ms, |p| p.start_ms);
         let final_name = match parsed {
             Some(p) if p.seq == seq => file.clone(),
@@ -215,10 +215,10 @@ pub(crate) fn recover(
     // What is on disk now, with this run's recovery entries.
     let manifest = Manifest::read(journal.path())?;
     Ok(Resume {
-        next_seq: last_seq + 1,
+        next_seq: last_seq.saturating_add(1),
         next_first,
         notes,
-        sealed: keeper::sealed_from(dir, &manifest),
+        sealed: keeper::sealed_from(dir, log, &manifest),
     })
 }
 

@@ -140,14 +140,15 @@ impl Follower {
                     // change what must be watched (a busy log in the same
                     // directory costs no `stat`).
                     // After a removal event `notify` drops the watch of that
-                    // path at the end of its batch of events, even if the
-                    // path is watched again meanwhile (a new file by the
-                    // same name): set it up again, after that.
+                    // path, and of every path below it, at the end of its
+                    // batch of events, even if one is watched again
+                    // meanwhile (a new file or directory by the same name):
+                    // set ours up again, after that.
                     let removed = matches!(ev.kind, EventKind::Remove(_))
                         && self
                             .target
                             .as_ref()
-                            .is_some_and(|t| ev.paths.contains(&t.path));
+                            .is_some_and(|t| ev.paths.iter().any(|p| t.path.starts_with(p)));
                     if ev.need_rescan() || ev.paths.iter().any(|p| self.path.starts_with(p)) {
                         self.follow(fires, removed);
                     }
