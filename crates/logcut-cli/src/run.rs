@@ -75,9 +75,9 @@ pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitC
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e).context("cannot read the program's output"),
                     };
-                    lines.feed(&buf[..n], |r| to.write_record(r))?;
+                    lines.feed(&buf[..n], |b, e| to.write_batch(b, e))?;
                 }
-                lines.finish(|r| to.write_record(r))?;
+                lines.finish(|b, e| to.write_batch(b, e))?;
                 Ok(())
             })
         };

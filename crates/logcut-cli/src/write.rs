@@ -287,10 +287,7 @@ impl WriteArgs {
 
     /// The record splitter for these options.
     pub(crate) fn lines(&self) -> Lines {
-        Lines {
-            pending: Vec::new(),
-            max_line: usize::try_from(self.max_line).unwrap_or(usize::MAX),
-        }
+        Lines::new(usize::try_from(self.max_line).unwrap_or(usize::MAX))
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -315,11 +312,7 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
         signal_hook::flag::register(sig, Arc::clone(&term)).context("cannot handle signals")?;
     }
 
-    let max_line = usize::try_from(args.max_line).unwrap_or(usize::MAX);
-    let mut lines = Lines {
-        pending: Vec::new(),
-        max_line,
-    };
+    let mut lines = args.lines();
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
     let mut chunk = vec![0u8; 256 << 10];
@@ -352,9 +345,9 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
             Err(e) => return Err(std::io::Error::from(e)).context("cannot read standard input"),
         };
         last_input = Instant::now();
-        lines.feed(&chunk[..n], |rec| appender.write_record(rec))?;
+        lines.feed(&chunk[..n], |buf, ends| appender.write_batch(buf, ends))?;
     }
-    lines.finish(|rec| appender.write_record(rec))?;
+    lines.finish(|buf, ends| appender.write_batch(buf, ends))?;
     appender.shutdown().context("cannot finish the log")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -404,36 +397,49 @@ fn libc_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
-/// Splits input into records: lines, and pieces of overlong lines.
+/// Splits input into records: lines, and pieces of overlong lines. The
+/// records found whole in a chunk are handed on as one batch
+/// ([`logcut::Appender::write_batch`]): one lock and one copy per chunk
+/// rather than per line.
 pub(crate) struct Lines {
     pending: Vec<u8>,
     max_line: usize,
+    /// Scratch: where each record of the batch ends.
+    ends: Vec<usize>,
 }
 
 impl Lines {
+    pub(crate) fn new(max_line: usize) -> Lines {
+        Lines {
+            pending: Vec::new(),
+            max_line: max_line.max(1),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Splits `data`, emitting batches of whole records (the bytes, and
+    /// where each record ends in them); keeps a partial last line for the
+    /// next call.
     pub(crate) fn feed(
         &mut self,
         mut data: &[u8],
-        mut emit: impl FnMut(&[u8]) -> logcut::Result<()>,
+        mut emit: impl FnMut(&[u8], &[usize]) -> logcut::Result<()>,
     ) -> logcut::Result<()> {
-        while !data.is_empty() {
+        // First complete the line left over from the previous chunk.
+        while !self.pending.is_empty() && !data.is_empty() {
             let room = self.max_line - self.pending.len();
             let window = &data[..data.len().min(room)];
-            match window.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', window) {
                 Some(i) => {
-                    if self.pending.is_empty() {
-                        emit(&data[..=i])?;
-                    } else {
-                        self.pending.extend_from_slice(&data[..=i]);
-                        emit(&self.pending)?;
-                        self.pending.clear();
-                    }
+                    self.pending.extend_from_slice(&data[..=i]);
+                    emit(&self.pending, &[self.pending.len()])?;
+                    self.pending.clear();
                     data = &data[i + 1..];
                 }
                 None if window.len() == room => {
                     // A full piece of an overlong line.
                     self.pending.extend_from_slice(window);
-                    emit(&self.pending)?;
+                    emit(&self.pending, &[self.pending.len()])?;
                     self.pending.clear();
                     data = &data[room..];
                 }
@@ -443,15 +449,37 @@ impl Lines {
                 }
             }
         }
+        if data.is_empty() {
+            return Ok(());
+        }
+        // Then every whole record in the rest, as one batch.
+        self.ends.clear();
+        let mut pos = 0;
+        while pos < data.len() {
+            let window_end = data.len().min(pos.saturating_add(self.max_line));
+            match memchr::memchr(b'\n', &data[pos..window_end]) {
+                Some(i) => pos += i + 1,
+                // A full piece of an overlong line.
+                None if window_end - pos == self.max_line => pos = window_end,
+                // A partial last line: kept for the next chunk.
+                None => break,
+            }
+            self.ends.push(pos);
+        }
+        if !self.ends.is_empty() {
+            emit(&data[..pos], &self.ends)?;
+        }
+        self.pending.extend_from_slice(&data[pos..]);
         Ok(())
     }
 
+    /// Emits a last line without its newline, if any.
     pub(crate) fn finish(
         &mut self,
-        mut emit: impl FnMut(&[u8]) -> logcut::Result<()>,
+        mut emit: impl FnMut(&[u8], &[usize]) -> logcut::Result<()>,
     ) -> logcut::Result<()> {
         if !self.pending.is_empty() {
-            emit(&self.pending)?;
+            emit(&self.pending, &[self.pending.len()])?;
             self.pending.clear();
         }
         Ok(())
@@ -464,22 +492,19 @@ mod tests {
 
     fn split(input: &[&[u8]], max: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        let mut l = Lines {
-            pending: Vec::new(),
-            max_line: max,
+        let mut l = Lines::new(max);
+        let mut take = |buf: &[u8], ends: &[usize]| {
+            let mut start = 0;
+            for e in ends {
+                out.push(buf[start..*e].to_vec());
+                start = *e;
+            }
+            Ok(())
         };
         for chunk in input {
-            l.feed(chunk, |r| {
-                out.push(r.to_vec());
-                Ok(())
-            })
-            .unwrap();
+            l.feed(chunk, &mut take).unwrap();
         }
-        l.finish(|r| {
-            out.push(r.to_vec());
-            Ok(())
-        })
-        .unwrap();
+        l.finish(&mut take).unwrap();
         out
     }
 

@@ -59,6 +59,7 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) handler: Option<Arc<dyn ErrorHandler>>,
     pub(crate) trigger: Option<PathBuf>,
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
     pub(crate) signals: bool,
     pub(crate) watch_interval: Option<Duration>,
     pub(crate) compression: Compression,

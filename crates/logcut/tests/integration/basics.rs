@@ -347,3 +347,52 @@ fn every_fsync_policy_writes_everything() {
         }
     }
 }
+
+/// `write_batch` is `write_record` for each record in turn: every record
+/// once, in order, cuts between records; a batch larger than the buffer is
+/// taken in parts; ends that do not describe the batch are refused whole.
+#[test]
+fn write_batch_is_one_record_per_end() {
+    for mode in [Mode::Direct, Mode::Buffered] {
+        let dir = TempDir::new("batch");
+        let a = Appender::builder()
+            .dir(dir.path())
+            .mode(mode)
+            .max_size(1000)
+            .buffer_size(4096)
+            .build()
+            .unwrap();
+        let mut expected = Vec::new();
+        let mut seq = 0;
+        for batch_len in [1, 7, 100, 300] {
+            let mut buf = Vec::new();
+            let mut ends = Vec::new();
+            for _ in 0..batch_len {
+                buf.extend(record(0, seq, 64));
+                ends.push(buf.len());
+                seq += 1;
+            }
+            a.write_batch(&buf, &ends).unwrap();
+            expected.extend(buf);
+        }
+        for bad in [&[10, 5, 64][..], &[0, 64], &[32], &[]] {
+            let e = a.write_batch(&record(0, 0, 64), bad).unwrap_err();
+            assert_eq!(
+                e.io_error().map(std::io::Error::kind),
+                Some(std::io::ErrorKind::InvalidInput),
+                "{bad:?}"
+            );
+        }
+        a.write_batch(&[], &[]).unwrap();
+        a.shutdown().unwrap();
+        assert_eq!(read_log(dir.path(), "app"), expected, "{mode:?}");
+        let report = verify_ok(dir.path());
+        assert_eq!(report.records(), seq);
+        for s in sealed(dir.path(), "app") {
+            if mode == Mode::Buffered {
+                assert!(s.bytes <= 1000, "{mode:?}: {} bytes", s.bytes);
+            }
+            assert_eq!(s.bytes % 64, 0, "a record split across segments");
+        }
+    }
+}
