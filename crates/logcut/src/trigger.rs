@@ -9,8 +9,9 @@
 //!   the same directory causes no events);
 //! - while it does not, the nearest existing directory on its path is
 //!   watched, and the watch moves down as directories appear;
-//! - whenever the file appears or is replaced by another file, that is a
-//!   trigger too (it may have been touched before the watch moved to it);
+//! - whenever the watch is moved or renewed and the file appeared, was
+//!   replaced or changed since it was last seen, that is a trigger too (it
+//!   may have been touched before the watch was in place);
 //! - once a second, and after any event on the path or a directory above
 //!   it, the watch is checked again, so a change the watcher could not
 //!   report (an event queue overflow, a race with a re-creation) is caught.
@@ -67,6 +68,21 @@ struct Follower {
     /// An error was reported and not yet followed by a success: report the
     /// next one only after the watch worked again.
     failing: bool,
+    /// The trigger file as last seen (identity and change time), to tell
+    /// whether it appeared or changed while the watch was being moved.
+    seen: Option<Stamp>,
+    /// The first watch is set up (changes before it are not triggers).
+    started: bool,
+}
+
+/// Identity and change time of the trigger file. The change time tells a
+/// file created again under a reused inode number from the one deleted.
+type Stamp = (u64, u64, i64, i64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let md = std::fs::symlink_metadata(path).ok()?;
+    (!md.file_type().is_symlink() && !md.is_dir())
+        .then(|| (md.dev(), md.ino(), md.ctime(), md.ctime_nsec()))
 }
 
 impl TriggerWatch {
@@ -83,6 +99,8 @@ impl TriggerWatch {
             target: None,
             sh: Arc::downgrade(sh),
             failing: false,
+            seen: None,
+            started: false,
         };
         // The first watch is set up before `build` returns: a trigger right
         // after it is seen.
@@ -135,6 +153,7 @@ impl Follower {
                             || std::fs::symlink_metadata(&self.path).is_ok());
                     if fires || ev.need_rescan() {
                         self.fire();
+                        self.seen = stamp(&self.path);
                     }
                     // Only events on the path or a directory above it can
                     // change what must be watched (a busy log in the same
@@ -191,30 +210,31 @@ impl Follower {
 
     /// Watches the trigger file if it exists, else the nearest existing
     /// directory above it (`renew`: set the watch up again even if it has
-    /// not changed). Returns true if the file appeared or was replaced
-    /// since the last call.
+    /// not changed). Returns true if the file appeared, was replaced or
+    /// changed since it was last seen: a change the watch may have missed
+    /// while it was being moved.
     fn rewatch(&mut self, renew: bool) -> notify::Result<bool> {
         let want = wanted(&self.path);
-        if want == self.target {
-            if let (true, Some(t)) = (renew, &self.target) {
-                // Adds to the watch if it is still there.
-                self.watcher.watch(&t.path, RecursiveMode::NonRecursive)?;
+        if want != self.target {
+            if let Some(old) = self.target.take() {
+                // Gone already if it was deleted; nothing to undo then.
+                let _ = self.watcher.unwatch(&old.path);
             }
-            return Ok(false);
+            if let Some(w) = &want {
+                self.watcher.watch(&w.path, RecursiveMode::NonRecursive)?;
+            }
+            self.target = want;
+        } else if let (true, Some(t)) = (renew, &self.target) {
+            // Adds to the watch if it is still there.
+            self.watcher.watch(&t.path, RecursiveMode::NonRecursive)?;
         }
-        let before = self.target.take();
-        if let Some(old) = &before {
-            // Gone already if it was deleted; nothing to undo then.
-            let _ = self.watcher.unwatch(&old.path);
-        }
-        let Some(want) = want else {
-            return Ok(false);
-        };
-        self.watcher
-            .watch(&want.path, RecursiveMode::NonRecursive)?;
-        let appeared = want.is_file && before.is_some();
-        self.target = Some(want);
-        Ok(appeared)
+        // Looked at after the watch is in place: any later change is an
+        // event.
+        let now = stamp(&self.path);
+        let changed = self.started && now.is_some() && now != self.seen;
+        self.seen = now;
+        self.started = true;
+        Ok(changed)
     }
 }
 
