@@ -177,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) watches: Mutex<Vec<Box<dyn Watch>>>,
     /// Sealed segments another policy still needs: retention keeps them.
     pub(crate) pins: crate::retain::Pins,
+    /// Set when shutdown's deadline passes: compressions under way stop.
+    pub(crate) compress_cancel: AtomicBool,
 }
 
 impl fmt::Debug for Appender {
@@ -278,6 +280,7 @@ impl Appender {
             lock: Mutex::new(Some(lock)),
             watches: Mutex::new(Vec::new()),
             pins: crate::retain::Pins::default(),
+            compress_cancel: AtomicBool::new(false),
             cfg,
         });
         let mut worker = Worker::new(

@@ -148,6 +148,7 @@ pub(crate) fn compress(
             inner: BufWriter::with_capacity(128 * 1024, &out),
             hash: crc32fast::Hasher::new(),
             len: 0,
+            cancel: &sh.compress_cancel,
         };
         let (crc, len) = codec.encode(level, io::BufReader::new(input), &mut w)?;
         if (crc, len) != (task.crc32, task.bytes) {
@@ -200,15 +201,25 @@ pub(crate) fn compress(
     Ok((fin, len))
 }
 
-/// Counts and checksums what passes through.
-struct CrcWriter<W> {
+/// Counts and checksums what passes through; stops when `cancel` is set
+/// (shutdown's deadline passed).
+struct CrcWriter<'a, W> {
     inner: W,
     hash: crc32fast::Hasher,
     len: u64,
+    cancel: &'a std::sync::atomic::AtomicBool,
 }
 
-impl<W: Write> Write for CrcWriter<W> {
+/// The error a compression stopped by shutdown ends with.
+pub(crate) const CANCELLED: &str = "stopped at shutdown; compressed at the next start";
+
+impl<W: Write> Write for CrcWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Relaxed: a flag read on its own; set once by the keeper.
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            // Not `Interrupted`: `write_all` would retry that.
+            return Err(io::Error::new(io::ErrorKind::TimedOut, CANCELLED));
+        }
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
         self.len += n as u64;

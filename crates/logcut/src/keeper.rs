@@ -231,7 +231,12 @@ impl Keeper {
             };
             let msg = match timeout {
                 Some(t) if shutdown.is_some() && t.is_zero() => {
-                    // Past the deadline: only wait for tasks under way.
+                    // Past the deadline: stop the tasks under way (they
+                    // remove their partial files) and wait for them.
+                    // Relaxed: read on its own by the compressing threads.
+                    self.sh
+                        .compress_cancel
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     rx.recv().ok()
                 }
                 Some(t) => match rx.recv_timeout(t) {
@@ -327,11 +332,19 @@ impl Keeper {
             Err(e) => {
                 // Not retried in this run: the segment stays as it is, and
                 // the next start tries again.
-                Counters::add(&c.compress_failures, 1);
                 if let Some(s) = seg {
                     s.state = State::Plain;
                 }
-                self.sh.report(e);
+                let cancelled = self
+                    .sh
+                    .compress_cancel
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    && e.io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+                if !cancelled {
+                    Counters::add(&c.compress_failures, 1);
+                    self.sh.report(e);
+                }
             }
         }
     }

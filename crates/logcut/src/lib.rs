@@ -261,10 +261,6 @@ configuration error, and readers report its segments as unreadable.
   deleted: it grows with the log's history (about 300 bytes per segment).
   Without a retention limit, the compression thread also keeps a small
   entry per segment in memory for the appender's lifetime.
-- `shutdown` waits for compressions already under way to finish, even past
-  the [shutdown timeout](AppenderBuilder::shutdown_timeout) (segments not
-  started wait for the next run): with slow settings (gzip, zstd at high
-  levels) on large segments, that can take seconds.
 - If starting the appender fails after its compression thread started
   (a thread that cannot be spawned), that thread is left running.
 */

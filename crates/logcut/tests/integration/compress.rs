@@ -601,3 +601,27 @@ fn killed_while_compressing_loses_nothing() {
         );
     }
 }
+
+/// Shutdown's deadline stops a compression under way: nothing half-done
+/// is left, the segment stays as it was sealed (or was compressed in
+/// time), every record is there, and it is not counted as a failure.
+#[test]
+fn a_compression_under_way_at_the_shutdown_deadline_is_stopped_cleanly() {
+    let dir = TempDir::new("cancel");
+    let a = Appender::builder()
+        .dir(dir.path())
+        .no_max_size()
+        .compress(Compression::Gzip { level: 9 })
+        .shutdown_timeout(std::time::Duration::from_millis(1))
+        .build()
+        .unwrap();
+    for i in 0..100_000 {
+        a.write_record(&record(0, i, 100)).unwrap();
+    }
+    a.rotate().unwrap();
+    a.shutdown().unwrap();
+    assert_eq!(a.stats().compress_failures, 0);
+    no_tmp_files(dir.path());
+    verify_ok(dir.path());
+    assert_eq!(id_range(&read_log(dir.path(), "app"), 100), (0, 100_000));
+}
