@@ -85,10 +85,14 @@ impl Sealer {
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut backlog: Vec<Arc<Segment>> = Vec::new();
         let mut retry = self.sh.cfg.backoff_min;
+        // A job taken while gathering seal jobs, handled next.
+        let mut next: Option<Job> = None;
         loop {
             // While a manifest append is failing, retry after a delay; any
             // new job wakes us early.
-            let job = if backlog.is_empty() {
+            let job = if let Some(j) = next.take() {
+                Some(j)
+            } else if backlog.is_empty() {
                 rx.recv().ok()
             } else {
                 match rx.recv_timeout(retry) {
@@ -98,7 +102,22 @@ impl Sealer {
                 }
             };
             match job {
-                Some(Job::Seal(segs)) => backlog.extend(segs),
+                Some(Job::Seal(segs)) => {
+                    backlog.extend(segs);
+                    // Segments that queued up while the last ones were
+                    // synced are sealed together: one directory sync and
+                    // one manifest append (and sync) for all of them.
+                    loop {
+                        match rx.try_recv() {
+                            Ok(Job::Seal(more)) => backlog.extend(more),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(Job::Barrier(tx)) => {
                     self.seal(&mut backlog);
                     let _ = tx.send(());
