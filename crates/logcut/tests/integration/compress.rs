@@ -4,7 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
@@ -88,19 +88,7 @@ fn gzip_and_zstd_round_trip_in_both_modes() {
                 .compress(compression)
                 .build()
                 .unwrap();
-            let threads: Vec<_> = (0..2)
-                .map(|t| {
-                    let a = a.clone();
-                    std::thread::spawn(move || {
-                        for i in 0..500 {
-                            a.write_record(&record(t, i, 100)).unwrap();
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
+            write_from_threads(&a, 2, 500, 100);
             a.tick().unwrap();
             a.shutdown().unwrap();
             let what = format!("{compression:?} {mode:?}");
@@ -542,14 +530,7 @@ fn compress_crash_child() {
 fn killed_while_compressing_loses_nothing() {
     for run in 0..24u64 {
         let dir = TempDir::new("killed");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "compress::compress_crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = child_test("compress::compress_crash_child")
             .env("LOGCUT_CC_DIR", dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,4 +1,4 @@
-use std::{process::Command, sync::mpsc, time::Duration};
+use std::{sync::mpsc, time::Duration};
 
 use logcut::{Appender, FallbackState, ManualClock, Mode, ProblemKind};
 
@@ -97,19 +97,7 @@ fn efbig_child() {
     // 4050 bytes fit: the 41st record of 100 bytes is cut in the middle.
     // Two threads, so that batches of several records fail too.
     set_limit(4050);
-    let threads: Vec<_> = (0..2)
-        .map(|t| {
-            let a = a.clone();
-            std::thread::spawn(move || {
-                for i in 0..50 {
-                    a.write_record(&record(t, i, 100)).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    write_from_threads(&a, 2, 50, 100);
     let err = loop {
         let e = rx.recv().unwrap();
         if e.raw_os_error() == Some(libc::EFBIG) {
@@ -156,16 +144,9 @@ fn efbig_child() {
 
 fn run_efbig_child(mode: &str, lift: bool) -> TempDir {
     let dir = TempDir::new("efbig");
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "faults::efbig_child",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("LOGCUT_EFBIG_DIR", dir.path())
-    .env("LOGCUT_EFBIG_MODE", mode);
+    let mut cmd = child_test("faults::efbig_child");
+    cmd.env("LOGCUT_EFBIG_DIR", dir.path())
+        .env("LOGCUT_EFBIG_MODE", mode);
     if lift {
         cmd.env("LOGCUT_EFBIG_LIFT", "1");
     }
@@ -263,14 +244,7 @@ fn verify_detects_truncation_modification_and_missing_segments() {
 #[test]
 fn a_crashed_run_is_recovered_at_the_next_start() {
     let dir = TempDir::new("crash");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "faults::crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let status = child_test("faults::crash_child")
         .env("LOGCUT_CRASH_DIR", dir.path())
         .status()
         .unwrap();

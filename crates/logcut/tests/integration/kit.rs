@@ -127,3 +127,35 @@ pub fn touch(path: &Path) {
     f.set_modified(std::time::SystemTime::now())
         .expect("touch: set time");
 }
+
+/// `threads` threads each write `count` records of `len` bytes
+/// (`record(t, 0..count, len)`) through `a`; returns once all are written.
+pub fn write_from_threads(a: &logcut::Appender, threads: usize, count: u64, len: usize) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    a.write_record(&record(t, i, len)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+/// A command that runs the ignored test `name` (such as
+/// `faults::crash_child`) of this test binary alone, as a child process.
+pub fn child_test(name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}

@@ -92,19 +92,7 @@ fn buffered_writers_wait_when_the_buffer_is_full_and_lose_nothing() {
         .max_size(64 << 10)
         .build()
         .unwrap();
-    let handles: Vec<_> = (0..3)
-        .map(|t| {
-            let a = a.clone();
-            std::thread::spawn(move || {
-                for i in 0..3_000 {
-                    a.write_record(&record(t, i, 120)).unwrap();
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    write_from_threads(&a, 3, 3_000, 120);
     a.shutdown().unwrap();
     let counts = check_records(&read_log(dir.path(), "app"), 120);
     assert_eq!(counts.values().sum::<u64>(), 9_000);

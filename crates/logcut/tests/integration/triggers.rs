@@ -378,14 +378,7 @@ struct Child {
 }
 
 fn spawn_signal_child(dir: &Path) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "triggers::signal_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = crate::kit::child_test("triggers::signal_child")
         .env("LOGCUT_SIG_DIR", dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
