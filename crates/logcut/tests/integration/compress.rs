@@ -384,11 +384,7 @@ fn a_corrupted_compressed_segment_is_reported_by_name() {
             .set_len(len - 7)
             .unwrap();
         let report = logcut::verify(dir.path()).unwrap();
-        let got: Vec<(ProblemKind, Option<String>)> = report
-            .problems
-            .iter()
-            .map(|p| (p.kind, p.file.clone()))
-            .collect();
+        let got = problems(&report);
         assert_eq!(
             got,
             [
@@ -410,11 +406,7 @@ fn a_corrupted_compressed_segment_is_reported_by_name() {
             .collect();
         std::fs::write(dir.join("app.manifest"), kept).unwrap();
         let report = logcut::verify(dir.path()).unwrap();
-        let got: Vec<(ProblemKind, Option<String>)> = report
-            .problems
-            .iter()
-            .map(|p| (p.kind, p.file.clone()))
-            .collect();
+        let got = problems(&report);
         assert_eq!(
             got,
             [

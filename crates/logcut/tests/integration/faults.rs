@@ -216,11 +216,7 @@ fn verify_detects_truncation_modification_and_missing_segments() {
     std::fs::write(dir.join("app.2026-01-01T00-00-00.000Z.000099.log"), b"x").unwrap();
     let report = logcut::verify(dir.path()).unwrap();
     assert!(!report.is_ok());
-    let got: Vec<(ProblemKind, Option<String>)> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.file.clone()))
-        .collect();
+    let got = problems(&report);
     assert_eq!(
         got,
         [

@@ -159,3 +159,12 @@ pub fn child_test(name: &str) -> std::process::Command {
     ]);
     cmd
 }
+
+/// The kind and file of each problem `verify` reported, in order.
+pub fn problems(report: &logcut::Report) -> Vec<(logcut::ProblemKind, Option<String>)> {
+    report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.file.clone()))
+        .collect()
+}
