@@ -24,6 +24,7 @@
 //! | `close` | an appender shuts down | `session`, `at`, `accepted`, `lost` |
 //! | `compress` | a sealed segment was replaced by its compressed file | `seq`, `file`, `crc32`, `bytes` |
 //! | `delete` | a retention policy removed a sealed segment | `seq`, `file`, `reason` |
+//! | `part` | a process sharing the log left a segment | `seq`, `session`, `records`, `bytes` |
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
@@ -230,6 +231,19 @@ pub struct Delete {
     pub reason: DeleteReason,
 }
 
+/// A process sharing the log left a segment: what it wrote there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// The session that wrote the records.
+    pub session: String,
+    /// How many records it wrote in the segment.
+    pub records: u64,
+    /// How many bytes.
+    pub bytes: u64,
+}
+
 /// One manifest line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -246,6 +260,8 @@ pub enum Entry {
     Compress(Compress),
     /// See [`Delete`].
     Delete(Delete),
+    /// See [`Part`].
+    Part(Part),
 }
 
 impl Entry {
@@ -309,6 +325,13 @@ impl Entry {
                     d.seq,
                     d.file,
                     d.reason.as_str()
+                );
+            }
+            Entry::Part(p) => {
+                let _ = write!(
+                    s,
+                    "part seq={} session={} records={} bytes={}",
+                    p.seq, p.session, p.records, p.bytes
                 );
             }
         }
@@ -417,6 +440,12 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             seq: num("seq")?,
             file: get("file")?.to_string(),
             reason: DeleteReason::parse(get("reason")?),
+        }),
+        "part" => Entry::Part(Part {
+            seq: num("seq")?,
+            session: get("session")?.to_string(),
+            records: num("records")?,
+            bytes: num("bytes")?,
         }),
         _ => return Ok(None),
     };

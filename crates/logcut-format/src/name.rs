@@ -81,6 +81,13 @@ pub fn lock_file(name: &str) -> String {
     format!("{name}.lock")
 }
 
+/// The cut file's name: `<name>.cut`. Appenders that share a log hold an
+/// exclusive `flock` on it while they start, cut or follow a cut, and it
+/// says which file is the active segment; see [`lock::CutState`](crate::lock::CutState).
+pub fn cut_file(name: &str) -> String {
+    format!("{name}.cut")
+}
+
 /// The manifest's file name: `<name>.manifest`.
 pub fn manifest_file(name: &str) -> String {
     format!("{name}.manifest")

@@ -86,7 +86,7 @@ pub(crate) fn find_file(
 }
 
 /// The files of log `name` in `dir`, oldest records first: sealed segments
-/// in manifest order, then sealed-looking files the manifest does not list
+/// in sequence order, then sealed-looking files the manifest does not list
 /// (by name), then the active segment, then non-empty prepared segments by
 /// sequence (they hold records newer than the active one while a rotation
 /// is under way). Sealed segments listed in the manifest but missing on
@@ -100,7 +100,11 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
     let deleted = manifest.deleted();
     let mut out = Vec::new();
     let mut listed = std::collections::HashSet::new();
-    for seal in manifest.seals() {
+    // In sequence order: appenders sharing a log may record their seals
+    // out of order.
+    let mut seals: Vec<&crate::manifest::Seal> = manifest.seals().collect();
+    seals.sort_by_key(|s| s.seq);
+    for seal in seals {
         // The manifest is data, not a path: only a name of this log's
         // sealed grammar is ever joined to the directory.
         if SealedName::parse(name, &seal.file).is_none() {

@@ -294,7 +294,19 @@ fn verify_log(
 
     let compressed = manifest.compressed();
     let deleted = manifest.deleted();
-    let mut prev_seq: Option<u64> = None;
+    // Segments written by several processes (shared mode): their records
+    // count for the sessions that wrote them, as each one's `part` says.
+    let mut parts: HashMap<u64, u64> = HashMap::new();
+    for e in &manifest.entries {
+        if let Entry::Part(p) = e {
+            let sum = parts.entry(p.seq).or_default();
+            *sum = sum.saturating_add(p.records);
+        }
+    }
+    // (seq, file) of every seal, in manifest order. Processes sharing a log
+    // seal in the order their writers left, not always in sequence order:
+    // the sequence is checked once sorted.
+    let mut seqs: Vec<(u64, String)> = Vec::new();
     let mut expected_first: u64 = 0;
     let mut listed = BTreeSet::new();
     let mut sessions: BTreeMap<String, SessionTally> = BTreeMap::new();
@@ -319,6 +331,10 @@ fn verify_log(
             Entry::Close(c) => {
                 sessions.entry(c.session.clone()).or_default().3 = Some((c.accepted, c.lost));
             }
+            Entry::Part(p) => {
+                let s = sessions.entry(p.session.clone()).or_default();
+                s.0 = s.0.saturating_add(p.records);
+            }
             Entry::Compress(_) | Entry::Delete(_) => {}
             Entry::Seal(s) => {
                 let is_deleted = deleted.contains_key(&s.seq);
@@ -328,6 +344,7 @@ fn verify_log(
                     sum.segments += 1;
                     sum.bytes = sum.bytes.saturating_add(s.bytes);
                 }
+                let shared = parts.get(&s.seq).copied();
                 let sess = sessions.entry(s.session.clone()).or_default();
                 match s.records {
                     Some(r) => {
@@ -336,38 +353,32 @@ fn verify_log(
                         } else {
                             sum.records = sum.records.saturating_add(r);
                         }
-                        sess.0 = sess.0.saturating_add(r);
+                        // A shared segment's records count for the
+                        // sessions of its parts (tallied above).
+                        if shared.is_none() {
+                            sess.0 = sess.0.saturating_add(r);
+                        }
                     }
                     None => {
                         sum.segments_unknown_records += 1;
-                        sess.1 = true;
+                        if shared.is_none() {
+                            sess.1 = true;
+                        }
+                    }
+                }
+                if let (Some(r), Some(p)) = (s.records, shared) {
+                    if r != p {
+                        problem(
+                            ProblemKind::CountMismatch,
+                            Some(s.file.as_str()),
+                            format!(
+                                "sealed with {r} records, but the parts of the processes that wrote it say {p}"
+                            ),
+                        );
                     }
                 }
                 let file = Some(s.file.as_str());
-                let expected_seq = prev_seq.map_or(1, |p| p.saturating_add(1));
-                if s.seq > expected_seq {
-                    problem(
-                        ProblemKind::SequenceGap,
-                        file,
-                        format!(
-                            "sequence {} follows {}: segments {expected_seq}..{} are not in the manifest",
-                            s.seq,
-                            expected_seq - 1,
-                            s.seq - 1
-                        ),
-                    );
-                } else if s.seq < expected_seq {
-                    problem(
-                        ProblemKind::DuplicateSequence,
-                        file,
-                        format!(
-                            "sequence {} appears again after {}",
-                            s.seq,
-                            expected_seq - 1
-                        ),
-                    );
-                }
-                prev_seq = Some(s.seq.max(prev_seq.unwrap_or(0)));
+                seqs.push((s.seq, s.file.clone()));
                 if let (Some(first), Some(records)) = (s.first, s.records) {
                     if first > expected_first {
                         problem(
@@ -441,6 +452,30 @@ fn verify_log(
                 sum.disk_bytes += disk.unwrap_or(0);
             }
         }
+    }
+    seqs.sort_by_key(|(seq, _)| *seq);
+    let mut prev_seq: Option<u64> = None;
+    for (seq, file) in &seqs {
+        let file = Some(file.as_str());
+        let expected_seq = prev_seq.map_or(1, |p| p.saturating_add(1));
+        if *seq > expected_seq {
+            problem(
+                ProblemKind::SequenceGap,
+                file,
+                format!(
+                    "sequence {seq} follows {}: segments {expected_seq}..{} are not in the manifest",
+                    expected_seq - 1,
+                    seq - 1
+                ),
+            );
+        } else if *seq < expected_seq {
+            problem(
+                ProblemKind::DuplicateSequence,
+                file,
+                format!("sequence {seq} appears twice"),
+            );
+        }
+        prev_seq = Some(*seq);
     }
     for (session, (records, unknown, lost, close)) in &sessions {
         sum.sessions += 1;

@@ -48,6 +48,7 @@ use crate::{
     journal::Journal,
     recovery,
     segment::{INFLIGHT, RECORD, SegState, Segment},
+    share::{CutGuard, open_followed, share_segment, take_shared_lock, write_cut_state},
     stats::{Counters, FallbackState},
     sys::Dir,
     worker::Worker,
@@ -171,8 +172,11 @@ pub(crate) struct Shared {
     /// The appender's own threads: commands from them (an error handler
     /// calling `rotate` or `shutdown`) would wait on themselves.
     pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
-    /// The lock file, held (exclusive `flock`) until shutdown.
+    /// The lock file, held (exclusive `flock`; shared in shared mode) until
+    /// shutdown.
     pub(crate) lock: Mutex<Option<std::fs::File>>,
+    /// Shared mode: the cut file `<name>.cut` (see `CutGuard`).
+    pub(crate) cut: Option<std::fs::File>,
     /// Trigger-file watch and signal thread, stopped at shutdown.
     pub(crate) watches: Mutex<Vec<Box<dyn Watch>>>,
     /// Sealed segments another policy still needs: retention keeps them.
@@ -218,41 +222,122 @@ impl Appender {
     pub(crate) fn start(cfg: Config) -> Result<Appender, Error> {
         let dir = Dir::create_and_open(&cfg.dir, cfg.dir_mode)
             .map_err(|e| Error::io("open log directory", &cfg.dir, e))?;
-        let lock = take_lock(&dir, &cfg)?;
+        // Shared mode: start-up holds the cut lock, so that it sees the log
+        // between cuts, and two processes starting at once do not both
+        // recover.
+        let (cut, cut_guard) = if cfg.shared {
+            let cut_name = name::cut_file(&cfg.name);
+            let cut = dir
+                .open_lock(&cut_name, cfg.file_mode)
+                .map_err(|e| Error::io("open cut file", dir.join(&cut_name), e))?;
+            let guard = CutGuard::take(&cut, &dir.join(&cut_name))?;
+            (Some(cut), Some(guard))
+        } else {
+            (None, None)
+        };
+        let (lock, alone) = if cfg.shared {
+            take_shared_lock(&dir, &cfg)?
+        } else {
+            (take_lock(&dir, &cfg)?, true)
+        };
         let now = cfg.clock.now();
         let sync_manifest = cfg.fsync != Fsync::Never;
-        let (mut journal, manifest, repaired) = Journal::open(
-            &dir,
-            &name::manifest_file(&cfg.name),
-            cfg.file_mode,
-            sync_manifest,
-        )?;
-        let mut resume = recovery::recover(&dir, &cfg.name, &mut journal, &manifest, now)?;
-        if repaired > 0 {
-            resume.notes.insert(
-                0,
-                Error::io(
-                    "recover",
-                    journal.path(),
-                    io::Error::other(format!(
-                        "cut off a torn last line ({repaired} bytes) left by a crash"
-                    )),
-                ),
-            );
-        }
-        let session = new_session_id();
-        journal.append(&[Entry::Open(Open {
-            session: session.clone(),
-            pid: std::process::id(),
-            at: now,
-        })])?;
-
+        let manifest_name = name::manifest_file(&cfg.name);
         let active_name = name::active_file(&cfg.name);
-        let file = dir
-            .create_new(&active_name, cfg.file_mode)
-            .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
-        let first = Segment::new(resume.next_seq, active_name.clone(), file, now)
-            .map_err(|e| Error::io("create active segment", dir.join(&active_name), e))?;
+        let session = new_session_id();
+        let (journal, first, next_seq, next_first, sealed) = if alone {
+            let (mut journal, manifest, repaired) = if cfg.shared {
+                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, true)?
+            } else {
+                Journal::open(&dir, &manifest_name, cfg.file_mode, sync_manifest)?
+            };
+            let hint = match &cut {
+                Some(cut) => {
+                    let cut_path = dir.join(&name::cut_file(&cfg.name));
+                    crate::share::read_state(cut, &cut_path)?.map(|st| {
+                        let at_active = dir.stat(&active_name).ok().flatten();
+                        recovery::SharedHint {
+                            last_seq: st.seq,
+                            active_is_last: at_active
+                                .is_some_and(|i| i.dev == st.dev && i.ino == st.ino),
+                        }
+                    })
+                }
+                None => None,
+            };
+            let mut resume =
+                recovery::recover(&dir, &cfg.name, &mut journal, &manifest, now, hint)?;
+            if repaired > 0 {
+                resume.notes.insert(
+                    0,
+                    Error::io(
+                        "recover",
+                        journal.path(),
+                        io::Error::other(format!(
+                            "cut off a torn last line ({repaired} bytes) left by a crash"
+                        )),
+                    ),
+                );
+            }
+            journal.append(&[Entry::Open(Open {
+                session: session.clone(),
+                pid: std::process::id(),
+                at: now,
+            })])?;
+            let path = dir.join(&active_name);
+            let file = dir
+                .create_new(&active_name, cfg.file_mode)
+                .map_err(|e| Error::io("create active segment", &path, e))?;
+            let first = if cfg.shared {
+                Segment::new_shared(resume.next_seq, active_name.clone(), file, now)
+            } else {
+                Segment::new(resume.next_seq, active_name.clone(), file, now)
+            }
+            .map_err(|e| Error::io("create active segment", &path, e))?;
+            if let Some(cut) = &cut {
+                share_segment(&first, &path)?;
+                write_cut_state(cut, &dir, &cfg.name, resume.next_seq, &first)?;
+                // Others may join now (they wait for the cut lock).
+                crate::sys::flock(&lock, crate::sys::Flock::Shared)
+                    .map_err(|e| Error::io("lock log", dir.join(&name::lock_file(&cfg.name)), e))?;
+            }
+            for note in std::mem::take(&mut resume.notes) {
+                if let Some(h) = &cfg.handler {
+                    h.handle(note);
+                }
+            }
+            (
+                journal,
+                first,
+                resume.next_seq.saturating_add(1),
+                resume.next_first,
+                resume.sealed,
+            )
+        } else {
+            // Joining a shared log: the others recovered it and keep it;
+            // this process follows the active file the cut file names.
+            let (mut journal, _, _) =
+                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, false)?;
+            let cut_path = dir.join(&name::cut_file(&cfg.name));
+            let state = match &cut {
+                Some(cut) => crate::share::read_state(cut, &cut_path)?,
+                None => None,
+            }
+            .ok_or_else(|| {
+                Error::io(
+                    "join shared log",
+                    &cut_path,
+                    io::Error::other("the cut file does not name the active file"),
+                )
+            })?;
+            let first = open_followed(&dir, &active_name, state, now)?;
+            journal.append(&[Entry::Open(Open {
+                session: session.clone(),
+                pid: std::process::id(),
+                at: now,
+            })])?;
+            (journal, first, state.seq.saturating_add(1), 0, Vec::new())
+        };
         {
             let mut st = first.lock();
             first.set_deadline(
@@ -264,6 +349,7 @@ impl Appender {
             dir.sync()
                 .map_err(|e| Error::io("sync log directory", dir.path(), e))?;
         }
+        drop(cut_guard);
         let shared = Arc::new(Shared {
             dir,
             active_name,
@@ -278,21 +364,13 @@ impl Appender {
             counters: Counters::default(),
             threads: Mutex::new(Vec::new()),
             lock: Mutex::new(Some(lock)),
+            cut,
             watches: Mutex::new(Vec::new()),
             pins: crate::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
             cfg,
         });
-        let mut worker = Worker::new(
-            Arc::clone(&shared),
-            journal,
-            resume.next_seq.saturating_add(1),
-            resume.next_first,
-            resume.sealed,
-        )?;
-        for note in resume.notes {
-            shared.report(note);
-        }
+        let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;
         // Prepare the next segment before the first write can need it.
         worker.prepare_next();
         let weak = Arc::downgrade(&shared);
@@ -827,7 +905,8 @@ impl Shared {
         }
         if let Some(max) = self.cfg.max_size {
             if !seg.overshoot.load(Ordering::Relaxed) {
-                let planned = seg.reserved.load(Ordering::Relaxed);
+                let planned =
+                    seg.reserved.load(Ordering::Relaxed) + seg.others.load(Ordering::Relaxed);
                 if planned > 0 && planned + buf.len() as u64 > max {
                     return Fast::Locked;
                 }
@@ -896,7 +975,14 @@ impl Shared {
             st = seg.lock();
         }
         let mut err = err;
-        if written > 0 {
+        if written > 0 && seg.shared {
+            // Other processes append to this file: cutting it back could
+            // cut off their records. The fragment stays, counted.
+            err = io::Error::new(
+                err.kind(),
+                format!("{err}; {written} bytes of the failed record remain in the shared file"),
+            );
+        } else if written > 0 {
             let kept = written as u64;
             let at_end = crate::sys::file_info(&seg.file).ok().and_then(|i| {
                 let start = i.len.checked_sub(kept)?;
@@ -1198,18 +1284,23 @@ fn take_lock(dir: &Dir, cfg: &Config) -> Result<std::fs::File, Error> {
             let info = logcut_format::lock::LockInfo {
                 pid: Some(std::process::id()),
                 trigger: cfg.trigger.clone(),
+                shared: false,
             };
             crate::sys::rewrite(&file, info.encode().as_bytes())
                 .map_err(|e| Error::io("write lock file", &path, e))?;
             Ok(file)
         }
         Ok(Err(content)) => {
-            let holder = logcut_format::lock::LockInfo::parse(&content)
-                .pid
-                .map_or_else(
-                    || "another appender".to_string(),
-                    |p| format!("process {p}"),
-                );
+            let info = logcut_format::lock::LockInfo::parse(&content);
+            let holder = info.pid.map_or_else(
+                || "another appender".to_string(),
+                |p| format!("process {p}"),
+            );
+            let holder = if info.shared {
+                format!("{holder} and others sharing it (build with shared(true) to join them)")
+            } else {
+                holder
+            };
             Err(Error::io(
                 "lock log",
                 &path,

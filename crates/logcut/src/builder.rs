@@ -65,6 +65,7 @@ pub(crate) struct Config {
     pub(crate) compression: Compression,
     pub(crate) compress_threads: usize,
     pub(crate) retention: Retention,
+    pub(crate) shared: bool,
 }
 
 impl fmt::Debug for Config {
@@ -98,7 +99,8 @@ impl fmt::Debug for Config {
 /// | [`shutdown_timeout`](Self::shutdown_timeout) | 5 s |
 /// | [`clock`](Self::clock) | [`SystemClock`] |
 /// | [`error_handler`](Self::error_handler) | none |
-/// | [`watch_interval`](Self::watch_interval) | 500 ms |
+/// | [`watch_interval`](Self::watch_interval) | 500 ms (50 ms when shared) |
+/// | [`shared`](Self::shared) | off |
 /// | `trigger_file` (feature `trigger`) | none |
 /// | `signals` (feature `signals`) | off |
 /// | [`compress`](Self::compress) | [`Compression::None`] |
@@ -131,6 +133,8 @@ pub struct AppenderBuilder {
     compression: Compression,
     compress_threads: usize,
     retention: Retention,
+    shared: bool,
+    watch_interval_set: bool,
 }
 
 impl fmt::Debug for AppenderBuilder {
@@ -178,6 +182,8 @@ impl AppenderBuilder {
             compression: Compression::None,
             compress_threads: 1,
             retention: Retention::default(),
+            shared: false,
+            watch_interval_set: false,
         }
     }
 
@@ -316,8 +322,50 @@ impl AppenderBuilder {
     /// stay in the moved file. [`Appender::reopen`] (and SIGHUP, with
     /// [`signals`](Self::signals)) checks at once. `None` never checks on
     /// its own. By default, 500 ms: one `stat` per check.
+    ///
+    /// With [`shared`](Self::shared), the same check is how a process
+    /// notices that another one cut the log, so it bounds how long a
+    /// process keeps writing to a segment another one cut (and so how long
+    /// that segment waits to be sealed); the default is then 50 ms, and
+    /// `None` is refused.
     pub fn watch_interval(mut self, every: Option<Duration>) -> Self {
         self.watch_interval = every;
+        self.watch_interval_set = true;
+        self
+    }
+
+    /// Share the log with other processes (or other appenders in this
+    /// process) that also build it with `shared(true)`: they all append to
+    /// `<dir>/<name>.log`, and each cut is made by one of them while the
+    /// others follow to the new file. Off by default: a second appender on
+    /// the log is then refused at [`build`](Self::build).
+    ///
+    /// How it works, and what it costs:
+    /// - Each appender holds a shared `flock` on the lock file, so an
+    ///   exclusive appender (and a shared one while an exclusive one
+    ///   runs) is refused. Start-up, cuts and following a cut take an
+    ///   exclusive `flock` on `<dir>/<name>.cut`, which also names the
+    ///   active file's sequence number. The first appender to start
+    ///   recovers what a crash left; the others join.
+    /// - Each appender holds a shared `flock` on the segment it writes.
+    ///   The one that cut a segment seals it once it gets an exclusive
+    ///   lock, that is once every writer has left it; each writer records
+    ///   in the manifest (a `part` entry) how many records it wrote there.
+    ///   Manifest appends hold an exclusive `flock` on the manifest.
+    /// - The others notice a cut within the
+    ///   [`watch_interval`](Self::watch_interval) (50 ms by default in this
+    ///   mode) and only then move to the new file: the segment can exceed
+    ///   [`max_size`](Self::max_size) by what they write meanwhile. Sizes
+    ///   include the other processes' bytes, as of the last check.
+    /// - Sealed segments have `first=?` in the manifest (record indexes
+    ///   are per process), and the records of a process killed while
+    ///   writing are in the files but counted in no `part`.
+    /// - Compression and retention are not available in this mode yet
+    ///   ([`build`](Self::build) refuses them), and a write that fails part
+    ///   way (a full disk) leaves its first part in the file, since cutting
+    ///   it off could cut off other processes' records.
+    pub fn shared(mut self, on: bool) -> Self {
+        self.shared = on;
         self
     }
 
@@ -496,7 +544,26 @@ impl AppenderBuilder {
                 "the minimum must be above zero and at most the maximum",
             ));
         }
-        if self.watch_interval.is_some_and(|d| d.is_zero()) {
+        let watch_interval = if self.shared && !self.watch_interval_set {
+            Some(Duration::from_millis(50))
+        } else {
+            self.watch_interval
+        };
+        if self.shared {
+            if watch_interval.is_none() {
+                return Err(Error::config(
+                    "watch_interval",
+                    "None with shared(true): a shared log is followed by these checks; give an interval such as 50 ms",
+                ));
+            }
+            if self.compression.codec().is_some() || !self.retention.is_none() {
+                return Err(Error::config(
+                    "shared",
+                    "compression and retention (compress, keep, max_age, max_total) are not available for a shared log yet",
+                ));
+            }
+        }
+        if watch_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::config(
                 "watch_interval",
                 "zero; give an interval such as 500 ms, or None to never check",
@@ -552,7 +619,8 @@ impl AppenderBuilder {
         Ok(Config {
             trigger,
             signals: self.signals,
-            watch_interval: self.watch_interval,
+            watch_interval,
+            shared: self.shared,
             dir,
             name: self.name,
             max_size: self.max_size,

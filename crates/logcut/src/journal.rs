@@ -1,8 +1,8 @@
 //! The manifest writer: appends whole entries, repairs a torn tail.
 
-use std::{fs::File, io::Read, path::PathBuf};
+use std::{fs::File, io::Read, os::unix::fs::FileExt, path::PathBuf};
 
-use logcut_format::manifest::{Entry, HEADER, Manifest};
+use logcut_format::manifest::{Entry, HEADER, Manifest, Part, parse_line};
 
 use crate::{
     Error,
@@ -22,6 +22,12 @@ pub(crate) struct Journal {
     stranded: bool,
     path: PathBuf,
     sync: bool,
+    /// Shared mode: other processes append too. Each append holds an
+    /// exclusive `flock` on the manifest, and a failed one is never cut
+    /// back (the file's end may be theirs by then).
+    shared: bool,
+    /// Shared mode: how far `scan_parts` has read.
+    scanned: u64,
 }
 
 impl Journal {
@@ -34,6 +40,30 @@ impl Journal {
         mode: u32,
         sync: bool,
     ) -> Result<(Journal, Manifest, u64), Error> {
+        Journal::open_with(dir, file_name, mode, sync, false, true)
+    }
+
+    /// `open` for a shared log. `repair`: this process is alone (it may
+    /// cut off a torn tail and write the header); otherwise the manifest
+    /// is only read.
+    pub(crate) fn open_shared(
+        dir: &Dir,
+        file_name: &str,
+        mode: u32,
+        sync: bool,
+        repair: bool,
+    ) -> Result<(Journal, Manifest, u64), Error> {
+        Journal::open_with(dir, file_name, mode, sync, true, repair)
+    }
+
+    fn open_with(
+        dir: &Dir,
+        file_name: &str,
+        mode: u32,
+        sync: bool,
+        shared: bool,
+        repair: bool,
+    ) -> Result<(Journal, Manifest, u64), Error> {
         let path = dir.join(file_name);
         let io = |op, e| Error::io(op, &path, e);
         let mut file = dir
@@ -45,8 +75,11 @@ impl Journal {
         let manifest = Manifest::parse(&path, &text)?;
         let mut len = text.len() as u64;
         let mut repaired = 0;
-        if manifest.has_only_torn_tail()
-            || (manifest.entries.is_empty() && !manifest.bad.is_empty() && manifest.valid_len == 0)
+        if repair
+            && (manifest.has_only_torn_tail()
+                || (manifest.entries.is_empty()
+                    && !manifest.bad.is_empty()
+                    && manifest.valid_len == 0))
         {
             repaired = len - manifest.valid_len;
             sys::truncate(&file, manifest.valid_len).map_err(|e| io("repair manifest", e))?;
@@ -58,8 +91,12 @@ impl Journal {
             stranded: false,
             path,
             sync,
+            shared,
+            // Parts written before this process started belong to segments
+            // it will not seal.
+            scanned: len,
         };
-        if j.len == 0 {
+        if j.len == 0 && repair {
             j.write(format!("{HEADER}\n").as_bytes())?;
         }
         Ok((j, manifest, repaired))
@@ -88,6 +125,45 @@ impl Journal {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if !self.shared {
+            return self.write_unlocked(bytes);
+        }
+        sys::flock(&self.file, sys::Flock::Exclusive)
+            .map_err(|e| Error::io("lock manifest", &self.path, e))?;
+        let res = self.write_unlocked(bytes);
+        // Released when the file closes otherwise; an error here leaves
+        // nothing to undo.
+        let _ = sys::flock(&self.file, sys::Flock::Unlock);
+        res
+    }
+
+    /// Shared mode: the `part` entries appended (by any process) since the
+    /// last call, read from the file. Only whole lines are read; a line
+    /// being appended is read at the next call.
+    pub(crate) fn scan_parts(&mut self) -> Result<Vec<Part>, Error> {
+        let mut parts = Vec::new();
+        let end = sys::file_info(&self.file)
+            .map_err(|e| Error::io("read manifest", &self.path, e))?
+            .len;
+        if end <= self.scanned {
+            return Ok(parts);
+        }
+        let mut buf = vec![0u8; (end - self.scanned) as usize];
+        self.file
+            .read_exact_at(&mut buf, self.scanned)
+            .map_err(|e| Error::io("read manifest", &self.path, e))?;
+        let whole = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        for line in buf[..whole].split(|b| *b == b'\n') {
+            if let Ok(Some(Entry::Part(p))) = std::str::from_utf8(line).map_or(Ok(None), parse_line)
+            {
+                parts.push(p);
+            }
+        }
+        self.scanned += whole as u64;
+        Ok(parts)
+    }
+
+    fn write_unlocked(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let owned;
         let bytes = if self.stranded {
             owned = [b"\n".as_slice(), bytes].concat();
@@ -96,7 +172,7 @@ impl Journal {
             bytes
         };
         if let Err((e, written)) = sys::write_all(&self.file, bytes) {
-            if written > 0 && sys::truncate(&self.file, self.len).is_err() {
+            if written > 0 && (self.shared || sys::truncate(&self.file, self.len).is_err()) {
                 self.stranded = true;
                 self.len = sys::file_info(&self.file).map_or(self.len + written as u64, |i| i.len);
             }

@@ -283,6 +283,7 @@ mod recovery;
 mod retain;
 mod sealer;
 mod segment;
+mod share;
 #[cfg(feature = "signals")]
 mod signals;
 mod stats;

@@ -44,17 +44,31 @@ pub(crate) struct Resume {
     pub(crate) sealed: Vec<Sealed>,
 }
 
+/// What a shared log's cut file says, for recovery: the last sequence
+/// number handed out, and whether the file at the active path is that
+/// segment.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SharedHint {
+    pub(crate) last_seq: u64,
+    pub(crate) active_is_last: bool,
+}
+
 pub(crate) fn recover(
     dir: &Dir,
     log: &str,
     journal: &mut Journal,
     manifest: &Manifest,
     now: Timestamp,
+    shared: Option<SharedHint>,
 ) -> Result<Resume, Error> {
-    let mut last_seq = 0;
+    // Sequence numbers handed out in shared mode may be ahead of the seals
+    // (the last active segment, removed empty); they are never used again.
+    let mut last_seq = shared.map_or(0, |h| h.last_seq);
     let mut next_first = 0;
     let mut listed = std::collections::HashSet::new();
+    let mut used = std::collections::HashSet::new();
     for s in manifest.seals() {
+        used.insert(s.seq);
         last_seq = last_seq.max(s.seq);
         if let (Some(f), Some(r)) = (s.first, s.records) {
             next_first = f.saturating_add(r);
@@ -163,10 +177,26 @@ pub(crate) fn recover(
         candidates.push((f, info, None));
     }
 
+    let active = name::active_file(log);
     for (file, info, parsed) in candidates {
         let path = dir.join(&file);
         let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
-        let seq = last_seq.saturating_add(1);
+        // A segment keeps the sequence number it was given if no seal has
+        // it: in shared mode a process killed before it sealed a segment it
+        // cut leaves it behind while the others go on (the `part` entries
+        // name it by that number).
+        let own = match &parsed {
+            Some(p) => Some(p.seq),
+            None if file == active && shared.is_some_and(|h| h.active_is_last) => {
+                shared.map(|h| h.last_seq)
+            }
+            None => None,
+        };
+        let seq = match own {
+            Some(n) if n > 0 && !used.contains(&n) && n <= last_seq.saturating_add(1) => n,
+            _ => last_seq.saturating_add(1),
+        };
+        used.insert(seq);
         let start_ms = parsed.map_or(info.mtime_ms, |p| p.start_ms);
         let final_name = match parsed {
             Some(p) if p.seq == seq => file.clone(),
@@ -201,7 +231,7 @@ pub(crate) fn recover(
             dir.unlink(&file)
                 .map_err(|e| Error::io("recover", &path, e))?;
         }
-        last_seq = seq;
+        last_seq = last_seq.max(seq);
         notes.push(Error::io(
             "recover",
             dir.join(&final_name),

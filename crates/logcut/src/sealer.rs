@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use logcut_format::manifest::{Close, Entry, Lost, Seal, SealReason};
+use logcut_format::manifest::{Close, Entry, Lost, Part, Seal, SealReason};
 
 use crate::{
     Error,
@@ -57,6 +57,9 @@ pub(crate) struct Sealer {
     keeper: Option<mpsc::Sender<keeper::Msg>>,
     next_first: u64,
     accepted: u64,
+    /// Shared mode: records of the parts read from the manifest, by
+    /// sequence number, for segments not sealed yet.
+    parts: std::collections::HashMap<u64, u64>,
 }
 
 impl Sealer {
@@ -72,6 +75,7 @@ impl Sealer {
             keeper,
             next_first,
             accepted: 0,
+            parts: std::collections::HashMap::new(),
         }
     }
 
@@ -151,6 +155,9 @@ impl Sealer {
     fn seal(&mut self, backlog: &mut Vec<Arc<Segment>>) -> bool {
         if backlog.is_empty() {
             return true;
+        }
+        if self.sh.cfg.shared {
+            return self.seal_shared(backlog);
         }
         let sh = Arc::clone(&self.sh);
         if sh.cfg.fsync != Fsync::Never {
@@ -235,8 +242,18 @@ impl Sealer {
                 .collect();
             let _ = k.send(keeper::Msg::Sealed(sealed));
         }
-        let mut totals = Vec::with_capacity(backlog.len());
-        for seg in backlog.iter() {
+        self.retire(backlog, true);
+        backlog.clear();
+        true
+    }
+
+    /// Marks segments recorded, and moves their counts to the appender's
+    /// totals. `rotations`: they were sealed (by this process) rather than
+    /// left to another process that shares the log.
+    fn retire(&mut self, segs: &[Arc<Segment>], rotations: bool) {
+        let sh = Arc::clone(&self.sh);
+        let mut totals = Vec::with_capacity(segs.len());
+        for seg in segs {
             let mut st = seg.lock();
             st.retired = true;
             let fast = seg.fast_records();
@@ -248,7 +265,7 @@ impl Sealer {
         }
         let c = &sh.counters;
         let mut q = sh.lock_inbox();
-        for (seg, (accepted, accepted_bytes, records)) in backlog.iter().zip(totals) {
+        for (seg, (accepted, accepted_bytes, records)) in segs.iter().zip(totals) {
             if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
                 q.sealing.remove(i);
             }
@@ -258,10 +275,118 @@ impl Sealer {
             Counters::add(&c.retired_accepted, accepted);
             Counters::add(&c.retired_accepted_bytes, accepted_bytes);
             Counters::add(&c.retired_written, records);
-            Counters::add(&c.rotations, 1);
+            if rotations {
+                Counters::add(&c.rotations, 1);
+            }
         }
-        drop(q);
-        backlog.clear();
+    }
+
+    /// Shared mode: for each segment, in order, records this process's part
+    /// of it; then either leaves it to the process that cut it, or (if this
+    /// one cut it) waits until every other writer has left, and seals it
+    /// with the sum of the parts. Returns false (keeping what is left) if
+    /// the manifest could not be written.
+    fn seal_shared(&mut self, backlog: &mut Vec<Arc<Segment>>) -> bool {
+        let sh = Arc::clone(&self.sh);
+        while let Some(seg) = backlog.first().cloned() {
+            let (followed, name, records, bytes, recorded, start, reason) = {
+                let st = seg.lock();
+                (
+                    st.followed,
+                    st.sealed_name.clone().unwrap_or_default(),
+                    seg.records(&st),
+                    st.bytes + seg.fast_bytes(),
+                    st.part_recorded,
+                    st.start,
+                    st.reason.clone().unwrap_or(SealReason::Manual),
+                )
+            };
+            let path = sh.dir.join(if followed { &sh.active_name } else { &name });
+            if !recorded {
+                let part = Entry::Part(Part {
+                    seq: seg.seq,
+                    session: sh.session.clone(),
+                    records,
+                    bytes,
+                });
+                if let Err(e) = self.append(&[part]) {
+                    Counters::add(&sh.counters.write_failures, 1);
+                    sh.report(e);
+                    return false;
+                }
+                seg.lock().part_recorded = true;
+            }
+            if followed {
+                // Leave it: the process that cut it may seal it now (it
+                // also syncs it: the same file).
+                if let Err(e) = crate::sys::flock(&seg.file, crate::sys::Flock::Unlock) {
+                    sh.report(Error::io("unlock segment", &path, e));
+                }
+            } else {
+                // Wait until every other writer has left it (each one
+                // records its part first).
+                if let Err(e) = crate::sys::flock(&seg.file, crate::sys::Flock::Exclusive) {
+                    sh.report(Error::io("lock segment", &path, e));
+                    return false;
+                }
+                if sh.cfg.fsync != Fsync::Never {
+                    if let Err(e) = crate::sys::sync_data(&seg.file) {
+                        sh.report(Error::io("sync segment", &path, e));
+                    }
+                    if let Err(e) = sh.dir.sync() {
+                        sh.report(Error::io("sync log directory", sh.dir.path(), e));
+                    }
+                }
+                let scanned = self
+                    .journal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .scan_parts();
+                match scanned {
+                    Ok(parts) => {
+                        for p in parts {
+                            let sum = self.parts.entry(p.seq).or_default();
+                            *sum = sum.saturating_add(p.records);
+                        }
+                    }
+                    Err(e) => {
+                        sh.report(e);
+                        return false;
+                    }
+                }
+                let (crc32, file_bytes) = match logcut_format::checksum_reader(ReadAt(&seg.file, 0))
+                {
+                    Ok(x) => x,
+                    Err(e) => {
+                        sh.report(Error::io("checksum segment", &path, e));
+                        return false;
+                    }
+                };
+                let seal = Entry::Seal(Seal {
+                    seq: seg.seq,
+                    file: name,
+                    session: sh.session.clone(),
+                    start,
+                    end: sh.cfg.clock.now(),
+                    // Record indexes are per process; unknown here.
+                    first: None,
+                    records: Some(self.parts.get(&seg.seq).copied().unwrap_or(0)),
+                    bytes: file_bytes,
+                    crc32,
+                    reason,
+                });
+                if let Err(e) = self.append(&[seal]) {
+                    Counters::add(&sh.counters.write_failures, 1);
+                    sh.report(e);
+                    return false;
+                }
+                // Parts of segments up to this one are all counted now.
+                let done = seg.seq;
+                self.parts.retain(|seq, _| *seq > done);
+            }
+            self.retire(std::slice::from_ref(&seg), !followed);
+            backlog.remove(0);
+        }
         true
     }
 

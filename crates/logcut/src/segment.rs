@@ -65,6 +65,13 @@ pub(crate) struct Segment {
     /// Mirror of `SegState::deadline` in milliseconds (`i64::MAX`: none);
     /// `Relaxed`: a stale value only delays the check to the locked path.
     pub(crate) deadline_ms: AtomicI64,
+    /// Shared mode: other processes write to this file too. Its partial
+    /// writes are never cut off (that could cut off their records).
+    pub(crate) shared: bool,
+    /// Shared mode: bytes the other processes wrote, as of the last check
+    /// (the file's length less ours), for the size limit. `Relaxed`: an
+    /// estimate, refreshed by the background thread.
+    pub(crate) others: AtomicU64,
 }
 
 /// A segment's mutable state, behind its lock.
@@ -95,6 +102,11 @@ pub(crate) struct SegState {
     pub(crate) linked_name: Option<String>,
     /// Handed to the sealer thread.
     pub(crate) handed: bool,
+    /// Shared mode: another process cut this segment and seals it; ours
+    /// only records its part.
+    pub(crate) followed: bool,
+    /// Shared mode: this process's `part` entry for it is in the manifest.
+    pub(crate) part_recorded: bool,
     /// Recorded in the manifest; its counts are in the appender's totals.
     pub(crate) retired: bool,
 }
@@ -102,7 +114,7 @@ pub(crate) struct SegState {
 impl Segment {
     /// Bytes in the file or on their way: where the next record would end.
     pub(crate) fn planned_bytes(&self, st: &SegState) -> u64 {
-        st.bytes + self.reserved.load(Ordering::Relaxed)
+        st.bytes + self.reserved.load(Ordering::Relaxed) + self.others.load(Ordering::Relaxed)
     }
 
     /// Whether the segment holds (or is about to hold) any record.
@@ -146,6 +158,28 @@ impl Segment {
         file: File,
         start: Timestamp,
     ) -> io::Result<Segment> {
+        Segment::build(seq, prep_name, file, start, false)
+    }
+
+    /// A segment of a shared log (see `AppenderBuilder::shared`): the bytes
+    /// already in the file are the other processes'; `st.bytes` counts
+    /// only ours.
+    pub(crate) fn new_shared(
+        seq: u64,
+        prep_name: String,
+        file: File,
+        start: Timestamp,
+    ) -> io::Result<Segment> {
+        Segment::build(seq, prep_name, file, start, true)
+    }
+
+    fn build(
+        seq: u64,
+        prep_name: String,
+        file: File,
+        start: Timestamp,
+        shared: bool,
+    ) -> io::Result<Segment> {
         let id = sys::file_info(&file)?;
         Ok(Segment {
             seq,
@@ -155,7 +189,7 @@ impl Segment {
             state: Mutex::new(SegState {
                 start,
                 deadline: None,
-                bytes: id.len,
+                bytes: if shared { 0 } else { id.len },
                 records: 0,
                 accepted: 0,
                 accepted_bytes: 0,
@@ -168,6 +202,8 @@ impl Segment {
                 sealed_name: None,
                 linked_name: None,
                 handed: false,
+                followed: false,
+                part_recorded: false,
                 retired: false,
             }),
             space: Condvar::new(),
@@ -177,6 +213,8 @@ impl Segment {
             overshoot: AtomicBool::new(false),
             reserved: AtomicU64::new(0),
             deadline_ms: AtomicI64::new(i64::MAX),
+            shared,
+            others: AtomicU64::new(if shared { id.len } else { 0 }),
         })
     }
 
@@ -214,6 +252,23 @@ impl Segment {
         };
         let whole = ends.partition_point(|e| *e <= written);
         let keep = if whole == 0 { 0 } else { ends[whole - 1] };
+        if written > keep && self.shared {
+            // Other processes append to this file: the fragment may no
+            // longer be at its end, and cutting the file back could cut
+            // off their records. It stays, counted, and the record is
+            // written again whole after it.
+            self.count(st, &buf[..written], whole);
+            return Err((
+                io::Error::new(
+                    err.kind(),
+                    format!(
+                        "{err}; {} bytes of a partly written record remain in the shared file",
+                        written - keep
+                    ),
+                ),
+                whole,
+            ));
+        }
         if written > keep {
             // Where the file ended before this write: this path only runs
             // with no other write under way (the Buffered writer thread, or

@@ -109,6 +109,30 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens an existing file for reading and appending, not following a
+    /// symlink (shared mode: the active file another process created).
+    pub(crate) fn open_existing_append(&self, name: &str) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::APPEND | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens (creating, mode `mode`) a lock file, not following a symlink,
+    /// without locking it.
+    pub(crate) fn open_lock(&self, name: &str, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+
     /// Opens a file for reading, not following a symlink.
     pub(crate) fn open_read(&self, name: &str) -> io::Result<File> {
         let fd = rustix::fs::openat(
@@ -206,6 +230,59 @@ pub(crate) fn rewrite(f: &File, content: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An `flock` operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flock {
+    /// Shared, waiting for it.
+    Shared,
+    /// Exclusive, waiting for it.
+    Exclusive,
+    /// Shared, failing at once if another holds it exclusively.
+    TryShared,
+    /// Exclusive, failing at once if another holds it.
+    TryExclusive,
+    /// Release.
+    Unlock,
+}
+
+/// Takes or releases an `flock` on `f` (on its open file description, so
+/// two descriptors opened separately lock against each other even in one
+/// process). `Ok(false)` if a `Try*` lock is held by another. Changing a
+/// held lock's kind is not atomic: the old lock is released first, so a
+/// failed `TryExclusive` leaves none.
+pub(crate) fn flock(f: &File, op: Flock) -> io::Result<bool> {
+    use rustix::fs::FlockOperation as F;
+    let op = match op {
+        Flock::Shared => F::LockShared,
+        Flock::Exclusive => F::LockExclusive,
+        Flock::TryShared => F::NonBlockingLockShared,
+        Flock::TryExclusive => F::NonBlockingLockExclusive,
+        Flock::Unlock => F::Unlock,
+    };
+    loop {
+        match rustix::fs::flock(f.as_fd(), op) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads a small file whole (a lock or cut file), from its start.
+pub(crate) fn read_small(f: &File) -> io::Result<String> {
+    let mut buf = vec![0u8; 4096];
+    let n = loop {
+        match rustix::io::pread(f.as_fd(), &mut buf[..], 0) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    };
+    buf.truncate(n);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Identity and length of an open file.

@@ -37,8 +37,11 @@ use crate::{
     keeper::{self, Keeper},
     sealer::{CloseJob, Job, Sealer},
     segment::Segment,
+    share::{self, CutGuard},
     stats::{Counters, FallbackState},
+    sys::FileInfo,
 };
+use logcut_format::lock::CutState;
 
 /// Exponential backoff with the three circuit-breaker states: closed (no
 /// failure), open (failed; wait until `open_until`), half-open (the wait
@@ -334,7 +337,7 @@ impl Worker {
                 consider(st.deadline);
             }
         }
-        if sh.lock_next().len() < PREPARE_AHEAD {
+        if !sh.cfg.shared && sh.lock_next().len() < PREPARE_AHEAD {
             consider(Some(self.prepare.open_until.unwrap_or(now)));
         }
         if self.batch.is_some() || self.has_held() {
@@ -463,7 +466,7 @@ impl Worker {
                 let records_before = st.records + (j - b.next) as u64;
                 if let Some(max) = self.sh.cfg.max_size {
                     if records_before > 0
-                        && st.bytes + (run_bytes + rec_len) as u64 > max
+                        && seg.planned_bytes(&st) + (run_bytes + rec_len) as u64 > max
                         && st.cut_pending.is_none()
                     {
                         cut = Some(SealReason::Size);
@@ -565,6 +568,11 @@ impl Worker {
     /// [`PREPARE_AHEAD`] are ready. Returns the error if one failed.
     pub(crate) fn prepare_next(&mut self) -> Option<Error> {
         let sh = Arc::clone(&self.sh);
+        if sh.cfg.shared {
+            // Sequence numbers are handed out at the cut, under the cut
+            // lock: nothing can be prepared ahead.
+            return None;
+        }
         while sh.lock_next().len() < PREPARE_AHEAD {
             let file = name::prepared_file(&sh.cfg.name, self.next_seq);
             let now = self.now();
@@ -789,6 +797,9 @@ impl Worker {
     /// it), cuts, and installs the next segment there.
     fn reopen_now(&mut self) -> Result<(), Error> {
         self.last_check = Some(self.now());
+        if self.sh.cfg.shared {
+            return self.shared_check();
+        }
         self.promote_pending()?;
         if !self.all_promoted() {
             // A cut is under way; its promotion checks the path itself.
@@ -844,6 +855,9 @@ impl Worker {
     }
 
     fn rotate_now(&mut self) -> Result<(), Error> {
+        if self.sh.cfg.shared {
+            return self.shared_step(Some(SealReason::Manual));
+        }
         self.promote_pending()?;
         let cur = self.sh.current.load_full();
         {
@@ -871,6 +885,233 @@ impl Worker {
         self.promote_pending()?;
         self.prepare_next();
         Ok(())
+    }
+
+    // === Shared mode ===
+
+    /// Shared mode, on every check: refreshes the estimate of the other
+    /// processes' bytes in the current segment, and takes the cut lock
+    /// only if the active path holds another file (someone cut, or moved
+    /// it) or the size limit is reached.
+    fn shared_check(&mut self) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let cur = sh.current.load_full();
+        let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
+        let size_due = {
+            let st = cur.lock();
+            let own = st.bytes + cur.reserved.load(Ordering::Relaxed);
+            // Relaxed: an estimate for the size checks (see Segment).
+            cur.others.store(len.saturating_sub(own), Ordering::Relaxed);
+            !st.closed
+                && sh
+                    .cfg
+                    .max_size
+                    .is_some_and(|max| len > 0 && cur.planned_bytes(&st) > max)
+        };
+        let here = sh
+            .dir
+            .stat(&sh.active_name)
+            .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
+        if !same(here.as_ref(), cur.id.dev, cur.id.ino) || size_due {
+            self.shared_step(size_due.then_some(SealReason::Size))?;
+        }
+        Ok(())
+    }
+
+    /// Shared mode: under the cut lock, brings this process up to date with
+    /// the log (finishes a cut that a killed process left half done,
+    /// replaces an active file someone else moved away, follows a cut
+    /// another process made) and then cuts for `cut`, unless the segment
+    /// it was asked for has been cut already.
+    fn shared_step(&mut self, cut: Option<SealReason>) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let Some(cut_file) = sh.cut.as_ref() else {
+            return Ok(());
+        };
+        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
+        let _guard = CutGuard::take(cut_file, &cut_path)?;
+        let mut state = share::read_state(cut_file, &cut_path)?.ok_or_else(|| {
+            Error::io(
+                "cut",
+                &cut_path,
+                io::Error::other("the cut file does not name the active segment"),
+            )
+        })?;
+        let stat = |n: &str| {
+            sh.dir
+                .stat(n)
+                .map_err(|e| Error::io("check active file", sh.dir.join(n), e))
+        };
+        let here = stat(&sh.active_name)?;
+        if !same(here.as_ref(), state.dev, state.ino) {
+            let prepared = name::prepared_file(&sh.cfg.name, state.seq);
+            match here {
+                Some(here) if same(stat(&prepared)?.as_ref(), state.dev, state.ino) => {
+                    self.finish_cut(state, &prepared, here)?;
+                }
+                _ => state = self.replace_moved(state)?,
+            }
+        }
+        let cur = sh.current.load_full();
+        if cur.id.dev != state.dev || cur.id.ino != state.ino {
+            // Another process cut: this one's records are in the segment
+            // it cut, which it seals once this one has left.
+            let seg = share::open_followed(&sh.dir, &sh.active_name, state, self.now())?;
+            self.swap_to(Arc::new(seg), true)?;
+            self.active_seq = state.seq;
+            return Ok(());
+        }
+        let Some(reason) = cut else {
+            return Ok(());
+        };
+        let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
+        if len == 0 {
+            return Ok(());
+        }
+        let (new, seq) = self.create_shared(state.seq + 1)?;
+        self.swap_to(Arc::clone(&new), false)?;
+        {
+            let mut st = cur.lock();
+            st.reason = Some(reason);
+        }
+        self.active_seq = seq;
+        self.promote(&cur, Some(&new))
+    }
+
+    /// Creates segment `seq` at its prepared name, with its shared lock,
+    /// and names it in the cut file (under the cut lock).
+    fn create_shared(&mut self, seq: u64) -> Result<(Arc<Segment>, u64), Error> {
+        let sh = Arc::clone(&self.sh);
+        let prepared = name::prepared_file(&sh.cfg.name, seq);
+        let path = sh.dir.join(&prepared);
+        // A file at this name was left by a process killed before it
+        // named it in the cut file: nobody ever wrote to it.
+        if let Err(e) = sh.dir.unlink(&prepared) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(Error::io("create next segment", &path, e));
+            }
+        }
+        let file = sh
+            .dir
+            .create_new(&prepared, sh.cfg.file_mode)
+            .map_err(|e| Error::io("create next segment", &path, e))?;
+        let seg = Segment::new_shared(seq, prepared, file, self.now())
+            .map_err(|e| Error::io("create next segment", &path, e))?;
+        share::share_segment(&seg, &path)?;
+        if let Some(cut) = sh.cut.as_ref() {
+            share::write_cut_state(cut, &sh.dir, &sh.cfg.name, seq, &seg)?;
+        }
+        Ok((Arc::new(seg), seq))
+    }
+
+    /// Makes `new` the current segment. The old one is sealed by this
+    /// process (after `promote`), or if `followed`, by the process that
+    /// cut it; this one then only records its part.
+    fn swap_to(&mut self, new: Arc<Segment>, followed: bool) -> Result<(), Error> {
+        let cur = self.sh.current.load_full();
+        let mut st = cur.lock();
+        // Under the current segment's lock: no writer can take `new` for a
+        // swap of its own meanwhile (they swap only under it).
+        self.sh.lock_next().push_back(new);
+        if st.closed || !self.sh.try_swap(&cur, &mut st, SealReason::Manual) {
+            self.sh.lock_next().clear();
+            return Err(Error::io(
+                "cut",
+                self.sh.dir.join(&self.sh.active_name),
+                io::Error::other("the current segment is closed"),
+            ));
+        }
+        if followed {
+            st.followed = true;
+            st.sealed_name = Some(String::new());
+        }
+        Ok(())
+    }
+
+    /// A process was killed between naming the prepared segment `state.seq`
+    /// in the cut file and moving it to the active path: finish its cut,
+    /// and seal the segment it cut.
+    fn finish_cut(&mut self, state: CutState, prepared: &str, here: FileInfo) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let cur = sh.current.load_full();
+        if !same(Some(&here), cur.id.dev, cur.id.ino) {
+            // This process had not followed to that segment yet.
+            let behind = CutState {
+                seq: state.seq - 1,
+                dev: here.dev,
+                ino: here.ino,
+            };
+            let seg = share::open_followed(&sh.dir, &sh.active_name, behind, self.now())?;
+            self.swap_to(Arc::new(seg), true)?;
+        }
+        let cur = sh.current.load_full();
+        if here.nlink > 1 {
+            // The killed process had linked it to its sealed name already.
+            if let Some(name) = self.sealed_name_of(cur.seq, &here) {
+                cur.lock().linked_name = Some(name);
+            }
+        }
+        let path = sh.dir.join(prepared);
+        let file = sh
+            .dir
+            .open_existing_append(prepared)
+            .map_err(|e| Error::io("finish an interrupted cut", &path, e))?;
+        let new = Segment::new_shared(state.seq, prepared.to_string(), file, self.now())
+            .map_err(|e| Error::io("finish an interrupted cut", &path, e))?;
+        share::share_segment(&new, &path)?;
+        let new = Arc::new(new);
+        self.swap_to(Arc::clone(&new), false)?;
+        self.active_seq = state.seq;
+        sh.report(Error::io(
+            "finish an interrupted cut",
+            sh.dir.join(&sh.active_name),
+            io::Error::other(format!(
+                "a process was killed while it cut segment {}; this one finished the cut",
+                cur.seq
+            )),
+        ));
+        self.promote(&cur, Some(&new))
+    }
+
+    /// The sealed name of this log that `info`'s file has, if any.
+    fn sealed_name_of(&self, seq: u64, info: &FileInfo) -> Option<String> {
+        let rd = std::fs::read_dir(self.sh.dir.path()).ok()?;
+        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| SealedName::parse(&self.sh.cfg.name, f).is_some_and(|n| n.seq == seq))
+            .find(|f| {
+                self.sh
+                    .dir
+                    .stat(f)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| i.dev == info.dev && i.ino == info.ino)
+            })
+    }
+
+    /// Someone else moved the active file away (or removed it): a new one
+    /// takes its place. If this process was writing the moved segment, it
+    /// seals it (as moved); otherwise whoever still writes it only records
+    /// a part. Returns the new cut state.
+    fn replace_moved(&mut self, state: CutState) -> Result<CutState, Error> {
+        let sh = Arc::clone(&self.sh);
+        let cur = sh.current.load_full();
+        let ours = cur.id.dev == state.dev && cur.id.ino == state.ino;
+        let (new, seq) = self.create_shared(state.seq + 1)?;
+        self.swap_to(Arc::clone(&new), !ours)?;
+        self.active_seq = seq;
+        if ours {
+            cur.lock().reason = Some(SealReason::Reopen);
+            // The active path holds another file: `promote` records the
+            // segment as moved and installs the new one.
+            self.promote(&cur, Some(&new))?;
+        } else {
+            self.install(&new)?;
+        }
+        Ok(CutState {
+            seq,
+            dev: new.id.dev,
+            ino: new.id.ino,
+        })
     }
 
     // === Periodic work ===
@@ -912,6 +1153,15 @@ impl Worker {
                 .then_some(SealReason::Time),
         };
         let Some(reason) = reason else { return };
+        if self.sh.cfg.shared {
+            drop(st);
+            if self.prepare.allow(now) {
+                if let Err(e) = self.shared_step(Some(reason)) {
+                    self.rotation_failed(e);
+                }
+            }
+            return;
+        }
         if self.sh.try_swap(&cur, &mut st, reason.clone()) {
             drop(st);
             self.after_swap();
@@ -1116,7 +1366,11 @@ impl Worker {
             let fast = cur.fast_records();
             (st.records + fast, st.accepted + fast)
         };
-        if all_promoted {
+        if sh.cfg.shared {
+            if let Err(e) = self.finish_shared(&cur, accepted) {
+                first_err.get_or_insert(e);
+            }
+        } else if all_promoted {
             if records == 0 {
                 self.accepted += accepted;
                 if let Err(e) = sh.dir.unlink(&sh.active_name) {
@@ -1218,6 +1472,57 @@ impl Worker {
         }
     }
 
+    /// Shared mode, at shutdown: the last process to leave seals the active
+    /// segment (or removes it if empty); the others only record their part
+    /// of it and leave it to the process that cuts it next.
+    fn finish_shared(&mut self, cur: &Arc<Segment>, accepted: u64) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let Some(cut_file) = sh.cut.as_ref() else {
+            return Ok(());
+        };
+        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
+        let guard = CutGuard::take(cut_file, &cut_path);
+        // Alone if the lock file can be held exclusively. A failed attempt
+        // releases this process's shared lock: it is leaving anyway. A
+        // process starting now waits (for the cut lock, then for this
+        // exclusive lock) until the seal is recorded.
+        let alone = guard.is_ok()
+            && sh
+                .lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|f| {
+                    crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(false)
+                });
+        let at_active = alone && self.is_at(&sh.active_name, cur).unwrap_or(false);
+        let res = if at_active {
+            let len = crate::sys::file_info(&cur.file).map_or(1, |i| i.len);
+            if len == 0 {
+                self.accepted += accepted;
+                sh.dir
+                    .unlink(&sh.active_name)
+                    .map_err(|e| Error::io("remove empty segment", sh.dir.join(&sh.active_name), e))
+            } else {
+                let res = self.promote(cur, None);
+                if res.is_ok() {
+                    sh.lock_inbox().sealing.push(Arc::clone(cur));
+                }
+                res
+            }
+        } else {
+            {
+                let mut st = cur.lock();
+                st.followed = true;
+                st.sealed_name = Some(String::new());
+            }
+            sh.lock_inbox().sealing.push(Arc::clone(cur));
+            Ok(())
+        };
+        drop(guard);
+        res
+    }
+
     /// Takes whatever records and commands are queued, without waiting.
     fn wait_nonblocking(&mut self) -> Vec<Cmd> {
         {
@@ -1230,6 +1535,11 @@ impl Worker {
         }
         Vec::new()
     }
+}
+
+/// Whether `info` is the file `dev`/`ino`.
+fn same(info: Option<&FileInfo>, dev: u64, ino: u64) -> bool {
+    info.is_some_and(|i| i.dev == dev && i.ino == ino)
 }
 
 fn reply(c: Cmd, res: Result<(), Error>) {

@@ -10,6 +10,8 @@ mod compress;
 mod faults;
 // Integrations with tracing and log.
 mod integrations;
+// Several appenders and processes sharing one log.
+mod shared;
 // Shutdown and drop: everything accepted is written.
 mod shutdown;
 // Time rotation with a manual clock.

@@ -1,0 +1,181 @@
+//! Shared mode (`AppenderBuilder::shared`): the locks and the cut file that
+//! let several processes write one log.
+//!
+//! Three kinds of `flock`, all released by the kernel when a process dies:
+//! - the lock file `<name>.lock`: shared by every appender of a shared log
+//!   (an exclusive appender is refused, and refuses them); exclusive for
+//!   the one that starts alone (it recovers) or shuts down last (it seals
+//!   the active segment);
+//! - the cut file `<name>.cut`: exclusive around start-up, each cut and
+//!   each follow, so they happen one at a time and always see the log
+//!   between cuts. It holds the active segment's sequence number and file
+//!   identity (`CutState`);
+//! - each segment file: shared by every appender writing it, exclusive for
+//!   the one that seals it, which so waits until every writer has left.
+//!
+//! A cut, under the cut lock: create `<name>.log.next.<seq>`, write the cut
+//! state naming it, link the active file to its sealed name, rename the new
+//! file onto the active path. A process killed between the state and the
+//! rename leaves a state that names the prepared file; the next process to
+//! take the lock finishes that cut.
+
+use std::{fs::File, io, path::Path};
+
+use jiff::Timestamp;
+use logcut_format::{lock::CutState, name};
+
+use crate::{
+    Error,
+    builder::Config,
+    segment::Segment,
+    sys::{self, Dir, Flock},
+};
+
+/// The cut lock, released when dropped.
+pub(crate) struct CutGuard(File);
+
+impl CutGuard {
+    /// Waits for the exclusive lock on the cut file `cut` (at `path`).
+    pub(crate) fn take(cut: &File, path: &Path) -> Result<CutGuard, Error> {
+        // A second descriptor of the same open file: the lock belongs to
+        // the open file, so dropping this one releases it, and the
+        // appender keeps its own.
+        let dup = cut
+            .try_clone()
+            .map_err(|e| Error::io("lock cut file", path, e))?;
+        sys::flock(&dup, Flock::Exclusive).map_err(|e| Error::io("lock cut file", path, e))?;
+        Ok(CutGuard(dup))
+    }
+}
+
+impl Drop for CutGuard {
+    fn drop(&mut self) {
+        // Closing the descriptor does not release a lock another
+        // descriptor of the same open file still has: unlock explicitly.
+        let _ = sys::flock(&self.0, Flock::Unlock);
+    }
+}
+
+/// Reads the cut state; `None` if the file names no active segment.
+pub(crate) fn read_state(cut: &File, path: &Path) -> Result<Option<CutState>, Error> {
+    let text = sys::read_small(cut).map_err(|e| Error::io("read cut file", path, e))?;
+    Ok(CutState::parse(&text))
+}
+
+/// Records `seg` (sequence `seq`) as the active segment in the cut file.
+pub(crate) fn write_cut_state(
+    cut: &File,
+    dir: &Dir,
+    log: &str,
+    seq: u64,
+    seg: &Segment,
+) -> Result<(), Error> {
+    let state = CutState {
+        seq,
+        dev: seg.id.dev,
+        ino: seg.id.ino,
+    };
+    sys::rewrite(cut, state.encode().as_bytes())
+        .map_err(|e| Error::io("write cut file", dir.join(&name::cut_file(log)), e))
+}
+
+/// Takes the shared lock on a segment's file: whoever seals it waits until
+/// this process has left it.
+pub(crate) fn share_segment(seg: &Segment, path: &Path) -> Result<(), Error> {
+    sys::flock(&seg.file, Flock::Shared)
+        .map(|_| ())
+        .map_err(|e| Error::io("lock segment", path, e))
+}
+
+/// Opens the active file that `state` names, as segment `state.seq`, with
+/// its shared lock. Called under the cut lock, so the file at the active
+/// path is the one the state names unless a cut was interrupted or someone
+/// else moved it: that is an error here.
+pub(crate) fn open_followed(
+    dir: &Dir,
+    active: &str,
+    state: CutState,
+    now: Timestamp,
+) -> Result<Segment, Error> {
+    let path = dir.join(active);
+    let file = dir
+        .open_existing_append(active)
+        .map_err(|e| Error::io("open active segment", &path, e))?;
+    let seg = Segment::new_shared(state.seq, active.to_string(), file, now)
+        .map_err(|e| Error::io("open active segment", &path, e))?;
+    if seg.id.dev != state.dev || seg.id.ino != state.ino {
+        return Err(Error::io(
+            "open active segment",
+            &path,
+            io::Error::other(
+                "it is not the file the cut file names (a cut was interrupted, or someone moved it); the processes writing the log repair this at their next check",
+            ),
+        ));
+    }
+    share_segment(&seg, &path)?;
+    Ok(seg)
+}
+
+/// Takes the lock file of a shared log. Returns it and whether this
+/// process is alone (then it holds the lock exclusively: it recovers, and
+/// turns its lock into a shared one once the active file is in place).
+/// Called under the cut lock.
+pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), Error> {
+    let lock_name = name::lock_file(&cfg.name);
+    let path = dir.join(&lock_name);
+    let err = |e| Error::io("lock log", &path, e);
+    let file = dir.open_lock(&lock_name, cfg.file_mode).map_err(err)?;
+    // See `take_lock` for why a busy lock is tried again for a while.
+    for wait_ms in [0, 1, 2, 5, 10, 20, 50, 50, 50, 50] {
+        if wait_ms > 0 {
+            // A sleep in the library: there is no event to wait for when
+            // another process releases a flock.
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        }
+        if sys::flock(&file, Flock::TryExclusive).map_err(err)? {
+            let info = logcut_format::lock::LockInfo {
+                pid: Some(std::process::id()),
+                trigger: cfg.trigger.clone(),
+                shared: true,
+            };
+            sys::rewrite(&file, info.encode().as_bytes())
+                .map_err(|e| Error::io("write lock file", &path, e))?;
+            return Ok((file, true));
+        }
+        if sys::flock(&file, Flock::TryShared).map_err(err)? {
+            return Ok((file, false));
+        }
+        let info =
+            logcut_format::lock::LockInfo::parse(&sys::read_small(&file).unwrap_or_default());
+        if info.shared {
+            // The last appender of the shared log is shutting down (it
+            // holds the lock exclusively while it seals): wait for it,
+            // then this one is alone.
+            sys::flock(&file, Flock::Exclusive).map_err(err)?;
+            let info = logcut_format::lock::LockInfo {
+                pid: Some(std::process::id()),
+                trigger: cfg.trigger.clone(),
+                shared: true,
+            };
+            sys::rewrite(&file, info.encode().as_bytes())
+                .map_err(|e| Error::io("write lock file", &path, e))?;
+            return Ok((file, true));
+        }
+    }
+    let info = logcut_format::lock::LockInfo::parse(&sys::read_small(&file).unwrap_or_default());
+    let holder = info.pid.map_or_else(
+        || "another appender".to_string(),
+        |p| format!("process {p}"),
+    );
+    Err(Error::io(
+        "lock log",
+        &path,
+        io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!(
+                "log {:?} is in use by {holder}, which does not share it (build both with shared(true))",
+                cfg.name
+            ),
+        ),
+    ))
+}

@@ -1,0 +1,449 @@
+//! Several appenders, in one process or several, sharing one log
+//! (`AppenderBuilder::shared`). Two appenders in one process lock against
+//! each other exactly as two processes do (`flock` belongs to the open
+//! file), so most cases run in process, on a manual clock, with the checks
+//! driven by `reopen()`; the torture test runs child processes.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    process::Stdio,
+    time::Duration,
+};
+
+use logcut::{Appender, ManualClock, Mode};
+use logcut_format::manifest::{Entry, Manifest, SealReason};
+
+use crate::kit::{TempDir, check_records, child_test, read_log, record, sealed, verify_ok};
+
+const LEN: usize = 48;
+
+fn shared(dir: &std::path::Path, mode: Mode, clock: &ManualClock) -> Appender {
+    Appender::builder()
+        .dir(dir)
+        .manual_only()
+        .mode(mode)
+        .shared(true)
+        .clock(clock.clone())
+        .watch_interval(Some(Duration::from_secs(3600)))
+        .build()
+        .unwrap()
+}
+
+fn write(a: &Appender, writer: usize, ids: std::ops::Range<u64>) {
+    for i in ids {
+        (&*a).write_all(&record(writer, i, LEN)).unwrap();
+    }
+    a.flush_records().unwrap();
+}
+
+/// The `part` entries of the manifest: (seq, session) -> records.
+fn parts(dir: &std::path::Path) -> Vec<(u64, u64)> {
+    let m = Manifest::read(&dir.join("app.manifest")).unwrap();
+    m.entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Part(p) => Some((p.seq, p.records)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_appenders_follow_each_others_cuts_and_each_segment_is_sealed_once() {
+    // Writer 0 Direct and writer 1 Buffered, then the other way round.
+    for (mode_a, mode_b) in [
+        (Mode::Direct, Mode::Buffered),
+        (Mode::Buffered, Mode::Direct),
+    ] {
+        let tmp = TempDir::new("shared-two");
+        let dir = tmp.path();
+        let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let a = shared(dir, mode_a, &clock);
+        let b = shared(dir, mode_b, &clock);
+        write(&a, 0, 0..10);
+        write(&b, 1, 0..10);
+        // `a` cuts segment 1. Its seal waits until `b` has left it.
+        a.rotate().unwrap();
+        write(&a, 0, 10..12);
+        // `b` has not looked yet: it still writes segment 1.
+        write(&b, 1, 10..15);
+        assert!(sealed(dir, "app").is_empty(), "sealed while b writes it");
+        // `b` looks, follows to segment 2 and records its part of 1;
+        // then `a` can seal 1.
+        b.reopen().unwrap();
+        a.tick().unwrap();
+        let seals = sealed(dir, "app");
+        assert_eq!(seals.len(), 1);
+        assert_eq!(seals[0].seq, 1);
+        assert_eq!(seals[0].records, Some(25));
+        assert_eq!(seals[0].first, None);
+        assert_eq!(seals[0].reason, SealReason::Manual);
+        let one = std::fs::read(dir.join(&seals[0].file)).unwrap();
+        assert_eq!(one.len(), 25 * LEN);
+        let counts = check_records(&one, LEN);
+        assert_eq!((counts[&0], counts[&1]), (10, 15));
+
+        // Now `b` cuts segment 2, which holds `a`'s 2 records only.
+        b.rotate().unwrap();
+        write(&b, 1, 15..18);
+        a.reopen().unwrap();
+        b.tick().unwrap();
+        let seals = sealed(dir, "app");
+        assert_eq!(seals.len(), 2);
+        assert_eq!((seals[1].seq, seals[1].records), (2, Some(2)));
+
+        // `a` leaves first (its part of segment 3), `b` last: it seals 3.
+        write(&a, 0, 12..13);
+        a.shutdown().unwrap();
+        assert_eq!(sealed(dir, "app").len(), 2, "a is not the last");
+        b.shutdown().unwrap();
+        let seals = sealed(dir, "app");
+        assert_eq!(seals.len(), 3);
+        assert_eq!((seals[2].seq, seals[2].records), (3, Some(4)));
+        assert_eq!(seals[2].reason, SealReason::Shutdown);
+        assert!(!dir.join("app.log").exists());
+        // Parts: per segment, what each appender wrote there.
+        let mut p = parts(dir);
+        p.sort();
+        assert_eq!(p, vec![(1, 10), (1, 15), (2, 0), (2, 2), (3, 1), (3, 3)]);
+        let report = verify_ok(dir);
+        assert_eq!(report.records(), 31);
+        let counts = check_records(&read_log(dir, "app"), LEN);
+        assert_eq!((counts[&0], counts[&1]), (13, 18));
+    }
+}
+
+#[test]
+fn size_limit_counts_the_other_writers_bytes() {
+    let tmp = TempDir::new("shared-size");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let build = || {
+        Appender::builder()
+            .dir(dir)
+            .max_size(10 * LEN as u64)
+            .shared(true)
+            .clock(clock.clone())
+            .watch_interval(Some(Duration::from_secs(3600)))
+            .build()
+            .unwrap()
+    };
+    let a = build();
+    let b = build();
+    write(&a, 0, 0..6);
+    write(&b, 1, 0..6);
+    // 12 records in the file: over the limit, but neither wrote 10. At its
+    // next check `a` sees the file's length and cuts.
+    a.reopen().unwrap();
+    b.reopen().unwrap();
+    a.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals.len(), 1);
+    assert_eq!(
+        (seals[0].records, seals[0].reason.clone()),
+        (Some(12), SealReason::Size)
+    );
+    // Once a check has shown `b` the other's bytes, its writer that
+    // crosses the limit asks for the cut itself: 4 of a's records and 7
+    // of b's, where b alone would be far below the limit. (The cut runs on
+    // b's background thread: the record that crossed goes to the old
+    // segment or the new one.)
+    write(&a, 0, 6..10);
+    b.reopen().unwrap();
+    write(&b, 1, 6..13);
+    b.reopen().unwrap();
+    a.reopen().unwrap();
+    b.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals.len(), 2);
+    assert!(matches!(seals[1].records, Some(10 | 11)), "{seals:?}");
+    assert_eq!(seals[1].reason, SealReason::Size);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (10, 13));
+}
+
+#[test]
+fn exclusive_and_shared_appenders_refuse_each_other() {
+    let tmp = TempDir::new("shared-lock");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let a = shared(dir, Mode::Direct, &clock);
+    let err = Appender::builder().dir(dir).build().unwrap_err();
+    assert!(err.to_string().contains("others sharing it"), "{err}");
+    let b = shared(dir, Mode::Direct, &clock);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    // Everyone left: an exclusive appender takes the log, and then a
+    // shared one is refused.
+    let c = Appender::builder().dir(dir).build().unwrap();
+    let err = Appender::builder()
+        .dir(dir)
+        .shared(true)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("does not share it"), "{err}");
+    c.shutdown().unwrap();
+    // Shared mode does not take compression or retention yet.
+    let err = Appender::builder()
+        .dir(dir)
+        .shared(true)
+        .keep(3)
+        .build()
+        .unwrap_err();
+    assert!(err.is_config(), "{err}");
+    verify_ok(dir);
+}
+
+#[test]
+fn a_cut_left_half_done_by_a_killed_process_is_finished() {
+    let tmp = TempDir::new("shared-repair");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let a = shared(dir, Mode::Direct, &clock);
+    let b = shared(dir, Mode::Direct, &clock);
+    write(&a, 0, 0..3);
+    write(&b, 1, 0..4);
+    // What a process killed in the middle of a cut leaves: the next
+    // segment created and named in the cut file, not yet at the active
+    // path.
+    let next = dir.join("app.log.next.2");
+    std::fs::write(&next, b"").unwrap();
+    let md = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&next).unwrap());
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&next).unwrap());
+    std::fs::write(
+        dir.join("app.cut"),
+        format!("active seq=2 dev={dev} ino={md}\n"),
+    )
+    .unwrap();
+    // The active file did not change, so nobody notices until the next
+    // cut: `b`'s finishes the interrupted one first (and has nothing left
+    // to cut); `a` follows.
+    b.rotate().unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir.join("app.log")).unwrap()),
+        md
+    );
+    assert!(!next.exists());
+    a.reopen().unwrap();
+    b.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!((seals[0].seq, seals[0].records), (1, Some(7)));
+    write(&a, 0, 3..5);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (5, 4));
+}
+
+#[test]
+fn an_active_file_moved_away_is_replaced_once() {
+    let tmp = TempDir::new("shared-moved");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let a = shared(dir, Mode::Direct, &clock);
+    let b = shared(dir, Mode::Buffered, &clock);
+    write(&a, 0, 0..3);
+    write(&b, 1, 0..2);
+    std::fs::rename(dir.join("app.log"), dir.join("moved.log")).unwrap();
+    // Both notice; one of them installs a new active file, the other
+    // follows to it.
+    a.reopen().unwrap();
+    b.reopen().unwrap();
+    write(&a, 0, 3..4);
+    write(&b, 1, 2..3);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals.len(), 2, "{seals:?}");
+    assert_eq!(
+        (
+            seals[0].file.as_str(),
+            seals[0].records,
+            seals[0].reason.clone()
+        ),
+        ("-", Some(5), SealReason::Reopen)
+    );
+    assert_eq!(seals[1].records, Some(2));
+    let report = verify_ok(dir);
+    assert_eq!(report.logs[0].segments_moved, 1);
+    let moved = std::fs::read(dir.join("moved.log")).unwrap();
+    assert_eq!(moved.len(), 5 * LEN);
+    let all = [moved, read_log(dir, "app")].concat();
+    let counts = check_records(&all, LEN);
+    assert_eq!((counts[&0], counts[&1]), (4, 3));
+}
+
+const TORTURE_LEN: usize = 64;
+
+/// One writer process of `four_processes_share_one_log_and_one_is_killed`:
+/// writes `LOGCUT_ST_COUNT` records with its id, printing how many are
+/// written every 500 (in Direct mode a printed count is in the file).
+#[test]
+#[ignore = "run as a child process by four_processes_share_one_log_and_one_is_killed"]
+fn shared_torture_child() {
+    let var = |k: &str| std::env::var(k).expect(k);
+    let dir = std::path::PathBuf::from(var("LOGCUT_ST_DIR"));
+    let id: usize = var("LOGCUT_ST_ID").parse().unwrap();
+    let count: u64 = var("LOGCUT_ST_COUNT").parse().unwrap();
+    let mode = match var("LOGCUT_ST_MODE").as_str() {
+        "direct" => Mode::Direct,
+        _ => Mode::Buffered,
+    };
+    let a = Appender::builder()
+        .dir(&dir)
+        .max_size(64 << 10)
+        .mode(mode)
+        .shared(true)
+        .fsync(logcut::Fsync::Never)
+        .watch_interval(Some(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0..count {
+        (&a).write_all(&record(id, i, TORTURE_LEN)).unwrap();
+        if (i + 1) % 500 == 0 {
+            writeln!(out, "{}", i + 1).unwrap();
+            out.flush().unwrap();
+        }
+    }
+    a.shutdown().unwrap();
+    writeln!(out, "done").unwrap();
+}
+
+/// Splits a shared log into records. Each line must be a whole record,
+/// except that one record of `killed` may have been cut short by SIGKILL
+/// (a `write(2)` stopped between pages): its start then sits before
+/// another record. Returns each writer's ids in order, and the fragments.
+fn split_shared(data: &[u8], killed: usize) -> (HashMap<usize, Vec<u64>>, usize) {
+    let mut ids: HashMap<usize, Vec<u64>> = HashMap::new();
+    let mut fragments = 0;
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let (frag, rec) = line.split_at(line.len().saturating_sub(TORTURE_LEN));
+        let text = std::str::from_utf8(rec).expect("not text");
+        let writer: usize = text[1..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("torn: {text:?}"));
+        let id: u64 = text[4..14]
+            .parse()
+            .unwrap_or_else(|_| panic!("torn: {text:?}"));
+        assert_eq!(rec, &record(writer, id, TORTURE_LEN)[..], "altered record");
+        if !frag.is_empty() {
+            let kid = format!("t{killed:02} ");
+            assert!(
+                frag.starts_with(kid.as_bytes()) && frag.len() < TORTURE_LEN,
+                "a torn record of a writer that was not killed: {:?}",
+                String::from_utf8_lossy(frag)
+            );
+            let fid: u64 = std::str::from_utf8(&frag[4..14]).unwrap().parse().unwrap();
+            assert!(record(killed, fid, TORTURE_LEN).starts_with(frag));
+            fragments += 1;
+        }
+        ids.entry(writer).or_default().push(id);
+    }
+    (ids, fragments)
+}
+
+#[test]
+fn four_processes_share_one_log_and_one_is_killed() {
+    const COUNT: u64 = 100_000;
+    let tmp = TempDir::new("shared-torture");
+    let dir = tmp.path();
+    // This process takes part too: it starts the log, and cuts it from
+    // outside the writers (`rotate`) each time writer 1 reports progress.
+    let main = Appender::builder()
+        .dir(dir)
+        .shared(true)
+        .fsync(logcut::Fsync::Never)
+        .watch_interval(Some(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Option<u64>)>();
+    let mut children = Vec::new();
+    for id in 0..4usize {
+        let mode = if id < 2 { "direct" } else { "buffered" };
+        let mut child = child_test("shared::shared_torture_child")
+            .env("LOGCUT_ST_DIR", dir)
+            .env("LOGCUT_ST_ID", id.to_string())
+            .env("LOGCUT_ST_COUNT", COUNT.to_string())
+            .env("LOGCUT_ST_MODE", mode)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(n) = line.parse::<u64>() {
+                    let _ = tx.send((id, Some(n)));
+                }
+            }
+            let _ = tx.send((id, None));
+        });
+        children.push(child);
+    }
+    drop(tx);
+    // Writer 0 (Direct) is killed once it has written a quarter.
+    let mut killed_after = None;
+    let mut finished = 0;
+    let mut rotations = 0;
+    while finished < 4 {
+        let (id, n) = rx.recv().unwrap();
+        match (id, n) {
+            (_, None) => finished += 1,
+            (0, Some(n)) if killed_after.is_none() && n >= COUNT / 4 => {
+                children[0].kill().unwrap();
+                killed_after = Some(n);
+            }
+            (1, Some(_)) => {
+                main.rotate().unwrap();
+                rotations += 1;
+            }
+            _ => {}
+        }
+    }
+    for (id, c) in children.iter_mut().enumerate() {
+        let status = c.wait().unwrap();
+        assert!(id == 0 || status.success(), "writer {id}: {status}");
+    }
+    let killed_after = killed_after.expect("writer 0 was not killed");
+    main.shutdown().unwrap();
+    assert!(rotations > 50);
+    // Whatever the killed writer left unsealed (a cut or a seal under way)
+    // is recovered by the next appender to start alone.
+    Appender::builder()
+        .dir(dir)
+        .shared(true)
+        .build()
+        .unwrap()
+        .shutdown()
+        .unwrap();
+    let report = verify_ok(dir);
+    let seals = sealed(dir, "app");
+    assert!(seals.len() > 100, "{} segments", seals.len());
+    for reason in [SealReason::Size, SealReason::Manual] {
+        assert!(
+            seals.iter().any(|s| s.reason == reason),
+            "no {reason:?} cut"
+        );
+    }
+    let (ids, fragments) = split_shared(&read_log(dir, "app"), 0);
+    assert!(fragments <= 1);
+    for w in 1..4 {
+        assert_eq!(ids[&w], (0..COUNT).collect::<Vec<_>>(), "writer {w}");
+    }
+    // Everything the killed writer reported written is there, once, in
+    // order; and nothing after it but what it wrote before the kill.
+    let got = &ids[&0];
+    assert!(got.len() as u64 >= killed_after);
+    assert_eq!(*got, (0..got.len() as u64).collect::<Vec<_>>());
+    // Records in sealed segments whose count is known: the survivors' all,
+    // plus those of the killed writer that a part recorded.
+    assert!(report.records() >= 3 * COUNT);
+}
