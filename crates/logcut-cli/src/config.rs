@@ -51,6 +51,7 @@ pub(crate) struct ConfigFile {
     keep: Option<Spanned<Text>>,
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
+    shared: Option<Spanned<bool>>,
     /// `run` only.
     stderr_name: Option<Spanned<String>>,
 }
@@ -177,6 +178,7 @@ pub(crate) fn apply(
     layer!(keep, crate::write::keep, |v| args.keep = Some(v));
     layer!(max_age, crate::write::duration, |v| args.max_age = Some(v));
     layer!(max_total, crate::write::size, |v| args.max_total = Some(v));
+    layer!(shared, crate::write::boolean, |v| args.shared = v);
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {

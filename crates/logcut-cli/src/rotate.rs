@@ -1,9 +1,10 @@
 //! `logcut rotate`: asks the running writer of a log to seal its active
 //! segment, and waits until the new segment is in place.
 //!
-//! The writer holds an exclusive `flock` on `DIR/NAME.lock` and names its
-//! trigger file there (see `logcut_format::lock`); this command touches the
-//! trigger file and watches the active file's identity change.
+//! The writer holds an exclusive `flock` on `DIR/NAME.lock` (writers that
+//! share the log, shared ones) and names its trigger file there (see
+//! `logcut_format::lock`); this command touches the trigger file and
+//! watches the active file's identity change.
 
 use std::{
     os::unix::fs::MetadataExt,
@@ -98,8 +99,16 @@ fn writer(dir: &Path, log: &str) -> Result<LockInfo> {
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
-    // A shared lock granted means no writer holds the exclusive one.
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+    // A shared lock granted means no writer holds the exclusive one; but
+    // writers sharing the log (`--shared`) hold shared locks, so for a log
+    // whose lock file says so, only an exclusive lock granted means nobody.
+    let shared = std::fs::read_to_string(&path).is_ok_and(|t| LockInfo::parse(&t).shared);
+    let probe = if shared {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockShared
+    };
+    match rustix::fs::flock(&file, probe) {
         Ok(()) => bail!(
             "nobody is writing {}: no process holds {}",
             dir.join(name::active_file(log)).display(),

@@ -100,6 +100,12 @@ pub(crate) struct WriteArgs {
     /// disk: 10GiB.
     #[arg(long, value_parser = size)]
     pub(crate) max_total: Option<u64>,
+    /// Share the log with other processes writing it with --shared (other
+    /// `logcut write` pipes, or programs using the library's shared mode):
+    /// each cut is made by one of them, the others follow. Not with
+    /// compression or retention (yet).
+    #[arg(long)]
+    pub(crate) shared: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -117,6 +123,15 @@ pub(crate) struct Limit(Option<u64>);
 pub(crate) enum ModeArg {
     Direct,
     Buffered,
+}
+
+/// `true` or `false` (a config file's boolean).
+pub(crate) fn boolean(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
+    }
 }
 
 pub(crate) fn size(s: &str) -> Result<u64, String> {
@@ -199,6 +214,7 @@ impl WriteArgs {
             // own thread: no polling delay.
             .signals(true)
             .compress(compression)
+            .shared(self.shared)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
         if let Some(t) = self.trigger_path(dir, name)? {
             b = b.trigger_file(t);

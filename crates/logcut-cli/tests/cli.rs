@@ -1076,3 +1076,69 @@ fn compression_options_are_checked() {
     let out = logcut(&["write", "--dir", d, "--keep", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn two_shared_writers_share_one_log_and_rotate_cuts_it() {
+    let tmp = TempDir::new("shared");
+    let dir = tmp.0.join("log");
+    let d = dir.to_str().unwrap();
+    let spawn = |mode: &str| {
+        Command::new(BIN)
+            .args(["write", "--dir", d, "--shared", "--max-size", "none"])
+            .args(["--mode", mode])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn("direct");
+    let mut b = spawn("buffered");
+    let (mut ia, mut ib) = (a.stdin.take().unwrap(), b.stdin.take().unwrap());
+    // Writer a numbers its lines from 0, writer b from 500000.
+    let (mut id_a, mut id_b) = (0u32, 500_000u32);
+    let mut f = Follower::start(&dir);
+    let mut total = 0;
+    for round in 1..=3 {
+        let (ra, rb) = (records(&mut id_a, 100), records(&mut id_b, 100));
+        ia.write_all(&ra).unwrap();
+        ia.flush().unwrap();
+        ib.write_all(&rb).unwrap();
+        ib.flush().unwrap();
+        total += ra.len() + rb.len();
+        f.wait_for(total);
+        let out = logcut(&["rotate", "--dir", d]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("rotated: sealed"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sealed_count(&dir), round);
+    }
+    drop((ia, ib));
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    // The last one to leave sealed the last segment (the other's records
+    // in it too).
+    let out = logcut(&["verify", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!dir.join("app.log").exists());
+    let all = logcut(&["cat", d]).stdout;
+    assert_eq!(all.len(), total);
+    let mut next = (0u32, 500_000u32);
+    for line in all.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+        let id: u32 = std::str::from_utf8(&line[7..13]).unwrap().parse().unwrap();
+        let want = if id < 500_000 {
+            &mut next.0
+        } else {
+            &mut next.1
+        };
+        assert_eq!(id, *want, "lost, duplicated or reordered");
+        *want += 1;
+    }
+    assert_eq!(next, (300, 500_300));
+    assert_eq!(f.stop().len(), total);
+}

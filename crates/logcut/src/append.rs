@@ -931,6 +931,9 @@ impl Shared {
                         self.kick();
                     }
                 }
+                if seg.shared && seg.probe_due(1) {
+                    self.probe(seg);
+                }
                 self.leave(seg, true);
                 Fast::Done
             }
@@ -944,6 +947,27 @@ impl Shared {
                 self.failed_write(seg, buf, e, written);
                 Fast::Done
             }
+        }
+    }
+
+    /// Shared mode: looks at the segment's file (one `fstat`). Its length
+    /// tells how much the other processes wrote (for the size limit), and
+    /// its mode whether another process cut it: the cutter removes the
+    /// write permission bits of a segment it cut, so that its writers
+    /// follow at once rather than at their next check.
+    pub(crate) fn probe(&self, seg: &Segment) {
+        let Ok(info) = crate::sys::file_info(&seg.file) else {
+            return;
+        };
+        // Relaxed: an estimate (see Segment::others).
+        let own = seg.reserved.load(Ordering::Relaxed);
+        seg.others
+            .store(info.len.saturating_sub(own), Ordering::Relaxed);
+        if self.cfg.file_mode & 0o200 != 0
+            && info.mode & 0o200 == 0
+            && !seg.stale.swap(true, Ordering::Relaxed)
+        {
+            self.kick();
         }
     }
 

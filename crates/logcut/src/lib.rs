@@ -39,10 +39,18 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   [`watch_interval`](AppenderBuilder::watch_interval) (500 ms), or at once
   on [`Appender::reopen`] / SIGHUP, and continues in a new file at the
   stable path; what was written before stays in the moved file.
-- **One appender per log**: it holds an exclusive `flock` on
+- **One appender per log** by default: it holds an exclusive `flock` on
   `<dir>/<name>.lock` while it runs, so a second one (in this process or
   another) fails at start with an error naming the holder, instead of taking
   the first one's files for a crash's leftovers.
+- **Several processes on one log** with [`AppenderBuilder::shared`]: each
+  cut is made by one of them, under a lock; the others follow to the new
+  file within [`watch_interval`](AppenderBuilder::watch_interval) (50 ms
+  in this mode), and a segment is sealed only once every writer has left
+  it (each holds a shared `flock` on the segment it writes; the one that
+  cut it waits for an exclusive one). Each writer records its part of each
+  segment in the manifest, so [`verify`] still checks every process's
+  totals.
 - Sealed segments can be **compressed** in the background (gzip or zstd,
   [`AppenderBuilder::compress`]) and **deleted** by retention limits
   ([`keep`](AppenderBuilder::keep), [`max_age`](AppenderBuilder::max_age),
@@ -193,6 +201,21 @@ empty and kept under `<name>.log.foreign-<ms>` otherwise. logrotate's
 truncation with any writer (see the README for a measurement); use
 `create` with `postrotate kill -HUP`, or logcut's own rotation.
 
+**Shared logs** ([`AppenderBuilder::shared`]). Everything above holds
+for each process, with these differences. A record is never written to a
+segment after its checksum was taken: the sealer waits until every writer
+has left the segment. A process killed by SIGKILL releases its locks (the
+kernel drops them), so nobody waits for it; the records it wrote are in
+the files, but its `part` entries are missing, so the manifest does not
+count them (its session has no `close` entry, so [`verify`] does not check
+its totals), and its last record may be torn as above, now possibly
+followed by other processes' records. A segment it had cut but not yet
+sealed is finished by the next process to cut (if the cut itself was
+interrupted) and recorded by the next appender that starts alone (crash
+recovery). Sealed segments have `first=?`: record indexes are per process.
+Seals may be recorded out of sequence order; [`verify`] and the readers
+order segments by sequence number.
+
 **Files** are created with mode 0640 (directories 0750) by default,
 `O_CLOEXEC`, and `O_NOFOLLOW` / `O_EXCL` relative to the opened directory: a
 symlink planted at the active, prepared or sealed path is never followed,
@@ -226,10 +249,23 @@ configuration error, and readers report its segments as unreadable.
   it is not.
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
-- One process per log: several processes cannot share one log yet (the
-  lock file makes the second one fail at start). The lock is a `flock`,
-  which NFS emulates with byte-range locks of its own; it has not been
-  tested there.
+- Several processes share one log only in shared mode
+  ([`AppenderBuilder::shared`]); otherwise the lock file makes the second
+  one fail at start. The locks are `flock`s, which NFS emulates with
+  byte-range locks of its own; it has not been tested there.
+- In shared mode: a process notices another one's cut only at its next
+  check ([`watch_interval`](AppenderBuilder::watch_interval)), and counts
+  the other processes' bytes toward [`max_size`](AppenderBuilder::max_size)
+  as of its last check, so segments exceed the size limit by what the
+  processes write in about one interval (the bench crate's README has
+  figures). A process that is stopped (SIGSTOP) rather than killed keeps
+  its locks: the segments it holds wait to be sealed, and a cut it is in
+  the middle of waits. Compression and retention are not available yet.
+  A write that fails part way leaves its fragment in the file. If someone
+  moves the active file away, the process that notices first installs a
+  new one and seals the moved segment only if it was writing it itself;
+  otherwise the moved segment is recorded only through the other
+  processes' `part` entries, without a seal.
 - If someone renames the active file at the very moment the appender cuts
   (between its hard link and its rename), the segment ends up with two
   names; the appender notices and gives it up as moved (`file=-`), so

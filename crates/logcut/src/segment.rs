@@ -32,6 +32,10 @@ pub(crate) const RECORD: u64 = 1 << RECORD_SHIFT;
 /// The mask of writes under way, in `Segment::flight`.
 pub(crate) const INFLIGHT: u64 = RECORD - 1;
 
+/// Shared mode: a process looks at its segment's file (`Shared::probe`)
+/// once per this many records it writes there.
+pub(crate) const PROBE_EVERY: u32 = 16;
+
 /// One log file.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -72,6 +76,13 @@ pub(crate) struct Segment {
     /// (the file's length less ours), for the size limit. `Relaxed`: an
     /// estimate, refreshed by the background thread.
     pub(crate) others: AtomicU64,
+    /// Shared mode: a probe saw that another process cut this segment (its
+    /// write bits are gone); the background thread follows now. `Relaxed`:
+    /// a hint, checked again under the cut lock.
+    pub(crate) stale: AtomicBool,
+    /// Shared mode: records this process wrote here, for `probe_due`.
+    /// `Relaxed`: a counter.
+    pub(crate) probes: std::sync::atomic::AtomicU32,
 }
 
 /// A segment's mutable state, behind its lock.
@@ -115,6 +126,14 @@ impl Segment {
     /// Bytes in the file or on their way: where the next record would end.
     pub(crate) fn planned_bytes(&self, st: &SegState) -> u64 {
         st.bytes + self.reserved.load(Ordering::Relaxed) + self.others.load(Ordering::Relaxed)
+    }
+
+    /// Shared mode: counts `n` records written here by this process, and
+    /// says whether it is time to look at the file again (every
+    /// `PROBE_EVERY` records).
+    pub(crate) fn probe_due(&self, n: u32) -> bool {
+        let before = self.probes.fetch_add(n, Ordering::Relaxed);
+        before % PROBE_EVERY + n.min(PROBE_EVERY) >= PROBE_EVERY
     }
 
     /// Whether the segment holds (or is about to hold) any record.
@@ -215,6 +234,8 @@ impl Segment {
             deadline_ms: AtomicI64::new(i64::MAX),
             shared,
             others: AtomicU64::new(if shared { id.len } else { 0 }),
+            stale: AtomicBool::new(false),
+            probes: std::sync::atomic::AtomicU32::new(0),
         })
     }
 

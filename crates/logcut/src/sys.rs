@@ -30,6 +30,8 @@ pub(crate) struct FileInfo {
     pub(crate) is_file: bool,
     pub(crate) mtime_ms: i64,
     pub(crate) nlink: u64,
+    /// Permission bits.
+    pub(crate) mode: u32,
 }
 
 // The field types of `stat` differ between platforms; the casts are
@@ -43,6 +45,7 @@ fn info(st: &rustix::fs::Stat) -> FileInfo {
         is_file: FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
         mtime_ms: (st.st_mtime as i64).saturating_mul(1000) + (st.st_mtime_nsec as i64) / 1_000_000,
         nlink: st.st_nlink as u64,
+        mode: (st.st_mode as u32) & 0o7777,
     }
 }
 
@@ -311,6 +314,11 @@ pub(crate) fn write_all(mut f: &File, mut buf: &[u8]) -> Result<(), (io::Error, 
 /// Cuts a file back to `len` bytes (to remove a partly written record).
 pub(crate) fn truncate(f: &File, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(f.as_fd(), len)?)
+}
+
+/// Sets an open file's permission bits.
+pub(crate) fn set_mode(f: &File, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(f.as_fd(), Mode::from_raw_mode(mode))?)
 }
 
 /// Flushes a file's data to the device.

@@ -483,6 +483,11 @@ impl Worker {
                     Ok(()) => {
                         b.next = j;
                         written_now += n;
+                        if seg.shared && seg.probe_due(u32::try_from(n).unwrap_or(u32::MAX)) {
+                            drop(st);
+                            self.sh.probe(&seg);
+                            st = seg.lock();
+                        }
                         if self.sh.cfg.fsync == Fsync::Always {
                             if let Err(e) = crate::sys::sync_data(&seg.file) {
                                 drop(st);
@@ -842,10 +847,12 @@ impl Worker {
         let Some(every) = self.sh.cfg.watch_interval else {
             return;
         };
-        let due = self.last_check.is_none_or(|t| {
-            let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
-            t.checked_add(every).is_ok_and(|d| now >= d) || now < t
-        });
+        let stale = self.sh.cfg.shared && self.sh.current.load().stale.load(Ordering::Relaxed);
+        let due = stale
+            || self.last_check.is_none_or(|t| {
+                let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
+                t.checked_add(every).is_ok_and(|d| now >= d) || now < t
+            });
         if !due || !self.prepare.allow(now) {
             return;
         }
@@ -975,7 +982,26 @@ impl Worker {
             st.reason = Some(reason);
         }
         self.active_seq = seq;
-        self.promote(&cur, Some(&new))
+        self.promote(&cur, Some(&new))?;
+        self.mark_cut(&cur);
+        Ok(())
+    }
+
+    /// Removes the write permission bits of a segment this process cut:
+    /// the other processes' probes see it and follow at once (see
+    /// `Shared::probe`). Sealed segments of a shared log are so read-only.
+    fn mark_cut(&self, seg: &Segment) {
+        let mode = self.sh.cfg.file_mode;
+        if mode & 0o200 == 0 {
+            return;
+        }
+        if let Err(e) = crate::sys::set_mode(&seg.file, mode & !0o222) {
+            self.sh.report(Error::io(
+                "mark segment cut",
+                self.sh.dir.join(&self.sh.active_name),
+                e,
+            ));
+        }
     }
 
     /// Creates segment `seq` at its prepared name, with its shared lock,
@@ -1070,7 +1096,9 @@ impl Worker {
                 cur.seq
             )),
         ));
-        self.promote(&cur, Some(&new))
+        self.promote(&cur, Some(&new))?;
+        self.mark_cut(&cur);
+        Ok(())
     }
 
     /// The sealed name of this log that `info`'s file has, if any.

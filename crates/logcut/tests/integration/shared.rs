@@ -115,6 +115,46 @@ fn two_appenders_follow_each_others_cuts_and_each_segment_is_sealed_once() {
 }
 
 #[test]
+fn writers_see_a_cut_segment_at_once_and_follow_without_waiting_for_their_check() {
+    let tmp = TempDir::new("shared-probe");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    // Checks every hour on a clock that does not move: only the probe can
+    // make `b` follow.
+    let a = shared(dir, Mode::Direct, &clock);
+    let b = shared(dir, Mode::Direct, &clock);
+    write(&a, 0, 0..3);
+    a.rotate().unwrap();
+    // The segment `a` cut is read-only now: that is the mark.
+    let sealed_file = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".000001.log"))
+        .unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&sealed_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o440);
+    // `b` looks at its file every 16 records it writes: the 16th sees the
+    // mark, and its background thread follows (`tick` waits for that
+    // round of work; without the probe it would not follow for an hour).
+    write(&b, 1, 0..16);
+    b.tick().unwrap();
+    write(&b, 1, 16..17);
+    crate::kit::wait_for("b to record its part of segment 1", || {
+        parts(dir).iter().filter(|(seq, _)| *seq == 1).count() == 2
+    });
+    a.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!((seals.len(), seals[0].records), (1, Some(3 + 16)));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (3, 17));
+}
+
+#[test]
 fn size_limit_counts_the_other_writers_bytes() {
     let tmp = TempDir::new("shared-size");
     let dir = tmp.path();
