@@ -431,6 +431,10 @@ impl Worker {
         let now = self.now();
         let mut written_now = 0u64;
         let mut failed = None;
+        // Shared mode: a segment found cut by another process is followed
+        // once per batch at most (if that fails, records go on to it: its
+        // sealer waits for this process).
+        let mut tried_follow = false;
         loop {
             while b.cmds.front().is_some_and(|(pos, _)| *pos <= b.next) {
                 if let Some((_, Cmd::Rotate(tx))) = b.cmds.pop_front() {
@@ -442,6 +446,19 @@ impl Worker {
                 break;
             }
             let seg = self.sh.current.load_full();
+            if seg.shared {
+                // Look at the file before writing a batch to it: another
+                // process may have cut it (follow first) or filled it (the
+                // size check below counts its bytes).
+                self.sh.probe(&seg);
+                if seg.stale.load(Ordering::Relaxed) && !tried_follow {
+                    tried_follow = true;
+                    if let Err(e) = self.shared_check() {
+                        self.rotation_failed(e);
+                    }
+                    continue;
+                }
+            }
             let mut st = seg.lock();
             // A time boundary that passed before this batch: cut first.
             if st.cut_pending.is_none() && self.sh.time_cut_due(&seg, &mut st, now) {
@@ -483,11 +500,6 @@ impl Worker {
                     Ok(()) => {
                         b.next = j;
                         written_now += n;
-                        if seg.shared && seg.probe_due(u32::try_from(n).unwrap_or(u32::MAX)) {
-                            drop(st);
-                            self.sh.probe(&seg);
-                            st = seg.lock();
-                        }
                         if self.sh.cfg.fsync == Fsync::Always {
                             if let Err(e) = crate::sys::sync_data(&seg.file) {
                                 drop(st);
@@ -509,6 +521,17 @@ impl Worker {
                 }
             }
             if let Some(reason) = cut {
+                if seg.shared {
+                    // This thread cuts a shared log itself, at once.
+                    drop(st);
+                    if let Err(e) = self.shared_step(Some(reason.clone())) {
+                        self.rotation_failed(e);
+                    }
+                    if Arc::ptr_eq(&self.sh.current.load_full(), &seg) {
+                        seg.lock().cut_pending = Some(reason);
+                    }
+                    continue;
+                }
                 if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
                     // This thread is the only writer here: preparing the
                     // next segment now delays no caller, and keeps the cut
