@@ -496,3 +496,51 @@ fn four_processes_share_one_log_and_one_is_killed() {
     // plus those of the killed writer that a part recorded.
     assert!(report.records() >= 3 * COUNT);
 }
+
+#[test]
+fn a_time_boundary_is_cut_once_whoever_sees_it_first() {
+    let tmp = TempDir::new("shared-time");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:10:00Z".parse().unwrap());
+    let build = |mode| {
+        Appender::builder()
+            .dir(dir)
+            .no_max_size()
+            .interval(logcut::Interval::HOURLY)
+            .mode(mode)
+            .shared(true)
+            .clock(clock.clone())
+            .watch_interval(Some(Duration::from_secs(7200)))
+            .build()
+            .unwrap()
+    };
+    let a = build(Mode::Direct);
+    let b = build(Mode::Buffered);
+    write(&a, 0, 0..3);
+    write(&b, 1, 0..4);
+    clock.advance(Duration::from_secs(3600));
+    // Both background threads see the boundary (the clock wakes them); one
+    // cuts, the other follows. Each command runs a round of their work.
+    for _ in 0..2 {
+        a.reopen().unwrap();
+        b.reopen().unwrap();
+    }
+    write(&a, 0, 3..4);
+    write(&b, 1, 4..5);
+    a.tick().unwrap();
+    b.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals.len(), 1, "{seals:?}");
+    assert_eq!(
+        (seals[0].records, seals[0].reason.clone()),
+        (Some(7), SealReason::Time)
+    );
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals.len(), 2);
+    assert_eq!(seals[1].records, Some(2));
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (4, 5));
+}
