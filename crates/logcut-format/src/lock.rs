@@ -76,7 +76,7 @@ impl LockInfo {
 /// that installs a new active file while it holds the cut file's lock:
 ///
 /// ```text
-/// active seq=<seq> dev=<device> ino=<inode>
+/// active seq=<seq> dev=<device> ino=<inode>      (each number 20 digits)
 /// ```
 ///
 /// A process that finds another file at `<name>.log` than the one it
@@ -94,9 +94,13 @@ pub struct CutState {
 
 impl CutState {
     /// The file's contents.
+    ///
+    /// The numbers are zero-padded to 20 digits, so the contents always
+    /// have the same length: a writer overwrites them in place with one
+    /// `pwrite`, never leaving the file empty or short.
     pub fn encode(&self) -> String {
         format!(
-            "active seq={} dev={} ino={}\n",
+            "active seq={:020} dev={:020} ino={:020}\n",
             self.seq, self.dev, self.ino
         )
     }
@@ -155,7 +159,12 @@ mod tests {
             dev: 2049,
             ino: 77,
         };
-        assert_eq!(st.encode(), "active seq=12 dev=2049 ino=77\n");
+        assert_eq!(
+            st.encode(),
+            "active seq=00000000000000000012 dev=00000000000000002049 ino=00000000000000000077\n"
+        );
+        assert_eq!(st.encode().len(), CutState::default().encode().len());
+        assert_eq!(CutState::parse("active seq=12 dev=2049 ino=77\n"), Some(st));
         assert_eq!(CutState::parse(&st.encode()), Some(st));
         assert_eq!(CutState::parse(""), None);
         assert_eq!(CutState::parse("active seq=1 dev=2\n"), None);

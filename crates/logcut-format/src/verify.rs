@@ -344,7 +344,10 @@ fn verify_log(
                     sum.segments += 1;
                     sum.bytes = sum.bytes.saturating_add(s.bytes);
                 }
-                let shared = parts.get(&s.seq).copied();
+                // A seal of a shared log has `first=?`; a sequence number
+                // whose only parts are empty ones of a segment removed
+                // empty may be used again by an exclusive appender.
+                let shared = parts.get(&s.seq).copied().filter(|_| s.first.is_none());
                 let sess = sessions.entry(s.session.clone()).or_default();
                 match s.records {
                     Some(r) => {

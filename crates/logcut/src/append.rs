@@ -48,7 +48,7 @@ use crate::{
     journal::Journal,
     recovery,
     segment::{INFLIGHT, RECORD, SegState, Segment},
-    share::{CutGuard, open_followed, share_segment, take_shared_lock, write_cut_state},
+    share::{CutGuard, share_segment, take_shared_lock, write_cut_state},
     stats::{Counters, FallbackState},
     sys::Dir,
     worker::Worker,
@@ -183,6 +183,9 @@ pub(crate) struct Shared {
     pub(crate) pins: crate::retain::Pins,
     /// Set when shutdown's deadline passes: compressions under way stop.
     pub(crate) compress_cancel: AtomicBool,
+    /// Shared mode: set at shutdown to its deadline; the sealer stops
+    /// waiting then for other processes to leave a segment.
+    pub(crate) close_by: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for Appender {
@@ -247,7 +250,7 @@ impl Appender {
         let session = new_session_id();
         let (journal, first, next_seq, next_first, sealed) = if alone {
             let (mut journal, manifest, repaired) = if cfg.shared {
-                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, true)?
+                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, None)?
             } else {
                 Journal::open(&dir, &manifest_name, cfg.file_mode, sync_manifest)?
             };
@@ -297,9 +300,23 @@ impl Appender {
             if let Some(cut) = &cut {
                 share_segment(&first, &path)?;
                 write_cut_state(cut, &dir, &cfg.name, resume.next_seq, &first)?;
-                // Others may join now (they wait for the cut lock).
-                crate::sys::flock(&lock, crate::sys::Flock::Shared)
-                    .map_err(|e| Error::io("lock log", dir.join(&name::lock_file(&cfg.name)), e))?;
+                // Others may join now (they wait for the cut lock). The
+                // change is not atomic: an exclusive appender starting at
+                // this moment could take the lock in between; then this
+                // one gives up rather than write beside it.
+                let lock_path = dir.join(&name::lock_file(&cfg.name));
+                let kept = crate::sys::flock(&lock, crate::sys::Flock::TryShared)
+                    .map_err(|e| Error::io("lock log", &lock_path, e))?;
+                if !kept {
+                    return Err(Error::io(
+                        "lock log",
+                        &lock_path,
+                        io::Error::new(
+                            io::ErrorKind::ResourceBusy,
+                            "an appender that does not share the log took it while this one started",
+                        ),
+                    ));
+                }
             }
             for note in std::mem::take(&mut resume.notes) {
                 if let Some(h) = &cfg.handler {
@@ -316,8 +333,6 @@ impl Appender {
         } else {
             // Joining a shared log: the others recovered it and keep it;
             // this process follows the active file the cut file names.
-            let (mut journal, _, _) =
-                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, false)?;
             let cut_path = dir.join(&name::cut_file(&cfg.name));
             let state = match &cut {
                 Some(cut) => crate::share::read_state(cut, &cut_path)?,
@@ -330,7 +345,15 @@ impl Appender {
                     io::Error::other("the cut file does not name the active file"),
                 )
             })?;
-            let first = open_followed(&dir, &active_name, state, now)?;
+            let first = crate::share::open_for_join(&dir, &cfg.name, state, now)?;
+            // Parts of the segments this process may seal: from its first.
+            let (mut journal, _, _) = Journal::open_shared(
+                &dir,
+                &manifest_name,
+                cfg.file_mode,
+                sync_manifest,
+                Some(first.seq),
+            )?;
             journal.append(&[Entry::Open(Open {
                 session: session.clone(),
                 pid: std::process::id(),
@@ -368,6 +391,7 @@ impl Appender {
             watches: Mutex::new(Vec::new()),
             pins: crate::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
+            close_by: Mutex::new(None),
             cfg,
         });
         let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;

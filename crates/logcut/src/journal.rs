@@ -28,6 +28,8 @@ pub(crate) struct Journal {
     shared: bool,
     /// Shared mode: how far `scan_parts` has read.
     scanned: u64,
+    /// Shared mode: parts read at open, not yet returned by `scan_parts`.
+    pending: Vec<Part>,
 }
 
 impl Journal {
@@ -40,20 +42,22 @@ impl Journal {
         mode: u32,
         sync: bool,
     ) -> Result<(Journal, Manifest, u64), Error> {
-        Journal::open_with(dir, file_name, mode, sync, false, true)
+        Journal::open_with(dir, file_name, mode, sync, false, None)
     }
 
-    /// `open` for a shared log. `repair`: this process is alone (it may
-    /// cut off a torn tail and write the header); otherwise the manifest
-    /// is only read.
+    /// `open` for a shared log. `join`: `None` if this process is alone
+    /// (it may cut off a torn tail and write the header, as `open` does);
+    /// otherwise others are writing it, the manifest is only read, and its
+    /// `part` entries of segments from this sequence number on are kept
+    /// for `scan_parts` (this process may seal those segments).
     pub(crate) fn open_shared(
         dir: &Dir,
         file_name: &str,
         mode: u32,
         sync: bool,
-        repair: bool,
+        join: Option<u64>,
     ) -> Result<(Journal, Manifest, u64), Error> {
-        Journal::open_with(dir, file_name, mode, sync, true, repair)
+        Journal::open_with(dir, file_name, mode, sync, true, join)
     }
 
     fn open_with(
@@ -62,7 +66,7 @@ impl Journal {
         mode: u32,
         sync: bool,
         shared: bool,
-        repair: bool,
+        join: Option<u64>,
     ) -> Result<(Journal, Manifest, u64), Error> {
         let path = dir.join(file_name);
         let io = |op, e| Error::io(op, &path, e);
@@ -75,7 +79,7 @@ impl Journal {
         let manifest = Manifest::parse(&path, &text)?;
         let mut len = text.len() as u64;
         let mut repaired = 0;
-        if repair
+        if join.is_none()
             && (manifest.has_only_torn_tail()
                 || (manifest.entries.is_empty()
                     && !manifest.bad.is_empty()
@@ -85,6 +89,26 @@ impl Journal {
             sys::truncate(&file, manifest.valid_len).map_err(|e| io("repair manifest", e))?;
             len = manifest.valid_len;
         }
+        // Joining: the text was read while others may append, so it may
+        // end in a line being written; what follows the last whole line
+        // is read again by `scan_parts`, and the parts before it come from
+        // the parse.
+        let (scanned, pending) = match join {
+            None => (len, Vec::new()),
+            Some(floor) => (
+                text.iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i as u64 + 1),
+                manifest
+                    .entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        Entry::Part(p) if p.seq >= floor => Some(p.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
         let mut j = Journal {
             file,
             len,
@@ -92,11 +116,10 @@ impl Journal {
             path,
             sync,
             shared,
-            // Parts written before this process started belong to segments
-            // it will not seal.
-            scanned: len,
+            scanned,
+            pending,
         };
-        if j.len == 0 && repair {
+        if j.len == 0 && join.is_none() {
             j.write(format!("{HEADER}\n").as_bytes())?;
         }
         Ok((j, manifest, repaired))
@@ -130,6 +153,15 @@ impl Journal {
         }
         sys::flock(&self.file, sys::Flock::Exclusive)
             .map_err(|e| Error::io("lock manifest", &self.path, e))?;
+        // A failed append of any process may have left a partial line:
+        // start on a line of its own, so the fragment stays one bad line
+        // and this entry stays whole.
+        let end = sys::file_info(&self.file).map_or(0, |i| i.len);
+        let mut last = [b'\n'];
+        if end > 0 {
+            let _ = self.file.read_exact_at(&mut last, end - 1);
+        }
+        self.stranded = last[0] != b'\n';
         let res = self.write_unlocked(bytes);
         // Released when the file closes otherwise; an error here leaves
         // nothing to undo.
@@ -141,7 +173,7 @@ impl Journal {
     /// last call, read from the file. Only whole lines are read; a line
     /// being appended is read at the next call.
     pub(crate) fn scan_parts(&mut self) -> Result<Vec<Part>, Error> {
-        let mut parts = Vec::new();
+        let mut parts = std::mem::take(&mut self.pending);
         let end = sys::file_info(&self.file)
             .map_err(|e| Error::io("read manifest", &self.path, e))?
             .len;

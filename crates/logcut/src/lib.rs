@@ -209,10 +209,14 @@ kernel drops them), so nobody waits for it; the records it wrote are in
 the files, but its `part` entries are missing, so the manifest does not
 count them (its session has no `close` entry, so [`verify`] does not check
 its totals), and its last record may be torn as above, now possibly
-followed by other processes' records. A segment it had cut but not yet
-sealed is finished by the next process to cut (if the cut itself was
-interrupted) and recorded by the next appender that starts alone (crash
-recovery). Sealed segments have `first=?`: record indexes are per process.
+followed by other processes' records. A cut it left half done is finished by
+the next process that looks (at its next check); a segment it had cut but
+not yet sealed is recorded by the next appender that starts alone (crash
+recovery), and until then [`verify`] reports it as unrecorded. At
+shutdown, a process waits for the others to leave the segments it cut for
+at most the [`shutdown_timeout`](AppenderBuilder::shutdown_timeout); a
+segment still held then is left to that recovery, and `shutdown` returns
+an error saying so. Sealed segments have `first=?`: record indexes are per process.
 Seals may be recorded out of sequence order; [`verify`] and the readers
 order segments by sequence number.
 

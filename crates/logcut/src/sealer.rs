@@ -60,6 +60,9 @@ pub(crate) struct Sealer {
     /// Shared mode: records of the parts read from the manifest, by
     /// sequence number, for segments not sealed yet.
     parts: std::collections::HashMap<u64, u64>,
+    /// Shared mode: a segment left unsealed at shutdown's deadline, for
+    /// `close` to return.
+    gave_up: Option<Error>,
 }
 
 impl Sealer {
@@ -76,6 +79,7 @@ impl Sealer {
             next_first,
             accepted: 0,
             parts: std::collections::HashMap::new(),
+            gave_up: None,
         }
     }
 
@@ -281,6 +285,27 @@ impl Sealer {
         }
     }
 
+    /// Shared mode: takes the exclusive lock on a segment's file, that is,
+    /// waits until every other process has left it. Polls, so that
+    /// shutdown's deadline (`Shared::close_by`) can end the wait: `false`
+    /// then. (A sleep in the library: there is no event to wait for when
+    /// another process releases a flock, other than a blocking `flock`
+    /// that no deadline could end.)
+    fn wait_alone(&self, file: &std::fs::File) -> std::io::Result<bool> {
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if crate::sys::flock(file, crate::sys::Flock::TryExclusive)? {
+                return Ok(true);
+            }
+            let by = *self.sh.close_by.lock().unwrap_or_else(|e| e.into_inner());
+            if by.is_some_and(|t| Instant::now() >= t) {
+                return Ok(false);
+            }
+            std::thread::park_timeout(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
     /// Shared mode: for each segment, in order, records this process's part
     /// of it; then either leaves it to the process that cut it, or (if this
     /// one cut it) waits until every other writer has left, and seals it
@@ -311,8 +336,13 @@ impl Sealer {
                 });
                 if let Err(e) = self.append(&[part]) {
                     Counters::add(&sh.counters.write_failures, 1);
+                    let written = e.operation() == "sync manifest";
                     sh.report(e);
-                    return false;
+                    // Written but not synced: appending it again would
+                    // count it twice.
+                    if !written {
+                        return false;
+                    }
                 }
                 seg.lock().part_recorded = true;
             }
@@ -325,9 +355,29 @@ impl Sealer {
             } else {
                 // Wait until every other writer has left it (each one
                 // records its part first).
-                if let Err(e) = crate::sys::flock(&seg.file, crate::sys::Flock::Exclusive) {
-                    sh.report(Error::io("lock segment", &path, e));
-                    return false;
+                match self.wait_alone(&seg.file) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Shutdown's deadline passed: leave it to the next
+                        // appender that starts alone (crash recovery).
+                        let err = Error::io(
+                            "seal",
+                            &path,
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "another process still writes this segment at shutdown's deadline; the next appender to start alone records it",
+                            ),
+                        );
+                        sh.report(err.clone());
+                        self.gave_up.get_or_insert(err);
+                        self.retire(std::slice::from_ref(&seg), false);
+                        backlog.remove(0);
+                        continue;
+                    }
+                    Err(e) => {
+                        sh.report(Error::io("lock segment", &path, e));
+                        return false;
+                    }
                 }
                 if sh.cfg.fsync != Fsync::Never {
                     if let Err(e) = crate::sys::sync_data(&seg.file) {
@@ -377,8 +427,11 @@ impl Sealer {
                 });
                 if let Err(e) = self.append(&[seal]) {
                     Counters::add(&sh.counters.write_failures, 1);
+                    let written = e.operation() == "sync manifest";
                     sh.report(e);
-                    return false;
+                    if !written {
+                        return false;
+                    }
                 }
                 // Parts of segments up to this one are all counted now.
                 let done = seg.seq;
@@ -424,6 +477,9 @@ impl Sealer {
                 retry.min(deadline.saturating_duration_since(Instant::now())),
             );
             retry = (retry * 2).min(Duration::from_millis(500));
+        }
+        if let Some(e) = self.gave_up.take() {
+            first_err.get_or_insert(e);
         }
         let accepted = accepted.unwrap_or(self.accepted + extra_accepted);
         let mut entries = Vec::new();

@@ -75,7 +75,9 @@ pub(crate) fn write_cut_state(
         dev: seg.id.dev,
         ino: seg.id.ino,
     };
-    sys::rewrite(cut, state.encode().as_bytes())
+    // In place, one `pwrite` of a fixed length: a process killed here
+    // leaves the old state or the new one, never an empty file.
+    sys::overwrite(cut, state.encode().as_bytes())
         .map_err(|e| Error::io("write cut file", dir.join(&name::cut_file(log)), e))
 }
 
@@ -116,6 +118,57 @@ pub(crate) fn open_followed(
     Ok(seg)
 }
 
+/// Joining a shared log (under the cut lock): the segment to start in.
+/// Normally the active file the cut state names. If a process was killed
+/// in the middle of a cut (the state names the prepared next segment, not
+/// yet moved to the active path), the file still at the active path, as
+/// the segment before it: the background thread finishes that cut at its
+/// first check.
+pub(crate) fn open_for_join(
+    dir: &Dir,
+    log: &str,
+    state: CutState,
+    now: Timestamp,
+) -> Result<Segment, Error> {
+    let active = name::active_file(log);
+    let prepared = name::prepared_file(log, state.seq);
+    let path = dir.join(&active);
+    let is = |n: &str| {
+        dir.stat(n)
+            .ok()
+            .flatten()
+            .is_some_and(|i| i.dev == state.dev && i.ino == state.ino)
+    };
+    if is(&active) || !is(&prepared) || state.seq < 2 {
+        return open_followed(dir, &active, state, now);
+    }
+    let file = dir
+        .open_existing_append(&active)
+        .map_err(|e| Error::io("open active segment", &path, e))?;
+    let seg = Segment::new_shared(state.seq - 1, active, file, now)
+        .map_err(|e| Error::io("open active segment", &path, e))?;
+    share_segment(&seg, &path)?;
+    Ok(seg)
+}
+
+/// Polls for an exclusive lock on `file` for up to `limit`. (A sleep in the
+/// library: there is no event to wait for when another process releases a
+/// flock, other than a blocking `flock` that nothing could bound.)
+fn wait_exclusive(file: &File, limit: std::time::Duration) -> io::Result<bool> {
+    let until = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if sys::flock(file, Flock::TryExclusive)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Takes the lock file of a shared log. Returns it and whether this
 /// process is alone (then it holds the lock exclusively: it recovers, and
 /// turns its lock into a shared one once the active file is in place).
@@ -149,9 +202,16 @@ pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), 
             logcut_format::lock::LockInfo::parse(&sys::read_small(&file).unwrap_or_default());
         if info.shared {
             // The last appender of the shared log is shutting down (it
-            // holds the lock exclusively while it seals): wait for it,
-            // then this one is alone.
-            sys::flock(&file, Flock::Exclusive).map_err(err)?;
+            // holds the lock exclusively while it seals): wait for it (for
+            // as long as a shutdown may take), then this one is alone.
+            if !wait_exclusive(
+                &file,
+                cfg.shutdown_timeout + std::time::Duration::from_secs(5),
+            )
+            .map_err(err)?
+            {
+                break;
+            }
             let info = logcut_format::lock::LockInfo {
                 pid: Some(std::process::id()),
                 trigger: cfg.trigger.clone(),
@@ -172,10 +232,17 @@ pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), 
         &path,
         io::Error::new(
             io::ErrorKind::ResourceBusy,
-            format!(
-                "log {:?} is in use by {holder}, which does not share it (build both with shared(true))",
-                cfg.name
-            ),
+            if info.shared {
+                format!(
+                    "log {:?} is held by {holder}, the last appender sharing it, which did not finish shutting down in time",
+                    cfg.name
+                )
+            } else {
+                format!(
+                    "log {:?} is in use by {holder}, which does not share it (build both with shared(true))",
+                    cfg.name
+                )
+            },
         ),
     ))
 }

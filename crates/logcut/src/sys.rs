@@ -223,6 +223,12 @@ impl Dir {
 /// Replaces the contents of a (locked) lock file with `content`.
 pub(crate) fn rewrite(f: &File, content: &[u8]) -> io::Result<()> {
     rustix::fs::ftruncate(f.as_fd(), 0)?;
+    overwrite(f, content)
+}
+
+/// Writes `content` at the start of a file (one `pwrite`, continued only if
+/// it was cut short), without truncating it first.
+pub(crate) fn overwrite(f: &File, content: &[u8]) -> io::Result<()> {
     let mut done = 0;
     while done < content.len() {
         match rustix::io::pwrite(f.as_fd(), &content[done..], done as u64) {

@@ -629,6 +629,11 @@ impl Worker {
     /// to its sealed name, and the segment that replaced it from the next
     /// path to the active path. In swap order.
     fn promote_pending(&mut self) -> Result<(), Error> {
+        if self.sh.cfg.shared {
+            // Shared cuts promote at once, under the cut lock, and retry
+            // there (`shared_retry`).
+            return Ok(());
+        }
         let sealing = self.sh.lock_inbox().sealing.clone();
         let current = self.sh.current.load_full();
         for seg in &sealing {
@@ -876,7 +881,9 @@ impl Worker {
                 let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
                 t.checked_add(every).is_ok_and(|d| now >= d) || now < t
             });
-        if !due || !self.prepare.allow(now) {
+        // Shared mode: following another process's cut (and repairing)
+        // goes on during a backoff; only this process's own cuts wait.
+        if !due || (!self.sh.cfg.shared && !self.prepare.allow(now)) {
             return;
         }
         if let Err(e) = self.reopen_now() {
@@ -938,12 +945,54 @@ impl Worker {
                     .max_size
                     .is_some_and(|max| len > 0 && cur.planned_bytes(&st) > max)
         };
+        let size_due = size_due && self.prepare.allow(self.now());
         let here = sh
             .dir
             .stat(&sh.active_name)
             .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
-        if !same(here.as_ref(), cur.id.dev, cur.id.ino) || size_due {
+        // The cut state is read without the lock: a stale or mixed read
+        // only costs a look under the lock, where it is read again.
+        let state = sh
+            .cut
+            .as_ref()
+            .and_then(|c| crate::sys::read_small(c).ok())
+            .and_then(|t| CutState::parse(&t));
+        let consistent = state.is_some_and(|st| same(here.as_ref(), st.dev, st.ino));
+        if !same(here.as_ref(), cur.id.dev, cur.id.ino)
+            || !consistent
+            || size_due
+            || !self.all_promoted()
+        {
             self.shared_step(size_due.then_some(SealReason::Size))?;
+        }
+        Ok(())
+    }
+
+    /// Shared mode, under the cut lock: a cut of this process whose
+    /// promotion failed (its link or rename) is retried, unless another
+    /// process finished it meanwhile (it found the cut interrupted): that
+    /// one seals the segment, and this one only records its part.
+    fn shared_retry(&mut self) -> Result<(), Error> {
+        let sh = Arc::clone(&self.sh);
+        let sealing = sh.lock_inbox().sealing.clone();
+        let cur = sh.current.load_full();
+        for seg in sealing {
+            if seg.lock().sealed_name.is_some() {
+                continue;
+            }
+            let here = sh
+                .dir
+                .stat(&sh.active_name)
+                .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
+            if same(here.as_ref(), cur.id.dev, cur.id.ino) {
+                let mut st = seg.lock();
+                st.followed = true;
+                st.sealed_name = Some(String::new());
+            } else {
+                self.promote(&seg, Some(&cur))?;
+                self.mark_cut(&seg);
+            }
+            self.active_seq = cur.seq;
         }
         Ok(())
     }
@@ -960,6 +1009,7 @@ impl Worker {
         };
         let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
         let _guard = CutGuard::take(cut_file, &cut_path)?;
+        self.shared_retry()?;
         let mut state = share::read_state(cut_file, &cut_path)?.ok_or_else(|| {
             Error::io(
                 "cut",
@@ -998,14 +1048,16 @@ impl Worker {
         if len == 0 {
             return Ok(());
         }
-        let (new, seq) = self.create_shared(state.seq + 1)?;
+        let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
         self.swap_to(Arc::clone(&new), false)?;
         {
             let mut st = cur.lock();
             st.reason = Some(reason);
         }
-        self.active_seq = seq;
+        // Only once the old segment has its sealed name: until then
+        // `shared_retry` tries again.
         self.promote(&cur, Some(&new))?;
+        self.active_seq = seq;
         self.mark_cut(&cur);
         Ok(())
     }
@@ -1083,6 +1135,13 @@ impl Worker {
     fn finish_cut(&mut self, state: CutState, prepared: &str, here: FileInfo) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let cur = sh.current.load_full();
+        if state.seq < 2 {
+            return Err(Error::io(
+                "finish an interrupted cut",
+                sh.dir.join(&name::cut_file(&sh.cfg.name)),
+                io::Error::other(format!("the cut file names segment {}", state.seq)),
+            ));
+        }
         if !same(Some(&here), cur.id.dev, cur.id.ino) {
             // This process had not followed to that segment yet.
             let behind = CutState {
@@ -1110,7 +1169,6 @@ impl Worker {
         share::share_segment(&new, &path)?;
         let new = Arc::new(new);
         self.swap_to(Arc::clone(&new), false)?;
-        self.active_seq = state.seq;
         sh.report(Error::io(
             "finish an interrupted cut",
             sh.dir.join(&sh.active_name),
@@ -1120,6 +1178,7 @@ impl Worker {
             )),
         ));
         self.promote(&cur, Some(&new))?;
+        self.active_seq = state.seq;
         self.mark_cut(&cur);
         Ok(())
     }
@@ -1147,9 +1206,9 @@ impl Worker {
         let sh = Arc::clone(&self.sh);
         let cur = sh.current.load_full();
         let ours = cur.id.dev == state.dev && cur.id.ino == state.ino;
-        let (new, seq) = self.create_shared(state.seq + 1)?;
+        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
+        let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
         self.swap_to(Arc::clone(&new), !ours)?;
-        self.active_seq = seq;
         if ours {
             cur.lock().reason = Some(SealReason::Reopen);
             // The active path holds another file: `promote` records the
@@ -1158,6 +1217,7 @@ impl Worker {
         } else {
             self.install(&new)?;
         }
+        self.active_seq = seq;
         Ok(CutState {
             seq,
             dev: new.id.dev,
@@ -1328,6 +1388,7 @@ impl Worker {
         let deadline = Instant::now()
             .checked_add(sh.cfg.shutdown_timeout)
             .unwrap_or(far);
+        *sh.close_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
         loop {
             let _ = self.wait_nonblocking();
@@ -1352,6 +1413,14 @@ impl Worker {
             retry = (retry * 2).min(Duration::from_millis(500));
         }
 
+        if sh.cfg.shared {
+            // Follow a cut that another process made (and perhaps left
+            // after): if this process is the last, the active file it
+            // seals must be the one at the active path.
+            if let Err(e) = self.shared_step(None) {
+                sh.report(e);
+            }
+        }
         // The last segment: closed, nothing more goes in. Empty the pool of
         // prepared segments first, so that no writer still under way can
         // swap in a new one; then take the segment that is current after
@@ -1532,12 +1601,21 @@ impl Worker {
             return Ok(());
         };
         let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
+        // Everything swapped out before is recorded first (the part of a
+        // segment just followed; a seal waits at most until the deadline):
+        // the shared lock on the lock file must outlive this process's
+        // seals, or a process starting alone could recover a segment this
+        // one is about to seal.
+        self.seal_ready();
+        self.sealer_barrier();
+        let drained = sh.lock_inbox().sealing.is_empty();
         let guard = CutGuard::take(cut_file, &cut_path);
         // Alone if the lock file can be held exclusively. A failed attempt
         // releases this process's shared lock: it is leaving anyway. A
         // process starting now waits (for the cut lock, then for this
         // exclusive lock) until the seal is recorded.
-        let alone = guard.is_ok()
+        let alone = drained
+            && guard.is_ok()
             && sh
                 .lock
                 .lock()
@@ -1551,6 +1629,15 @@ impl Worker {
             let len = crate::sys::file_info(&cur.file).map_or(1, |i| i.len);
             if len == 0 {
                 self.accepted += accepted;
+                // Its sequence number is handed back (the next start gives
+                // it to its first segment): no gap in the sequence. Only
+                // empty parts of other processes name it.
+                let back = CutState {
+                    seq: cur.seq.saturating_sub(1),
+                    dev: 0,
+                    ino: 0,
+                };
+                let _ = crate::sys::overwrite(cut_file, back.encode().as_bytes());
                 sh.dir
                     .unlink(&sh.active_name)
                     .map_err(|e| Error::io("remove empty segment", sh.dir.join(&sh.active_name), e))
@@ -1586,6 +1673,18 @@ impl Worker {
         }
         Vec::new()
     }
+}
+
+/// The sequence number after the cut state's (a corrupt cut file must not
+/// make it wrap).
+fn next_seq(state: CutState, path: &std::path::Path) -> Result<u64, Error> {
+    state.seq.checked_add(1).ok_or_else(|| {
+        Error::io(
+            "cut",
+            path,
+            io::Error::other("the cut file names the last possible sequence number"),
+        )
+    })
 }
 
 /// Whether `info` is the file `dev`/`ino`.

@@ -544,3 +544,223 @@ fn a_time_boundary_is_cut_once_whoever_sees_it_first() {
     let counts = check_records(&read_log(dir, "app"), LEN);
     assert_eq!((counts[&0], counts[&1]), (4, 5));
 }
+
+/// Runs `f` on another thread and fails the test if it has not returned
+/// within 60 s (a hang is the failure this guards against; nothing waits
+/// for the time to pass).
+fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} did not return"))
+}
+
+#[test]
+fn parts_recorded_before_the_sealer_joined_are_counted() {
+    let tmp = TempDir::new("shared-early-parts");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let a = shared(dir, Mode::Direct, &clock);
+    let b = shared(dir, Mode::Direct, &clock);
+    write(&b, 1, 0..5);
+    // `b` leaves segment 1 (its part) before `c` joins; `c` cuts and seals
+    // segment 1, and must count b's part.
+    b.shutdown().unwrap();
+    let c = shared(dir, Mode::Direct, &clock);
+    write(&c, 2, 0..3);
+    write(&a, 0, 0..2);
+    c.rotate().unwrap();
+    a.reopen().unwrap();
+    c.tick().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(seals[0].records, Some(10));
+    a.shutdown().unwrap();
+    c.shutdown().unwrap();
+    verify_ok(dir);
+}
+
+#[test]
+fn sequence_numbers_stay_consecutive_across_restarts_and_modes() {
+    let tmp = TempDir::new("shared-restart");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    // A run that writes nothing, then one that writes: no gap.
+    shared(dir, Mode::Direct, &clock).shutdown().unwrap();
+    let a = shared(dir, Mode::Direct, &clock);
+    let b = shared(dir, Mode::Direct, &clock);
+    write(&a, 0, 0..3);
+    a.rotate().unwrap();
+    b.reopen().unwrap();
+    a.tick().unwrap();
+    // Segment 2 stays empty: `a` leaves it (an empty part), `b` removes
+    // it last and hands its number back.
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    assert_eq!(sealed(dir, "app").len(), 1);
+    // An exclusive appender then takes segment 2; the empty parts that
+    // name it do not count against it.
+    let e = Appender::builder()
+        .dir(dir)
+        .manual_only()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    write(&e, 5, 0..3);
+    e.shutdown().unwrap();
+    let seals = sealed(dir, "app");
+    assert_eq!(
+        seals.iter().map(|s| (s.seq, s.records)).collect::<Vec<_>>(),
+        vec![(1, Some(3)), (2, Some(3))]
+    );
+    // And a shared run after it continues at 3.
+    let a = shared(dir, Mode::Direct, &clock);
+    write(&a, 0, 3..4);
+    a.shutdown().unwrap();
+    assert_eq!(sealed(dir, "app")[2].seq, 3);
+    verify_ok(dir);
+}
+
+#[test]
+fn a_process_joins_while_a_cut_is_left_interrupted_and_it_is_repaired() {
+    let tmp = TempDir::new("shared-join-repair");
+    let dir = tmp.path();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let a = shared(dir, Mode::Direct, &clock);
+    write(&a, 0, 0..3);
+    let next = dir.join("app.log.next.2");
+    std::fs::write(&next, b"").unwrap();
+    let md = std::fs::metadata(&next).unwrap();
+    let (dev, ino) = (
+        std::os::unix::fs::MetadataExt::dev(&md),
+        std::os::unix::fs::MetadataExt::ino(&md),
+    );
+    std::fs::write(
+        dir.join("app.cut"),
+        format!("active seq=2 dev={dev} ino={ino}\n"),
+    )
+    .unwrap();
+    // A process joins meanwhile: it starts in the file at the active path.
+    let c = shared(dir, Mode::Buffered, &clock);
+    write(&c, 2, 0..2);
+    // `a`'s next check sees the cut state disagree with the active file
+    // and finishes the cut; `c` follows.
+    a.reopen().unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir.join("app.log")).unwrap()),
+        ino
+    );
+    c.reopen().unwrap();
+    a.tick().unwrap();
+    assert_eq!(sealed(dir, "app")[0].records, Some(5));
+    write(&c, 2, 2..3);
+    a.shutdown().unwrap();
+    c.shutdown().unwrap();
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&2]), (3, 3));
+}
+
+#[test]
+fn shutdown_keeps_its_deadline_while_another_process_holds_a_segment() {
+    let tmp = TempDir::new("shared-deadline");
+    let dir = tmp.path().to_path_buf();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let build = || {
+        Appender::builder()
+            .dir(&dir)
+            .manual_only()
+            .shared(true)
+            .clock(clock.clone())
+            .shutdown_timeout(Duration::from_millis(200))
+            .watch_interval(Some(Duration::from_secs(3600)))
+            .build()
+            .unwrap()
+    };
+    let a = build();
+    let b = build();
+    write(&a, 0, 0..3);
+    write(&b, 1, 0..3);
+    // `a` cuts segment 1 and shuts down while `b`, which checks once an
+    // hour, still writes it: `a` gives up sealing it at its deadline.
+    a.rotate().unwrap();
+    write(&a, 0, 3..5);
+    let res = within_a_minute("a.shutdown()", move || a.shutdown());
+    assert!(res.is_err(), "the unsealed segment is reported");
+    // `b` leaves last: it follows to a's segment 2 and seals it.
+    b.shutdown().unwrap();
+    assert!(!dir.join("app.log").exists());
+    let seals = sealed(&dir, "app");
+    assert_eq!(
+        seals.iter().map(|s| (s.seq, s.records)).collect::<Vec<_>>(),
+        vec![(2, Some(2))]
+    );
+    // Segment 1 is left for the next appender that starts alone.
+    build().shutdown().unwrap();
+    let seals = sealed(&dir, "app");
+    assert_eq!(seals.len(), 2);
+    assert_eq!((seals[1].seq, seals[1].records), (1, None));
+    let report = verify_ok(&dir);
+    assert_eq!(report.logs[0].segments_unknown_records, 1);
+    let counts = check_records(&read_log(&dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (5, 3));
+}
+
+/// Directories at every sealed name segment `seq` could get: linking it to
+/// a sealed name fails.
+fn block_sealed_names(dir: &std::path::Path, seq: u64) -> Vec<std::path::PathBuf> {
+    let start = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+    (0..=1000)
+        .map(|dup| {
+            let n = logcut_format::name::SealedName {
+                start_ms: start.as_millisecond(),
+                seq,
+                dup,
+            }
+            .file_name("app");
+            let p = dir.join(n);
+            std::fs::create_dir(&p).unwrap();
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn a_cut_whose_link_failed_is_finished_by_its_process_or_another() {
+    for finisher in ["self", "other"] {
+        let tmp = TempDir::new("shared-link-fails");
+        let dir = tmp.path().to_path_buf();
+        let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let a = shared(&dir, Mode::Direct, &clock);
+        let b = shared(&dir, Mode::Direct, &clock);
+        write(&a, 0, 0..3);
+        write(&b, 1, 0..3);
+        let blocks = block_sealed_names(&dir, 1);
+        let err = a.rotate().unwrap_err();
+        assert!(err.to_string().contains("seal"), "{err}");
+        for p in blocks {
+            std::fs::remove_dir(p).unwrap();
+        }
+        write(&a, 0, 3..5);
+        // The next look under the cut lock finishes the cut: a's own
+        // retry, or b finding the cut interrupted.
+        let (x, y) = if finisher == "self" { (a, b) } else { (b, a) };
+        x.reopen().unwrap();
+        y.reopen().unwrap();
+        let (x, y) = within_a_minute("the ticks", move || {
+            x.tick().unwrap();
+            y.tick().unwrap();
+            (x, y)
+        });
+        let seals = sealed(&dir, "app");
+        assert_eq!((seals.len(), seals[0].seq), (1, 1), "{finisher}");
+        within_a_minute("the shutdowns", move || {
+            x.shutdown().unwrap();
+            y.shutdown().unwrap();
+        });
+        verify_ok(&dir);
+        let counts = check_records(&read_log(&dir, "app"), LEN);
+        assert_eq!((counts[&0], counts[&1]), (5, 3), "{finisher}");
+    }
+}
