@@ -343,15 +343,18 @@ fn shared_torture_child() {
         "direct" => Mode::Direct,
         _ => Mode::Buffered,
     };
-    let a = Appender::builder()
+    let b = Appender::builder()
         .dir(&dir)
         .max_size(64 << 10)
         .mode(mode)
         .shared(true)
         .fsync(logcut::Fsync::Never)
-        .watch_interval(Some(Duration::from_millis(5)))
-        .build()
-        .unwrap();
+        .watch_interval(Some(Duration::from_millis(5)));
+    // Every writer watches the trigger file (created by the test first);
+    // whichever acts first cuts, the others follow.
+    #[cfg(feature = "trigger")]
+    let b = b.trigger_file(dir.join("app.trigger"));
+    let a = b.build().unwrap();
     let mut out = std::io::stdout().lock();
     for i in 0..count {
         (&a).write_all(&record(id, i, TORTURE_LEN)).unwrap();
@@ -402,8 +405,12 @@ fn four_processes_share_one_log_and_one_is_killed() {
     const COUNT: u64 = 100_000;
     let tmp = TempDir::new("shared-torture");
     let dir = tmp.path();
+    std::fs::create_dir_all(dir).unwrap();
+    let trigger = dir.join("app.trigger");
+    std::fs::write(&trigger, b"").unwrap();
     // This process takes part too: it starts the log, and cuts it from
-    // outside the writers (`rotate`) each time writer 1 reports progress.
+    // outside the writers (`rotate`) each time writer 1 reports progress;
+    // each time writer 2 does, it touches the writers' trigger file.
     let main = Appender::builder()
         .dir(dir)
         .shared(true)
@@ -454,6 +461,9 @@ fn four_processes_share_one_log_and_one_is_killed() {
                 main.rotate().unwrap();
                 rotations += 1;
             }
+            // The writers' trigger file, touched from outside (feature
+            // `trigger`; without it, the touches change nothing).
+            (2, Some(_)) => crate::kit::touch(&trigger),
             _ => {}
         }
     }
