@@ -352,11 +352,16 @@ impl AppenderBuilder {
     ///   lock, that is once every writer has left it; each writer records
     ///   in the manifest (a `part` entry) how many records it wrote there.
     ///   Manifest appends hold an exclusive `flock` on the manifest.
-    /// - The others notice a cut within the
+    /// - The cutter removes the write permission bits of the segment it cut
+    ///   (sealed segments of a shared log are read-only, 0440 by default).
+    ///   The others look at their file (one `fstat`) every 16 records they
+    ///   write there in [`Mode::Direct`], before each batch in
+    ///   [`Mode::Buffered`], and at every
     ///   [`watch_interval`](Self::watch_interval) (50 ms by default in this
-    ///   mode) and only then move to the new file: the segment can exceed
-    ///   [`max_size`](Self::max_size) by what they write meanwhile. Sizes
-    ///   include the other processes' bytes, as of the last check.
+    ///   mode): they follow to the new file when they see the mark, and
+    ///   count the other processes' bytes toward [`max_size`](Self::max_size)
+    ///   from the file's length. A segment can so exceed the limit by what
+    ///   the processes write between one of them crossing it and the cut.
     /// - Sealed segments have `first=?` in the manifest (record indexes
     ///   are per process), and the records of a process killed while
     ///   writing are in the files but counted in no `part`.

@@ -45,8 +45,9 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   the first one's files for a crash's leftovers.
 - **Several processes on one log** with [`AppenderBuilder::shared`]: each
   cut is made by one of them, under a lock; the others follow to the new
-  file within [`watch_interval`](AppenderBuilder::watch_interval) (50 ms
-  in this mode), and a segment is sealed only once every writer has left
+  file within 16 records of their own (or one
+  [`watch_interval`](AppenderBuilder::watch_interval), 50 ms in this mode,
+  if they write less), and a segment is sealed only once every writer has left
   it (each holds a shared `flock` on the segment it writes; the one that
   cut it waits for an exclusive one). Each writer records its part of each
   segment in the manifest, so [`verify`] still checks every process's
@@ -257,12 +258,16 @@ configuration error, and readers report its segments as unreadable.
   ([`AppenderBuilder::shared`]); otherwise the lock file makes the second
   one fail at start. The locks are `flock`s, which NFS emulates with
   byte-range locks of its own; it has not been tested there.
-- In shared mode: a process notices another one's cut only at its next
-  check ([`watch_interval`](AppenderBuilder::watch_interval)), and counts
-  the other processes' bytes toward [`max_size`](AppenderBuilder::max_size)
-  as of its last check, so segments exceed the size limit by what the
-  processes write in about one interval (the bench crate's README has
-  figures). A process that is stopped (SIGSTOP) rather than killed keeps
+- In shared mode: a process learns of another one's cut, and of the
+  other processes' bytes toward [`max_size`](AppenderBuilder::max_size),
+  when it looks at its file (every 16 records in Direct mode, before each
+  batch in Buffered mode, and every
+  [`watch_interval`](AppenderBuilder::watch_interval)), and the cut itself
+  runs on the cutter's background thread: segments exceed the size limit
+  by what the processes write meanwhile (median 1.2x, worst 2.8x a 1 MiB
+  limit with 4 busy processes on 2 cores; the bench crate's README has the
+  figures). Sealed segments of a shared log are read-only (the cutter
+  removes their write bits: that is the mark the others look for). A process that is stopped (SIGSTOP) rather than killed keeps
   its locks: the segments it holds wait to be sealed, and a cut it is in
   the middle of waits. Compression and retention are not available yet.
   A write that fails part way leaves its fragment in the file. If someone
