@@ -1644,6 +1644,8 @@ impl Worker {
             } else {
                 let res = self.promote(cur, None);
                 if res.is_ok() {
+                    // Read-only like every sealed segment of a shared log.
+                    self.mark_cut(cur);
                     sh.lock_inbox().sealing.push(Arc::clone(cur));
                 }
                 res
