@@ -258,11 +258,30 @@ impl Appender {
                 Some(cut) => {
                     let cut_path = dir.join(&name::cut_file(&cfg.name));
                     crate::share::read_state(cut, &cut_path)?.map(|st| {
-                        let at_active = dir.stat(&active_name).ok().flatten();
-                        recovery::SharedHint {
-                            last_seq: st.seq,
-                            active_is_last: at_active
-                                .is_some_and(|i| i.dev == st.dev && i.ino == st.ino),
+                        let is = |n: &str| {
+                            dir.stat(n)
+                                .ok()
+                                .flatten()
+                                .is_some_and(|i| i.dev == st.dev && i.ino == st.ino)
+                        };
+                        if is(&active_name) {
+                            recovery::SharedHint {
+                                last_seq: st.seq,
+                                active_seq: Some(st.seq),
+                            }
+                        } else if is(&name::prepared_file(&cfg.name, st.seq)) {
+                            // A cut interrupted before its rename: the
+                            // active file is the segment before.
+                            let before = st.seq.saturating_sub(1);
+                            recovery::SharedHint {
+                                last_seq: before,
+                                active_seq: Some(before),
+                            }
+                        } else {
+                            recovery::SharedHint {
+                                last_seq: st.seq,
+                                active_seq: None,
+                            }
                         }
                     })
                 }
@@ -956,7 +975,7 @@ impl Shared {
                     }
                 }
                 if seg.shared && seg.probe_due(1) {
-                    self.probe(seg);
+                    self.probe(seg, 0);
                 }
                 self.leave(seg, true);
                 Fast::Done
@@ -967,6 +986,11 @@ impl Shared {
                 seg.failing.store(true, Ordering::SeqCst);
                 seg.reserved
                     .fetch_sub((buf.len() - written) as u64, Ordering::Relaxed);
+                // Counted before this write leaves `flight`, until its
+                // record is held: the segment is not quiet meanwhile, so it
+                // is not sealed without the record.
+                // SeqCst: read with `flight` by `Segment::is_quiet`.
+                seg.failing_writes.fetch_add(1, Ordering::SeqCst);
                 self.leave(seg, false);
                 self.failed_write(seg, buf, e, written);
                 Fast::Done
@@ -974,23 +998,28 @@ impl Shared {
         }
     }
 
-    /// Shared mode: looks at the segment's file (one `fstat`). Its length
-    /// tells how much the other processes wrote (for the size limit), and
-    /// its mode whether another process cut it: the cutter removes the
-    /// write permission bits of a segment it cut, so that its writers
-    /// follow at once rather than at their next check.
-    pub(crate) fn probe(&self, seg: &Segment) {
+    /// Shared mode: looks at the segment's file (one `fstat`) and at the
+    /// cut file (one `pread`). The file's length less this process's bytes
+    /// (`reserved`, plus `own` counted under the segment's lock) is what
+    /// the other processes wrote, for the size limit. If the cut file names
+    /// another segment (or the cutter marked this one read-only), another
+    /// process cut it: the background thread follows now rather than at
+    /// its next check.
+    pub(crate) fn probe(&self, seg: &Segment, own: u64) {
         let Ok(info) = crate::sys::file_info(&seg.file) else {
             return;
         };
         // Relaxed: an estimate (see Segment::others).
-        let own = seg.reserved.load(Ordering::Relaxed);
+        let mine = seg.reserved.load(Ordering::Relaxed) + own;
         seg.others
-            .store(info.len.saturating_sub(own), Ordering::Relaxed);
-        if self.cfg.file_mode & 0o200 != 0
-            && info.mode & 0o200 == 0
-            && !seg.stale.swap(true, Ordering::Relaxed)
-        {
+            .store(info.len.saturating_sub(mine), Ordering::Relaxed);
+        let moved_on = self
+            .cut
+            .as_ref()
+            .and_then(crate::share::peek_state)
+            .is_some_and(|st| st.seq != seg.seq);
+        let marked = self.cfg.file_mode & 0o200 != 0 && info.mode & 0o200 == 0;
+        if (moved_on || marked) && !seg.stale.swap(true, Ordering::Relaxed) {
             self.kick();
         }
     }
@@ -1009,13 +1038,14 @@ impl Shared {
         }
     }
 
-    /// After a failed write: waits until no other write is under way, cuts
-    /// off the partial record if it is the last thing in the file, and
-    /// holds the record (accepted: `write` returns `Ok`) for the background
-    /// thread to write.
+    /// After a failed write (counted in `failing_writes`): waits until no
+    /// other write is under way, cuts off the partial record if it is the
+    /// last thing in the file, and holds the record (accepted: `write`
+    /// returns `Ok`) for the background thread to write.
     fn failed_write(&self, seg: &Segment, buf: &[u8], err: io::Error, written: usize) {
         let mut st = seg.lock();
-        while !seg.is_quiet() {
+        // Not `is_quiet`: other failed writes in this wait count there.
+        while seg.flight.load(Ordering::SeqCst) & INFLIGHT != 0 {
             // Writes under way finish in a system call's time; no new one
             // starts (`failing` is set).
             drop(st);
@@ -1059,6 +1089,8 @@ impl Shared {
         st.held.push_back(buf.to_vec());
         st.held_bytes += buf.len();
         st.error = Some(err);
+        // SeqCst: see the increment in `write_now`.
+        seg.failing_writes.fetch_sub(1, Ordering::SeqCst);
         drop(st);
         self.kick();
     }

@@ -45,12 +45,14 @@ pub(crate) struct Resume {
 }
 
 /// What a shared log's cut file says, for recovery: the last sequence
-/// number handed out, and whether the file at the active path is that
-/// segment.
+/// number in use (the one the cut file names, or the one before it if a
+/// cut was interrupted before its new segment took the active path), and
+/// the active file's.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SharedHint {
     pub(crate) last_seq: u64,
-    pub(crate) active_is_last: bool,
+    /// The sequence number of the file at the active path, if known.
+    pub(crate) active_seq: Option<u64>,
 }
 
 pub(crate) fn recover(
@@ -187,10 +189,8 @@ pub(crate) fn recover(
         // name it by that number).
         let own = match &parsed {
             Some(p) => Some(p.seq),
-            None if file == active && shared.is_some_and(|h| h.active_is_last) => {
-                shared.map(|h| h.last_seq)
-            }
-            None => None,
+            None if file == active => shared.and_then(|h| h.active_seq),
+            None => name::parse_prepared(log, &file),
         };
         let seq = match own {
             Some(n) if n > 0 && !used.contains(&n) && n <= last_seq.saturating_add(1) => n,

@@ -55,6 +55,9 @@ pub(crate) struct Segment {
     /// that a closer or a failing writer that then sees no write under way
     /// knows none will start.
     pub(crate) flight: AtomicU64,
+    /// Direct writes that failed and have left `flight` but whose record
+    /// is not yet held (see `failed_write`). `SeqCst`, read with `flight`.
+    pub(crate) failing_writes: std::sync::atomic::AtomicU32,
     /// Mirror of `SegState::closed` for the lock-free path.
     pub(crate) closed: AtomicBool,
     /// Writes are failing (records are held): writers take the locked path.
@@ -149,9 +152,11 @@ impl Segment {
         st.records + self.fast_records()
     }
 
-    /// Returns true if and only if no Direct write is under way.
+    /// Returns true if and only if no Direct write is under way, and no
+    /// failed one is still on its way to the held records.
     pub(crate) fn is_quiet(&self) -> bool {
         self.flight.load(Ordering::SeqCst) & INFLIGHT == 0
+            && self.failing_writes.load(Ordering::SeqCst) == 0
     }
 
     /// Records written by Direct writes.
@@ -227,6 +232,7 @@ impl Segment {
             }),
             space: Condvar::new(),
             flight: AtomicU64::new(0),
+            failing_writes: std::sync::atomic::AtomicU32::new(0),
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             overshoot: AtomicBool::new(false),

@@ -62,6 +62,15 @@ pub(crate) fn read_state(cut: &File, path: &Path) -> Result<Option<CutState>, Er
     Ok(CutState::parse(&text))
 }
 
+/// Reads the cut state without its lock and without allocating (the
+/// write path's probe); `None` if unreadable. A read that races with a
+/// cut may see the old state or the new one.
+pub(crate) fn peek_state(cut: &File) -> Option<CutState> {
+    let mut buf = [0u8; 128];
+    let n = rustix::io::pread(cut, &mut buf[..], 0).ok()?;
+    CutState::parse(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
 /// Records `seg` (sequence `seq`) as the active segment in the cut file.
 pub(crate) fn write_cut_state(
     cut: &File,

@@ -334,7 +334,12 @@ impl Worker {
         {
             let st = current.lock();
             if current.has_records(&st) {
-                consider(st.deadline);
+                // A due cut that failed is tried again after the backoff,
+                // not in a loop meanwhile.
+                consider(
+                    st.deadline
+                        .map(|d| self.prepare.open_until.map_or(d, |u| d.max(u))),
+                );
             }
         }
         if !sh.cfg.shared && sh.lock_next().len() < PREPARE_AHEAD {
@@ -450,7 +455,8 @@ impl Worker {
                 // Look at the file before writing a batch to it: another
                 // process may have cut it (follow first) or filled it (the
                 // size check below counts its bytes).
-                self.sh.probe(&seg);
+                let own = seg.lock().bytes;
+                self.sh.probe(&seg, own);
                 if seg.stale.load(Ordering::Relaxed) && !tried_follow {
                     tried_follow = true;
                     if let Err(e) = self.shared_check() {
@@ -737,6 +743,23 @@ impl Worker {
             live.iter().any(|s| s.id.dev == i.dev && s.id.ino == i.ino)
         };
         if let Ok(Some(i)) = dir.stat(active) {
+            // Shared mode: the file the cut file names is the log's live
+            // active segment, never someone else's file to move aside.
+            let named = sh
+                .cut
+                .as_ref()
+                .and_then(|c| crate::sys::read_small(c).ok())
+                .and_then(|t| CutState::parse(&t))
+                .is_some_and(|st| st.dev == i.dev && st.ino == i.ino);
+            if named {
+                return Err(Error::io(
+                    "install next segment",
+                    dir.join(active),
+                    io::Error::other(
+                        "the active path holds the live active segment of the shared log",
+                    ),
+                ));
+            }
             if i.len > 0 && !known(&i) {
                 let aside = format!("{active}.foreign-{}", self.now().as_millisecond());
                 if dir.rename_noreplace(active, &aside).is_ok() {
@@ -980,17 +1003,21 @@ impl Worker {
             if seg.lock().sealed_name.is_some() {
                 continue;
             }
-            let here = sh
+            // The successor is still at its prepared name only if nobody
+            // installed it: otherwise another process found the cut
+            // interrupted and finished it (and may have cut again since);
+            // it seals the segment, and this one only records its part.
+            let prepared = sh
                 .dir
-                .stat(&sh.active_name)
-                .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
-            if same(here.as_ref(), cur.id.dev, cur.id.ino) {
+                .stat(&cur.prep_name)
+                .map_err(|e| Error::io("check next segment", sh.dir.join(&cur.prep_name), e))?;
+            if cur.prep_name != sh.active_name && same(prepared.as_ref(), cur.id.dev, cur.id.ino) {
+                self.promote(&seg, Some(&cur))?;
+                self.mark_cut(&seg);
+            } else {
                 let mut st = seg.lock();
                 st.followed = true;
                 st.sealed_name = Some(String::new());
-            } else {
-                self.promote(&seg, Some(&cur))?;
-                self.mark_cut(&seg);
             }
             self.active_seq = cur.seq;
         }
@@ -1044,8 +1071,10 @@ impl Worker {
         let Some(reason) = cut else {
             return Ok(());
         };
+        // Nothing to cut if the segment holds no record, of this process
+        // or another (records may be empty: the length alone does not say).
         let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
-        if len == 0 {
+        if len == 0 && !cur.has_records(&cur.lock()) {
             return Ok(());
         }
         let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
@@ -1067,15 +1096,23 @@ impl Worker {
     /// `Shared::probe`). Sealed segments of a shared log are so read-only.
     fn mark_cut(&self, seg: &Segment) {
         let mode = self.sh.cfg.file_mode;
-        if mode & 0o200 == 0 {
+        if mode & 0o200 == 0 || seg.lock().sealed_name.as_deref() == Some(name::MOVED) {
+            // A moved segment is someone else's file now.
             return;
         }
-        if let Err(e) = crate::sys::set_mode(&seg.file, mode & !0o222) {
-            self.sh.report(Error::io(
-                "mark segment cut",
-                self.sh.dir.join(&self.sh.active_name),
-                e,
-            ));
+        match crate::sys::set_mode(&seg.file, mode & !0o222) {
+            // Only the file's owner may change its mode: a log shared by
+            // several users keeps the write bits of segments another user
+            // created (the others learn of the cut from the cut file).
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+            Err(e) => {
+                self.sh.report(Error::io(
+                    "mark segment cut",
+                    self.sh.dir.join(&self.sh.active_name),
+                    e,
+                ));
+            }
+            Ok(()) => {}
         }
     }
 
@@ -1606,6 +1643,17 @@ impl Worker {
         // the shared lock on the lock file must outlive this process's
         // seals, or a process starting alone could recover a segment this
         // one is about to seal.
+        // A cut of this process whose promotion still fails: its records
+        // are recorded as its part, the file is left to the next start.
+        let mut stuck = None;
+        for seg in sh.lock_inbox().sealing.clone() {
+            let mut st = seg.lock();
+            if st.sealed_name.is_none() {
+                st.followed = true;
+                st.sealed_name = Some(String::new());
+                stuck.get_or_insert(seg.seq);
+            }
+        }
         self.seal_ready();
         self.sealer_barrier();
         let drained = sh.lock_inbox().sealing.is_empty();
@@ -1627,7 +1675,19 @@ impl Worker {
         let at_active = alone && self.is_at(&sh.active_name, cur).unwrap_or(false);
         let res = if at_active {
             let len = crate::sys::file_info(&cur.file).map_or(1, |i| i.len);
-            if len == 0 {
+            // Empty: no byte, and no record (records may be empty) of this
+            // process or of any that left it.
+            let empty = len == 0
+                && !cur.has_records(&cur.lock())
+                && logcut_format::manifest::Manifest::read(
+                    &sh.dir.join(&name::manifest_file(&sh.cfg.name)),
+                )
+                .is_ok_and(|m| {
+                    !m.entries.iter().any(|e| {
+                        matches!(e, logcut_format::manifest::Entry::Part(p) if p.seq == cur.seq && p.records > 0)
+                    })
+                });
+            if empty {
                 self.accepted += accepted;
                 // Its sequence number is handed back (the next start gives
                 // it to its first segment): no gap in the sequence. Only
@@ -1660,7 +1720,16 @@ impl Worker {
             Ok(())
         };
         drop(guard);
-        res
+        match stuck {
+            Some(seq) => Err(Error::io(
+                "shut down",
+                sh.dir.join(&sh.active_name),
+                io::Error::other(format!(
+                    "segment {seq} could not be given its sealed name; the next appender to start alone recovers it"
+                )),
+            )),
+            None => res,
+        }
     }
 
     /// Takes whatever records and commands are queued, without waiting.
