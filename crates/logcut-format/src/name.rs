@@ -88,6 +88,14 @@ pub fn cut_file(name: &str) -> String {
     format!("{name}.cut")
 }
 
+/// The trigger lock's name: `<name>.trigger-lock`. Of the appenders that
+/// share a log and watch a trigger file, the one holding an exclusive
+/// `flock` on it acts on the trigger file's events, so that one touch cuts
+/// once.
+pub fn trigger_lock_file(name: &str) -> String {
+    format!("{name}.trigger-lock")
+}
+
 /// The manifest's file name: `<name>.manifest`.
 pub fn manifest_file(name: &str) -> String {
     format!("{name}.manifest")

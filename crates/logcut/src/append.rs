@@ -186,6 +186,9 @@ pub(crate) struct Shared {
     /// Shared mode: set at shutdown to its deadline; the sealer stops
     /// waiting then for other processes to leave a segment.
     pub(crate) close_by: Mutex<Option<Instant>>,
+    /// Shared mode with a trigger file: the trigger lock (see
+    /// `name::trigger_lock_file`); taken away at shutdown.
+    pub(crate) trigger_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl fmt::Debug for Appender {
@@ -392,6 +395,15 @@ impl Appender {
                 .map_err(|e| Error::io("sync log directory", dir.path(), e))?;
         }
         drop(cut_guard);
+        let trigger_lock = if cfg.shared && cfg.trigger.is_some() {
+            let n = name::trigger_lock_file(&cfg.name);
+            Some(
+                dir.open_lock(&n, cfg.file_mode)
+                    .map_err(|e| Error::io("open trigger lock", dir.join(&n), e))?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             dir,
             active_name,
@@ -411,6 +423,7 @@ impl Appender {
             pins: crate::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
             close_by: Mutex::new(None),
+            trigger_lock: Mutex::new(trigger_lock),
             cfg,
         });
         let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;
@@ -637,6 +650,12 @@ impl Handle {
             return res;
         }
         let sh = &self.shared;
+        // Shared mode: another appender acts on the trigger file from now
+        // on (released before the watch stops, so no touch goes unserved).
+        sh.trigger_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // No more triggers or signals: they would only be refused.
         let watches = std::mem::take(&mut *sh.watches.lock().unwrap_or_else(|e| e.into_inner()));
         for mut w in watches {

@@ -388,6 +388,10 @@ impl AppenderBuilder {
     ///
     /// The path is recorded in the lock file `<dir>/<name>.lock`, where
     /// `logcut rotate` finds it.
+    ///
+    /// With [`shared`](Self::shared), the appenders that watch a trigger
+    /// file take turns: the one holding `<dir>/<name>.trigger-lock` acts
+    /// on the events, so one touch cuts once.
     #[cfg(feature = "trigger")]
     pub fn trigger_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.trigger = Some(path.into());

@@ -274,7 +274,13 @@ configuration error, and readers report its segments as unreadable.
   moves the active file away, the process that notices first installs a
   new one and seals the moved segment only if it was writing it itself;
   otherwise the moved segment is recorded only through the other
-  processes' `part` entries, without a seal.
+  processes' `part` entries, without a seal. When several processes watch
+  the same trigger file (as `logcut write --shared` does by default), only
+  the one holding `<name>.trigger-lock` acts on its events (another takes
+  over when it leaves or dies), so one touch cuts once; processes that
+  watch different trigger files still share that one lock. A segment cut by a process
+  that was killed before it sealed it stays unrecorded (and [`verify`]
+  says so) until an appender starts alone, however long the others run.
 - If someone renames the active file at the very moment the appender cuts
   (between its hard link and its rename), the segment ends up with two
   names; the appender notices and gives it up as moved (`file=-`), so

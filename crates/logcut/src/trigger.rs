@@ -75,6 +75,22 @@ struct Follower {
     started: bool,
 }
 
+/// Shared mode: whether this appender holds the trigger lock, taking it if
+/// it is free (its holder left or died). After this appender's shutdown
+/// began it no longer acts. An error taking it counts as holding it: a
+/// double cut is better than a missed one.
+fn holds_trigger_lock(sh: &Shared) -> bool {
+    match sh
+        .trigger_lock
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
+        None => false,
+    }
+}
+
 /// Identity and change time of the trigger file. The change time tells a
 /// file created again under a reused inode number from the one deleted.
 type Stamp = (u64, u64, i64, i64);
@@ -184,6 +200,11 @@ impl Follower {
 
     fn fire(&self) {
         if let Some(sh) = self.sh.upgrade() {
+            if sh.cfg.shared && !holds_trigger_lock(&sh) {
+                // Another appender sharing the log acts on this touch: one
+                // touch, one cut.
+                return;
+            }
             sh.trigger();
         }
     }

@@ -915,3 +915,51 @@ fn recovery_after_an_interrupted_cut_leaves_no_gap() {
     let counts = check_records(&read_log(dir, "app"), LEN);
     assert_eq!(counts[&0], 5);
 }
+
+#[cfg(feature = "trigger")]
+#[test]
+fn one_touch_of_a_shared_trigger_file_cuts_once() {
+    let tmp = TempDir::new("shared-trigger");
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir).unwrap();
+    let trigger = dir.join("app.trigger");
+    std::fs::write(&trigger, b"").unwrap();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let build = |mode| {
+        Appender::builder()
+            .dir(dir)
+            .manual_only()
+            .mode(mode)
+            .shared(true)
+            .clock(clock.clone())
+            .watch_interval(Some(Duration::from_secs(3600)))
+            .trigger_file(&trigger)
+            .build()
+            .unwrap()
+    };
+    let a = build(Mode::Direct);
+    let b = build(Mode::Buffered);
+    for round in 0..5u64 {
+        write(&a, 0, round * 2..round * 2 + 2);
+        write(&b, 1, round..round + 1);
+        crate::kit::touch(&trigger);
+        // Both watch the file; one of them (the holder of the trigger
+        // lock) acts on the touch. The commands let each follow the other.
+        crate::kit::wait_for("the touch to cut", || {
+            a.reopen().unwrap();
+            b.reopen().unwrap();
+            sealed(dir, "app").len() as u64 > round
+        });
+    }
+    // Only one of them acted on the trigger file, every time.
+    let (ta, tb) = (a.stats().triggers, b.stats().triggers);
+    assert!(ta == 0 || tb == 0, "both acted: {ta} {tb}");
+    assert!(ta + tb >= 5);
+    a.reopen().unwrap();
+    b.reopen().unwrap();
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    verify_ok(dir);
+    let counts = check_records(&read_log(dir, "app"), LEN);
+    assert_eq!((counts[&0], counts[&1]), (10, 5));
+}
