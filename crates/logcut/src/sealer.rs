@@ -292,7 +292,7 @@ impl Sealer {
     /// another process releases a flock, other than a blocking `flock`
     /// that no deadline could end.)
     fn wait_alone(&self, file: &std::fs::File) -> std::io::Result<bool> {
-        let mut pause = Duration::from_micros(200);
+        let mut pause = Duration::from_micros(50);
         loop {
             if crate::sys::flock(file, crate::sys::Flock::TryExclusive)? {
                 return Ok(true);
@@ -302,7 +302,7 @@ impl Sealer {
                 return Ok(false);
             }
             std::thread::park_timeout(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 
@@ -313,6 +313,9 @@ impl Sealer {
     /// the manifest could not be written.
     fn seal_shared(&mut self, backlog: &mut Vec<Arc<Segment>>) -> bool {
         let sh = Arc::clone(&self.sh);
+        // The directory is synced once per round: the sealed names of all
+        // the segments in the backlog exist already.
+        let mut dir_synced = false;
         while let Some(seg) = backlog.first().cloned() {
             let (followed, name, records, bytes, recorded, start, reason) = {
                 let st = seg.lock();
@@ -327,7 +330,16 @@ impl Sealer {
                 )
             };
             let path = sh.dir.join(if followed { &sh.active_name } else { &name });
-            if !recorded {
+            let part = Entry::Part(Part {
+                seq: seg.seq,
+                session: sh.session.clone(),
+                records,
+                bytes,
+            });
+            // A segment this process seals gets its part in the same
+            // append as the seal (one manifest sync); one it leaves to
+            // another needs its part recorded before it lets go.
+            if !recorded && followed {
                 let part = Entry::Part(Part {
                     seq: seg.seq,
                     session: sh.session.clone(),
@@ -370,6 +382,12 @@ impl Sealer {
                         );
                         sh.report(err.clone());
                         self.gave_up.get_or_insert(err);
+                        // Its records still count for this session.
+                        if !recorded {
+                            if let Err(e) = self.append(&[part]) {
+                                sh.report(e);
+                            }
+                        }
                         self.retire(std::slice::from_ref(&seg), false);
                         backlog.remove(0);
                         continue;
@@ -383,8 +401,11 @@ impl Sealer {
                     if let Err(e) = crate::sys::sync_data(&seg.file) {
                         sh.report(Error::io("sync segment", &path, e));
                     }
-                    if let Err(e) = sh.dir.sync() {
-                        sh.report(Error::io("sync log directory", sh.dir.path(), e));
+                    if !dir_synced {
+                        dir_synced = true;
+                        if let Err(e) = sh.dir.sync() {
+                            sh.report(Error::io("sync log directory", sh.dir.path(), e));
+                        }
                     }
                 }
                 let scanned = self
@@ -420,12 +441,23 @@ impl Sealer {
                     end: sh.cfg.clock.now(),
                     // Record indexes are per process; unknown here.
                     first: None,
-                    records: Some(self.parts.get(&seg.seq).copied().unwrap_or(0)),
+                    records: Some(
+                        self.parts
+                            .get(&seg.seq)
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_add(if recorded { 0 } else { records }),
+                    ),
                     bytes: file_bytes,
                     crc32,
                     reason,
                 });
-                if let Err(e) = self.append(&[seal]) {
+                let entries = if recorded {
+                    vec![seal]
+                } else {
+                    vec![part, seal]
+                };
+                if let Err(e) = self.append(&entries) {
                     Counters::add(&sh.counters.write_failures, 1);
                     let written = e.operation() == "sync manifest";
                     sh.report(e);
@@ -433,6 +465,7 @@ impl Sealer {
                         return false;
                     }
                 }
+                seg.lock().part_recorded = true;
                 // Parts of segments up to this one are all counted now.
                 let done = seg.seq;
                 self.parts.retain(|seq, _| *seq > done);
