@@ -264,7 +264,7 @@ configuration error, and readers report its segments as unreadable.
   batch in Buffered mode, and every
   [`watch_interval`](AppenderBuilder::watch_interval)), and the cut itself
   runs on the cutter's background thread: segments exceed the size limit
-  by what the processes write meanwhile (median 1.2x, worst 2.8x a 1 MiB
+  by what the processes write meanwhile (median 1.0-1.1x, worst 2.6x a 1 MiB
   limit with 4 busy processes on 2 cores; the bench crate's README has the
   figures). Sealed segments of a shared log are read-only (the cutter
   removes their write bits: that is the mark the others look for). A process that is stopped (SIGSTOP) rather than killed keeps
