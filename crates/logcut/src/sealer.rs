@@ -340,13 +340,7 @@ impl Sealer {
             // append as the seal (one manifest sync); one it leaves to
             // another needs its part recorded before it lets go.
             if !recorded && followed {
-                let part = Entry::Part(Part {
-                    seq: seg.seq,
-                    session: sh.session.clone(),
-                    records,
-                    bytes,
-                });
-                if let Err(e) = self.append(&[part]) {
+                if let Err(e) = self.append(std::slice::from_ref(&part)) {
                     Counters::add(&sh.counters.write_failures, 1);
                     let written = e.operation() == "sync manifest";
                     sh.report(e);

@@ -187,6 +187,17 @@ pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), 
     let path = dir.join(&lock_name);
     let err = |e| Error::io("lock log", &path, e);
     let file = dir.open_lock(&lock_name, cfg.file_mode).map_err(err)?;
+    // This one is alone: it names itself in the lock file.
+    let alone = |file: File| {
+        let info = logcut_format::lock::LockInfo {
+            pid: Some(std::process::id()),
+            trigger: cfg.trigger.clone(),
+            shared: true,
+        };
+        sys::rewrite(&file, info.encode().as_bytes())
+            .map_err(|e| Error::io("write lock file", &path, e))?;
+        Ok((file, true))
+    };
     // See `take_lock` for why a busy lock is tried again for a while.
     for wait_ms in [0, 1, 2, 5, 10, 20, 50, 50, 50, 50] {
         if wait_ms > 0 {
@@ -195,14 +206,7 @@ pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), 
             std::thread::sleep(std::time::Duration::from_millis(wait_ms));
         }
         if sys::flock(&file, Flock::TryExclusive).map_err(err)? {
-            let info = logcut_format::lock::LockInfo {
-                pid: Some(std::process::id()),
-                trigger: cfg.trigger.clone(),
-                shared: true,
-            };
-            sys::rewrite(&file, info.encode().as_bytes())
-                .map_err(|e| Error::io("write lock file", &path, e))?;
-            return Ok((file, true));
+            return alone(file);
         }
         if sys::flock(&file, Flock::TryShared).map_err(err)? {
             return Ok((file, false));
@@ -221,14 +225,7 @@ pub(crate) fn take_shared_lock(dir: &Dir, cfg: &Config) -> Result<(File, bool), 
             {
                 break;
             }
-            let info = logcut_format::lock::LockInfo {
-                pid: Some(std::process::id()),
-                trigger: cfg.trigger.clone(),
-                shared: true,
-            };
-            sys::rewrite(&file, info.encode().as_bytes())
-                .map_err(|e| Error::io("write lock file", &path, e))?;
-            return Ok((file, true));
+            return alone(file);
         }
     }
     let info = logcut_format::lock::LockInfo::parse(&sys::read_small(&file).unwrap_or_default());
