@@ -168,3 +168,12 @@ pub fn problems(report: &logcut::Report) -> Vec<(logcut::ProblemKind, Option<Str
         .map(|p| (p.kind, p.file.clone()))
         .collect()
 }
+
+/// Held by the tests that load the machine most (several processes writing
+/// flat out) and by those that wait for file-system events, so that they do
+/// not run at the same time: on 2 cores, the first starve the watcher
+/// threads the second wait for.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

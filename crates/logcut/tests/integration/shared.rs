@@ -402,6 +402,7 @@ fn split_shared(data: &[u8], killed: usize) -> (HashMap<usize, Vec<u64>>, usize)
 
 #[test]
 fn four_processes_share_one_log_and_one_is_killed() {
+    let _heavy = crate::kit::heavy();
     const COUNT: u64 = 100_000;
     let tmp = TempDir::new("shared-torture");
     let dir = tmp.path();
@@ -919,6 +920,7 @@ fn recovery_after_an_interrupted_cut_leaves_no_gap() {
 #[cfg(feature = "trigger")]
 #[test]
 fn one_touch_of_a_shared_trigger_file_cuts_once() {
+    let _heavy = crate::kit::heavy();
     let tmp = TempDir::new("shared-trigger");
     let dir = tmp.path();
     std::fs::create_dir_all(dir).unwrap();
