@@ -90,6 +90,22 @@ impl Sealer {
             .append(entries)
     }
 
+    /// Shared mode: appends entries that must appear once (parts, seals).
+    /// Returns whether they are in the manifest: a failure is counted and
+    /// reported, but entries written whose sync then failed count as
+    /// written (appending them again would count them twice).
+    fn append_once(&self, entries: &[Entry]) -> bool {
+        match self.append(entries) {
+            Ok(()) => true,
+            Err(e) => {
+                Counters::add(&self.sh.counters.write_failures, 1);
+                let written = e.operation() == "sync manifest";
+                self.sh.report(e);
+                written
+            }
+        }
+    }
+
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut backlog: Vec<Arc<Segment>> = Vec::new();
         let mut retry = self.sh.cfg.backoff_min;
@@ -340,15 +356,8 @@ impl Sealer {
             // append as the seal (one manifest sync); one it leaves to
             // another needs its part recorded before it lets go.
             if !recorded && followed {
-                if let Err(e) = self.append(std::slice::from_ref(&part)) {
-                    Counters::add(&sh.counters.write_failures, 1);
-                    let written = e.operation() == "sync manifest";
-                    sh.report(e);
-                    // Written but not synced: appending it again would
-                    // count it twice.
-                    if !written {
-                        return false;
-                    }
+                if !self.append_once(std::slice::from_ref(&part)) {
+                    return false;
                 }
                 seg.lock().part_recorded = true;
             }
@@ -451,13 +460,8 @@ impl Sealer {
                 } else {
                     vec![part, seal]
                 };
-                if let Err(e) = self.append(&entries) {
-                    Counters::add(&sh.counters.write_failures, 1);
-                    let written = e.operation() == "sync manifest";
-                    sh.report(e);
-                    if !written {
-                        return false;
-                    }
+                if !self.append_once(&entries) {
+                    return false;
                 }
                 seg.lock().part_recorded = true;
                 // Parts of segments up to this one are all counted now.

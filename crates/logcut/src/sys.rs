@@ -154,21 +154,14 @@ impl Dir {
     /// open, and the kernel releases it when the holder dies, even by
     /// SIGKILL.
     pub(crate) fn try_lock(&self, name: &str, mode: u32) -> io::Result<Result<File, String>> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::from_raw_mode(mode),
-        )?;
-        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Ok(File::from(fd))),
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                let mut buf = vec![0u8; 4096];
-                let n = rustix::io::pread(&fd, &mut buf[..], 0).unwrap_or(0);
-                buf.truncate(n);
-                Ok(Err(String::from_utf8_lossy(&buf).trim().to_string()))
-            }
-            Err(e) => Err(e.into()),
+        let file = self.open_lock(name, mode)?;
+        if flock(&file, Flock::TryExclusive)? {
+            Ok(Ok(file))
+        } else {
+            Ok(Err(read_small(&file)
+                .unwrap_or_default()
+                .trim()
+                .to_string()))
         }
     }
 
