@@ -596,6 +596,16 @@ impl Appender {
         self.handle.shutdown()
     }
 
+    /// A guard that shuts this appender down when it is dropped. A global
+    /// `tracing` subscriber or `log` logger keeps a clone of the appender
+    /// until the process exits, so the automatic shutdown (when the last
+    /// handle is dropped) never runs: hold the guard in `main` so that
+    /// returning from it writes everything and seals the log. See
+    /// [`ShutdownGuard`].
+    pub fn shutdown_guard(&self) -> crate::ShutdownGuard {
+        crate::ShutdownGuard::new(self.clone())
+    }
+
     /// A snapshot of the counters. Exact when no write is in flight; while
     /// writers run, counts may lag by the records being written.
     pub fn stats(&self) -> Stats {

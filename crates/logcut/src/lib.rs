@@ -88,14 +88,29 @@ With `tracing` (feature `tracing`), each event is one record even when the
 formatter writes it in pieces:
 
 ```ignore
+let appender = logcut::Appender::builder().dir("/var/log/app").build()?;
+// Keep the guard until the end of `main`: see the warning below.
+let _guard = appender.shutdown_guard();
 tracing_subscriber::fmt().with_writer(appender.clone()).with_ansi(false).init();
 ```
 
 With `log` (feature `log`):
 
 ```ignore
+let _guard = appender.shutdown_guard();
 logcut::LogBackend::new(appender.clone()).max_level(log::LevelFilter::Info).install()?;
 ```
+
+**A global subscriber or logger keeps the appender alive.** `init()`,
+`set_global_default` and `install` keep their clone of the appender until
+the process exits, so the last handle is never dropped and the automatic
+shutdown never runs: a program that returns from `main` would lose the
+records still in the buffer ([`Mode::Buffered`]) and leave its active
+segment unsealed (`verify` then fails until the next start recovers it).
+Hold the [`ShutdownGuard`] from [`Appender::shutdown_guard`] in `main`, as
+above (or call [`Appender::shutdown`] before returning): its drop writes
+everything, seals and records the totals. `std::process::exit` skips
+destructors: call `shutdown` before it.
 
 # Guarantees
 
@@ -323,6 +338,7 @@ mod builder;
 mod clock;
 mod compress;
 mod error;
+mod guard;
 mod handler;
 mod integrations;
 mod journal;
@@ -353,6 +369,7 @@ pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     compress::Compression,
     error::{Error, Result},
+    guard::ShutdownGuard,
     handler::ErrorHandler,
     policy::{Interval, parse_duration, parse_size},
     stats::{FallbackState, LatencyHistogram, Stats},

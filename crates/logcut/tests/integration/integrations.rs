@@ -194,3 +194,92 @@ fn stats_are_published_through_the_metrics_facade() {
     assert_eq!(get("logcut_rotations_total"), Some(5));
     assert_eq!(get("logcut_records_lost_total"), Some(0));
 }
+
+/// What `guard_child` logs: 4 threads of this many events each.
+const GUARD_EVENTS: u64 = 50_000;
+
+/// A program whose global logger keeps a clone of a Buffered appender and
+/// that returns from `main` (here: from the test, after which the harness
+/// exits without dropping the global logger): the guard must write and
+/// seal everything on the way out.
+#[cfg(all(feature = "tracing", feature = "log"))]
+#[test]
+#[ignore = "run as a child process by shutdown_guard_*"]
+fn guard_child() {
+    let Ok(dir) = std::env::var("LOGCUT_GUARD_DIR") else {
+        return;
+    };
+    let via_log = std::env::var("LOGCUT_GUARD_VIA").as_deref() == Ok("log");
+    let a = logcut::Appender::builder()
+        .dir(&dir)
+        .max_size(256 << 10)
+        .mode(logcut::Mode::Buffered)
+        .build()
+        .unwrap();
+    let _guard = a.shutdown_guard();
+    if via_log {
+        logcut::LogBackend::new(a.clone())
+            .max_level(log::LevelFilter::Info)
+            .install()
+            .unwrap();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(a.clone())
+            .with_ansi(false)
+            .init();
+    }
+    drop(a);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..GUARD_EVENTS {
+                    if via_log {
+                        log::info!("thread={t} seq={i}");
+                    } else {
+                        tracing::info!("thread={t} seq={i}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Runs `guard_child` through `via` and checks every event is in the log
+/// exactly once, in order per thread, and the log verifies.
+#[cfg(all(feature = "tracing", feature = "log"))]
+fn shutdown_guard_through(via: &str) {
+    let dir = TempDir::new(&format!("guard-{via}"));
+    let out = child_test("integrations::guard_child")
+        .env("LOGCUT_GUARD_DIR", dir.path())
+        .env("LOGCUT_GUARD_VIA", via)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = verify_ok(dir.path());
+    assert_eq!(report.records(), 4 * GUARD_EVENTS);
+    let text = String::from_utf8(read_log(dir.path(), "app")).unwrap();
+    let mut next = [0u64; 4];
+    for line in text.lines() {
+        let rest = line.split("thread=").nth(1).unwrap();
+        let (t, seq) = rest.split_once(" seq=").unwrap();
+        let t: usize = t.parse().unwrap();
+        assert_eq!(seq.parse::<u64>().unwrap(), next[t], "thread {t}");
+        next[t] += 1;
+    }
+    assert_eq!(next, [GUARD_EVENTS; 4]);
+}
+
+#[cfg(all(feature = "tracing", feature = "log"))]
+#[test]
+fn shutdown_guard_seals_everything_when_main_returns_with_a_global_subscriber() {
+    shutdown_guard_through("tracing");
+}
+
+#[cfg(all(feature = "tracing", feature = "log"))]
+#[test]
+fn shutdown_guard_seals_everything_when_main_returns_with_a_global_logger() {
+    shutdown_guard_through("log");
+}
