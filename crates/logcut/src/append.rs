@@ -867,8 +867,12 @@ impl Shared {
         if start < st.start {
             start = st.start;
         }
+        // Held records that do not fit under the size limit go first in
+        // the new segment, before it is visible to writers.
+        let excess = old.take_excess(st, self.cfg.max_size);
         {
             let mut ns = new.lock();
+            new.give_held(&mut ns, excess);
             ns.start = start;
             let deadline = self
                 .cfg
@@ -977,8 +981,9 @@ impl Shared {
         }
         if let Some(max) = self.cfg.max_size {
             if !seg.overshoot.load(Ordering::Relaxed) {
-                let planned =
-                    seg.reserved.load(Ordering::Relaxed) + seg.others.load(Ordering::Relaxed);
+                let planned = seg.reserved.load(Ordering::Relaxed)
+                    + seg.others.load(Ordering::Relaxed)
+                    + seg.locked_bytes.load(Ordering::Relaxed);
                 if planned > 0 && planned + buf.len() as u64 > max {
                     return Fast::Locked;
                 }

@@ -260,7 +260,9 @@ impl AppenderBuilder {
     }
 
     /// The buffer of [`Mode::Buffered`], in bytes: writers wait when it is
-    /// full. A larger record is accepted alone. By default, 1 MiB.
+    /// full. A larger record is accepted alone. By default, 1 MiB. While
+    /// the background thread writes one buffer's worth, the next fills:
+    /// a crash loses at most twice this (see the crate's Guarantees).
     pub fn buffer_size(mut self, bytes: usize) -> Self {
         self.buffer_size = bytes;
         self

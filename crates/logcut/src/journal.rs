@@ -9,6 +9,11 @@ use crate::{
     sys::{self, Dir},
 };
 
+/// Bytes kept allocated past the manifest's end (see `keep_reserve`).
+const RESERVE: u64 = 64 << 10;
+/// The reserve is topped up when less than this is left.
+const RESERVE_LOW: u64 = 32 << 10;
+
 /// The open manifest of one log. `build` (before the threads start), then
 /// the sealer, the compression workers and the retention thread append to
 /// it, one at a time (it sits behind a mutex).
@@ -30,6 +35,8 @@ pub(crate) struct Journal {
     scanned: u64,
     /// Shared mode: parts read at open, not yet returned by `scan_parts`.
     pending: Vec<Part>,
+    /// Where the blocks allocated ahead of the end (`keep_reserve`) end.
+    reserved_to: u64,
 }
 
 impl Journal {
@@ -118,10 +125,12 @@ impl Journal {
             shared,
             scanned,
             pending,
+            reserved_to: 0,
         };
         if j.len == 0 && join.is_none() {
             j.write(format!("{HEADER}\n").as_bytes())?;
         }
+        j.keep_reserve();
         Ok((j, manifest, repaired))
     }
 
@@ -195,6 +204,27 @@ impl Journal {
         Ok(parts)
     }
 
+    /// Keeps `RESERVE` bytes allocated past the end of the manifest, so
+    /// that on a full disk the entries that make room (`delete` entries
+    /// of retention, and the seals and compressions they wait for) can
+    /// still be appended: without them nothing may be removed. Best
+    /// effort: on a file system without `fallocate`, or a disk already
+    /// full, it is tried again after the next append.
+    fn keep_reserve(&mut self) {
+        // Shared mode: other processes' appends use the reserve too.
+        let end = if self.shared {
+            sys::file_info(&self.file).map_or(self.len, |i| i.len)
+        } else {
+            self.len
+        };
+        if end + RESERVE_LOW <= self.reserved_to {
+            return;
+        }
+        if sys::reserve(&self.file, end, RESERVE).is_ok() {
+            self.reserved_to = end + RESERVE;
+        }
+    }
+
     fn write_unlocked(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let owned;
         let bytes = if self.stranded {
@@ -208,10 +238,13 @@ impl Journal {
                 self.stranded = true;
                 self.len = sys::file_info(&self.file).map_or(self.len + written as u64, |i| i.len);
             }
+            // A cut-back frees the blocks past the end: reserve again.
+            self.reserved_to = 0;
             return Err(Error::io("append to manifest", &self.path, e));
         }
         self.stranded = false;
         self.len += bytes.len() as u64;
+        self.keep_reserve();
         if self.sync {
             sys::sync_data(&self.file).map_err(|e| Error::io("sync manifest", &self.path, e))?;
         }

@@ -61,8 +61,12 @@ pub(crate) enum Msg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Not compressed, and not to be (no compression, or it failed).
+    /// Not compressed, and not to be (no compression, or shutdown's
+    /// deadline passed).
     Plain,
+    /// Its compression failed: tried again at this time (by the
+    /// appender's clock), after a backoff that doubles with each failure.
+    Retry(Timestamp),
     /// Waiting for a worker.
     Waiting,
     /// A worker is on it.
@@ -73,6 +77,8 @@ enum State {
 struct Seg {
     info: Sealed,
     state: State,
+    /// Compressions of it that failed in a row.
+    failures: u32,
 }
 
 pub(crate) struct Keeper {
@@ -85,6 +91,9 @@ pub(crate) struct Keeper {
     tasks: Option<mpsc::Sender<Task>>,
     workers: Vec<std::thread::JoinHandle<()>>,
     barriers: Vec<mpsc::SyncSender<Result<(), Error>>>,
+    /// Recording deletions failed (a full disk): retention tries again
+    /// at this time, and the delay doubles with each failure.
+    retain_retry: Option<(Timestamp, u32)>,
 }
 
 /// The sealed segments of log `log` a manifest lists, not deleted and
@@ -146,6 +155,7 @@ impl Keeper {
             tasks: None,
             workers: Vec::new(),
             barriers: Vec::new(),
+            retain_retry: None,
         };
         let mut ids = Vec::new();
         if let Some((codec, level)) = sh.cfg.compression.codec() {
@@ -202,7 +212,11 @@ impl Keeper {
             } else {
                 State::Plain
             };
-            self.segs.push_back(Seg { info, state });
+            self.segs.push_back(Seg {
+                info,
+                state,
+                failures: 0,
+            });
         }
     }
 
@@ -211,6 +225,7 @@ impl Keeper {
         loop {
             let dispatch = shutdown.as_ref().is_none_or(|(d, _)| Instant::now() < *d);
             if dispatch {
+                self.requeue_failed();
                 self.dispatch();
             } else {
                 self.give_up_waiting();
@@ -227,7 +242,7 @@ impl Keeper {
             }
             let timeout = match &shutdown {
                 Some((d, _)) => Some(d.saturating_duration_since(Instant::now())),
-                None => self.next_expiry(),
+                None => min_wait(self.next_expiry(), self.next_retry()),
             };
             let msg = match timeout {
                 Some(t) if shutdown.is_some() && t.is_zero() => {
@@ -267,6 +282,58 @@ impl Keeper {
         if let Some((_, reply)) = shutdown {
             let _ = reply.send(());
         }
+    }
+
+    /// Segments whose compression failed go back in line once their
+    /// backoff has passed, oldest first. (At shutdown, one whose backoff
+    /// has not passed is left for the next start.)
+    fn requeue_failed(&mut self) {
+        let now = self.sh.cfg.clock.now();
+        let mut again = Vec::new();
+        for s in &mut self.segs {
+            if let State::Retry(at) = s.state {
+                if at <= now {
+                    s.state = State::Waiting;
+                    again.push(s.info.seq);
+                }
+            }
+        }
+        for seq in again {
+            let at = self.waiting.partition_point(|q| *q < seq);
+            self.waiting.insert(at, seq);
+        }
+    }
+
+    /// The backoff after `failures` failures in a row: the appender's
+    /// [`backoff`](crate::AppenderBuilder::backoff), doubling up to its
+    /// maximum.
+    fn backoff(&self, failures: u32) -> jiff::SignedDuration {
+        let cfg = &self.sh.cfg;
+        let d = cfg
+            .backoff_min
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(cfg.backoff_max);
+        jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+    }
+
+    fn later(&self, failures: u32) -> Timestamp {
+        let now = self.sh.cfg.clock.now();
+        now.checked_add(self.backoff(failures)).unwrap_or(now)
+    }
+
+    /// How long until the next retry (a compression or retention that
+    /// failed), as a wait.
+    fn next_retry(&self) -> Option<Duration> {
+        let at = self
+            .segs
+            .iter()
+            .filter_map(|s| match s.state {
+                State::Retry(at) => Some(at),
+                _ => None,
+            })
+            .chain(self.retain_retry.map(|(at, _)| at))
+            .min()?;
+        self.sh.cfg.clock.sleep_hint(at)
     }
 
     fn busy(&self) -> usize {
@@ -324,23 +391,33 @@ impl Keeper {
             Ok((file, len)) => {
                 Counters::add(&c.segments_compressed, 1);
                 if let Some(s) = seg {
+                    s.failures = 0;
                     s.state = State::Compressed;
                     s.info.compressed = Some(file);
                     s.info.disk_bytes = len;
                 }
             }
             Err(e) => {
-                // Not retried in this run: the segment stays as it is, and
-                // the next start tries again.
-                if let Some(s) = seg {
-                    s.state = State::Plain;
-                }
                 let cancelled = self
                     .sh
                     .compress_cancel
                     .load(std::sync::atomic::Ordering::Relaxed)
                     && e.io_error()
                         .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+                // The segment stays as it is (the worker removed its
+                // partial file) and is tried again after a backoff: a full
+                // disk frees up, retention makes room. Cancelled at
+                // shutdown: the next start compresses it.
+                let failures = seg.as_ref().map_or(1, |s| s.failures + 1);
+                let retry_at = self.later(failures);
+                if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
+                    s.failures = failures;
+                    s.state = if cancelled {
+                        State::Plain
+                    } else {
+                        State::Retry(retry_at)
+                    };
+                }
                 if !cancelled {
                     Counters::add(&c.compress_failures, 1);
                     self.sh.report(e);
@@ -369,6 +446,10 @@ impl Keeper {
         if policy.is_none() || self.segs.is_empty() {
             return;
         }
+        let now = self.sh.cfg.clock.now();
+        if self.retain_retry.is_some_and(|(at, _)| now < at) {
+            return;
+        }
         let cands: Vec<Candidate> = self
             .segs
             .iter()
@@ -379,7 +460,6 @@ impl Keeper {
                 busy: s.state == State::Busy,
             })
             .collect();
-        let now = self.sh.cfg.clock.now();
         let chosen = retain::select(&cands, &policy, now, |q| self.sh.pins.is_pinned(q));
         if chosen.is_empty() {
             return;
@@ -400,10 +480,14 @@ impl Keeper {
             .unwrap_or_else(|e| e.into_inner())
             .append_durable(&entries);
         if let Err(e) = appended {
-            // Nothing is removed unrecorded; tried again at the next change.
+            // Nothing is removed unrecorded; tried again after a backoff
+            // (or at the next change, whichever is later).
+            let failures = self.retain_retry.map_or(1, |(_, n)| n + 1);
+            self.retain_retry = Some((self.later(failures), failures));
             self.sh.report(e);
             return;
         }
+        self.retain_retry = None;
         // `select` picks a prefix: the oldest segments.
         let n = chosen.len();
         for seg in self.segs.drain(..n) {
@@ -438,5 +522,13 @@ impl Keeper {
             .counters
             .compress_backlog
             .store(backlog, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The shorter of two optional waits.
+fn min_wait(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -130,9 +130,13 @@ part of a record that crosses a 4 KiB boundary can stay at the end of the
 segment (its writer never got `Ok`). The one other exception: while writes are failing (disk full, file too large), records are
 held in memory (at most [`max_held`](AppenderBuilder::max_held) bytes) and
 those are lost with the process; [`Stats::queue_depth`] shows them. In
-[`Mode::Buffered`], records still in the buffer are lost: at most
-[`buffer_size`](AppenderBuilder::buffer_size) bytes, normally those of the
-last millisecond. After a crash, the next start recovers the directory: a
+[`Mode::Buffered`], records not yet written are lost, always the newest
+ones: those in the buffer and those of the batch the background thread was
+writing, so at most twice [`buffer_size`](AppenderBuilder::buffer_size)
+bytes (or, for a record larger than the buffer, that record), normally
+those of the last millisecond. A process that exits without
+[`Appender::shutdown`] (a `main` that returns while a global logger holds
+the appender, without a [`ShutdownGuard`]) loses the same. After a crash, the next start recovers the directory: a
 torn last manifest line is cut off, and files left at the active or prepared
 paths, or sealed but not yet recorded, are recorded as segments with reason
 `recovery` and an unknown record count. `verify` then passes.
@@ -148,7 +152,16 @@ again, so no partial record stays in a file (for the one exception, see
 Known problems). The record and every record
 after it are held in memory in order, retried with exponential backoff
 ([`backoff`](AppenderBuilder::backoff)), and written when the cause goes
-away; the error reaches the [`ErrorHandler`] and the stats. If the next
+away; the error reaches the [`ErrorHandler`] and the stats. Held records
+keep the size limit when they are written out: those that do not fit go
+to the next segment, in order, so the segments before can be sealed,
+compressed and deleted by retention while the rest waits. Compression
+and retention keep running while writes fail: a compression that fails
+(its temporary file did not fit) is tried again after the backoff, and so
+is a retention whose manifest entry could not be written. The manifest
+keeps 64 KiB allocated past its end (`fallocate`, where the file system
+has it), so that on a full disk the seal and `delete` entries that make
+room can still be appended: nothing is ever removed unrecorded. If the next
 segment cannot be created (permission, full disk, too many open files, a
 directory in the way), records keep going to the current segment (the
 fallback), the circuit breaker in [`Stats::fallback`] opens, and creation is
@@ -317,8 +330,7 @@ configuration error, and readers report its segments as unreadable.
 - Compression replaces segments by name: a reader that opened a segment
   before it was compressed keeps reading the original (still open, though
   unlinked); one that lists segments and opens them later falls back to
-  the other file ([`logcut_format::SegmentFile::open`]). A failed
-  compression is not retried until the next start.
+  the other file ([`logcut_format::SegmentFile::open`]).
 - Retention by age uses the time a segment was sealed, not the time of its
   last record; a segment kept open by [`min_size`](AppenderBuilder::min_size)
   ages from when it is finally sealed. The count and total limits may be

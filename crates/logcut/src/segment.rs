@@ -69,6 +69,11 @@ pub(crate) struct Segment {
     /// runs (a failed write takes back what did not reach the file).
     /// `Relaxed`: a count, ordered by `flight` where it must be exact.
     pub(crate) reserved: AtomicU64,
+    /// Mirror of `SegState::bytes` (bytes written under the lock: held
+    /// records written out, a batch, an adopted file's start) for the
+    /// lock-free size check, which otherwise sees only `reserved`.
+    /// `Relaxed`: an estimate there; the locked path reads `SegState`.
+    pub(crate) locked_bytes: AtomicU64,
     /// Mirror of `SegState::deadline` in milliseconds (`i64::MAX`: none);
     /// `Relaxed`: a stale value only delays the check to the locked path.
     pub(crate) deadline_ms: AtomicI64,
@@ -86,6 +91,13 @@ pub(crate) struct Segment {
     /// Shared mode: records this process wrote here, for `probe_due`.
     /// `Relaxed`: a counter.
     pub(crate) probes: std::sync::atomic::AtomicU32,
+}
+
+/// Held records moved from one segment to the next at a cut.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    records: VecDeque<Vec<u8>>,
+    bytes: usize,
 }
 
 /// A segment's mutable state, behind its lock.
@@ -205,6 +217,7 @@ impl Segment {
         shared: bool,
     ) -> io::Result<Segment> {
         let id = sys::file_info(&file)?;
+        let bytes = if shared { 0 } else { id.len };
         Ok(Segment {
             seq,
             prep_name,
@@ -213,7 +226,7 @@ impl Segment {
             state: Mutex::new(SegState {
                 start,
                 deadline: None,
-                bytes: if shared { 0 } else { id.len },
+                bytes,
                 records: 0,
                 accepted: 0,
                 accepted_bytes: 0,
@@ -237,6 +250,7 @@ impl Segment {
             failing: AtomicBool::new(false),
             overshoot: AtomicBool::new(false),
             reserved: AtomicU64::new(0),
+            locked_bytes: AtomicU64::new(bytes),
             deadline_ms: AtomicI64::new(i64::MAX),
             shared,
             others: AtomicU64::new(if shared { id.len } else { 0 }),
@@ -323,7 +337,82 @@ impl Segment {
 
     pub(crate) fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
         st.bytes += bytes.len() as u64;
+        self.locked_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         st.records += records as u64;
+    }
+
+    /// Takes the held records that would take this segment past `max`
+    /// bytes once written (all but those that fit; the first one stays if
+    /// the segment has no record at all, as a record larger than the limit
+    /// gets a segment of its own), with their count taken out of the
+    /// segment's accepted records: they go to the next segment, after the
+    /// ones that stay and before anything written there.
+    pub(crate) fn take_excess(&self, st: &mut SegState, max: Option<u64>) -> Held {
+        let Some(max) = max else {
+            return Held::default();
+        };
+        let mut planned = self.planned_bytes(st);
+        let mut keep = 0;
+        for rec in &st.held {
+            let empty = keep == 0 && !self.has_written(st);
+            if !empty && planned + rec.len() as u64 > max {
+                break;
+            }
+            planned += rec.len() as u64;
+            keep += 1;
+        }
+        let records = st.held.split_off(keep);
+        let bytes: usize = records.iter().map(Vec::len).sum();
+        st.held_bytes -= bytes;
+        st.accepted -= records.len() as u64;
+        st.accepted_bytes -= bytes as u64;
+        Held { records, bytes }
+    }
+
+    /// Puts records taken from the previous segment (`take_excess`) in
+    /// front of this one, which nobody writes to yet: writers then queue
+    /// behind them (`failing`), and the background thread writes them.
+    pub(crate) fn give_held(&self, st: &mut SegState, held: Held) {
+        if held.records.is_empty() {
+            return;
+        }
+        st.accepted += held.records.len() as u64;
+        st.accepted_bytes += held.bytes as u64;
+        st.held_bytes += held.bytes;
+        let mut records = held.records;
+        records.append(&mut st.held);
+        st.held = records;
+        // SeqCst: pairs with the writers' `flight` increment, as in
+        // `Shared::write_now`.
+        self.failing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether any record is in the file or on its way there (held ones
+    /// not counted).
+    fn has_written(&self, st: &SegState) -> bool {
+        st.records > 0 || self.reserved.load(Ordering::Relaxed) > 0 || self.fast_records() > 0
+    }
+
+    /// Writes held records in order, but none that would take the segment
+    /// past `max` bytes (see `take_excess`: those wait for the next
+    /// segment). Stops at the first failure. `Ok(true)` if records are
+    /// still held because of the limit.
+    pub(crate) fn drain_held_within(
+        &self,
+        st: &mut SegState,
+        max: Option<u64>,
+    ) -> io::Result<bool> {
+        let excess = self.take_excess(st, max);
+        let res = self.drain_held(st);
+        let more = !excess.records.is_empty();
+        // Back at the end, in order, whatever happened: the next cut moves
+        // them on.
+        st.accepted += excess.records.len() as u64;
+        st.accepted_bytes += excess.bytes as u64;
+        st.held_bytes += excess.bytes;
+        st.held.extend(excess.records);
+        res.map(|()| more)
     }
 
     /// Writes held records in order. Stops at the first failure.

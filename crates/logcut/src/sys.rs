@@ -315,6 +315,27 @@ pub(crate) fn truncate(f: &File, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(f.as_fd(), len)?)
 }
 
+/// Allocates the blocks of `len` bytes from `offset` without changing the
+/// file's length (`fallocate` with `FALLOC_FL_KEEP_SIZE`), so that later
+/// appends into them need no free space. Fails with `Unsupported` where
+/// the file system cannot.
+pub(crate) fn reserve(f: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Ok(rustix::fs::fallocate(
+            f.as_fd(),
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        )?)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (f, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// Sets an open file's permission bits.
 pub(crate) fn set_mode(f: &File, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(f.as_fd(), Mode::from_raw_mode(mode))?)

@@ -177,3 +177,131 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A small tmpfs mounted for a disk-full test, unmounted when dropped.
+/// Mounting needs root (CI runs as root); elsewhere `mount` returns `None`
+/// and the test says it is skipped.
+pub struct SmallFs {
+    dir: TempDir,
+}
+
+impl SmallFs {
+    pub fn mount(tag: &str, size: &str) -> Option<SmallFs> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={size},mode=0750")).unwrap();
+        // SAFETY: valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            eprintln!("skipped: cannot mount a tmpfs for a disk-full test ({err}); run as root");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must run the disk-full tests (as root): {err}"
+            );
+            return None;
+        }
+        Some(SmallFs { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system with the file `filler` until a write fails
+    /// with ENOSPC.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("filler"))
+            .unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            match f.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                    break;
+                }
+            }
+        }
+        // Pages partly filled: the last bytes.
+        while f.write(b"x").is_ok_and(|n| n == 1) {}
+    }
+
+    /// Removes the filler: the space is free again.
+    pub fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let target = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe {
+            libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+/// Checks a log whose oldest segments retention deleted: every record
+/// whole, each thread's ids consecutive up to `count - 1`, and the records
+/// missing at the start of each thread, added up, exactly `deleted`.
+pub fn check_tail_records(data: &[u8], len: usize, threads: usize, count: u64, deleted: u64) {
+    assert_eq!(
+        data.len() % len,
+        0,
+        "the log is not a whole number of records"
+    );
+    let mut next: HashMap<usize, u64> = HashMap::new();
+    let mut first: HashMap<usize, u64> = HashMap::new();
+    for (i, rec) in data.chunks(len).enumerate() {
+        let text = std::str::from_utf8(rec).expect("record is not text");
+        let thread: usize = text[1..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("record {i} torn"));
+        let seq: u64 = text[4..14]
+            .parse()
+            .unwrap_or_else(|_| panic!("record {i} torn"));
+        assert_eq!(rec, &record(thread, seq, len)[..], "record {i} is altered");
+        first.entry(thread).or_insert(seq);
+        let want = next.entry(thread).or_insert(seq);
+        assert_eq!(
+            seq, *want,
+            "thread {thread}: expected id {want}, found {seq}"
+        );
+        *want += 1;
+    }
+    let mut missing = 0;
+    for t in 0..threads {
+        match next.get(&t) {
+            Some(n) => {
+                assert_eq!(*n, count, "thread {t}: the last records");
+                missing += first[&t];
+            }
+            // All its records were in deleted segments.
+            None => missing += count,
+        }
+    }
+    assert_eq!(
+        missing, deleted,
+        "records missing at the start against those deleted by policy"
+    );
+}

@@ -6,6 +6,8 @@
 mod basics;
 // Compression and retention of sealed segments, and their crash recovery.
 mod compress;
+// A disk that fills and frees (a small tmpfs, as root).
+mod diskfull;
 // Failures injected: unusable next segment, EFBIG, verify's detections.
 mod faults;
 // Integrations with tracing and log.

@@ -1,0 +1,210 @@
+//! A disk that fills and frees, on a small tmpfs (mounted as root; skipped
+//! with a message otherwise, never in CI). The clock is manual: retries
+//! happen when the test advances it, so nothing waits for real time.
+
+use std::time::Duration;
+
+use logcut::{Appender, ManualClock, Mode};
+
+use crate::kit::*;
+
+fn clock() -> ManualClock {
+    ManualClock::new("2026-11-24T10:00:00Z".parse().unwrap())
+}
+
+/// Advances the clock past every backoff and runs the background work,
+/// until `done` holds; fails after 2,000 rounds.
+fn retry_until(a: &Appender, clock: &ManualClock, what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        clock.advance(Duration::from_secs(2));
+        a.tick().unwrap();
+    }
+    panic!(
+        "still not done after 2,000 retries: {what}; {:?}",
+        a.stats()
+    );
+}
+
+const LEN: usize = 100;
+const MAX: u64 = 64 << 10;
+
+/// More records than the disk holds are accepted while it is full; once
+/// it frees, they must go out in segments within the size limit, and
+/// compression and retention (`keep 3`) must make room each time the log
+/// fills the disk again, so that nothing is lost.
+#[cfg(feature = "zstd")]
+fn held_records_fit_and_retention_makes_room(mode: Mode) {
+    let _heavy = heavy();
+    let Some(fs) = SmallFs::mount("full", "1m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    let clock = clock();
+    let a = Appender::builder()
+        .dir(&dir)
+        .max_size(MAX)
+        .mode(mode)
+        .compress(logcut::Compression::zstd())
+        .keep(3)
+        .clock(clock.clone())
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .error_handler(|_: logcut::Error| {})
+        .build()
+        .unwrap();
+    let (threads, count) = (2, 10_000u64);
+    // 2 MB in all, on a 1 MiB disk.
+    let writers: Vec<_> = (0..threads)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    a.write_record(&record(t, i, LEN)).unwrap();
+                }
+            })
+        })
+        .collect();
+    // Full while the first records come: some fail and are held.
+    fs.fill();
+    wait_for("a failed write", || a.stats().write_failures > 0);
+    if mode == Mode::Direct {
+        // Everything after the failure is held (Direct writers do not
+        // wait below `max_held`): once the disk frees, only held records
+        // are written, and each segment must keep the limit exactly.
+        // (Records written by the writers themselves may overshoot it by
+        // what they write while no next segment is ready: see the crate's
+        // Guarantees.)
+        wait_for("the writers", || writers.iter().all(|w| w.is_finished()));
+    }
+    fs.free();
+    retry_until(&a, &clock, "writers done", || {
+        writers.iter().all(|w| w.is_finished())
+    });
+    for w in writers {
+        w.join().unwrap();
+    }
+    retry_until(&a, &clock, "everything written", || {
+        let s = a.stats();
+        s.queue_depth == 0 && s.records_written == threads as u64 * count
+    });
+    a.shutdown().unwrap();
+    let s = a.stats();
+    assert_eq!(s.records_lost, 0);
+    assert!(s.write_failures > 0, "{s:?}");
+    for seal in sealed(&dir, "app") {
+        assert!(
+            seal.bytes <= MAX,
+            "segment {} holds {} bytes",
+            seal.seq,
+            seal.bytes
+        );
+    }
+    let report = verify_ok(&dir);
+    assert!(report.deleted() > 0, "{report}");
+    check_tail_records(
+        &read_log(&dir, "app"),
+        LEN,
+        threads,
+        count,
+        report.deleted(),
+    );
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn direct_held_records_fit_and_retention_makes_room() {
+    held_records_fit_and_retention_makes_room(Mode::Direct);
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn buffered_held_records_fit_and_retention_makes_room() {
+    held_records_fit_and_retention_makes_room(Mode::Buffered);
+}
+
+/// A compression that fails for want of space is tried again, after the
+/// backoff, while the appender runs.
+#[cfg(feature = "zstd")]
+#[test]
+fn failed_compression_is_retried() {
+    let Some(fs) = SmallFs::mount("compress-retry", "1m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    let clock = clock();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a = Appender::builder()
+        .dir(&dir)
+        .compress(logcut::Compression::zstd())
+        .clock(clock.clone())
+        .error_handler(tx)
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        a.write_record(&record(0, i, LEN)).unwrap();
+    }
+    fs.fill();
+    // The seal entry goes in (the manifest keeps room ahead), the
+    // compressed file does not.
+    a.rotate().unwrap();
+    a.tick().unwrap();
+    let err = rx.recv().unwrap();
+    assert_eq!(err.operation(), "compress", "{err}");
+    assert_eq!(a.stats().compress_failures, 1);
+    assert_eq!(a.stats().segments_compressed, 0);
+    fs.free();
+    // Not before the backoff ...
+    a.tick().unwrap();
+    assert_eq!(a.stats().segments_compressed, 0);
+    // ... but after it.
+    clock.advance(Duration::from_secs(60));
+    a.tick().unwrap();
+    assert_eq!(a.stats().segments_compressed, 1);
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), 100);
+    assert_eq!(report.logs[0].compressed_segments, 1, "{report}");
+}
+
+/// On a full disk, sealing a segment and deleting the oldest one past the
+/// retention limit are still recorded (the manifest keeps room ahead of its
+/// end), so retention frees the space.
+#[test]
+fn retention_deletes_on_a_full_disk() {
+    let Some(fs) = SmallFs::mount("retain-full", "1m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    let clock = clock();
+    let a = Appender::builder()
+        .dir(&dir)
+        .keep(1)
+        .clock(clock.clone())
+        .error_handler(|_: logcut::Error| {})
+        .build()
+        .unwrap();
+    for i in 0..2_000 {
+        a.write_record(&record(0, i, LEN)).unwrap();
+    }
+    a.rotate().unwrap();
+    for i in 2_000..2_100 {
+        a.write_record(&record(0, i, LEN)).unwrap();
+    }
+    fs.fill();
+    a.rotate().unwrap();
+    a.tick().unwrap();
+    let s = a.stats();
+    assert_eq!(s.segments_deleted, 1, "{s:?}");
+    assert_eq!(s.write_failures, 0, "{s:?}");
+    fs.free();
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    assert_eq!(
+        (report.records(), report.deleted()),
+        (100, 2_000),
+        "{report}"
+    );
+    check_tail_records(&read_log(&dir, "app"), LEN, 1, 2_100, 2_000);
+}
