@@ -28,9 +28,10 @@ a little outside it.")]
 pub(crate) struct CatArgs {
     /// The log directory.
     dir: PathBuf,
-    /// The log's name.
-    #[arg(long, default_value = "app")]
-    name: String,
+    /// The log's name; by default the only log in DIR (with several, say
+    /// which).
+    #[arg(long)]
+    name: Option<String>,
     /// Print only segments that overlap the time from TIME on: an RFC 3339
     /// time such as 2026-11-25T10:00:00Z, or a duration such as 15m, 1h or
     /// 2d meaning that long ago.
@@ -55,14 +56,25 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     if let Err(msg) = range.validate() {
         return Err(crate::UsageError(msg).into());
     }
-    let (dir, name) = (&args.dir, args.name.as_str());
+    let dir = &args.dir;
+    let name = if args.follow {
+        follow_name(dir, args.name.as_deref())?
+    } else {
+        crate::read::pick_log(dir, args.name.as_deref())?
+    };
+    let name = name.as_str();
     let mut out = io::stdout().lock();
     if args.follow {
         crate::follow::follow(dir, name, |segs| range.select(segs, name), &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let segs = segments(dir, name)
-        .with_context(|| format!("cannot list the segments of {name} in {}", dir.display()))?;
+    let segs = segments(dir, name).map_err(|e| {
+        crate::read::cannot(
+            &format!("cannot list the segments of {name} in {}", dir.display()),
+            dir,
+            &e,
+        )
+    })?;
     let selected = range.select(&segs, name);
     let chosen: Vec<_> = segs
         .iter()
@@ -103,6 +115,30 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     out.flush()?;
     progress.finish();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The log `--follow` follows: like `pick_log`, except that a log not
+/// there yet is waited for (as `tail -F` does): the one named, or with no
+/// name and no log yet, `app`.
+fn follow_name(dir: &std::path::Path, name: Option<&str>) -> Result<String> {
+    if let Some(n) = name {
+        logcut_format::name::validate_name(n)
+            .map_err(|m| crate::UsageError(format!("invalid --name: {m}")))?;
+        return Ok(n.to_string());
+    }
+    match logcut_format::log_names(dir) {
+        Ok(names) if names.is_empty() => Ok("app".to_string()),
+        Ok(_) => crate::read::pick_log(dir, None),
+        // The directory may not exist yet either.
+        Err(e) if e.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => {
+            Ok("app".to_string())
+        }
+        Err(e) => Err(crate::read::cannot(
+            &format!("cannot read {}", dir.display()),
+            dir,
+            &e,
+        )),
+    }
 }
 
 /// A reader that moves the progress bar by what it reads.

@@ -158,26 +158,36 @@ pub(crate) fn apply(
         };
     }
     let ok = |s: &String| Ok::<_, String>(s.clone());
-    layer!(dir, ok, |v: String| args.dir = Some(PathBuf::from(v)));
+    // A path cannot hold a NUL byte (the flag's value never does).
+    let path = |s: &String| {
+        if s.contains('\0') {
+            Err("the path contains a NUL byte".to_string())
+        } else {
+            Ok(s.clone())
+        }
+    };
+    layer!(dir, path, |v: String| args.dir = Some(PathBuf::from(v)));
     layer!(name, ok, |v| args.name = v);
     layer!(max_size, crate::write::size_or_none, |v| args.max_size = v);
     layer!(interval, crate::write::interval, |v| args.interval =
         Some(v));
     layer!(tz, ok, |v| args.tz = Some(v));
     layer!(mode, crate::write::mode, |v| args.mode = v);
-    layer!(max_line, crate::write::size, |v| args.max_line = v);
+    layer!(max_line, crate::write::positive_size, |v| args.max_line = v);
     layer!(fsync, crate::write::fsync, |v| args.fsync = v);
     layer!(metrics, crate::write::socket_addr, |v| args.metrics =
         Some(v));
     layer!(grace, crate::write::duration, |v| args.grace = v);
-    layer!(trigger, ok, |v| args.trigger = Some(v));
+    layer!(trigger, path, |v| args.trigger = Some(v));
     layer!(compress, crate::write::compress, |v| args.compress = v);
     layer!(compress_level, crate::write::level, |v| args
         .compress_level =
         Some(v));
     layer!(keep, crate::write::keep, |v| args.keep = Some(v));
-    layer!(max_age, crate::write::duration, |v| args.max_age = Some(v));
-    layer!(max_total, crate::write::size, |v| args.max_total = Some(v));
+    layer!(max_age, crate::write::positive_duration, |v| args.max_age =
+        Some(v));
+    layer!(max_total, crate::write::positive_size, |v| args.max_total =
+        Some(v));
     layer!(shared, crate::write::boolean, |v| args.shared = v);
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
@@ -227,6 +237,31 @@ mod tests {
             line_of("dir = \"x\"\nmax_sise = \"1M\"\n", e.span().unwrap().start),
             2
         );
+    }
+
+    #[test]
+    fn the_help_of_config_names_every_key() {
+        // toml lists the keys it knows when it meets an unknown one.
+        let e = parse("no_such_key = 1\n").unwrap_err();
+        let known = e.message().split("expected one of").nth(1).unwrap();
+        let keys: Vec<&str> = known.split('`').skip(1).step_by(2).collect();
+        assert!(keys.contains(&"shared") && keys.len() >= 18, "{keys:?}");
+        let cmd = <crate::Cli as clap::CommandFactory>::command();
+        let help = cmd
+            .find_subcommand("write")
+            .unwrap()
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .unwrap()
+            .get_help()
+            .unwrap()
+            .to_string();
+        let words: Vec<&str> = help
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for k in keys {
+            assert!(words.contains(&k), "--config's help lacks {k}: {help}");
+        }
     }
 
     #[test]

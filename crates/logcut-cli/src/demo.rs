@@ -13,7 +13,7 @@
 use std::{
     collections::HashMap,
     io::{IsTerminal, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{
         Arc,
@@ -24,10 +24,14 @@ use std::{
 
 use anyhow::{Context, Result};
 
+use crate::UsageError;
+
 /// Options of `logcut demo`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
-    /// Where to write the demo's logs (emptied first).
+    /// Where to write the demo's logs: a new or empty directory, or one an
+    /// earlier run made (its logs are removed first; any other directory
+    /// is refused).
     #[arg(long, default_value = "logcut-demo")]
     dir: PathBuf,
     /// How long the service runs.
@@ -44,23 +48,67 @@ pub(crate) struct DemoArgs {
 /// Sealed segments the demo keeps.
 const KEEP: usize = 20;
 
-pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
-    if args.dir.exists() {
-        // Start empty, so that the counts below are this run's.
-        std::fs::remove_dir_all(&args.dir)
-            .with_context(|| format!("cannot empty {}", args.dir.display()))?;
+/// The file that marks a directory as the demo's: only then does a later
+/// run remove the demo's files from it.
+const MARKER: &str = ".logcut-demo";
+
+/// The log's name; every file the demo makes, but the marker, starts with
+/// `service.`.
+const LOG: &str = "service";
+
+/// Makes `dir` ready for a run: a new or empty directory is used (and
+/// marked as the demo's); in one an earlier run made (it has the marker),
+/// the files of the demo's log are removed, so that the counts are this
+/// run's. Any other directory is refused, and nothing in it is touched.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    let entries: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read {}", dir.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot use {}", dir.display())),
+    };
+    let marked = std::fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.is_file());
+    if !entries.is_empty() && !marked {
+        return Err(UsageError(format!(
+            "{} is not empty and is not a directory logcut demo made; nothing was changed: give a new or empty directory with --dir",
+            dir.display()
+        ))
+        .into());
     }
+    for f in &entries {
+        let path = dir.join(f);
+        let ours = f
+            .to_str()
+            .is_some_and(|n| n.starts_with(&format!("{LOG}.")));
+        // Only regular files: a symlink is removed, never followed; a
+        // directory is left alone.
+        if ours && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let marker = dir.join(MARKER);
+    std::fs::write(
+        &marker,
+        "made by `logcut demo`; a later run removes the service.* files here\n",
+    )
+    .with_context(|| format!("cannot create {}", marker.display()))
+}
+
+pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
+    prepare_dir(&args.dir)?;
     // The trigger file exists before the appender starts (its creation
     // would count as a trigger).
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let trigger = args.dir.join("service.trigger");
+    let trigger = args.dir.join(format!("{LOG}.trigger"));
     std::fs::write(&trigger, b"")
         .with_context(|| format!("cannot create {}", trigger.display()))?;
     let appender = logcut::Appender::builder()
         .dir(&args.dir)
         .trigger_file(&trigger)
-        .name("service")
+        .name(LOG)
         .max_size(1 << 20)
         .interval(logcut::Interval::seconds(1))
         .mode(logcut::Mode::Buffered)
@@ -88,7 +136,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let per_thread_rate = args.rate / args.threads.max(1) as u64;
+    // Each thread's share of the rate, and how many records it writes
+    // between two looks at the clock: about a hundredth of a second's
+    // worth, so that it keeps its pace and stops on time at any rate.
+    let per_thread_rate = args.rate as f64 / args.threads.max(1) as f64;
+    let pace_every = ((per_thread_rate / 100.0) as u64).clamp(1, 1000);
     let workers: Vec<_> = (0..args.threads)
         .map(|t| {
             let (dispatch, stop, appender) =
@@ -97,13 +149,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
                 let mut n: u64 = 0;
                 tracing::dispatcher::with_default(&dispatch, || {
                     while !stop.load(Ordering::Relaxed) {
-                        if per_thread_rate > 0 && n % 1000 == 0 {
-                            // Pace the service: wait until this thread is due.
-                            let due =
-                                start + Duration::from_secs_f64(n as f64 / per_thread_rate as f64);
+                        if per_thread_rate > 0.0 && n % pace_every == 0 {
+                            // Pace the service: wait until this thread is
+                            // due (woken early when the run ends).
+                            let due = start + Duration::from_secs_f64(n as f64 / per_thread_rate);
                             let now = Instant::now();
                             if due > now {
                                 std::thread::park_timeout(due - now);
+                                continue;
                             }
                         }
                         tracing::info!(
@@ -132,6 +185,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             let mut touches = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::park_timeout(Duration::from_millis(700));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 for _ in 0..200 {
                     let touched = std::fs::OpenOptions::new()
                         .append(true)
@@ -169,6 +225,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    // Waiting threads stop now, not when they are next due.
+    for w in &workers {
+        w.thread().unpark();
+    }
+    storms.thread().unpark();
     let mut per_thread = Vec::new();
     for w in workers {
         per_thread.push(
@@ -176,20 +237,25 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("a logging thread panicked"))?,
         );
     }
+    // The writing phase: from the start until the last record was handed
+    // to the appender.
+    let writing = start.elapsed();
     drop(dispatch);
     let touches = storms
         .join()
         .map_err(|_| anyhow::anyhow!("the trigger thread panicked"))?;
     let stats = appender.stats();
+    let shutdown_began = Instant::now();
     appender.shutdown().context("cannot finish the log")?;
-    let elapsed = start.elapsed();
+    let shutdown = shutdown_began.elapsed();
     if tty {
         eprintln!();
     }
+    let checking_began = Instant::now();
 
     let report = logcut::verify(&args.dir)?;
     // Read every record back and count each (worker, seq) pair.
-    let data = logcut_format::read_all(&args.dir, "service")?;
+    let data = logcut_format::read_all(&args.dir, LOG)?;
     let mut seen: HashMap<(usize, u64), u32> = HashMap::new();
     for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let text = String::from_utf8_lossy(line);
@@ -220,6 +286,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             .count() as u64;
     }
     let deleted_by_policy = report.deleted();
+    let checking = checking_began.elapsed();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{report}")?;
     writeln!(out)?;
@@ -243,9 +310,21 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "throughput:       {:.0} records/s over {:.1} s",
-        written as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
+        "throughput:       {:.0} records/s while writing ({written} records in {:.2} s; asked for {})",
+        written as f64 / writing.as_secs_f64().max(1e-9),
+        writing.as_secs_f64(),
+        if args.rate == 0 {
+            "as many as possible".to_string()
+        } else {
+            format!("{}/s", args.rate)
+        }
+    )?;
+    writeln!(
+        out,
+        "then:             {:.2} s to shut down (write, seal, compress what was left), {:.2} s to verify and read every record back; {:.2} s in all",
+        shutdown.as_secs_f64(),
+        checking.as_secs_f64(),
+        start.elapsed().as_secs_f64()
     )?;
     if report.is_ok()
         && lost == 0

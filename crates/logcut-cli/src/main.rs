@@ -2,7 +2,9 @@
 //! tools to read and check logcut's logs.
 //!
 //! Exit status: 0 on success, 1 on a runtime failure (or, for `verify`, a
-//! problem found), 2 on a usage error.
+//! problem found or no log at all), 2 on a usage error; `run` exits with
+//! the program's status, or 127 if it is not found and 126 if it cannot be
+//! executed. Errors are one line on standard error.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -76,6 +78,22 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A failure with an exit status of its own (`run`: 127 for a program that
+/// is not found, 126 for one that cannot be executed).
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub(crate) code: u8,
+    pub(crate) msg: String,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn main() -> ExitCode {
     // The matches are kept: `--config` needs to know which flags were
     // given on the command line (they win over the file).
@@ -105,12 +123,13 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            if std::env::var_os("RUST_BACKTRACE").is_some() {
-                eprintln!("logcut: {err:?}");
-            } else {
-                eprintln!("logcut: {}", one_line(&err));
-            }
-            if err.chain().any(|c| c.is::<UsageError>()) {
+            // One line, whatever RUST_BACKTRACE says: an error is a state
+            // of the machine or a mistake in the call, not a bug in logcut
+            // (a panic, which is one, prints its backtrace as Rust does).
+            eprintln!("logcut: {}", one_line(&err));
+            if let Some(exit) = err.chain().find_map(|c| c.downcast_ref::<Exit>()) {
+                ExitCode::from(exit.code)
+            } else if err.chain().any(|c| c.is::<UsageError>()) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -7,7 +7,7 @@ use std::{
     process::ExitCode,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use logcut_format::{Report, segments, verify as check};
 
 use crate::progress::Progress;
@@ -17,7 +17,11 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     let progress = Progress::bytes(crate::progress::log_bytes(dir), "verify");
     let report = progress
         .track_reads(|| check(dir))
-        .with_context(|| format!("cannot verify {}", dir.display()))?;
+        .map_err(|e| cannot(&format!("cannot verify {}", dir.display()), dir, &e))?;
+    // Nothing checked is not "ok".
+    if report.logs.is_empty() {
+        return Err(no_log(dir));
+    }
     let mut out = io::stdout().lock();
     if json {
         writeln!(out, "{}", to_json(&report))?;
@@ -32,7 +36,8 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
 }
 
 pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
-    let report = check(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let report =
+        check(dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
     let mut out = io::stdout().lock();
     if report.logs.is_empty() {
         writeln!(out, "{}: no logcut log here", dir.display())?;
@@ -114,6 +119,57 @@ pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `what` failed because of `e`: one line, saying the path once (the
+/// format crate's errors name their operation and path too).
+pub(crate) fn cannot(what: &str, dir: &Path, e: &logcut_format::Error) -> anyhow::Error {
+    match e.io_error() {
+        Some(io) if e.path() == Some(dir) => anyhow::anyhow!("{what}: {io}"),
+        _ => anyhow::anyhow!("{what}: {e}"),
+    }
+}
+
+/// The error for a directory that holds no log.
+pub(crate) fn no_log(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no log in {}: no manifest or segment of any log there (is the directory right?)",
+        dir.display()
+    )
+}
+
+/// The log to read in `dir`, found the way `verify` and `status` find logs
+/// ([`logcut_format::log_names`]): the one named, which must be there; or,
+/// with no name, the only log there. No log is a runtime error; several, a
+/// usage error asking for `--name`.
+pub(crate) fn pick_log(dir: &Path, name: Option<&str>) -> Result<String> {
+    if let Some(n) = name {
+        logcut_format::name::validate_name(n)
+            .map_err(|m| crate::UsageError(format!("invalid --name: {m}")))?;
+    }
+    let names = logcut_format::log_names(dir)
+        .map_err(|e| cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
+    match (name, names.as_slice()) {
+        (Some(n), names) if names.iter().any(|l| l == n) => Ok(n.to_string()),
+        (Some(n), []) => Err(anyhow::anyhow!(
+            "no log {n} in {}: no log there at all (is the directory right?)",
+            dir.display()
+        )),
+        (Some(n), names) => Err(anyhow::anyhow!(
+            "no log {n} in {}; the logs there: {}",
+            dir.display(),
+            names.join(", ")
+        )),
+        (None, []) => Err(no_log(dir)),
+        (None, [only]) => Ok(only.clone()),
+        (None, names) => Err(crate::UsageError(format!(
+            "{} holds {} logs ({}); say which with --name",
+            dir.display(),
+            names.len(),
+            names.join(", ")
+        ))
+        .into()),
+    }
 }
 
 fn to_json(r: &Report) -> String {

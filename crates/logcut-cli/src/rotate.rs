@@ -24,27 +24,35 @@ pub(crate) struct RotateArgs {
     /// The log directory.
     #[arg(long)]
     dir: PathBuf,
-    /// The log's name.
-    #[arg(long, default_value = "app")]
-    name: String,
+    /// The log's name; by default the only log in DIR (with several, say
+    /// which).
+    #[arg(long)]
+    name: Option<String>,
     /// Give up (exit 1) if the new segment is not in place within this long.
     #[arg(long, default_value = "10s", value_parser = crate::write::duration)]
     timeout: Duration,
 }
 
 pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
-    name::validate_name(&args.name).map_err(UsageError)?;
-    let holder = writer(&args.dir, &args.name)?;
+    let log = match &args.name {
+        Some(n) => {
+            name::validate_name(n).map_err(|m| UsageError(format!("invalid --name: {m}")))?;
+            n.clone()
+        }
+        None => find_log(&args.dir)?,
+    };
+    let name = log.as_str();
+    let holder = writer(&args.dir, name)?;
     let pid = holder
         .pid
         .map_or_else(|| "?".to_string(), |p| p.to_string());
     let Some(trigger) = holder.trigger else {
         bail!(
             "the writer of {} (pid {pid}) watches no trigger file; start it with --trigger, or send it SIGUSR1 (kill -USR1 {pid})",
-            args.dir.join(name::active_file(&args.name)).display()
+            args.dir.join(name::active_file(name)).display()
         );
     };
-    let active = args.dir.join(name::active_file(&args.name));
+    let active = args.dir.join(name::active_file(name));
     let before = std::fs::symlink_metadata(&active)
         .with_context(|| format!("cannot examine {}", active.display()))?;
     touch(&trigger)?;
@@ -80,11 +88,43 @@ pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
         // few milliseconds; a short pause keeps this loop cheap.
         std::thread::sleep(Duration::from_millis(2));
     }
-    match sealed_name_of(&args.dir, &args.name, before.ino(), before.dev()) {
+    match sealed_name_of(&args.dir, name, before.ino(), before.dev()) {
         Some(f) => println!("rotated: sealed {}", args.dir.join(f).display()),
         None => println!("rotated {}", active.display()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The only log in `dir`, found as `verify` finds logs; none (or no
+/// directory) means nobody is writing there, several need `--name`.
+fn find_log(dir: &Path) -> Result<String> {
+    let names = match logcut_format::log_names(dir) {
+        Ok(names) => names,
+        Err(e) if e.io_error().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound) => {
+            Vec::new()
+        }
+        Err(e) => {
+            return Err(crate::read::cannot(
+                &format!("cannot read {}", dir.display()),
+                dir,
+                &e,
+            ));
+        }
+    };
+    match names.as_slice() {
+        [] => bail!(
+            "nobody is writing a log in {}: there is no log there (is the directory right?)",
+            dir.display()
+        ),
+        [only] => Ok(only.clone()),
+        names => Err(UsageError(format!(
+            "{} holds {} logs ({}); say which to rotate with --name",
+            dir.display(),
+            names.len(),
+            names.join(", ")
+        ))
+        .into()),
+    }
 }
 
 /// Who is writing the log, from its lock file; an error if nobody is.

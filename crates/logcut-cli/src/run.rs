@@ -5,9 +5,18 @@
 //! with `--stderr-name`). SIGTERM, SIGINT and SIGHUP are forwarded to the
 //! program; logcut exits with the program's exit status (128 + the signal
 //! number if a signal ended it) once everything it printed is written.
+//!
+//! A program that cannot be started is reported on one line, with the exit
+//! status shells, `env` and `timeout` use: 127 if it is not found, 126 if
+//! it is found but cannot be executed. Those found out by looking (no such
+//! file, a directory, no execute permission) are found before any log is
+//! opened; those the kernel reports (a missing `#!` interpreter) leave the
+//! log opened and closed, with nothing in it.
 
 use std::{
     io::Read,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
     sync::{
         Arc,
@@ -18,7 +27,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::write::WriteArgs;
+use crate::{Exit, write::WriteArgs};
 
 /// Options of `logcut run`.
 #[derive(Debug, clap::Args)]
@@ -35,9 +44,23 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
     crate::config::apply(&mut args.log, Some(&mut args.stderr_name), matches)?;
-    let out_log = args.log.open(args.log.name())?;
-    let err_log = match &args.stderr_name {
-        Some(n) => args.log.open(n)?,
+    // Both logs are checked before either creates a file.
+    let out_prepared = args.log.prepare(args.log.name(), "--name")?;
+    let err_prepared = match &args.stderr_name {
+        Some(n) if n == args.log.name() => {
+            return Err(crate::UsageError(format!(
+                "--stderr-name {n:?} is the log of standard output too; leave it out to write both streams to one log"
+            ))
+            .into());
+        }
+        Some(n) => Some(args.log.prepare(n, "--stderr-name")?),
+        None => None,
+    };
+    // A program that cannot be started creates no log either.
+    let program = find_program(&args.command[0])?;
+    let out_log = out_prepared.open(&args.log)?;
+    let err_log = match err_prepared {
+        Some(p) => p.open(&args.log)?,
         None => out_log.clone(),
     };
     let mut logs = vec![(args.log.name().to_string(), out_log.clone())];
@@ -55,13 +78,22 @@ pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitC
         signal_hook::flag::register_usize(sig, Arc::clone(&pending), sig as usize)
             .context("cannot handle signals")?;
     }
-    let mut child = Command::new(&args.command[0])
+    let spawned = Command::new(&program)
+        .arg0(&args.command[0])
         .args(&args.command[1..])
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.command[0]))?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            // The log was opened for nothing: close it properly.
+            let _ = out_log.shutdown();
+            let _ = err_log.shutdown();
+            return Err(cannot_start(&args.command[0], &program, &e));
+        }
+    };
     let pid = rustix::process::Pid::from_raw(child.id() as i32)
         .context("the program has no process id")?;
     let pump =
@@ -114,4 +146,95 @@ pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitC
         (None, None) => 1,
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Where `prog` is, the way `execvp` looks for it: a name with a `/` as
+/// given; a bare name in the directories of `PATH`, the first executable
+/// file found (or, if none is executable, the first file found). Checked
+/// before any log is opened: not found is an [`Exit`] with status 127, a
+/// directory or a file without execute permission one with 126.
+fn find_program(prog: &str) -> Result<PathBuf> {
+    let exit = |code, why: &str| -> anyhow::Error {
+        Exit {
+            code,
+            msg: format!("cannot run {prog}: {why}"),
+        }
+        .into()
+    };
+    if prog.is_empty() {
+        return Err(Exit {
+            code: 127,
+            msg: "cannot run \"\": the program name is empty".into(),
+        }
+        .into());
+    }
+    let path = if prog.contains('/') {
+        PathBuf::from(prog)
+    } else {
+        let search =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let mut found: Option<PathBuf> = None;
+        for dir in std::env::split_paths(&search) {
+            // An empty entry is the working directory.
+            let candidate = if dir.as_os_str().is_empty() {
+                PathBuf::from(".").join(prog)
+            } else {
+                dir.join(prog)
+            };
+            match std::fs::metadata(&candidate) {
+                Ok(md) if md.is_file() && md.permissions().mode() & 0o111 != 0 => {
+                    found = Some(candidate);
+                    break;
+                }
+                Ok(md) if md.is_file() => {
+                    found.get_or_insert(candidate);
+                }
+                _ => {}
+            }
+        }
+        found.ok_or_else(|| exit(127, "command not found (in no directory of PATH)"))?
+    };
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(exit(127, "no such file")),
+        Ok(md) if md.is_dir() => Err(exit(126, "it is a directory")),
+        Ok(md) if md.permissions().mode() & 0o111 == 0 => {
+            Err(exit(126, "permission denied (the file is not executable)"))
+        }
+        // Anything else is found out when it is started.
+        _ => Ok(path),
+    }
+}
+
+/// The error for a program that could not be started: 127 if it is not
+/// there, 126 if it cannot be executed, 1 for anything else (no memory,
+/// too many processes).
+fn cannot_start(prog: &str, path: &Path, e: &std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let (code, why) = match e.kind() {
+        // The program is there, but its #! interpreter is not.
+        ErrorKind::NotFound if path.is_file() => (
+            127,
+            "its interpreter (the #! line) is not found".to_string(),
+        ),
+        ErrorKind::NotFound => (127, "no such file".to_string()),
+        ErrorKind::PermissionDenied if path.is_dir() => (126, "it is a directory".to_string()),
+        ErrorKind::PermissionDenied => (126, "permission denied (not executable?)".to_string()),
+        _ if e.raw_os_error() == Some(libc_enoexec()) => (
+            126,
+            "not an executable format (a script needs a #! line)".to_string(),
+        ),
+        _ => {
+            return anyhow::anyhow!("cannot run {prog}: {e}");
+        }
+    };
+    Exit {
+        code,
+        msg: format!("cannot run {prog}: {why}"),
+    }
+    .into()
+}
+
+/// `ENOEXEC`, the error of a file the kernel cannot execute.
+fn libc_enoexec() -> i32 {
+    rustix::io::Errno::NOEXEC.raw_os_error()
 }

@@ -39,8 +39,8 @@ use crate::UsageError;
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
-    /// metrics, grace, trigger, and stderr_name for run); flags given here
-    /// win.
+    /// metrics, grace, trigger, compress, compress_level, keep, max_age,
+    /// max_total, shared, and stderr_name for run); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// The log directory (created if missing, mode 0750). Required, here or
@@ -65,7 +65,7 @@ pub(crate) struct WriteArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Buffered)]
     pub(crate) mode: ModeArg,
     /// The longest record; longer lines are split (see `logcut write --help`).
-    #[arg(long, default_value = "1MiB", value_parser = size)]
+    #[arg(long, default_value = "1MiB", value_parser = positive_size)]
     pub(crate) max_line: u64,
     /// When to flush to the device: never, seal (each sealed segment), always
     /// (every record), or an interval such as 1s.
@@ -94,11 +94,11 @@ pub(crate) struct WriteArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) keep: Option<u64>,
     /// Delete sealed segments older than this (by their end): 7d, 12h.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub(crate) max_age: Option<Duration>,
     /// Delete the oldest sealed segments while all take more than this on
     /// disk: 10GiB.
-    #[arg(long, value_parser = size)]
+    #[arg(long, value_parser = positive_size)]
     pub(crate) max_total: Option<u64>,
     /// Share the log with other processes writing it with --shared (other
     /// `logcut write` pipes, or programs using the library's shared mode):
@@ -135,7 +135,15 @@ pub(crate) fn boolean(s: &str) -> Result<bool, String> {
 }
 
 pub(crate) fn size(s: &str) -> Result<u64, String> {
-    logcut::parse_size(s).map_err(|e| e.to_string())
+    logcut::parse_size(s).map_err(|e| config_message(&e))
+}
+
+/// A size of at least 1 byte (`--max-line`, `--max-total`).
+pub(crate) fn positive_size(s: &str) -> Result<u64, String> {
+    match size(s)? {
+        0 => Err("the size is zero; give at least 1 byte".to_string()),
+        n => Ok(n),
+    }
 }
 
 pub(crate) fn size_or_none(s: &str) -> Result<Limit, String> {
@@ -149,7 +157,7 @@ pub(crate) fn size_or_none(s: &str) -> Result<Limit, String> {
 }
 
 pub(crate) fn interval(s: &str) -> Result<logcut::Interval, String> {
-    s.parse().map_err(|e: logcut::Error| e.to_string())
+    s.parse().map_err(|e: logcut::Error| config_message(&e))
 }
 
 pub(crate) fn fsync(s: &str) -> Result<logcut::Fsync, String> {
@@ -157,14 +165,22 @@ pub(crate) fn fsync(s: &str) -> Result<logcut::Fsync, String> {
         "never" => logcut::Fsync::Never,
         "seal" => logcut::Fsync::AtSeal,
         "always" => logcut::Fsync::Always,
-        other => logcut::Fsync::Every(duration(other).map_err(|_| {
+        other => logcut::Fsync::Every(positive_duration(other).map_err(|_| {
             format!("{other:?} is not an fsync policy; use never, seal, always or an interval such as 1s")
         })?),
     })
 }
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    logcut::parse_duration(s).map_err(|e| e.to_string())
+    logcut::parse_duration(s).map_err(|e| config_message(&e))
+}
+
+/// A duration above zero (`--max-age`).
+pub(crate) fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("the duration is zero; give a positive one such as 7d".to_string()),
+        d => Ok(d),
+    }
 }
 
 pub(crate) fn mode(s: &str) -> Result<ModeArg, String> {
@@ -179,11 +195,11 @@ pub(crate) fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 impl WriteArgs {
-    /// Opens the appender these options describe, for log `name`.
-    pub(crate) fn open(&self, name: &str) -> Result<logcut::Appender> {
-        if self.max_line == 0 {
-            return Err(UsageError("--max-line is zero; give at least 1 byte".into()).into());
-        }
+    /// Checks every option for log `name` (given as `flag`: `--name` or
+    /// `--stderr-name`), with the library's own checks, before anything
+    /// touches the file system: a configuration the library would refuse
+    /// creates no directory and no file.
+    pub(crate) fn prepare(&self, name: &str, flag: &str) -> Result<Prepared> {
         let compression = match (self.compress, self.compress_level) {
             (CompressArg::None, Some(_)) => {
                 return Err(UsageError(
@@ -201,9 +217,9 @@ impl WriteArgs {
             (CompressArg::Zstd, None) => logcut::Compression::zstd(),
             (CompressArg::Zstd, Some(level)) => logcut::Compression::Zstd { level },
         };
-        let dir = self.dir()?;
+        let dir = self.dir()?.to_path_buf();
         let mut b = logcut::Appender::builder()
-            .dir(dir)
+            .dir(&dir)
             .name(name)
             .mode(match self.mode {
                 ModeArg::Direct => logcut::Mode::Direct,
@@ -216,7 +232,7 @@ impl WriteArgs {
             .compress(compression)
             .shared(self.shared)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
-        if let Some(t) = self.trigger_path(dir, name)? {
+        if let Some(t) = self.trigger_path(&dir, name)? {
             b = b.trigger_file(t);
         }
         if let Some(n) = self.keep {
@@ -238,44 +254,60 @@ impl WriteArgs {
         if let Some(tz) = &self.tz {
             b = b.time_zone(tz);
         }
-        if self.trigger.is_none() {
-            // The default trigger file exists before the appender starts:
-            // created later, its appearance would count as a trigger. The
-            // directory is created as the library would (mode 0750); if
-            // that fails, the library says why.
-            use std::os::unix::fs::DirBuilderExt;
-            if std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(dir)
-                .is_ok()
-            {
-                let _ = create_trigger(&dir.join(format!("{name}.trigger")));
+        if let Err(e) = b.check() {
+            return Err(self.build_error(&e, &dir, flag));
+        }
+        // The default trigger file: DIR/NAME.trigger, the name checked.
+        let default_trigger = self
+            .trigger
+            .is_none()
+            .then(|| dir.join(format!("{name}.trigger")));
+        Ok(Prepared {
+            builder: b,
+            dir,
+            default_trigger,
+            flag: flag.to_string(),
+        })
+    }
+
+    /// The error to report for `e`, from building the appender: a bad
+    /// option value is a usage error naming its flag; a directory that is
+    /// a file, or one this user cannot write, is the machine's state: a
+    /// runtime error, with what to do about it.
+    fn build_error(&self, e: &logcut::Error, dir: &Path, flag: &str) -> anyhow::Error {
+        if let Some(field) = e.config_field() {
+            if field != "dir" || dir.as_os_str().is_empty() {
+                let flag = match field {
+                    "name" => flag.to_string(),
+                    "time_zone" => "--tz".to_string(),
+                    "trigger_file" => "--trigger".to_string(),
+                    "compress" if self.compress_level.is_some() => "--compress-level".to_string(),
+                    other => format!("--{}", other.replace('_', "-")),
+                };
+                return UsageError(format!("invalid {flag}: {}", config_message(e))).into();
             }
         }
-        let appender = b.build().map_err(|e| {
-            if e.is_config() && e.config_field() != Some("dir") {
-                // A bad option value (such as an unknown --tz): usage. A
-                // directory that is a file is the machine's state: runtime.
-                return UsageError(e.to_string()).into();
+        let hint = match e.io_error().map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                "; choose a directory this user can write to, or change its permissions"
             }
-            // Say what to do about the causes a user can fix.
-            let hint = match e.io_error().map(std::io::Error::kind) {
-                Some(std::io::ErrorKind::PermissionDenied) => {
-                    "; choose a directory this user can write to, or change its permissions"
-                }
-                Some(std::io::ErrorKind::ReadOnlyFilesystem) => {
-                    "; the file system is read-only: choose another directory"
-                }
-                Some(std::io::ErrorKind::NotADirectory) => "; give a directory, not a file",
-                _ => "",
-            };
-            anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display())
-        })?;
-        if self.trigger.is_none() {
-            create_trigger(&dir.join(format!("{name}.trigger")))?;
+            Some(std::io::ErrorKind::ReadOnlyFilesystem) => {
+                "; the file system is read-only: choose another directory"
+            }
+            Some(std::io::ErrorKind::NotADirectory) => "; give a directory, not a file",
+            _ => "",
+        };
+        if e.is_config() {
+            // "DIR exists and is not a directory": it names the directory.
+            return anyhow::anyhow!("cannot log there: {}", config_message(e));
         }
-        Ok(appender)
+        // The library's error names the path too: say it once.
+        match e.io_error() {
+            Some(io) if e.path() == Some(dir) => {
+                anyhow::anyhow!("cannot log to {}: {io}{hint}", dir.display())
+            }
+            _ => anyhow::anyhow!("cannot log to {}: {e}{hint}", dir.display()),
+        }
     }
 
     /// The trigger file for log `name`, if any: `--trigger PATH`, or by
@@ -319,9 +351,62 @@ impl WriteArgs {
     }
 }
 
+/// An appender's options, checked: [`Prepared::open`] creates its files.
+pub(crate) struct Prepared {
+    builder: logcut::AppenderBuilder,
+    dir: PathBuf,
+    /// The default trigger file, created before the appender starts.
+    default_trigger: Option<PathBuf>,
+    /// The flag that named the log, for errors.
+    flag: String,
+}
+
+impl Prepared {
+    /// Creates the directory and the default trigger file, and starts the
+    /// appender.
+    pub(crate) fn open(self, args: &WriteArgs) -> Result<logcut::Appender> {
+        if let Some(trigger) = &self.default_trigger {
+            // The default trigger file exists before the appender starts:
+            // created later, its appearance would count as a trigger. The
+            // directory is created as the library would (mode 0750); if
+            // that fails, the library says why.
+            use std::os::unix::fs::DirBuilderExt;
+            if std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&self.dir)
+                .is_ok()
+            {
+                let _ = create_trigger(trigger);
+            }
+        }
+        let appender = self
+            .builder
+            .build()
+            .map_err(|e| args.build_error(&e, &self.dir, &self.flag))?;
+        if let Some(trigger) = &self.default_trigger {
+            create_trigger(trigger)?;
+        }
+        Ok(appender)
+    }
+}
+
+/// A configuration error's message without its "invalid `field`: "
+/// prefix (the library's name for the setting, not the flag's).
+pub(crate) fn config_message(e: &logcut::Error) -> String {
+    let text = e.to_string();
+    match e.config_field() {
+        Some(field) => text
+            .strip_prefix(&format!("invalid `{field}`: "))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    }
+}
+
 pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
     crate::config::apply(&mut args, None, matches)?;
-    let appender = args.open(&args.name)?;
+    let appender = args.prepare(&args.name, "--name")?.open(&args)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

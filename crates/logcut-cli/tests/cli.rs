@@ -27,12 +27,21 @@ impl Drop for TempDir {
 }
 
 fn logcut(args: &[&str]) -> std::process::Output {
-    // Errors are one line unless RUST_BACKTRACE asks for the details.
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// Every path under `dir` (empty if it does not exist).
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            out.extend(tree(&p));
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }
 
 fn write_input(dir: &Path, extra: &[&str], input: &[u8]) -> std::process::Output {
@@ -166,18 +175,40 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
     std::fs::create_dir_all(&dir.0).unwrap();
     let file = dir.0.join("a-file");
     std::fs::write(&file, b"").unwrap();
-    let o = logcut(&["write", "--dir", "x", "--no-such-flag"]);
+    let x = dir.0.join("x");
+    let x = x.to_str().unwrap();
+    let o = logcut(&["write", "--dir", x, "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = logcut(&["write", "--dir", "x", "--max-size", "ten"]);
+    let o = logcut(&["write", "--dir", x, "--max-size", "ten"]);
     assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The flag's name, not the library's.
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not a size"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        err.contains("not a size") && !err.contains("`size`"),
+        "{err}"
     );
-    let o = logcut(&["write", "--dir", "x", "--tz", "Nowhere/City"]);
+    let o = logcut(&["write", "--dir", x, "--tz", "Nowhere/City"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("time zone"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid --tz: \"Nowhere/City\" is not a known time zone")
+            && !err.contains("time_zone")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // A refused option creates nothing (no directory, no trigger file).
+    assert_eq!(tree(&dir.0), std::slice::from_ref(&file));
+    // The directory is named once, with what is wrong with it.
+    let o = logcut(&["verify", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "logcut: cannot verify {}: Not a directory (os error 20)",
+            file.display()
+        )
+    );
     let o = logcut(&["write", "--dir", file.join("sub").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -840,6 +871,23 @@ fn bad_config_files_are_one_line_usage_errors() {
         "write",
         &["stderr_name", "`logcut run` only"],
     );
+    // Values the flags' parsers accept but that are not valid settings
+    // are reported with their line too.
+    check(
+        &format!("{d}max_line = 0\n"),
+        "write",
+        &["line 2", "max_line", "zero"],
+    );
+    check(
+        &format!("{d}\nmax_total = \"0\"\n"),
+        "write",
+        &["line 3", "max_total", "zero"],
+    );
+    check(
+        &format!("{d}max_age = \"0s\"\n"),
+        "write",
+        &["line 2", "max_age", "zero"],
+    );
     check_any("name = \"x\"\n", "write", &["no log directory"]);
     std::fs::remove_file(&cfg).unwrap();
     let o = logcut(&["write", "--config", cfg.to_str().unwrap()]);
@@ -1141,4 +1189,304 @@ fn two_shared_writers_share_one_log_and_rotate_cuts_it() {
     }
     assert_eq!(next, (300, 500_300));
     assert_eq!(f.stop().len(), total);
+}
+
+// === issue 10: nothing is created for a refused call; no false "ok" ===
+
+#[test]
+fn invalid_names_create_nothing_before_they_are_refused() {
+    let tmp = TempDir::new("badname");
+    let out = tmp.0.join("out");
+    let cfg_dir = tmp.0.join("cfg");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let d = out.join("logs").join("d");
+    let d = d.to_str().unwrap();
+    let check = |args: &[&str], wants: &str| {
+        let o = logcut(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(wants), "{args:?}: {err} lacks {wants:?}");
+        assert_eq!(tree(&out), Vec::<PathBuf>::new(), "{args:?} created files");
+    };
+    for name in ["../escaped", "sub/zz", ".", "..", "", ".hidden", "a b"] {
+        check(&["write", "--dir", d, "--name", name], "invalid --name");
+        check(
+            &["run", "--dir", d, "--name", name, "--", "true"],
+            "invalid --name",
+        );
+        check(
+            &["run", "--dir", d, "--stderr-name", name, "--", "true"],
+            "invalid --stderr-name",
+        );
+        check(&["cat", d, "--name", name], "invalid --name");
+        check(&["rotate", "--dir", d, "--name", name], "invalid --name");
+    }
+    // Standard error into the log of standard output: refused too.
+    check(
+        &["run", "--dir", d, "--stderr-name", "app", "--", "true"],
+        "--stderr-name",
+    );
+    // A NUL byte from a config file (no command line can hold one).
+    let cfg = cfg_dir.join("nul.toml");
+    for (key, wants) in [
+        ("name", "invalid --name"),
+        ("stderr_name", "invalid --stderr-name"),
+        ("dir", "NUL"),
+    ] {
+        let dir_line = if key == "dir" {
+            String::new()
+        } else {
+            format!("dir = {d:?}\n")
+        };
+        std::fs::write(&cfg, format!("{dir_line}{key} = \"a\\u0000b\"\n")).unwrap();
+        check(
+            &["run", "--config", cfg.to_str().unwrap(), "--", "true"],
+            wants,
+        );
+    }
+    // Other refused settings create nothing either.
+    check(&["write", "--dir", d, "--tz", "Nowhere/City"], "--tz");
+    check(
+        &[
+            "write",
+            "--dir",
+            d,
+            "--compress",
+            "gzip",
+            "--compress-level",
+            "12",
+        ],
+        "--compress-level",
+    );
+    check(
+        &["write", "--dir", d, "--shared", "--keep", "3"],
+        "--shared",
+    );
+}
+
+#[test]
+fn verify_fails_and_cat_and_rotate_find_the_log_the_way_verify_does() {
+    let tmp = TempDir::new("nolog");
+    let empty = tmp.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"not a log\n").unwrap();
+    let e = empty.to_str().unwrap();
+    // Nothing checked is not "ok".
+    for args in [&["verify", e][..], &["verify", "--json", e], &["cat", e]] {
+        let o = logcut(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with(&format!("logcut: no log in {e}")), "{err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // One log, not called app: cat finds it, as verify does.
+    let one = tmp.0.join("one");
+    let o = write_input(&one, &["--name", "web"], b"a\nb\n");
+    assert!(o.status.success());
+    let one = one.to_str().unwrap();
+    let o = logcut(&["cat", one]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"a\nb\n");
+    assert!(logcut(&["verify", one]).status.success());
+    // A name that is not there is an error, not empty output.
+    let o = logcut(&["cat", one, "--name", "app"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no log app in") && err.contains("web"),
+        "{err}"
+    );
+    // Several logs: which ones, and ask for --name.
+    let o = write_input(Path::new(one), &["--name", "api"], b"c\n");
+    assert!(o.status.success());
+    for args in [&["cat", one][..], &["rotate", "--dir", one]] {
+        let o = logcut(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("2 logs (api, web)") && err.contains("--name"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(logcut(&["cat", one, "--name", "api"]).stdout, b"c\n");
+    // rotate with one log and nobody writing it: that log's writer is
+    // looked for.
+    let o = logcut(&["rotate", "--dir", tmp.0.join("none").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nobody is writing"));
+}
+
+#[test]
+fn demo_refuses_a_directory_it_did_not_make_and_reruns_in_its_own() {
+    let tmp = TempDir::new("demodir");
+    let theirs = tmp.0.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("important.txt"), b"keep me").unwrap();
+    let o = logcut(&["demo", "--dir", theirs.to_str().unwrap(), "--seconds", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(tree(&theirs), [theirs.join("important.txt")]);
+    // Its own directory: a second run starts afresh there, and leaves
+    // what someone else put in it.
+    let ours = tmp.0.join("ours");
+    let demo = || {
+        logcut(&[
+            "demo",
+            "--dir",
+            ours.to_str().unwrap(),
+            "--seconds",
+            "1",
+            "--rate",
+            "2000",
+        ])
+    };
+    assert!(demo().status.success());
+    std::fs::write(ours.join("mine.txt"), b"mine").unwrap();
+    let o = demo();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("ok: every record exactly once"), "{text}");
+    assert_eq!(std::fs::read(ours.join("mine.txt")).unwrap(), b"mine");
+}
+
+#[test]
+fn demo_runs_for_the_time_it_says_and_reports_the_rate_it_reached() {
+    let dir = TempDir::new("demotime");
+    let started = std::time::Instant::now();
+    let o = logcut(&[
+        "demo",
+        "--dir",
+        dir.0.to_str().unwrap(),
+        "--seconds",
+        "1",
+        "--rate",
+        "1000",
+    ]);
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    // It used to write for 4 s (a thread slept until its next 1000
+    // records were due); the shutdown and the checks after take little.
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}\n{text}");
+    // "throughput: R records/s while writing (N records in S s; ...)".
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("throughput:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let rate: f64 = words[1].parse().unwrap();
+    let secs: f64 = words[8].parse().unwrap();
+    assert!(line.contains("while writing"), "{line}");
+    assert!((0.95..1.3).contains(&secs), "{line}");
+    assert!((800.0..1200.0).contains(&rate), "{line}");
+    assert!(
+        text.contains("to verify and read every record back"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_are_one_line_even_with_rust_backtrace_set() {
+    let tmp = TempDir::new("backtrace");
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let file = tmp.0.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let f = file.to_str().unwrap();
+    let sub = file.join("sub");
+    let d = tmp.0.join("d");
+    let d = d.to_str().unwrap();
+    for (args, code) in [
+        (&["verify", f][..], 1),
+        (&["write", "--dir", sub.to_str().unwrap()], 1),
+        (&["write", "--dir", d, "--name", "../x"], 2),
+        (
+            &["run", "--dir", f, "--name", "x", "--", "/no/such/prog"][..],
+            1,
+        ),
+        (&["run", "--dir", d, "--", "/no/such/prog"], 127),
+    ] {
+        let o = Command::new(BIN)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            !err.contains("Stack backtrace") && !err.contains("Caused by"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn run_exits_127_for_a_program_not_found_and_126_for_one_not_executable() {
+    let tmp = TempDir::new("run127");
+    let logs = tmp.0.join("logs");
+    let bin = tmp.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plain = bin.join("plain.sh");
+    std::fs::write(&plain, "echo hi\n").unwrap();
+    let no_interp = bin.join("no-interp");
+    std::fs::write(&no_interp, "#!/no/such/interpreter\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        &no_interp,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let l = logs.to_str().unwrap();
+    let run = |prog: &str| {
+        let o = logcut(&["run", "--dir", l, "--", prog, "arg"]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (prog, code, says) in [
+        ("/no/such/prog", 127, "no such file"),
+        ("no-such-program-anywhere", 127, "command not found"),
+        (plain.to_str().unwrap(), 126, "not executable"),
+        (bin.to_str().unwrap(), 126, "is a directory"),
+    ] {
+        let (got, err) = run(prog);
+        assert_eq!(got, Some(code), "{prog}: {err}");
+        assert_eq!(err.lines().count(), 1, "{prog}: {err}");
+        assert!(
+            err.starts_with(&format!("logcut: cannot run {prog}: ")) && err.contains(says),
+            "{prog}: {err}"
+        );
+        // Found out before any log was opened.
+        assert!(!logs.exists(), "{prog}: created {:?}", tree(&logs));
+    }
+    // Found only when it is started (the kernel says so): still 127, and
+    // the log that was opened is closed properly.
+    let (got, err) = run(no_interp.to_str().unwrap());
+    assert_eq!(got, Some(127), "{err}");
+    assert!(err.contains("interpreter"), "{err}");
+    assert!(logcut(&["verify", l]).status.success());
+}
+
+#[test]
+fn a_repair_at_start_is_reported_as_a_repair() {
+    let dir = TempDir::new("repair");
+    assert!(write_input(&dir.0, &[], b"one\n").status.success());
+    // What a crashed writer leaves: an active segment nobody sealed.
+    std::fs::write(dir.0.join("app.log"), b"left by a crash\n").unwrap();
+    let o = write_input(&dir.0, &[], b"two\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.starts_with(&format!("logcut: recovered {}/app.", dir.0.display()))
+            && err.contains("adopted app.log left by an earlier run")
+            && !err.contains("failed"),
+        "{err}"
+    );
+    assert_eq!(
+        logcut(&["cat", dir.0.to_str().unwrap()]).stdout,
+        b"one\nleft by a crash\ntwo\n"
+    );
 }

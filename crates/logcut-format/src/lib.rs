@@ -12,7 +12,8 @@ runtime.
 See [`name`] for file names, [`manifest`] for the manifest's format,
 [`lock`] for the lock file of a running appender and [`codec`] for
 compressed segments.
-[`verify()`] checks a directory; [`segments()`] lists a log's files in order.
+[`verify()`] checks a directory; [`log_names()`] finds the logs in one;
+[`segments()`] lists a log's files in order.
 
 # Crate features
 
@@ -40,8 +41,8 @@ mod verify;
 pub use crate::{
     error::Error,
     reader::{
-        SegmentFile, checksum_file, checksum_reader, open_nofollow, open_segment, read_all,
-        segments,
+        SegmentFile, checksum_file, checksum_reader, log_names, open_nofollow, open_segment,
+        read_all, segments,
     },
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };

@@ -34,14 +34,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_NAME_LEN {
         return Err(format!("the log name is longer than {MAX_NAME_LEN} bytes"));
     }
-    if name.starts_with('.') {
-        return Err(format!(
-            "the log name {name:?} starts with '.'; hidden names are not allowed"
-        ));
-    }
-    if name.contains("..") {
-        return Err(format!("the log name {name:?} contains \"..\""));
-    }
+    // A path separator first: "../x" is a path, not a hidden name.
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
@@ -50,6 +43,14 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             "the log name {name:?} contains {c:?}; use only ASCII letters, digits, '_', '-' and '.' \
              (no path separators)"
         ));
+    }
+    if name.starts_with('.') {
+        return Err(format!(
+            "the log name {name:?} starts with '.'; hidden names are not allowed"
+        ));
+    }
+    if name.contains("..") {
+        return Err(format!("the log name {name:?} contains \"..\""));
     }
     Ok(())
 }

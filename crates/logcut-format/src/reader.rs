@@ -176,6 +176,36 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
     Ok(out)
 }
 
+/// The log a file of a log directory belongs to, by its name: a sealed
+/// segment (compressed or not; `true`), or a manifest or active segment
+/// (`false`). `None` for any other file.
+pub(crate) fn log_of(file: &str) -> Option<(&str, bool)> {
+    let base = Codec::split(file).map_or(file, |(b, _)| b);
+    if let Some((log, _)) = name::split_sealed(base) {
+        return Some((log, true));
+    }
+    let log = file
+        .strip_suffix(".manifest")
+        .or_else(|| file.strip_suffix(".log"))?;
+    name::validate_name(log).ok()?;
+    Some((log, false))
+}
+
+/// The names of the logs in `dir`, sorted: every log with a manifest, an
+/// active segment or a sealed segment there. [`verify()`](crate::verify())
+/// checks exactly these; a reader given no log name uses this to find it.
+pub fn log_names(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names = std::collections::BTreeSet::new();
+    let rd = fs::read_dir(dir).map_err(|e| Error::io("list logs", dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("list logs", dir, e))?;
+        if let Some((log, _)) = ent.file_name().to_str().and_then(log_of) {
+            names.insert(log.to_string());
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
 fn is_regular(path: &Path) -> bool {
     fs::symlink_metadata(path)
         .map(|m| m.file_type().is_file())
@@ -232,4 +262,34 @@ pub fn open_nofollow(path: &Path) -> io::Result<fs::File> {
         o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     o.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_names_are_those_of_manifests_and_segments() {
+        let dir = std::env::temp_dir().join(format!("logcut-format-names-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        assert!(log_names(&dir).unwrap().is_empty());
+        for f in [
+            "web.manifest",
+            "api.log",
+            "old.2026-11-24T10-00-00.000Z.000042.log.zst",
+            "web.trigger",
+            "notes.txt",
+            ".hidden.log",
+        ] {
+            fs::write(dir.join(f), b"").unwrap();
+        }
+        assert_eq!(log_names(&dir).unwrap(), ["api", "old", "web"]);
+        fs::remove_dir_all(&dir).unwrap();
+        let e = log_names(&dir).unwrap_err();
+        assert_eq!(
+            e.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::NotFound)
+        );
+    }
 }

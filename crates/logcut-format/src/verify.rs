@@ -11,7 +11,7 @@ use crate::{
     codec::{CODECS, Codec},
     manifest::{Entry, LineError, Manifest},
     name::{self, SealedName},
-    reader::{checksum_file, checksum_reader, open_segment},
+    reader::{checksum_file, checksum_reader, log_of, open_segment},
 };
 
 /// What kind of inconsistency was found.
@@ -225,16 +225,16 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
         let Some(file) = ent.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let base = Codec::split(&file).map_or(file.as_str(), |(b, _)| b);
-        if let Some((log, _)) = name::split_sealed(base) {
-            sealed_files.entry(log.to_string()).or_default().push(file);
-        } else if let Some(log) = file
-            .strip_suffix(".manifest")
-            .or_else(|| file.strip_suffix(".log"))
-        {
-            if name::validate_name(log).is_ok() {
+        // The same rule as `log_names`.
+        match log_of(&file) {
+            Some((log, true)) => {
+                let log = log.to_string();
+                sealed_files.entry(log).or_default().push(file);
+            }
+            Some((log, false)) => {
                 names.insert(log.to_string());
             }
+            None => {}
         }
     }
     names.extend(sealed_files.keys().cloned());

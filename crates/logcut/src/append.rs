@@ -295,12 +295,9 @@ impl Appender {
             if repaired > 0 {
                 resume.notes.insert(
                     0,
-                    Error::io(
-                        "recover",
+                    Error::repaired(
                         journal.path(),
-                        io::Error::other(format!(
-                            "cut off a torn last line ({repaired} bytes) left by a crash"
-                        )),
+                        format!("cut off a torn last line ({repaired} bytes) left by a crash"),
                     ),
                 );
             }

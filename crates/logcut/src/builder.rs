@@ -109,6 +109,7 @@ impl fmt::Debug for Config {
 /// | [`max_age`](Self::max_age) | no limit |
 /// | [`max_total`](Self::max_total) | no limit |
 #[must_use]
+#[derive(Clone)]
 pub struct AppenderBuilder {
     dir: Option<PathBuf>,
     name: String,
@@ -464,6 +465,21 @@ impl AppenderBuilder {
     pub fn build(self) -> Result<Appender, Error> {
         let cfg = self.validate()?;
         Appender::start(cfg)
+    }
+
+    /// Checks the configuration as [`build`](Self::build) does, and fails
+    /// with the same configuration error, without creating or changing
+    /// anything: for a program that prepares files of its own in the
+    /// directory (a trigger file) and must not do so for a configuration
+    /// that `build` will refuse.
+    ///
+    /// ```
+    /// let b = logcut::Appender::builder().dir("/tmp/never-created").name("../x");
+    /// assert_eq!(b.check().unwrap_err().config_field(), Some("name"));
+    /// assert!(!std::path::Path::new("/tmp/never-created").exists());
+    /// ```
+    pub fn check(&self) -> Result<(), Error> {
+        self.clone().validate().map(drop)
     }
 
     fn validate(self) -> Result<Config, Error> {

@@ -31,6 +31,7 @@ enum Kind {
     Format(logcut_format::Error),
     Shutdown,
     Lost { records: u64, bytes: u64 },
+    Repaired(String),
 }
 
 /// A shorthand for `Result<T, logcut::Error>`.
@@ -68,6 +69,12 @@ impl Error {
             "shut down",
             Some(path.into()),
         )
+    }
+
+    /// Not a failure: a repair made at start of something an earlier run
+    /// left behind (see [`Error::is_repair`]).
+    pub(crate) fn repaired(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+        Error::new(Kind::Repaired(msg.into()), "recover", Some(path.into()))
     }
 
     /// The operation that failed.
@@ -110,6 +117,16 @@ impl Error {
     /// and recorded in the manifest).
     pub fn is_lost(&self) -> bool {
         matches!(self.inner.kind, Kind::Lost { .. })
+    }
+
+    /// Returns true if and only if this is not a failure but the report of
+    /// a repair that succeeded: at start, the appender finished or undid
+    /// what a crashed run left (adopted a leftover segment, cut off a torn
+    /// manifest line, recorded a finished compression). Such reports go to
+    /// the [`ErrorHandler`](crate::ErrorHandler) like errors, and read
+    /// "recovered PATH: what was done".
+    pub fn is_repair(&self) -> bool {
+        matches!(self.inner.kind, Kind::Repaired(_))
     }
 
     /// The builder field a configuration error is about.
@@ -155,6 +172,13 @@ impl fmt::Display for Error {
                     "; they are counted in the stats and recorded in the manifest"
                 )
             }
+            Kind::Repaired(msg) => {
+                f.write_str("recovered")?;
+                if let Some(p) = &self.inner.path {
+                    write!(f, " {}", p.display())?;
+                }
+                write!(f, ": {msg}")
+            }
             Kind::Io(e) => {
                 write!(f, "{} failed", self.inner.op)?;
                 if let Some(p) = &self.inner.path {
@@ -198,7 +222,7 @@ impl From<Error> for io::Error {
             Kind::Format(err) if err.is_corrupt() => io::ErrorKind::InvalidData,
             Kind::Format(err) => err.io_error().map_or(io::ErrorKind::Other, io::Error::kind),
             Kind::Shutdown => io::ErrorKind::BrokenPipe,
-            Kind::Lost { .. } => io::ErrorKind::Other,
+            Kind::Lost { .. } | Kind::Repaired(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
     }

@@ -159,12 +159,9 @@ pub(crate) fn recover(
             // belong is removed, never followed. A directory cannot be
             // removed safely: the caller fails when creating the file.
             if dir.unlink(&f).is_ok() {
-                notes.push(Error::io(
-                    "recover",
+                notes.push(Error::repaired(
                     &path,
-                    std::io::Error::other(
-                        "removed a non-regular file (such as a symlink) at a path logcut owns",
-                    ),
+                    "removed a non-regular file (such as a symlink) at a path logcut owns",
                 ));
             }
             continue;
@@ -232,12 +229,11 @@ pub(crate) fn recover(
                 .map_err(|e| Error::io("recover", &path, e))?;
         }
         last_seq = last_seq.max(seq);
-        notes.push(Error::io(
-            "recover",
+        notes.push(Error::repaired(
             dir.join(&final_name),
-            std::io::Error::other(format!(
+            format!(
                 "adopted {file} left by an earlier run as segment {seq} (record count unknown)"
-            )),
+            ),
         ));
     }
     dir.sync()
@@ -329,11 +325,9 @@ fn finish_compression(
                     if has_original {
                         remove(&s.file)?;
                     }
-                    notes.push(err(
-                        &f,
-                        std::io::Error::other(
-                            "recorded a compressed segment an earlier run completed but did not record",
-                        ),
+                    notes.push(Error::repaired(
+                        dir.join(&f),
+                        "recorded a compressed segment an earlier run completed but did not record",
                     ));
                     break;
                 }

@@ -267,9 +267,18 @@ fn a_crashed_run_is_recovered_at_the_next_start() {
         .error_handler(tx)
         .build()
         .unwrap();
-    let notes: Vec<String> = rx.try_iter().map(|e| e.to_string()).collect();
+    let reports: Vec<logcut::Error> = rx.try_iter().collect();
+    let notes: Vec<String> = reports.iter().map(|e| e.to_string()).collect();
     assert!(notes.iter().any(|n| n.contains("torn")), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("adopted")), "{notes:?}");
+    // Repairs that succeeded are reported as repairs, not as failures.
+    assert!(reports.iter().all(logcut::Error::is_repair), "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.starts_with("recovered ") && !n.contains("failed")),
+        "{notes:?}"
+    );
     for i in 25..30 {
         a.write_record(&record(0, i, 100)).unwrap();
     }

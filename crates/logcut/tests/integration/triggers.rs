@@ -485,10 +485,24 @@ fn logrotate() -> Option<std::path::PathBuf> {
 /// A real logrotate in `create` mode with `postrotate` sending SIGHUP, run
 /// 20 times while the child writes: every record exactly once across
 /// logrotate's files and the log.
+///
+/// Without logrotate installed it is skipped, saying so, except with
+/// `CI=true` in the environment (as `.ci/run` sets it): CI installs
+/// logrotate and must run this test, so there it fails instead.
 #[test]
 fn logrotate_create_mode_loses_nothing() {
-    let bin = logrotate()
-        .expect("logrotate is not installed (`apt-get install logrotate`; .ci/run installs it)");
+    let Some(bin) = logrotate() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "logrotate is not installed, and CI=true: CI must run this test (`apt-get install logrotate`; .ci/run installs it)"
+        );
+        // Past the test harness's capture, so that the skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED logrotate_create_mode_loses_nothing: logrotate is not installed (`apt-get install logrotate` to run it)"
+        );
+        return;
+    };
     let tmp = TempDir::new("logrotate");
     let dir = tmp.join("log");
     std::fs::create_dir_all(&dir).unwrap();
