@@ -25,6 +25,7 @@
 //! | `compress` | a sealed segment was replaced by its compressed file | `seq`, `file`, `crc32`, `bytes` |
 //! | `delete` | a retention policy removed a sealed segment | `seq`, `file`, `reason` |
 //! | `part` | a process sharing the log left a segment | `seq`, `session`, `records`, `bytes` |
+//! | `recover` | an appender starting alone repaired what a crash left | `at`, `session`, `torn` |
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
@@ -48,6 +49,16 @@
 //! are removed, so a deleted segment is never mistaken for a missing one,
 //! and its records still count in its session's totals. Both kinds were
 //! added in version 1 of the format; older readers ignore them.
+//!
+//! `recover` records a repair made at start: `session` names a session
+//! that ended without its `close` entry (a crash; `-` if none did), and
+//! `torn` the bytes of a torn last line that were cut off (`0` if none).
+//! A session with neither a `close` nor a `recover` entry is running, or
+//! crashed and not yet recovered: [`verify`](crate::verify) reports it
+//! unless a writer holds the log's lock. A torn line is cut off only if it
+//! is the last one and really torn (no newline, or a checksum that fails);
+//! a whole last line with a valid checksum that does not parse is
+//! reported, never cut off.
 
 use std::{fmt::Write as _, fs, io, path::Path};
 
@@ -172,6 +183,17 @@ pub struct Close {
     pub lost: u64,
 }
 
+/// An appender starting alone repaired what a crash left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recover {
+    /// When.
+    pub at: Timestamp,
+    /// The session that ended without a `close` entry, if any.
+    pub session: Option<String>,
+    /// Bytes of a torn last line that were cut off (0 if none).
+    pub torn: u64,
+}
+
 /// A sealed segment was replaced by its compressed file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compress {
@@ -262,6 +284,8 @@ pub enum Entry {
     Delete(Delete),
     /// See [`Part`].
     Part(Part),
+    /// See [`Recover`].
+    Recover(Recover),
 }
 
 impl Entry {
@@ -332,6 +356,15 @@ impl Entry {
                     s,
                     "part seq={} session={} records={} bytes={}",
                     p.seq, p.session, p.records, p.bytes
+                );
+            }
+            Entry::Recover(r) => {
+                let _ = write!(
+                    s,
+                    "recover at={} session={} torn={}",
+                    r.at.as_millisecond(),
+                    r.session.as_deref().unwrap_or("-"),
+                    r.torn
                 );
             }
         }
@@ -446,6 +479,13 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             session: get("session")?.to_string(),
             records: num("records")?,
             bytes: num("bytes")?,
+        }),
+        "recover" => Entry::Recover(Recover {
+            at: ts("at")?,
+            session: Some(get("session")?)
+                .filter(|s| *s != "-")
+                .map(str::to_string),
+            torn: num("torn")?,
         }),
         _ => return Ok(None),
     };
@@ -582,9 +622,12 @@ impl Manifest {
             .collect()
     }
 
-    /// Returns true if and only if the only bad line is a torn last line.
+    /// Returns true if and only if the only bad line is a torn last line:
+    /// the last one, without its newline or failing its checksum. A whole
+    /// line with a valid checksum that does not parse was not torn by a
+    /// crash: it is evidence, never repaired.
     pub fn has_only_torn_tail(&self) -> bool {
-        self.bad.len() == 1 && self.bad[0].is_last
+        self.bad.len() == 1 && self.bad[0].is_last && self.bad[0].error == LineError::Checksum
     }
 }
 
@@ -674,6 +717,41 @@ mod tests {
         assert_eq!(m.seals().count(), 1);
         assert!(m.has_only_torn_tail());
         assert_eq!(m.valid_len, good);
+    }
+
+    #[test]
+    fn a_whole_malformed_last_line_is_not_a_torn_tail() {
+        let mut text = format!("{HEADER}\n");
+        text.push_str(&seal(1).encode());
+        let body = "seal seq=x";
+        text.push_str(&format!(
+            "{body} ~{:08x}\n",
+            crc32fast::hash(body.as_bytes())
+        ));
+        let m = Manifest::parse(Path::new("m"), text.as_bytes()).unwrap();
+        assert!(matches!(m.bad[0].error, LineError::Malformed(_)));
+        assert!(m.bad[0].is_last);
+        assert!(!m.has_only_torn_tail());
+        // A checksum that fails on the last line, newline or not, is torn.
+        let mut torn = format!("{HEADER}\n");
+        torn.push_str(&seal(1).encode().replace("bytes=99", "bytes=98"));
+        assert!(
+            Manifest::parse(Path::new("m"), torn.as_bytes())
+                .unwrap()
+                .has_only_torn_tail()
+        );
+    }
+
+    #[test]
+    fn recover_round_trips() {
+        for session in [Some("abc".to_string()), None] {
+            let e = Entry::Recover(Recover {
+                at: Timestamp::from_millisecond(5).unwrap(),
+                session,
+                torn: 13,
+            });
+            assert_eq!(parse_line(e.encode().trim_end()), Ok(Some(e)));
+        }
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub enum ProblemKind {
     /// A compressed segment cannot be decompressed (truncated, altered), or
     /// decompresses to other contents than were sealed.
     BadCompression,
+    /// A session has no `close` entry, and no writer holds the log: it
+    /// crashed (or was killed), and no appender has started since to
+    /// recover what it left (which records a `recover` entry).
+    UnclosedSession,
 }
 
 /// One inconsistency.
@@ -310,10 +314,20 @@ fn verify_log(
     let mut expected_first: u64 = 0;
     let mut listed = BTreeSet::new();
     let mut sessions: BTreeMap<String, SessionTally> = BTreeMap::new();
+    // Sessions in the order they opened (with their pid), and those a
+    // later start recovered.
+    let mut opened: Vec<(String, u32)> = Vec::new();
+    let mut recovered = BTreeSet::new();
     for entry in &manifest.entries {
         match entry {
             Entry::Open(o) => {
                 sessions.entry(o.session.clone()).or_default();
+                opened.push((o.session.clone(), o.pid));
+            }
+            Entry::Recover(r) => {
+                if let Some(s) = &r.session {
+                    recovered.insert(s.clone());
+                }
             }
             Entry::Lost(l) => {
                 let s = sessions.entry(l.session.clone()).or_default();
@@ -480,6 +494,19 @@ fn verify_log(
         }
         prev_seq = Some(*seq);
     }
+    let running = writer_holds_lock(dir, log);
+    for (session, pid) in &opened {
+        let closed = sessions.get(session).is_some_and(|t| t.3.is_some());
+        if !closed && !running && !recovered.contains(session) {
+            problem(
+                ProblemKind::UnclosedSession,
+                None,
+                format!(
+                    "session {session} (pid {pid}) has no close entry and no writer holds the log: it crashed or was killed, and no appender has started since to recover it"
+                ),
+            );
+        }
+    }
     for (session, (records, unknown, lost, close)) in &sessions {
         sum.sessions += 1;
         match close {
@@ -517,6 +544,31 @@ fn verify_log(
 
 fn is_present(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
+}
+
+/// Whether a writer holds the log's lock file (`<log>.lock`): an exclusive
+/// `flock` on it cannot be had at once. The probe's own lock, if it gets
+/// one, lasts only until the file closes here (an appender starting in
+/// that instant retries its lock). A symlink is not followed.
+#[cfg(unix)]
+fn writer_holds_lock(dir: &Path, log: &str) -> bool {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let Ok(fd) = rustix::fs::open(
+        dir.join(name::lock_file(log)),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    matches!(
+        rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
+}
+
+#[cfg(not(unix))]
+fn writer_holds_lock(_dir: &Path, _log: &str) -> bool {
+    false
 }
 
 /// Decompresses `file` and compares its contents with the seal. Returns

@@ -292,6 +292,10 @@ impl Appender {
             };
             let mut resume =
                 recovery::recover(&dir, &cfg.name, &mut journal, &manifest, now, hint)?;
+            let repairs = recovery::recover_entries(&manifest, repaired, now);
+            if !repairs.is_empty() {
+                journal.append(&repairs)?;
+            }
             if repaired > 0 {
                 resume.notes.insert(
                     0,

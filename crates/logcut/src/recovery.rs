@@ -21,7 +21,7 @@
 use jiff::Timestamp;
 use logcut_format::{
     codec::{CODECS, Codec},
-    manifest::{Compress, Entry, Manifest, Seal, SealReason},
+    manifest::{Compress, Entry, Manifest, Recover, Seal, SealReason},
     name::{self, SealedName},
 };
 
@@ -53,6 +53,46 @@ pub(crate) struct SharedHint {
     pub(crate) last_seq: u64,
     /// The sequence number of the file at the active path, if known.
     pub(crate) active_seq: Option<u64>,
+}
+
+/// The `recover` entries for what a start alone repairs: one for each
+/// session that ended without its `close` entry (and no `recover` entry
+/// yet), and the bytes of a torn last line cut off (`torn`, on the first,
+/// or on an entry of its own). So the manifest keeps the evidence of every
+/// crash and repair, and `verify` stops reporting the crashed sessions.
+pub(crate) fn recover_entries(manifest: &Manifest, torn: u64, now: Timestamp) -> Vec<Entry> {
+    let mut unclosed: Vec<&str> = Vec::new();
+    for e in &manifest.entries {
+        match e {
+            Entry::Open(o) => unclosed.push(&o.session),
+            Entry::Close(c) => unclosed.retain(|s| *s != c.session),
+            Entry::Recover(Recover {
+                session: Some(r), ..
+            }) => unclosed.retain(|s| s != r),
+            _ => {}
+        }
+    }
+    let mut out: Vec<Entry> = unclosed
+        .iter()
+        .map(|s| {
+            Entry::Recover(Recover {
+                at: now,
+                session: Some(s.to_string()),
+                torn: 0,
+            })
+        })
+        .collect();
+    if torn > 0 {
+        match out.first_mut() {
+            Some(Entry::Recover(r)) => r.torn = torn,
+            _ => out.push(Entry::Recover(Recover {
+                at: now,
+                session: None,
+                torn,
+            })),
+        }
+    }
+    out
 }
 
 pub(crate) fn recover(

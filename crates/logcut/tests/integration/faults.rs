@@ -253,12 +253,17 @@ fn a_crashed_run_is_recovered_at_the_next_start() {
         .unwrap();
     std::io::Write::write_all(&mut manifest, b"seal seq=9 fi").unwrap();
     drop(manifest);
-    assert!(
-        logcut::verify(dir.path())
-            .unwrap()
-            .problems
+    let before = logcut::verify(dir.path()).unwrap();
+    assert_eq!(
+        problems(&before)
             .iter()
-            .any(|p| p.kind == ProblemKind::TornManifestTail)
+            .filter(|(k, _)| matches!(
+                k,
+                ProblemKind::TornManifestTail | ProblemKind::UnclosedSession
+            ))
+            .count(),
+        2,
+        "{before}"
     );
     let (tx, rx) = mpsc::channel();
     let a = Appender::builder()
@@ -291,6 +296,92 @@ fn a_crashed_run_is_recovered_at_the_next_start() {
     );
     let counts = check_records(&read_log(dir.path(), "app"), 100);
     assert_eq!(counts[&0], 30);
+    // The repair is on record: the crashed session and the 13 bytes cut.
+    let m = logcut_format::manifest::Manifest::read(&dir.join("app.manifest")).unwrap();
+    let recovers: Vec<_> = m
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            logcut_format::manifest::Entry::Recover(r) => Some((r.session.is_some(), r.torn)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recovers, [(true, 13)]);
+}
+
+/// A session whose `close` line is missing (removed, or a crash) fails
+/// verify while no writer holds the log; a start recovers it, on record.
+#[test]
+fn a_missing_close_line_fails_verify_until_recovered() {
+    let dir = TempDir::new("noclose");
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    a.write_record(b"one\n").unwrap();
+    // Running: the session has no close line yet, and that is fine.
+    let live = logcut::verify(dir.path()).unwrap();
+    assert!(
+        !problems(&live)
+            .iter()
+            .any(|(k, _)| *k == ProblemKind::UnclosedSession),
+        "{live}"
+    );
+    a.shutdown().unwrap();
+    let path = dir.join("app.manifest");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("close "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, text);
+    std::fs::write(&path, &without).unwrap();
+    let report = logcut::verify(dir.path()).unwrap();
+    assert_eq!(
+        problems(&report),
+        [(ProblemKind::UnclosedSession, None)],
+        "{report}"
+    );
+    Appender::builder()
+        .dir(dir.path())
+        .build()
+        .unwrap()
+        .shutdown()
+        .unwrap();
+    verify_ok(dir.path());
+}
+
+/// A whole last line with a valid checksum that does not parse was not
+/// torn by a crash: the next start keeps it (verify reports it), and does
+/// not cut it off as a torn tail.
+#[test]
+fn a_malformed_last_line_with_a_valid_checksum_is_kept() {
+    let dir = TempDir::new("malformed-tail");
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    a.write_record(b"one\n").unwrap();
+    a.shutdown().unwrap();
+    let body = "seal seq=notanumber";
+    let line = format!("{body} ~{:08x}\n", crc32fast::hash(body.as_bytes()));
+    let path = dir.join("app.manifest");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+    drop(f);
+    let corrupt = |r: &logcut::Report| {
+        problems(r)
+            .iter()
+            .filter(|(k, _)| *k == ProblemKind::CorruptManifestLine)
+            .count()
+    };
+    assert_eq!(corrupt(&logcut::verify(dir.path()).unwrap()), 1);
+    Appender::builder()
+        .dir(dir.path())
+        .build()
+        .unwrap()
+        .shutdown()
+        .unwrap();
+    assert!(std::fs::read_to_string(&path).unwrap().contains(&line));
+    assert_eq!(corrupt(&logcut::verify(dir.path()).unwrap()), 1);
 }
 
 #[test]
