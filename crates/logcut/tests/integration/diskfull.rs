@@ -168,43 +168,38 @@ fn failed_compression_is_retried() {
     assert_eq!(report.logs[0].compressed_segments, 1, "{report}");
 }
 
-/// On a full disk, sealing a segment and deleting the oldest one past the
-/// retention limit are still recorded (the manifest keeps room ahead of its
-/// end), so retention frees the space.
+/// On a full disk, sealing segments and deleting the oldest past the
+/// retention limit are still recorded (the manifest keeps room allocated
+/// ahead of its end; the last page's slack alone holds about ten such
+/// entries), so retention goes on and nothing is removed unrecorded.
+/// Empty records need no space: 40 cuts of one each, on a full disk.
 #[test]
-fn retention_deletes_on_a_full_disk() {
+fn seals_and_deletions_are_recorded_on_a_full_disk() {
     let Some(fs) = SmallFs::mount("retain-full", "1m") else {
         return;
     };
     let dir = fs.path().join("log");
-    let clock = clock();
+    let (tx, rx) = std::sync::mpsc::channel();
     let a = Appender::builder()
         .dir(&dir)
         .keep(1)
-        .clock(clock.clone())
-        .error_handler(|_: logcut::Error| {})
+        .clock(clock())
+        .error_handler(tx)
         .build()
         .unwrap();
-    for i in 0..2_000 {
-        a.write_record(&record(0, i, LEN)).unwrap();
-    }
-    a.rotate().unwrap();
-    for i in 2_000..2_100 {
-        a.write_record(&record(0, i, LEN)).unwrap();
-    }
     fs.fill();
-    a.rotate().unwrap();
+    for _ in 0..40 {
+        a.write_record(b"").unwrap();
+        a.rotate().unwrap();
+    }
     a.tick().unwrap();
+    let errors: Vec<String> = rx.try_iter().map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
     let s = a.stats();
-    assert_eq!(s.segments_deleted, 1, "{s:?}");
-    assert_eq!(s.write_failures, 0, "{s:?}");
+    assert_eq!((s.rotations, s.segments_deleted), (40, 39), "{s:?}");
     fs.free();
     a.shutdown().unwrap();
     let report = verify_ok(&dir);
-    assert_eq!(
-        (report.records(), report.deleted()),
-        (100, 2_000),
-        "{report}"
-    );
-    check_tail_records(&read_log(&dir, "app"), LEN, 1, 2_100, 2_000);
+    assert_eq!(report.logs[0].deleted_segments, 39, "{report}");
+    assert_eq!((report.records(), report.deleted()), (1, 39), "{report}");
 }
