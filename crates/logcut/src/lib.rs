@@ -136,10 +136,17 @@ writing, so at most twice [`buffer_size`](AppenderBuilder::buffer_size)
 bytes (or, for a record larger than the buffer, that record), normally
 those of the last millisecond. A process that exits without
 [`Appender::shutdown`] (a `main` that returns while a global logger holds
-the appender, without a [`ShutdownGuard`]) loses the same. After a crash, the next start recovers the directory: a
-torn last manifest line is cut off, and files left at the active or prepared
-paths, or sealed but not yet recorded, are recorded as segments with reason
-`recovery` and an unknown record count. `verify` then passes.
+the appender, without a [`ShutdownGuard`]) loses the same.
+
+Until the next start, [`verify`] reports the crashed session (no `close`
+entry, and no writer holds the log). The next start recovers the
+directory: a torn last manifest line (no newline, or a failing checksum) is
+cut off, and files left at the active or prepared paths, or sealed but not
+yet recorded, are recorded as segments with reason `recovery` and an
+unknown record count. A `recover` entry in the manifest records the crashed
+session and the bytes cut off, so the evidence stays. A whole last line
+with a valid checksum that does not parse is not a crash's doing: it is
+kept, and `verify` reports it. `verify` then passes.
 
 **A power loss.** Only data flushed to the device survives. With
 [`Fsync::AtSeal`] (the default), sealed segments and their manifest entries
