@@ -470,6 +470,215 @@ fn metrics_are_served_in_prometheus_text_format_when_asked() {
     assert!(child.wait().unwrap().success());
 }
 
+/// A free loopback port (the tiny race with another process taking it
+/// meanwhile would only fail a test, loudly).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `logcut write --metrics 127.0.0.1:PORT` on `dir`, with its input.
+fn write_with_metrics(
+    dir: &Path,
+    port: u16,
+    extra: &[&str],
+) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = Command::new(BIN)
+        .args(["write", "--dir", dir.to_str().unwrap()])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+/// Scrapes until the body contains `want` (30 s at most).
+fn scrape_until(port: u16, want: &str) -> String {
+    scrape_until_with(port, want, |b| b.contains(want))
+}
+
+/// Scrapes until `done(body)` (30 s at most; then fails naming `what`).
+fn scrape_until_with(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(b) = http_get(port, "/metrics") {
+            if done(&b) {
+                return b;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metrics with {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// The value of the sample `name` (with its labels) in a scrape.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn buffered_mode_times_its_writes_in_the_latency_summary() {
+    let dir = TempDir::new("metrics-latency");
+    let port = free_port();
+    // Buffered is the default.
+    let (mut child, mut stdin) = write_with_metrics(&dir.0, port, &[]);
+    for i in 0..3_200 {
+        writeln!(stdin, "line {i}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // A batch is timed once it is in the buffer, just after its records
+    // are counted: wait for the samples.
+    let count = "logcut_write_latency_seconds_count{log=\"app\"}";
+    let body = scrape_until_with(port, "100 latency samples", |b| {
+        b.contains(count) && sample(b, count) >= 100.0
+    });
+    assert!(
+        body.contains("logcut_records_total{log=\"app\"} 3200\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE logcut_write_latency_seconds summary\n"),
+        "{body}"
+    );
+    // One record in 32 is timed; `write` hands its input over from one
+    // thread, so 3,200 lines are 100 samples.
+    assert_eq!(sample(&body, count), 100.0, "{body}");
+    assert!(
+        sample(&body, "logcut_write_latency_seconds_sum{log=\"app\"}") > 0.0,
+        "{body}"
+    );
+    for q in ["0.5", "0.99", "0.999"] {
+        let name = format!("logcut_write_latency_seconds{{log=\"app\",quantile=\"{q}\"}}");
+        assert!(sample(&body, &name) > 0.0, "{body}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Reads `conn` to its end (10 s at most).
+fn read_to_end(conn: &mut std::net::TcpStream) -> Vec<u8> {
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    match conn.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server did not close the connection: {e}"),
+    }
+    got
+}
+
+/// Whether the server still holds `conn` open (nothing to read, no end).
+fn still_open(conn: &std::net::TcpStream) -> bool {
+    conn.set_nonblocking(true).unwrap();
+    let open = matches!(
+        (&*conn).read(&mut [0u8; 64]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    conn.set_nonblocking(false).unwrap();
+    open
+}
+
+#[test]
+fn slow_and_idle_clients_do_not_hold_up_a_scrape() {
+    use std::net::TcpStream;
+    let dir = TempDir::new("metrics-slow");
+    let port = free_port();
+    let (mut child, stdin) = write_with_metrics(&dir.0, port, &[]);
+    // A bound on failure only (the whole test, less the 2 s it waits for
+    // the server to time out a request): nothing else waits unless the
+    // server does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let left = || {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "the server is too slow");
+        left
+    };
+    let connect = || TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), left()).unwrap();
+    scrape_until(port, "logcut_records_total{log=\"app\"} 0\n");
+    let scrape = || {
+        let mut s = connect();
+        s.set_read_timeout(Some(left())).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
+        assert!(
+            body.contains("logcut_records_total{log=\"app\"} 0\n"),
+            "{body}"
+        );
+    };
+
+    // Half a request, held; 200 connections that send nothing.
+    let opened = std::time::Instant::now();
+    let mut half = connect();
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
+    let idle: Vec<TcpStream> = (0..200).map(|_| connect()).collect();
+    scrape();
+    // Served while the others wait: they are still open.
+    assert!(still_open(&half));
+    assert!(idle.iter().all(still_open));
+
+    // Each has 2 s in all to send its request, then is told and closed.
+    let got = read_to_end(&mut half);
+    assert!(
+        got.starts_with(b"HTTP/1.1 408 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let waited = opened.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1_900),
+        "{waited:?}"
+    );
+    for mut c in idle {
+        read_to_end(&mut c);
+    }
+
+    // At most 256 connections: past that, the oldest still sending its
+    // request is closed at once, and a scrape gets through.
+    let crowd: Vec<TcpStream> = (0..300).map(|_| connect()).collect();
+    scrape();
+    let mut first = crowd.into_iter();
+    let mut oldest = first.next().unwrap();
+    assert_eq!(read_to_end(&mut oldest), b"", "closed without an answer");
+    assert!(still_open(&first.next_back().unwrap()));
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn metrics_on_a_non_loopback_address_warn_once() {
+    let dir = TempDir::new("metrics-warn");
+    let d = dir.0.to_str().unwrap();
+    let out = write_input(&dir.0, &["--metrics", "0.0.0.0:0"], b"one\n");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("logcut: warning: --metrics 0.0.0.0:")
+            && err.contains("not a loopback address"),
+        "{err}"
+    );
+    let out = write_input(&dir.0, &["--metrics", "127.0.0.1:0"], b"two\n");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(logcut(&["cat", d]).stdout, b"one\ntwo\n");
+}
+
 // === cat --since / --until ===
 
 /// A log of four segments, each the active one for one hour from `t0`:

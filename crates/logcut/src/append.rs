@@ -212,7 +212,7 @@ enum Fast {
 }
 
 thread_local! {
-    /// Samples one write in 32 per thread for the latency histogram.
+    /// Samples one record in 32 per thread for the latency histogram.
     static SAMPLE: Cell<u32> = const { Cell::new(0) };
     /// Scratch space for `write_fmt`, so a formatted record costs no
     /// allocation after the first.
@@ -536,7 +536,21 @@ impl Appender {
                 Ok(())
             }
             Mode::Buffered => {
+                // Sampled as `write_record` is, one record in 32 per thread:
+                // the batch counts as `n` records of `t / n` each.
+                let n = ends.len() as u64;
+                let samples = SAMPLE.with(|c| {
+                    let old = u64::from(c.get());
+                    c.set((old + n) as u32); // wraps at a multiple of 32
+                    (old + n) / 32 - old / 32
+                });
+                let t0 = (samples > 0).then(Instant::now);
                 let res = sh.write_buffered_batch(records, ends);
+                if let Some(t0) = t0 {
+                    let per = t0.elapsed().as_nanos() / u128::from(n);
+                    let per = std::time::Duration::from_nanos(per as u64);
+                    sh.counters.record_latencies(per, samples);
+                }
                 if res.is_err() {
                     Counters::add(&sh.counters.records_rejected, 1);
                 }

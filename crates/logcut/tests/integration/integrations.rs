@@ -122,6 +122,51 @@ fn stats_count_what_happened() {
     assert_eq!(a.stats().rotations, 25);
 }
 
+/// Buffered mode times the hand-over to the buffer, one record in 32 per
+/// thread, through `write_record` and `write_batch` alike.
+#[test]
+fn buffered_writes_are_timed_one_record_in_32() {
+    let dir = TempDir::new("latency-buffered");
+    let a = logcut::Appender::builder()
+        .dir(dir.path())
+        .mode(logcut::Mode::Buffered)
+        .build()
+        .unwrap();
+    // A thread of its own: the sampling counter is per thread.
+    let w = a.clone();
+    std::thread::spawn(move || {
+        for i in 0..3_200 {
+            w.write_record(&record(0, i, 50)).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let h = a.stats().write_latency;
+    assert_eq!(h.count(), 100, "{h:?}");
+    assert!(h.quantile(0.5) > std::time::Duration::ZERO, "{h:?}");
+    assert!(h.sum() > std::time::Duration::ZERO, "{h:?}");
+    // Batches of 100 records: 64 batches, 6,400 records, 200 samples.
+    let w = a.clone();
+    std::thread::spawn(move || {
+        for b in 0..64u64 {
+            let mut buf = Vec::new();
+            let mut ends = Vec::new();
+            for i in 0..100 {
+                buf.extend_from_slice(&record(1, b * 100 + i, 50));
+                ends.push(buf.len());
+            }
+            w.write_batch(&buf, &ends).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let h2 = a.stats().write_latency;
+    assert_eq!(h2.count(), 300, "{h2:?}");
+    assert!(h2.sum() > h.sum(), "{h2:?}");
+    a.shutdown().unwrap();
+    assert_eq!(verify_ok(dir.path()).records(), 9_600);
+}
+
 #[cfg(feature = "metrics")]
 #[test]
 fn stats_are_published_through_the_metrics_facade() {
