@@ -47,11 +47,16 @@ fn trigger_storm(mode: Mode) {
                     // Writer 0 lets the triggers cut at least 3 times while
                     // records are still being written (however slow the
                     // watcher is on a loaded machine).
-                    if t == 0 && i > 0 && i % 30_000 == 0 {
-                        let before = a.stats().rotations;
+                    // The count is taken before the record is written: a
+                    // cut after it is then either already counted, or has
+                    // that record to seal (a trigger never cuts an empty
+                    // segment, and writer 1 may be done).
+                    let check = t == 0 && i > 0 && i % 30_000 == 0;
+                    let before = check.then(|| a.stats().rotations);
+                    (&a).write_all(&record(t, i, LEN)).unwrap();
+                    if let Some(before) = before {
                         wait_for("a trigger to cut", || a.stats().rotations > before);
                     }
-                    (&a).write_all(&record(t, i, LEN)).unwrap();
                 }
             })
         })
