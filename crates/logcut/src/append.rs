@@ -616,7 +616,7 @@ impl Appender {
     /// until the process exits, so the automatic shutdown (when the last
     /// handle is dropped) never runs: hold the guard in `main` so that
     /// returning from it writes everything and seals the log. See
-    /// [`ShutdownGuard`].
+    /// [`ShutdownGuard`](crate::ShutdownGuard).
     pub fn shutdown_guard(&self) -> crate::ShutdownGuard {
         crate::ShutdownGuard::new(self.clone())
     }
