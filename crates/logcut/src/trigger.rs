@@ -22,7 +22,11 @@
 use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Weak, mpsc},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -45,8 +49,16 @@ enum Msg {
     Stop,
 }
 
+/// Events waiting for the trigger thread at most. A storm of touches
+/// faster than the thread handles them (a loop in a script, a hostile
+/// user) would otherwise queue without bound; past this, events are
+/// dropped and stand for one rescan (`Follower::overflow`), which fires if
+/// the file changed: that loses nothing, since triggers that arrive before
+/// the cut are merged anyway.
+const EVENTS: usize = 1024;
+
 pub(crate) struct TriggerWatch {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -73,6 +85,8 @@ struct Follower {
     seen: Option<Stamp>,
     /// The first watch is set up (changes before it are not triggers).
     started: bool,
+    /// Set by the watcher when it dropped events (the queue was full).
+    overflow: Arc<AtomicBool>,
 }
 
 /// Shared mode: whether this appender holds the trigger lock, taking it if
@@ -103,10 +117,16 @@ fn stamp(path: &Path) -> Option<Stamp> {
 
 impl TriggerWatch {
     pub(crate) fn start(path: PathBuf, sh: &Arc<Shared>) -> Result<TriggerWatch, Error> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(EVENTS);
         let events = tx.clone();
+        let overflow = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::clone(&overflow);
         let watcher = notify::recommended_watcher(move |ev| {
-            let _ = events.send(Msg::Event(ev));
+            if let Err(mpsc::TrySendError::Full(_)) = events.try_send(Msg::Event(ev)) {
+                // Relaxed: a flag the trigger thread swaps after each
+                // message; the channel orders the rest.
+                dropped.store(true, Ordering::Relaxed);
+            }
         })
         .map_err(|e| Error::io("watch trigger file", &path, into_io(e)))?;
         let mut f = Follower {
@@ -117,6 +137,7 @@ impl TriggerWatch {
             failing: false,
             seen: None,
             started: false,
+            overflow,
         };
         // The first watch is set up before `build` returns: a trigger right
         // after it is seen.
@@ -151,6 +172,15 @@ impl Drop for TriggerWatch {
 impl Follower {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
+            // Relaxed: see the store in `start`.
+            if self.overflow.swap(false, Ordering::Relaxed) {
+                // Dropped events: look again (and set the watch up again,
+                // in case one of them was a removal). It fires if the file
+                // changed since it was last seen: one trigger for all the
+                // dropped touches, none for events on other files (a busy
+                // directory watched while the file does not exist).
+                self.follow(false, true);
+            }
             match rx.recv_timeout(RESCAN) {
                 Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 Ok(Msg::Event(Ok(ev))) => {

@@ -63,13 +63,25 @@ fn trigger_storm(mode: Mode) {
         .collect();
     let toucher = {
         let (done, start, trig) = (Arc::clone(&done), Arc::clone(&start), trig.clone());
+        let a = a.clone();
         std::thread::spawn(move || {
             start.wait();
             let mut touches = 0u64;
             // Until the writers are done (they wait for 3 cuts on the way).
             while !done.load(Ordering::Acquire) {
+                let seen = a.stats().triggers;
                 touch(&trig);
                 touches += 1;
+                // A storm, not a flood: the next touch comes as soon as
+                // the watcher took this one (or after a while), so that on
+                // a loaded machine the watcher is not starved by the
+                // toucher it serves.
+                for _ in 0..1_000 {
+                    if done.load(Ordering::Acquire) || a.stats().triggers > seen {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
             }
             touches
         })
