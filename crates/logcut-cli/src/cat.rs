@@ -43,9 +43,15 @@ pub(crate) struct CatArgs {
     until: Option<Timestamp>,
     /// Keep printing records as they are written, across rotations, until
     /// interrupted (SIGINT, SIGTERM) or the output is closed. No record is
-    /// skipped or printed twice.
+    /// skipped or printed twice; a segment deleted by retention before it
+    /// could be read is named on standard error, with its record count.
     #[arg(long, short = 'f')]
     follow: bool,
+    /// With --follow: stop once every writer of the log has shut down (each
+    /// `open` in the manifest has its `close`) and all they wrote was
+    /// printed. Waits for a writer if none has opened the log yet.
+    #[arg(long, requires = "follow")]
+    until_closed: bool,
 }
 
 pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
@@ -65,7 +71,10 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     let name = name.as_str();
     let mut out = io::stdout().lock();
     if args.follow {
-        crate::follow::follow(dir, name, |segs| range.select(segs, name), &mut out)?;
+        let opts = crate::follow::Options {
+            until_closed: args.until_closed,
+        };
+        crate::follow::follow(dir, name, |segs| range.select(segs, name), opts, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let segs = segments(dir, name).map_err(|e| {

@@ -785,17 +785,26 @@ struct Follower {
     child: std::process::Child,
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
     got: Vec<u8>,
+    /// What it says on standard error, once it exits.
+    err: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Follower {
     fn start(dir: &Path) -> Follower {
+        Follower::spawn(dir, &[])
+    }
+
+    /// `logcut cat --follow DIR` with `extra` arguments.
+    fn spawn(dir: &Path, extra: &[&str]) -> Follower {
         let mut child = Command::new(BIN)
             .args(["cat", "--follow", dir.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 64 << 10];
@@ -810,11 +819,44 @@ impl Follower {
                 }
             }
         });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
         Follower {
             child,
             rx,
             got: Vec::new(),
+            err: Some(err),
         }
+    }
+
+    /// Waits for it to exit by itself (`--until-closed`), failing after a
+    /// minute; returns everything it printed and what it said on standard
+    /// error.
+    fn finish(mut self) -> (Vec<u8>, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(chunk) => self.got.extend_from_slice(&chunk),
+                // Its output closed: it exited.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "the follower did not exit; it printed {} bytes; last: {:?}",
+                        self.got.len(),
+                        String::from_utf8_lossy(&self.got[self.got.len().saturating_sub(200)..])
+                    );
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        let err = self.err.take().unwrap().join().unwrap();
+        assert!(status.success(), "{status:?}: {err}");
+        (std::mem::take(&mut self.got), err)
     }
 
     /// Waits until at least `len` bytes arrived (or fails after a while).
@@ -951,6 +993,339 @@ fn follow_into_a_closed_pipe_exits_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stderr.is_empty());
+}
+
+/// The ids of `data`'s lines, which start `<tag> <id> `, per tag, in the
+/// order they come.
+fn ids_by_tag(data: &[u8]) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let mut out: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let line = String::from_utf8_lossy(line);
+        let mut words = line.split(' ');
+        let tag = words.next().unwrap().to_string();
+        let id = words
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("not a numbered line: {line:?}"));
+        out.entry(tag).or_default().push(id);
+    }
+    out
+}
+
+/// Asserts that `ids` are exactly `0..n`, each once, in order.
+fn assert_each_once_in_order(what: &str, ids: &[u64], n: u64) {
+    let dups = ids.len() as u64 > n;
+    let first_wrong = ids
+        .iter()
+        .enumerate()
+        .find(|(i, id)| **id != *i as u64)
+        .map(|(i, id)| (i, *id));
+    assert!(
+        ids.len() as u64 == n && first_wrong.is_none(),
+        "{what}: {} ids printed, {n} written (duplicates: {dups}); first out of place: {first_wrong:?}",
+        ids.len()
+    );
+}
+
+/// Issue 10: with compression on, each sealed segment is replaced by a new
+/// (compressed) file and its original removed, and at shutdown the last
+/// segment is renamed, sealed and compressed, all under the follower. Before
+/// each batch the follower has printed everything, so it reads the active
+/// file; each batch then cuts it, and compresses and removes it, usually
+/// before the follower looks again.
+#[test]
+fn follow_prints_every_record_once_while_segments_are_compressed() {
+    for mode in [logcut::Mode::Direct, logcut::Mode::Buffered] {
+        let dir = TempDir::new(&format!("follow-zstd-{mode:?}"));
+        // Started before the log exists: it waits for the log, then for its
+        // writer to close it.
+        let mut f = Follower::spawn(&dir.0, &["--until-closed"]);
+        let a = logcut::Appender::builder()
+            .dir(&dir.0)
+            .max_size(16 << 10)
+            .mode(mode)
+            .compress(logcut::Compression::zstd())
+            .build()
+            .unwrap();
+        let mut id = 0;
+        let mut expected = Vec::new();
+        for _ in 0..30 {
+            let b = records(&mut id, 1500);
+            for line in b.split_inclusive(|c| *c == b'\n') {
+                a.write_record(line).unwrap();
+            }
+            a.flush_records().unwrap();
+            expected.extend_from_slice(&b);
+            f.wait_for(expected.len());
+        }
+        a.shutdown().unwrap();
+        let (got, err) = f.finish();
+        let ids = ids_by_tag(&got);
+        assert_eq!(ids.len(), 1, "{mode:?}: {:?}", ids.keys());
+        assert_each_once_in_order(&format!("{mode:?}"), &ids["record"], u64::from(id));
+        assert!(got == expected, "{mode:?}: the bytes differ");
+        assert!(!err.contains("not printed"), "{mode:?}: {err}");
+        let compressed = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "zst")
+            })
+            .count();
+        assert!(
+            compressed >= 50,
+            "{mode:?}: only {compressed} compressed segments"
+        );
+        assert_eq!(logcut(&["cat", dir.0.to_str().unwrap()]).stdout, expected);
+    }
+}
+
+/// Two `logcut write --shared` processes (one Direct, one Buffered) on one
+/// log, cutting it by size, with segments sealed by either, in any order:
+/// the follower prints exactly what `cat` prints afterwards, every line of
+/// each writer once, in order.
+#[test]
+fn follow_a_shared_log_of_two_writers() {
+    let dir = TempDir::new("follow-shared");
+    let d = dir.0.to_str().unwrap();
+    let mut f = Follower::spawn(&dir.0, &["--until-closed"]);
+    let mut writers: Vec<_> = ["direct", "buffered"]
+        .into_iter()
+        .map(|mode| {
+            Command::new(BIN)
+                .args(["write", "--dir", d, "--shared", "--max-size", "4KiB"])
+                .args(["--mode", mode])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut stdins: Vec<_> = writers
+        .iter_mut()
+        .map(|w| w.stdin.take().unwrap())
+        .collect();
+    let mut ids = [0u64; 2];
+    let mut total = 0;
+    for round in 0..40 {
+        for (w, stdin) in stdins.iter_mut().enumerate() {
+            let mut b = Vec::new();
+            for _ in 0..(50 + 7 * ((round + w) % 5)) {
+                writeln!(
+                    b,
+                    "w{w} {:06} {}",
+                    ids[w],
+                    "y".repeat((ids[w] % 30) as usize)
+                )
+                .unwrap();
+                ids[w] += 1;
+            }
+            stdin.write_all(&b).unwrap();
+            stdin.flush().unwrap();
+            total += b.len();
+        }
+        f.wait_for(total);
+    }
+    drop(stdins);
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    let (got, err) = f.finish();
+    let by = ids_by_tag(&got);
+    for w in 0..2 {
+        assert_each_once_in_order(&format!("writer {w}"), &by[&format!("w{w}")], ids[w]);
+    }
+    assert!(!err.contains("not printed"), "{err}");
+    assert!(sealed_count(&dir.0) >= 20, "too few rotations");
+    assert!(
+        got == logcut(&["cat", d]).stdout,
+        "the follower and cat differ"
+    );
+    let v = logcut(&["verify", d]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+/// In a shared log a segment is sealed by the process that cut it, once
+/// every writer has left it; if that process gives up waiting at its
+/// shutdown (or is killed), the segment is never recorded while the
+/// others go on, and later segments are. Here `a` cuts segment 1 and shuts
+/// down while `c` still writes 1; `b` cuts and seals 2. The follower,
+/// started then, prints 1 first, then 2 once `c` has left 1 (nobody ever
+/// seals it: the next appender that starts alone records it).
+#[test]
+fn follow_a_shared_log_whose_segments_are_sealed_out_of_order() {
+    let dir = TempDir::new("follow-shared-order");
+    let build = |timeout_ms| {
+        logcut::Appender::builder()
+            .dir(&dir.0)
+            .manual_only()
+            .shared(true)
+            .watch_interval(Some(std::time::Duration::from_secs(3600)))
+            .shutdown_timeout(std::time::Duration::from_millis(timeout_ms))
+            .build()
+            .unwrap()
+    };
+    let (a, b, c) = (build(100), build(5000), build(5000));
+    let mut ids = [0u64; 3];
+    let mut write = |w: usize, ap: &logcut::Appender, n| {
+        let mut len = 0;
+        for _ in 0..n {
+            let tag = ["a", "b", "c"][w];
+            let line = format!("{tag} {:06} {}\n", ids[w], "z".repeat(w + 3));
+            ap.write_record(line.as_bytes()).unwrap();
+            ids[w] += 1;
+            len += line.len();
+        }
+        len
+    };
+    let first = write(0, &a, 10) + write(1, &b, 10) + write(2, &c, 10);
+    a.rotate().unwrap();
+    b.reopen().unwrap();
+    write(0, &a, 10);
+    write(1, &b, 10);
+    // `c` has not looked: it still writes 1, so `a` gives up sealing it.
+    assert!(a.shutdown().is_err(), "a sealed 1 while c wrote it");
+    b.rotate().unwrap();
+    b.tick().unwrap();
+    let m = logcut_format::manifest::Manifest::read(&dir.0.join("app.manifest")).unwrap();
+    let sealed: Vec<u64> = m.seals().map(|s| s.seq).collect();
+    assert_eq!(sealed, [2], "the state this test needs");
+    let mut f = Follower::spawn(&dir.0, &["--until-closed"]);
+    // It printed segment 1 as far as it goes.
+    f.wait_for(first);
+    // `c` leaves 1 for 3.
+    c.reopen().unwrap();
+    write(2, &c, 10);
+    write(1, &b, 5);
+    b.shutdown().unwrap();
+    c.shutdown().unwrap();
+    let (got, err) = f.finish();
+    let by = ids_by_tag(&got);
+    for (w, tag) in ["a", "b", "c"].into_iter().enumerate() {
+        assert_each_once_in_order(tag, &by[tag], ids[w]);
+    }
+    assert!(!err.contains("not printed"), "{err}");
+    // The next appender alone records segment 1; then `cat` has the log's
+    // order too.
+    let fix = logcut::Appender::builder().dir(&dir.0).build().unwrap();
+    fix.shutdown().unwrap();
+    let cat = logcut(&["cat", dir.0.to_str().unwrap()]).stdout;
+    assert!(
+        got == cat,
+        "the follower printed\n{}\ncat printed\n{}",
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&cat)
+    );
+}
+
+/// Retention deletes segments faster than the follower reads them: its
+/// output is a pipe nobody reads while the writer writes and `--keep 1`
+/// deletes all but the newest sealed segment. The segment it has open is
+/// printed whole (deletion while reading loses nothing); each one deleted
+/// before it could be opened is named on standard error with its record
+/// count, and those counts and what was printed add up to what was written.
+#[test]
+fn follow_reports_the_segments_retention_deleted_before_it_read_them() {
+    use std::io::BufRead;
+    let dir = TempDir::new("follow-keep");
+    let mut child = Command::new(BIN)
+        .args(["cat", "--follow", "--until-closed", dir.0.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let a = logcut::Appender::builder()
+        .dir(&dir.0)
+        .max_size(256 << 10)
+        .compress(logcut::Compression::zstd())
+        .keep(1)
+        .build()
+        .unwrap();
+    let mut id = 0;
+    let mut write = |n| {
+        for line in records(&mut id, n).split_inclusive(|c| *c == b'\n') {
+            a.write_record(line).unwrap();
+        }
+    };
+    // Less than a segment (nothing is cut, so nothing deleted, before the
+    // follower starts), more than the pipe holds: once the first line
+    // arrived, the follower is blocked writing the rest.
+    write(5_000);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("record 000000 "), "{first:?}");
+    // About 14 segments, all but the last one sealed deleted.
+    write(100_000);
+    a.shutdown().unwrap();
+    drop(a);
+    let total = u64::from(id);
+    let mut got = first.into_bytes();
+    out.read_to_end(&mut got).unwrap();
+    assert!(child.wait().unwrap().success());
+    let err = err.join().unwrap();
+
+    let printed = ids_by_tag(&got).remove("record").unwrap_or_default();
+    assert!(
+        printed.windows(2).all(|w| w[0] < w[1]),
+        "printed out of order or twice"
+    );
+    let m = logcut_format::manifest::Manifest::read(&dir.0.join("app.manifest")).unwrap();
+    let deleted = m.deleted();
+    let seals: std::collections::HashMap<u64, _> = m.seals().map(|s| (s.seq, s)).collect();
+    let mut reported = 0u64;
+    let mut segments = 0u64;
+    let mut unprinted: Vec<std::ops::Range<u64>> = Vec::new();
+    for line in err
+        .lines()
+        .filter(|l| l.contains("before it could be read"))
+    {
+        // logcut: segment <seq> (<file>, <n> records) was deleted by ...
+        let seq: u64 = line.split(' ').nth(2).unwrap().parse().unwrap();
+        let n: u64 = line
+            .split(", ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(deleted.contains_key(&seq), "{line}: not deleted");
+        assert!(line.contains("deleted by retention (count)"), "{line}");
+        let s = seals[&seq];
+        assert_eq!(s.records, Some(n), "{line}");
+        let first = s.first.unwrap();
+        unprinted.push(first..first + n);
+        reported += n;
+        segments += 1;
+    }
+    assert!(segments > 0, "nothing was deleted unread: {err}");
+    // Every record is printed or in a reported segment, never both.
+    assert_eq!(printed.len() as u64 + reported, total, "{err}");
+    for id in &printed {
+        assert!(
+            !unprinted.iter().any(|r| r.contains(id)),
+            "{id} printed and reported"
+        );
+    }
+    assert!(
+        err.contains(&format!(
+            "{reported} records in {segments} segments could not be printed"
+        )),
+        "{err}"
+    );
+    // The follower printed every record still on disk (the last segments).
+    let cat = logcut(&["cat", dir.0.to_str().unwrap()]).stdout;
+    assert!(got.ends_with(&cat), "the segments kept were not printed");
 }
 
 // === --config ===
