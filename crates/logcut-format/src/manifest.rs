@@ -217,6 +217,12 @@ pub enum DeleteReason {
     Age,
     /// The sealed segments took more bytes than the size limit.
     Bytes,
+    /// Not a retention: after a crash, the segment was gone or shorter
+    /// than its seal says (a power loss before its data or its name was
+    /// synced, as [`Fsync::Never`](https://docs.rs/logcut) allows). What is
+    /// left of it, if anything, was adopted as a new segment; a `lost`
+    /// entry counts the rest.
+    Lost,
     /// A reason written by a newer version.
     Other(String),
 }
@@ -228,6 +234,7 @@ impl DeleteReason {
             DeleteReason::Count => "count",
             DeleteReason::Age => "age",
             DeleteReason::Bytes => "bytes",
+            DeleteReason::Lost => "lost",
             DeleteReason::Other(s) => s,
         }
     }
@@ -237,6 +244,7 @@ impl DeleteReason {
             "count" => DeleteReason::Count,
             "age" => DeleteReason::Age,
             "bytes" => DeleteReason::Bytes,
+            "lost" => DeleteReason::Lost,
             other => DeleteReason::Other(other.to_string()),
         }
     }

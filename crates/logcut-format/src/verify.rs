@@ -9,7 +9,7 @@ use std::{
 use crate::{
     Error,
     codec::{CODECS, Codec},
-    manifest::{Entry, LineError, Manifest},
+    manifest::{DeleteReason, Entry, LineError, Manifest},
     name::{self, SealedName},
     reader::{checksum_file, checksum_reader, log_of, open_segment},
 };
@@ -352,9 +352,14 @@ fn verify_log(
             Entry::Compress(_) | Entry::Delete(_) => {}
             Entry::Seal(s) => {
                 let is_deleted = deleted.contains_key(&s.seq);
-                if is_deleted {
+                // A segment recorded as lost after a crash is not one a
+                // policy deleted: its records are in a `lost` entry.
+                let by_policy = deleted
+                    .get(&s.seq)
+                    .is_some_and(|d| d.reason != DeleteReason::Lost);
+                if by_policy {
                     sum.deleted_segments += 1;
-                } else {
+                } else if !is_deleted {
                     sum.segments += 1;
                     sum.bytes = sum.bytes.saturating_add(s.bytes);
                 }
@@ -365,9 +370,9 @@ fn verify_log(
                 let sess = sessions.entry(s.session.clone()).or_default();
                 match s.records {
                     Some(r) => {
-                        if is_deleted {
+                        if by_policy {
                             sum.deleted_records = sum.deleted_records.saturating_add(r);
-                        } else {
+                        } else if !is_deleted {
                             sum.records = sum.records.saturating_add(r);
                         }
                         // A shared segment's records count for the

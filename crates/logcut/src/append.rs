@@ -269,7 +269,6 @@ impl Appender {
                         };
                         if is(&active_name) {
                             recovery::SharedHint {
-                                last_seq: st.seq,
                                 active_seq: Some(st.seq),
                             }
                         } else if is(&name::prepared_file(&cfg.name, st.seq)) {
@@ -277,14 +276,10 @@ impl Appender {
                             // active file is the segment before.
                             let before = st.seq.saturating_sub(1);
                             recovery::SharedHint {
-                                last_seq: before,
                                 active_seq: Some(before),
                             }
                         } else {
-                            recovery::SharedHint {
-                                last_seq: st.seq,
-                                active_seq: None,
-                            }
+                            recovery::SharedHint { active_seq: None }
                         }
                     })
                 }
@@ -1018,7 +1013,7 @@ impl Shared {
         match crate::sys::write_all(&seg.file, buf) {
             Ok(()) => {
                 if self.cfg.fsync == Fsync::Always {
-                    if let Err(e) = crate::sys::sync_data(&seg.file) {
+                    if let Err(e) = seg.sync_records(&self.dir) {
                         seg.lock().error = Some(e);
                         self.kick();
                     }

@@ -21,7 +21,7 @@
 use jiff::Timestamp;
 use logcut_format::{
     codec::{CODECS, Codec},
-    manifest::{Compress, Entry, Manifest, Recover, Seal, SealReason},
+    manifest::{Compress, Delete, DeleteReason, Entry, Lost, Manifest, Recover, Seal, SealReason},
     name::{self, SealedName},
 };
 
@@ -44,13 +44,11 @@ pub(crate) struct Resume {
     pub(crate) sealed: Vec<Sealed>,
 }
 
-/// What a shared log's cut file says, for recovery: the last sequence
-/// number in use (the one the cut file names, or the one before it if a
-/// cut was interrupted before its new segment took the active path), and
-/// the active file's.
+/// What a shared log's cut file says, for recovery: the sequence number
+/// of the active file (the one the cut file names, or the one before it if
+/// a cut was interrupted before its new segment took the active path).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SharedHint {
-    pub(crate) last_seq: u64,
     /// The sequence number of the file at the active path, if known.
     pub(crate) active_seq: Option<u64>,
 }
@@ -103,9 +101,24 @@ pub(crate) fn recover(
     now: Timestamp,
     shared: Option<SharedHint>,
 ) -> Result<Resume, Error> {
-    // Sequence numbers handed out in shared mode may be ahead of the seals
-    // (the last active segment, removed empty); they are never used again.
-    let mut last_seq = shared.map_or(0, |h| h.last_seq);
+    // Sequence numbers stay gap-free in the manifest: a number handed out
+    // in shared mode (the cut file's) whose segment left nothing (removed
+    // empty, or its name lost with the power) is used again, unless a
+    // `part` entry names it. Adopted segments are numbered after the last
+    // recorded one, never beyond (a power cut can keep a prepared file's
+    // data and lose the rename that made it active, and the active segment
+    // before it).
+    let mut last_seq = manifest
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            // An empty part names a segment that was removed empty: its
+            // number is free again.
+            Entry::Part(p) if p.records > 0 || p.bytes > 0 => Some(p.seq),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
     let mut next_first = 0;
     let mut listed = std::collections::HashSet::new();
     let mut used = std::collections::HashSet::new();
@@ -129,6 +142,10 @@ pub(crate) fn recover(
     let session = open_sessions.pop().unwrap_or_else(|| "unknown".to_string());
     let mut notes = Vec::new();
     finish_compression(dir, log, journal, manifest, &mut notes)?;
+    // Also after a clean close: with `Fsync::Never` the close entry can
+    // reach the disk before the segments do.
+    let manifest_now = Manifest::read(journal.path())?;
+    check_sealed(dir, log, journal, &manifest_now, &session, &mut notes)?;
 
     let list_err = |e| Error::io("recover", dir.path(), e);
     let mut orphans: Vec<(SealedName, String)> = Vec::new();
@@ -276,6 +293,9 @@ pub(crate) fn recover(
             ),
         ));
     }
+    record_vanished(
+        log, journal, manifest, &used, last_seq, &session, now, &mut notes,
+    )?;
     dir.sync()
         .map_err(|e| Error::io("recover", dir.path(), e))?;
     // What is on disk now, with this run's recovery entries.
@@ -387,6 +407,151 @@ fn finish_compression(
                 )),
             }
         }
+    }
+    Ok(())
+}
+
+/// Records the segments of a shared log that processes wrote to (their
+/// `part` entries say so) and that left no file and no seal: a power cut
+/// before the segment's name or data reached the disk. Each gets a seal
+/// entry with the parts' counts, at once recorded as lost, so that the
+/// sequence has no gap and the records are counted.
+#[allow(clippy::too_many_arguments)]
+fn record_vanished(
+    log: &str,
+    journal: &mut Journal,
+    manifest: &Manifest,
+    used: &std::collections::HashSet<u64>,
+    last_seq: u64,
+    session: &str,
+    now: Timestamp,
+    notes: &mut Vec<Error>,
+) -> Result<(), Error> {
+    let mut parts: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    for e in &manifest.entries {
+        if let Entry::Part(p) = e {
+            if !used.contains(&p.seq) && p.seq <= last_seq {
+                let t = parts.entry(p.seq).or_default();
+                t.0 = t.0.saturating_add(p.records);
+                t.1 = t.1.saturating_add(p.bytes);
+            }
+        }
+    }
+    for (seq, (records, bytes)) in parts {
+        if records == 0 && bytes == 0 {
+            continue;
+        }
+        let file = SealedName {
+            start_ms: now.as_millisecond(),
+            seq,
+            dup: 0,
+        }
+        .file_name(log);
+        journal.append(&[
+            Entry::Seal(Seal {
+                seq,
+                file: file.clone(),
+                session: session.to_string(),
+                start: now,
+                end: now,
+                first: None,
+                records: Some(records),
+                bytes,
+                crc32: 0,
+                reason: SealReason::Recovery,
+            }),
+            Entry::Delete(Delete {
+                seq,
+                file,
+                reason: DeleteReason::Lost,
+            }),
+            Entry::Lost(Lost {
+                session: session.to_string(),
+                records,
+                bytes,
+                reason: "power-loss".to_string(),
+            }),
+        ])?;
+        notes.push(Error::repaired(
+            journal.path(),
+            format!(
+                "segment {seq}, which processes wrote {records} records to, left no file (a power loss before it was synced): recorded as lost"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Finds the sealed segments that are gone or shorter than their seal
+/// says: a power loss kept the manifest's entry but not the segment's data
+/// or its name (`Fsync::Never` syncs neither), or someone removed it. Each
+/// is recorded as deleted with reason `lost` and its records as lost
+/// (reason `missing`, which `verify` reports); what is left of it is moved
+/// to a prepared file's name,
+/// which the caller adopts as a new segment (record count unknown), so no
+/// surviving record is dropped and `verify` accepts the directory. Only
+/// lengths are checked (a `stat` per segment): a disk that kept the length
+/// but not the bytes is left for `verify`'s checksums to report.
+fn check_sealed(
+    dir: &Dir,
+    log: &str,
+    journal: &mut Journal,
+    manifest: &Manifest,
+    session: &str,
+    notes: &mut Vec<Error>,
+) -> Result<(), Error> {
+    let err = |f: &str, e| Error::io("recover", dir.join(f), e);
+    let compressed = manifest.compressed();
+    let deleted = manifest.deleted();
+    for s in manifest.seals() {
+        if deleted.contains_key(&s.seq) || SealedName::parse(log, &s.file).is_none() {
+            continue;
+        }
+        let (file, want) = match compressed.get(&s.seq) {
+            Some(c) => (c.file.as_str(), c.bytes),
+            None => (s.file.as_str(), s.bytes),
+        };
+        let info = dir.stat(file).map_err(|e| err(file, e))?;
+        let have = info.filter(|i| i.is_file).map_or(0, |i| i.len);
+        if info.is_some_and(|i| i.is_file) && have == want {
+            continue;
+        }
+        // What is left of an uncompressed segment is kept; a compressed
+        // one cut short cannot be read, and is removed with the entry.
+        let kept = if compressed.contains_key(&s.seq) || have == 0 {
+            0
+        } else {
+            let aside = name::prepared_file(log, s.seq);
+            dir.rename_noreplace(file, &aside)
+                .map_err(|e| err(file, e))?;
+            have
+        };
+        journal.append(&[
+            Entry::Delete(Delete {
+                seq: s.seq,
+                file: s.file.clone(),
+                reason: DeleteReason::Lost,
+            }),
+            Entry::Lost(Lost {
+                session: session.to_string(),
+                records: if kept == 0 { s.records.unwrap_or(0) } else { 0 },
+                bytes: s.bytes.saturating_sub(kept),
+                reason: "missing".to_string(),
+            }),
+        ])?;
+        notes.push(Error::repaired(
+            dir.join(file),
+            format!(
+                "segment {} was {} at start ({have} of {want} bytes; a power loss before it was synced, or removed): recorded as lost{}",
+                s.seq,
+                if info.is_some() { "short" } else { "gone" },
+                if kept > 0 {
+                    "; what is left is adopted as a new segment"
+                } else {
+                    ""
+                }
+            ),
+        ));
     }
     Ok(())
 }

@@ -91,6 +91,9 @@ pub(crate) struct Segment {
     /// Shared mode: records this process wrote here, for `probe_due`.
     /// `Relaxed`: a counter.
     pub(crate) probes: std::sync::atomic::AtomicU32,
+    /// The directory was synced since this segment took the active path,
+    /// so its name survives a power loss (see `sync_records`).
+    name_synced: AtomicBool,
 }
 
 /// Held records moved from one segment to the next at a cut.
@@ -256,7 +259,25 @@ impl Segment {
             others: AtomicU64::new(if shared { id.len } else { 0 }),
             stale: AtomicBool::new(false),
             probes: std::sync::atomic::AtomicU32::new(0),
+            name_synced: AtomicBool::new(false),
         })
+    }
+
+    /// Makes the records written here so far durable (`Fsync::Always`,
+    /// `Fsync::Every`): the data, and the first time, the directory, since
+    /// a new segment's data is lost with the power if its name (the rename
+    /// to the active path) did not reach the disk. Called only once the
+    /// segment is at the active path.
+    pub(crate) fn sync_records(&self, dir: &sys::Dir) -> io::Result<()> {
+        sys::sync_data(&self.file)?;
+        // Acquire/Release: pairs with the store below, so a writer that
+        // sees `true` also sees the directory sync as done. Two writers may
+        // both sync the directory; that costs a sync, nothing else.
+        if !self.name_synced.load(Ordering::Acquire) {
+            dir.sync()?;
+            self.name_synced.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Locks the state. A panic while it was held (there is no code that

@@ -186,15 +186,46 @@ impl Dir {
         )?)
     }
 
-    /// Renames `from` to `to`, failing if `to` exists.
+    /// Renames `from` to `to`, failing with `AlreadyExists` if `to` exists.
+    ///
+    /// Where the file system refuses `RENAME_NOREPLACE` (EINVAL: FUSE file
+    /// systems such as sshfs and LazyFS, older NFS, some network and overlay
+    /// file systems), a hard link followed by an unlink does the same
+    /// without ever overwriting: a crash in between leaves the file under
+    /// both names, which recovery reads as one segment (same inode). Where
+    /// there are no hard links either, `to` is checked and then plainly
+    /// renamed to; only logcut creates names of this form in its directory,
+    /// and it does so under its locks, so nothing can appear in between.
     pub(crate) fn rename_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
-        Ok(rustix::fs::renameat_with(
+        use rustix::io::Errno;
+        match rustix::fs::renameat_with(
             &self.fd,
             from,
             &self.fd,
             to,
             rustix::fs::RenameFlags::NOREPLACE,
-        )?)
+        ) {
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            res => return Ok(res?),
+        }
+        match self.link(from, to) {
+            Ok(()) => {
+                if let Err(e) = self.unlink(from) {
+                    // Not renamed after all: take the new name away again.
+                    let _ = self.unlink(to);
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(1 | 95)) => {
+                // EPERM / EOPNOTSUPP: no hard links on this file system.
+                if self.stat(to)?.is_some() {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                }
+                self.rename(from, to)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Renames `from` to `to`, atomically replacing `to`.

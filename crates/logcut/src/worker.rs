@@ -512,7 +512,7 @@ impl Worker {
                         b.next = j;
                         written_now += n;
                         if self.sh.cfg.fsync == Fsync::Always {
-                            if let Err(e) = crate::sys::sync_data(&seg.file) {
+                            if let Err(e) = seg.sync_records(&self.sh.dir) {
                                 drop(st);
                                 self.sh.report(Error::io(
                                     "sync segment",
@@ -1467,7 +1467,7 @@ impl Worker {
         for seg in self.live() {
             // Direct writes leave no trace under the lock, so every live
             // segment is synced; for a clean file that costs little.
-            if let Err(e) = crate::sys::sync_data(&seg.file) {
+            if let Err(e) = seg.sync_records(&self.sh.dir) {
                 let path = self.path_of(&seg);
                 self.sh.report(Error::io("sync segment", path, e));
             }
