@@ -9,12 +9,15 @@
 //! bounded; the pieces follow each other in the log, in order.
 //!
 //! On SIGTERM or SIGINT it keeps reading until the input ends, or until
-//! `--grace` passes with no input, then writes everything, seals and exits
-//! 0: what the producer wrote into the pipe is not dropped. SIGUSR1 cuts
-//! the log now; SIGHUP reopens it (after logrotate or an operator moved the
-//! active file away; the library also notices that by itself within
-//! 500 ms). Touching the trigger file (by default `DIR/NAME.trigger`, which
-//! `logcut rotate` touches) cuts too.
+//! `--grace` passes with no input (counted from the signal, or from the
+//! last input after it), then writes everything, seals and exits 0: what
+//! the producer wrote into the pipe is not dropped (the grace ends only
+//! when there is nothing left to read). If the input is still open then,
+//! it says so on standard error: what is written to it afterwards is not
+//! logged. SIGUSR1 cuts the log now; SIGHUP reopens it (after logrotate
+//! or an operator moved the active file away; the library also notices
+//! that by itself within 500 ms). Touching the trigger file (by default
+//! `DIR/NAME.trigger`, which `logcut rotate` touches) cuts too.
 
 use std::{
     os::fd::AsFd,
@@ -22,7 +25,7 @@ use std::{
     process::ExitCode,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -76,7 +79,7 @@ pub(crate) struct WriteArgs {
     #[arg(long, value_parser = socket_addr)]
     pub(crate) metrics: Option<std::net::SocketAddr>,
     /// After SIGTERM or SIGINT, keep reading until input ends or nothing
-    /// arrives for this long.
+    /// arrives for this long (from the signal on).
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub(crate) grace: Duration,
     /// Cut when this file is created, written or touched (what `logcut
@@ -408,9 +411,11 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     crate::config::apply(&mut args, None, matches)?;
     let appender = args.prepare(&args.name, "--name")?.open(&args)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
-    let term = Arc::new(AtomicBool::new(false));
+    // The stop signal received (SIGTERM or SIGINT), 0 for none yet.
+    let term = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&term)).context("cannot handle signals")?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&term), sig as usize)
+            .context("cannot handle signals")?;
     }
 
     let mut lines = args.lines();
@@ -418,21 +423,48 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     let fd = stdin.as_fd();
     let mut chunk = vec![0u8; 256 << 10];
     let mut last_input = Instant::now();
+    // When the stop signal was first seen: the grace counts from then, or
+    // from the last input after it.
+    let mut stopping: Option<(Instant, usize)> = None;
     loop {
-        if term.load(Ordering::Relaxed) && last_input.elapsed() >= args.grace {
-            break;
+        if stopping.is_none() {
+            let sig = term.load(Ordering::Relaxed);
+            if sig != 0 {
+                stopping = Some((Instant::now(), sig));
+            }
         }
-        // Wait for input a little at a time, so signals are seen promptly.
+        // Wait for input a little at a time, so signals are seen promptly;
+        // once stopping, no longer than the grace has left.
+        let mut wait = Duration::from_millis(100);
+        if let Some((since, _)) = stopping {
+            wait = wait.min(args.grace.saturating_sub(last_input.max(since).elapsed()));
+        }
         let mut fds = [rustix::event::PollFd::new(
             &fd,
             rustix::event::PollFlags::IN,
         )];
         let timeout = rustix::event::Timespec {
             tv_sec: 0,
-            tv_nsec: 100_000_000,
+            tv_nsec: i64::from(wait.subsec_nanos()),
         };
         match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(0) => continue,
+            // Nothing to read. The grace ends only here, with nothing left
+            // in the input: what the producer put there before is read.
+            Ok(0) => {
+                if let Some((since, sig)) = stopping {
+                    if last_input.max(since).elapsed() >= args.grace {
+                        // The input is still open: its writer may go on
+                        // writing to a pipe nobody reads.
+                        eprintln!(
+                            "logcut: nothing came on standard input for {:?} after {}, though it is still open: stopped reading; what is written to it from now on is not logged",
+                            args.grace,
+                            signal_name(sig)
+                        );
+                        break;
+                    }
+                }
+                continue;
+            }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => {
@@ -451,6 +483,15 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
     lines.finish(|buf, ends| appender.write_batch(buf, ends))?;
     appender.shutdown().context("cannot finish the log")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The name of the stop signal `sig`.
+fn signal_name(sig: usize) -> &'static str {
+    if sig == signal_hook::consts::SIGINT as usize {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
 }
 
 pub(crate) fn compress(s: &str) -> Result<CompressArg, String> {

@@ -2074,3 +2074,350 @@ fn a_repair_at_start_is_reported_as_a_repair() {
         b"one\nleft by a crash\ntwo\n"
     );
 }
+
+// === signals ===
+
+/// Polls `cond` until it holds, failing after 30 s (a bound on failure
+/// only; nothing waits unless the program under test is slow or wrong),
+/// as the library tests' `kit::wait_for` does.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Sends `sig` to our child `child`.
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Sends `sig` to the main thread of our child `child` (`tgkill`), so
+/// that it is that thread, the one reading the input, whose wait the
+/// signal interrupts, not some other thread of the process the kernel
+/// might pick.
+fn signal_main_thread(child: &std::process::Child, sig: i32) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sending a signal to the main thread (tid = pid) of our own
+    // child process.
+    assert_eq!(unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, sig) }, 0);
+}
+
+/// Stops our child `child` with SIGSTOP and returns once it is stopped.
+fn stop(child: &std::process::Child) {
+    signal(child, libc::SIGSTOP);
+    let mut status = 0;
+    // SAFETY: waiting for our own child; WUNTRACED reports the stop
+    // without reaping it.
+    let pid = unsafe { libc::waitpid(child.id() as i32, &mut status, libc::WUNTRACED) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(libc::WIFSTOPPED(status), "not stopped: {status:#x}");
+}
+
+/// Lines `<tag> <i>` for `i` in `range`.
+fn tagged(tag: &str, range: std::ops::Range<u64>) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in range {
+        writeln!(b, "{tag} {i} {}", "v".repeat((i % 23) as usize)).unwrap();
+    }
+    b
+}
+
+/// `logcut write --dir DIR EXTRA...`, its input and standard error piped.
+fn spawn_write(dir: &Path, extra: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = Command::new(BIN)
+        .args(["write", "--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+/// Waits until the active file of `dir` holds exactly `want` (Direct
+/// mode: a line is there once `write` has handed it over), failing at once
+/// if `child` exits meanwhile.
+fn wait_for_active(child: &mut std::process::Child, dir: &Path, want: &[u8]) {
+    let active = dir.join("app.log");
+    wait_for(
+        &format!("{} bytes in {}", want.len(), active.display()),
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the writer exited ({status:?}) before its active file held {} bytes; it holds {:?}",
+                    want.len(),
+                    std::fs::read(&active).map(|d| d.len())
+                );
+            }
+            std::fs::read(&active).is_ok_and(|d| d == want)
+        },
+    );
+}
+
+/// `verify DIR` passes and counts `records` records and none lost.
+fn assert_verified(dir: &Path, records: usize) {
+    let v = logcut(&["verify", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(" {records} records, ")) && text.contains(" 0 lost\n"),
+        "{text}"
+    );
+}
+
+/// Standard error of `child`, read to its end on a thread of its own.
+fn stderr_of(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    })
+}
+
+/// SIGINT, like SIGTERM: `write` goes on reading until the input ends,
+/// writes every line once, seals its last segment and exits 0.
+#[test]
+fn sigint_drains_the_input_seals_and_exits_0() {
+    let dir = TempDir::new("sigint");
+    let (mut child, mut stdin) = spawn_write(&dir.0, &["--grace", "30s", "--max-size", "64KiB"]);
+    let err = stderr_of(&mut child);
+    let before = tagged("before", 0..20_000);
+    stdin.write_all(&before).unwrap();
+    signal(&child, libc::SIGINT);
+    // The producer goes on writing: none of it may be dropped.
+    let after = tagged("after", 0..20_000);
+    stdin.write_all(&after).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(err, "");
+    let got = logcut(&["cat", dir.0.to_str().unwrap()]).stdout;
+    let ids = ids_by_tag(&got);
+    assert_eq!(ids.len(), 2, "{:?}", ids.keys());
+    assert_each_once_in_order("before", &ids["before"], 20_000);
+    assert_each_once_in_order("after", &ids["after"], 20_000);
+    assert!(got == [before, after].concat(), "the bytes differ");
+    // Sealed: no active file is left, the last seal is the shutdown's.
+    assert!(!dir.0.join("app.log").exists());
+    let m = logcut_format::manifest::Manifest::read(&dir.0.join("app.manifest")).unwrap();
+    let last = m.seals().last().unwrap();
+    assert_eq!(last.reason, logcut::SealReason::Shutdown, "{last:?}");
+    assert_verified(&dir.0, 40_000);
+}
+
+/// With `--grace 0s`, SIGINT ends the reading at once, but only once the
+/// input holds nothing more: what the producer put in the pipe before the
+/// signal is written, down to a last line without its newline. The lines
+/// are written while `write` is stopped, so they are all in the pipe,
+/// unread, when the signal arrives, and the signal interrupts the reading
+/// thread's wait. The producer keeps its end open: the input never ends.
+#[test]
+fn sigint_with_no_grace_still_writes_what_is_in_the_pipe() {
+    let dir = TempDir::new("sigint-nograce");
+    let (mut child, mut stdin) = spawn_write(&dir.0, &["--grace", "0s", "--mode", "direct"]);
+    let err = stderr_of(&mut child);
+    let first = tagged("first", 0..100);
+    stdin.write_all(&first).unwrap();
+    wait_for_active(&mut child, &dir.0, &first);
+    stop(&child);
+    // 1,000 lines (about 20 KB) fit in the pipe while nobody reads it.
+    let mut queued = tagged("queued", 0..1_000);
+    queued.extend_from_slice(b"queued, no newline");
+    stdin.write_all(&queued).unwrap();
+    stdin.flush().unwrap();
+    signal_main_thread(&child, libc::SIGINT);
+    signal(&child, libc::SIGCONT);
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let all = [first, queued].concat();
+    let got = logcut(&["cat", dir.0.to_str().unwrap()]).stdout;
+    assert!(
+        got == all,
+        "what was in the pipe at the signal is not all in the log: {} of {} bytes",
+        got.len(),
+        all.len()
+    );
+    assert_eq!(
+        err,
+        "logcut: nothing came on standard input for 0ns after SIGINT, though it is still open: \
+         stopped reading; what is written to it from now on is not logged\n"
+    );
+    assert_verified(&dir.0, 1_101);
+    // The producer's next line finds nobody reading.
+    let e = stdin.write_all(b"too late\n").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+}
+
+/// `--grace` expires. The input idles for longer than the grace; then,
+/// while `write` is stopped, the producer (which never finishes) puts a
+/// batch in the pipe, and SIGINT comes (interrupting the reading thread's
+/// wait); after it, one more batch within the grace, then nothing while it
+/// keeps the pipe open. The grace counts from the signal, not from the last
+/// input before it: `write` writes both batches, says on standard error
+/// that it stopped reading an input still open, and exits 0 no sooner than
+/// the grace after the last input. Nothing is lost in the log; the
+/// producer's later writes fail (EPIPE).
+#[test]
+fn grace_expires_when_the_input_stays_open() {
+    let dir = TempDir::new("grace");
+    let grace = std::time::Duration::from_secs(1);
+    let (mut child, mut stdin) = spawn_write(&dir.0, &["--grace", "1s", "--mode", "direct"]);
+    let mut err = child.stderr.take().unwrap();
+    let (tx, said) = std::sync::mpsc::channel();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match err.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => tx.send(buf[..n].to_vec()).unwrap(),
+            }
+        }
+    });
+    let a = tagged("a", 0..500);
+    stdin.write_all(&a).unwrap();
+    wait_for_active(&mut child, &dir.0, &a);
+    // The input idles for longer than the grace, with nothing said. (A
+    // real-time wait: the time without input is what this test is about.)
+    match said.recv_timeout(grace + grace / 2) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        other => panic!("while idle: {other:?}"),
+    }
+    stop(&child);
+    let b = tagged("b", 0..500);
+    stdin.write_all(&b).unwrap();
+    stdin.flush().unwrap();
+    signal_main_thread(&child, libc::SIGINT);
+    signal(&child, libc::SIGCONT);
+    let ab = [a, b].concat();
+    wait_for_active(&mut child, &dir.0, &ab);
+    let c = tagged("c", 0..500);
+    let c_sent = std::time::Instant::now();
+    stdin.write_all(&c).unwrap();
+    stdin.flush().unwrap();
+    let abc = [ab, c].concat();
+    wait_for_active(&mut child, &dir.0, &abc);
+    // Now nothing more comes, and the pipe stays open.
+    let status = child.wait().unwrap();
+    let took = c_sent.elapsed();
+    err_reader.join().unwrap();
+    let err: Vec<u8> = said.try_iter().flatten().collect();
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(
+        err,
+        "logcut: nothing came on standard input for 1s after SIGINT, though it is still open: \
+         stopped reading; what is written to it from now on is not logged\n"
+    );
+    // At least the grace after the last input (exact: that input was
+    // read after `c_sent`); the upper bound is generous, for a loaded
+    // machine of 2 cores.
+    assert!(took >= grace, "exited {took:?} after the last input");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    assert!(
+        logcut(&["cat", dir.0.to_str().unwrap()]).stdout == abc,
+        "the log is not the input"
+    );
+    assert_verified(&dir.0, 1_500);
+    let e = stdin.write_all(b"too late\n").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+}
+
+/// `run` forwards SIGINT and SIGHUP to the program (which traps both and
+/// says which it got), and exits with its status; what it printed about
+/// them is in the log.
+#[test]
+fn run_forwards_sigint_and_sighup_to_the_program() {
+    let dir = TempDir::new("run-int-hup");
+    let mut child = Command::new(BIN)
+        .args(["run", "--dir", dir.0.to_str().unwrap(), "--mode", "direct"])
+        .args(["--", "sh", "-c"])
+        .arg(
+            "trap 'echo got-int' INT; trap 'echo got-hup; exit 5' HUP; echo ready; \
+             while :; do read x; done",
+        )
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The program's input stays open (its `read` waits) until the end.
+    let stdin = child.stdin.take();
+    wait_for_active(&mut child, &dir.0, b"ready\n");
+    signal(&child, libc::SIGINT);
+    // Still running: SIGINT was trapped, not fatal, to the program; and
+    // `run` went on (it only forwards).
+    wait_for_active(&mut child, &dir.0, b"ready\ngot-int\n");
+    signal(&child, libc::SIGHUP);
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(5));
+    assert_eq!(
+        logcut(&["cat", dir.0.to_str().unwrap()]).stdout,
+        b"ready\ngot-int\ngot-hup\n"
+    );
+    assert_verified(&dir.0, 3);
+}
+
+/// SIGUSR1 makes `write` cut its log: each signal seals a segment holding
+/// exactly the records written before it.
+#[test]
+fn sigusr1_cuts_the_log_of_write() {
+    let dir = TempDir::new("sigusr1");
+    let (mut child, mut stdin) = spawn_write(&dir.0, &["--mode", "direct", "--max-size", "none"]);
+    let err = stderr_of(&mut child);
+    let manifest = dir.0.join("app.manifest");
+    let seals = || {
+        logcut_format::manifest::Manifest::read(&manifest)
+            .unwrap()
+            .seals()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut expected = Vec::new();
+    for round in 0..3u64 {
+        let batch = tagged(&format!("r{round}"), 0..100 + 50 * round);
+        stdin.write_all(&batch).unwrap();
+        stdin.flush().unwrap();
+        // In the active file before the signal.
+        wait_for_active(&mut child, &dir.0, &batch);
+        signal(&child, libc::SIGUSR1);
+        wait_for(&format!("seal {}", round + 1), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the writer exited ({status:?}) after SIGUSR1");
+            }
+            seals().len() as u64 == round + 1
+        });
+        let s = seals().pop().unwrap();
+        assert_eq!(s.reason, logcut::SealReason::Manual, "{s:?}");
+        assert_eq!(s.records, Some(100 + 50 * round), "{s:?}");
+        assert_eq!(s.bytes, batch.len() as u64, "{s:?}");
+        assert!(
+            std::fs::read(dir.0.join(&s.file)).unwrap() == batch,
+            "{}: not exactly the records before the signal",
+            s.file
+        );
+        expected.extend_from_slice(&batch);
+    }
+    let last = tagged("last", 0..10);
+    stdin.write_all(&last).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(err, "");
+    expected.extend_from_slice(&last);
+    let all = seals();
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[3].records, Some(10), "{all:?}");
+    assert_eq!(all[3].reason, logcut::SealReason::Shutdown, "{all:?}");
+    assert!(logcut(&["cat", dir.0.to_str().unwrap()]).stdout == expected);
+    assert_verified(&dir.0, 100 + 150 + 200 + 10);
+}

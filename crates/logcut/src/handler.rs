@@ -15,12 +15,30 @@ use crate::Error;
 /// Implemented for closures and for the sending half of a channel:
 ///
 /// ```
-/// let (tx, rx) = std::sync::mpsc::channel::<logcut::Error>();
 /// # let dir = std::env::temp_dir().join(format!("logcut-doc-handler-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # // What a crashed run leaves: an active segment nobody sealed.
+/// # std::fs::create_dir_all(&dir)?;
+/// # std::fs::write(dir.join("app.log"), b"left by a crash\n")?;
+/// let (tx, rx) = std::sync::mpsc::channel::<logcut::Error>();
 /// let appender = logcut::Appender::builder().dir(&dir).error_handler(tx).build()?;
+/// # let mut repairs = 0;
+/// // Elsewhere, such as on a thread of its own:
+/// for e in rx.try_iter() {
+///     if e.is_repair() {
+///         // What the start repaired after a crash ("recovered ...").
+/// #       assert!(e.to_string().contains("adopted app.log"), "{e}");
+/// #       repairs += 1;
+///     } else {
+///         // A failure: a disk that is full, a segment that cannot be created.
+/// #       panic!("{e}");
+///     }
+/// }
+/// # assert_eq!(repairs, 1);
 /// # appender.shutdown()?;
-/// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), logcut::Error>(())
+/// # assert_eq!(logcut_format::read_all(&dir, "app")?, b"left by a crash\n");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait ErrorHandler: Send + Sync + 'static {
     /// Handles one error.

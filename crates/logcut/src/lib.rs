@@ -87,18 +87,44 @@ assert!(logcut::verify(&dir)?.is_ok());
 With `tracing` (feature `tracing`), each event is one record even when the
 formatter writes it in pieces:
 
-```ignore
-let appender = logcut::Appender::builder().dir("/var/log/app").build()?;
+```
+# #[cfg(feature = "tracing")] {
+let dir = "/var/log/app";
+# // The test writes under a temporary directory instead.
+# let tmp = std::env::temp_dir().join(format!("logcut-doc-tracing-{}", std::process::id()));
+# let _ = std::fs::remove_dir_all(&tmp);
+# let dir = &tmp;
+let appender = logcut::Appender::builder().dir(dir).build()?;
 // Keep the guard until the end of `main`: see the warning below.
 let _guard = appender.shutdown_guard();
 tracing_subscriber::fmt().with_writer(appender.clone()).with_ansi(false).init();
+# tracing::info!("hello");
+# drop(_guard);
+# let text = String::from_utf8(logcut_format::read_all(dir, "app")?)?;
+# assert!(text.contains(" INFO ") && text.ends_with(": hello\n"), "{text:?}");
+# assert_eq!(text.lines().count(), 1, "{text:?}");
+# std::fs::remove_dir_all(&tmp)?;
+# }
+# Ok::<(), Box<dyn std::error::Error>>(())
 ```
 
 With `log` (feature `log`):
 
-```ignore
+```
+# #[cfg(feature = "log")] {
+# let dir = std::env::temp_dir().join(format!("logcut-doc-log-guard-{}", std::process::id()));
+# let _ = std::fs::remove_dir_all(&dir);
+# let appender = logcut::Appender::builder().dir(&dir).build()?;
 let _guard = appender.shutdown_guard();
 logcut::LogBackend::new(appender.clone()).max_level(log::LevelFilter::Info).install()?;
+# log::info!("hello");
+# drop(_guard);
+# let text = String::from_utf8(logcut_format::read_all(&dir, "app")?)?;
+# assert!(text.contains(" INFO  ") && text.ends_with(": hello\n"), "{text:?}");
+# assert_eq!(text.lines().count(), 1, "{text:?}");
+# std::fs::remove_dir_all(&dir)?;
+# }
+# Ok::<(), Box<dyn std::error::Error>>(())
 ```
 
 **A global subscriber or logger keeps the appender alive.** `init()`,
@@ -394,6 +420,19 @@ pub use crate::{
     stats::{FallbackState, LatencyHistogram, Stats},
 };
 pub use logcut_format::{Problem, ProblemKind, Report, manifest::SealReason};
+
+/// The README's examples, run as doc tests (`cargo test --doc -p logcut
+/// --all-features`; they use every optional feature but `metrics`).
+#[cfg(all(
+    doctest,
+    feature = "tracing",
+    feature = "log",
+    feature = "trigger",
+    feature = "signals",
+    feature = "zstd"
+))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 /// Checks a log directory: see [`logcut_format::verify`].
 pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {

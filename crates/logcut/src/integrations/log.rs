@@ -18,11 +18,18 @@ thread_local! {
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("logcut-doc-log-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
 /// let appender = logcut::Appender::builder().dir(&dir).build()?;
 /// logcut::LogBackend::new(appender.clone()).max_level(log::LevelFilter::Info).install()?;
 /// log::info!("hello");
+/// log::debug!("not logged: below the level");
 /// # appender.shutdown()?;
-/// # std::fs::remove_dir_all(&dir).ok();
+/// # let text = String::from_utf8(logcut_format::read_all(&dir, "app")?)?;
+/// # let (time, rest) = text.split_once(' ').unwrap();
+/// # assert!(time.parse::<jiff::Timestamp>().is_ok() && time.ends_with('Z'), "{text:?}");
+/// # assert!(rest.starts_with("INFO  ") && rest.ends_with(": hello\n"), "{text:?}");
+/// # assert_eq!(text.lines().count(), 1, "{text:?}");
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
