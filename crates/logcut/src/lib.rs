@@ -174,11 +174,28 @@ session and the bytes cut off, so the evidence stays. A whole last line
 with a valid checksum that does not parse is not a crash's doing: it is
 kept, and `verify` reports it. `verify` then passes.
 
-**A power loss.** Only data flushed to the device survives. With
-[`Fsync::AtSeal`] (the default), sealed segments and their manifest entries
-are durable; the unsynced tail of the active segment may be lost. Use
-[`Fsync::Always`] for every record (slow) or [`Fsync::Every`] for a bound in
-time.
+**A power loss.** Only what was synced to the device survives; what the
+kernel had written back by itself may survive in part, in any order.
+Tested on a file system that loses power at chosen points (see
+`TESTING.md`). With [`Fsync::AtSeal`] (the default): every segment whose
+seal entry is in the manifest is intact (length and checksum), with
+every record once; of the segments not yet sealed when the power went (the
+active one, and one being sealed) any part may be lost, and not always
+the newest records: the disk may have kept a later segment's pages and
+not an earlier one's. The next start adopts what is left (reason
+`recovery`), and in a shared log records as lost, with their counts, the
+segments processes had written to (their `part` entries) that left no
+file. With [`Fsync::Always`]: every record whose `write` returned (Direct)
+or whose [`flush_records`](Appender::flush_records) returned (Buffered) is
+there; the first sync in a new segment also syncs the directory, so the
+segment's name is as durable as its records. [`Fsync::Every`] bounds the
+loss in time. With [`Fsync::Never`] nothing is promised but this: the
+next start finds the sealed segments that are gone or shorter than their
+seal says, records them as lost (a `delete` entry with reason `lost` and a
+`lost` entry with reason `missing`, which `verify` reports) and adopts what
+is left of them, so nothing that survived is dropped and `verify` reports
+nothing else. The manifest itself is synced with every entry under every
+policy but `Never`.
 
 **A full disk (or EFBIG, EIO).** A write that fails part way is cut off
 again, so no partial record stays in a file (for the one exception, see
