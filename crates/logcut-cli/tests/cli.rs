@@ -8,6 +8,12 @@ use std::{
     process::{Command, Stdio},
 };
 
+// The record parser of logcut's integration tests, shared.
+#[path = "../../logcut/tests/integration/records.rs"]
+mod records;
+
+use records::{Format, Parser};
+
 const BIN: &str = env!("CARGO_BIN_EXE_logcut");
 
 struct TempDir(PathBuf);
@@ -956,13 +962,26 @@ fn follow_prints_every_record_once_across_rotations_while_writing() {
 
 /// `n` numbered lines of varied length, from `*id` on.
 fn records(id: &mut u32, n: u32) -> Vec<u8> {
+    tagged("record", id, n)
+}
+
+/// `n` lines of writer `tag` from `*id` on: `tagged_line(tag, id)` each.
+fn tagged(tag: &str, id: &mut u32, n: u32) -> Vec<u8> {
     let mut b = Vec::new();
     for _ in 0..n {
-        writeln!(b, "record {id:06} {}", "x".repeat((*id % 40) as usize)).unwrap();
+        b.extend(tagged_line(tag, u64::from(*id)));
         *id += 1;
     }
     b
 }
+
+/// Line `id` of writer `tag`: `<tag> <id> x...`, of varied length.
+fn tagged_line(tag: &str, id: u64) -> Vec<u8> {
+    format!("{tag} {id:06} {}\n", "x".repeat((id % 40) as usize)).into_bytes()
+}
+
+/// The lines `records` and `tagged` make, for the parser.
+const TAGGED: Format<'static> = Format::Lines(&|tag, id| Some(tagged_line(tag, id)));
 
 #[test]
 fn follow_into_a_closed_pipe_exits_quietly() {
@@ -993,38 +1012,6 @@ fn follow_into_a_closed_pipe_exits_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stderr.is_empty());
-}
-
-/// The ids of `data`'s lines, which start `<tag> <id> `, per tag, in the
-/// order they come.
-fn ids_by_tag(data: &[u8]) -> std::collections::BTreeMap<String, Vec<u64>> {
-    let mut out: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let line = String::from_utf8_lossy(line);
-        let mut words = line.split(' ');
-        let tag = words.next().unwrap().to_string();
-        let id = words
-            .next()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| panic!("not a numbered line: {line:?}"));
-        out.entry(tag).or_default().push(id);
-    }
-    out
-}
-
-/// Asserts that `ids` are exactly `0..n`, each once, in order.
-fn assert_each_once_in_order(what: &str, ids: &[u64], n: u64) {
-    let dups = ids.len() as u64 > n;
-    let first_wrong = ids
-        .iter()
-        .enumerate()
-        .find(|(i, id)| **id != *i as u64)
-        .map(|(i, id)| (i, *id));
-    assert!(
-        ids.len() as u64 == n && first_wrong.is_none(),
-        "{what}: {} ids printed, {n} written (duplicates: {dups}); first out of place: {first_wrong:?}",
-        ids.len()
-    );
 }
 
 /// Issue 10: with compression on, each sealed segment is replaced by a new
@@ -1060,9 +1047,13 @@ fn follow_prints_every_record_once_while_segments_are_compressed() {
         }
         a.shutdown().unwrap();
         let (got, err) = f.finish();
-        let ids = ids_by_tag(&got);
-        assert_eq!(ids.len(), 1, "{mode:?}: {:?}", ids.keys());
-        assert_each_once_in_order(&format!("{mode:?}"), &ids["record"], u64::from(id));
+        // Every line whole, each id once, in order.
+        let r = Parser::new(TAGGED).parse(&got);
+        assert_eq!(
+            r.counts(),
+            [("record".to_string(), u64::from(id))].into(),
+            "{mode:?}"
+        );
         assert!(got == expected, "{mode:?}: the bytes differ");
         assert!(!err.contains("not printed"), "{mode:?}: {err}");
         let compressed = std::fs::read_dir(&dir.0)
@@ -1133,10 +1124,16 @@ fn follow_a_shared_log_of_two_writers() {
         assert!(w.wait().unwrap().success());
     }
     let (got, err) = f.finish();
-    let by = ids_by_tag(&got);
-    for w in 0..2 {
-        assert_each_once_in_order(&format!("writer {w}"), &by[&format!("w{w}")], ids[w]);
-    }
+    // Every line whole, each writer's ids once, in order.
+    let line = |tag: &str, id: u64| {
+        let w = ["w0", "w1"].contains(&tag);
+        w.then(|| format!("{tag} {id:06} {}\n", "y".repeat((id % 30) as usize)).into_bytes())
+    };
+    let r = Parser::new(Format::Lines(&line)).parse(&got);
+    assert_eq!(
+        r.counts(),
+        [("w0".to_string(), ids[0]), ("w1".to_string(), ids[1])].into()
+    );
     assert!(!err.contains("not printed"), "{err}");
     assert!(sealed_count(&dir.0) >= 20, "too few rotations");
     assert!(
@@ -1202,10 +1199,20 @@ fn follow_a_shared_log_whose_segments_are_sealed_out_of_order() {
     b.shutdown().unwrap();
     c.shutdown().unwrap();
     let (got, err) = f.finish();
-    let by = ids_by_tag(&got);
-    for (w, tag) in ["a", "b", "c"].into_iter().enumerate() {
-        assert_each_once_in_order(tag, &by[tag], ids[w]);
-    }
+    // Every line whole, each writer's ids once, in order.
+    let tags = ["a", "b", "c"];
+    let line = |tag: &str, id: u64| {
+        let w = tags.iter().position(|t| *t == tag)?;
+        Some(format!("{tag} {id:06} {}\n", "z".repeat(w + 3)).into_bytes())
+    };
+    let r = Parser::new(Format::Lines(&line)).parse(&got);
+    assert_eq!(
+        r.counts(),
+        tags.iter()
+            .zip(ids)
+            .map(|(t, n)| (t.to_string(), n))
+            .collect()
+    );
     assert!(!err.contains("not printed"), "{err}");
     // The next appender alone records segment 1; then `cat` has the log's
     // order too.
@@ -1273,11 +1280,10 @@ fn follow_reports_the_segments_retention_deleted_before_it_read_them() {
     assert!(child.wait().unwrap().success());
     let err = err.join().unwrap();
 
-    let printed = ids_by_tag(&got).remove("record").unwrap_or_default();
-    assert!(
-        printed.windows(2).all(|w| w[0] < w[1]),
-        "printed out of order or twice"
-    );
+    // Every line whole, in order, none twice; whole segments missing.
+    let r = Parser::new(TAGGED).gaps().parse(&got);
+    assert!(r.tags().iter().all(|t| *t == "record"), "{:?}", r.tags());
+    let printed = r.ids("record").to_vec();
     let m = logcut_format::manifest::Manifest::read(&dir.0.join("app.manifest")).unwrap();
     let deleted = m.deleted();
     let seals: std::collections::HashMap<u64, _> = m.seals().map(|s| (s.seq, s)).collect();
@@ -1725,12 +1731,12 @@ fn two_shared_writers_share_one_log_and_rotate_cuts_it() {
     let mut a = spawn("direct");
     let mut b = spawn("buffered");
     let (mut ia, mut ib) = (a.stdin.take().unwrap(), b.stdin.take().unwrap());
-    // Writer a numbers its lines from 0, writer b from 500000.
-    let (mut id_a, mut id_b) = (0u32, 500_000u32);
+    // Writer a's lines are tagged a, writer b's b.
+    let (mut id_a, mut id_b) = (0u32, 0u32);
     let mut f = Follower::start(&dir);
     let mut total = 0;
     for round in 1..=3 {
-        let (ra, rb) = (records(&mut id_a, 100), records(&mut id_b, 100));
+        let (ra, rb) = (tagged("a", &mut id_a, 100), tagged("b", &mut id_b, 100));
         ia.write_all(&ra).unwrap();
         ia.flush().unwrap();
         ib.write_all(&rb).unwrap();
@@ -1760,18 +1766,12 @@ fn two_shared_writers_share_one_log_and_rotate_cuts_it() {
     assert!(!dir.join("app.log").exists());
     let all = logcut(&["cat", d]).stdout;
     assert_eq!(all.len(), total);
-    let mut next = (0u32, 500_000u32);
-    for line in all.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
-        let id: u32 = std::str::from_utf8(&line[7..13]).unwrap().parse().unwrap();
-        let want = if id < 500_000 {
-            &mut next.0
-        } else {
-            &mut next.1
-        };
-        assert_eq!(id, *want, "lost, duplicated or reordered");
-        *want += 1;
-    }
-    assert_eq!(next, (300, 500_300));
+    // Every line whole, each writer's ids once, in order.
+    let r = Parser::new(TAGGED).parse(&all);
+    assert_eq!(
+        r.counts(),
+        [("a".to_string(), 300), ("b".to_string(), 300)].into()
+    );
     assert_eq!(f.stop().len(), total);
 }
 

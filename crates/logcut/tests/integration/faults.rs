@@ -53,7 +53,8 @@ fn next_segment_blocked_by_a_directory_falls_back_and_recovers() {
     let seals = sealed(dir.path(), "app");
     assert_eq!(seals[0].bytes, 500, "the overshooting segment");
     assert!(seals[1..].iter().all(|s| s.bytes <= 100), "{seals:?}");
-    check_records(&read_log(dir.path(), "app"), 50);
+    let counts = check_records(&read_log(dir.path(), "app"), 50);
+    assert_eq!(counts, [(0, 20)].into(), "every record once, in order");
     verify_ok(dir.path());
 }
 
@@ -62,12 +63,11 @@ fn next_segment_blocked_by_a_directory_falls_back_and_recovers() {
 #[test]
 #[ignore = "run as a child process by efbig_* tests"]
 fn efbig_child() {
-    let Ok(dir) = std::env::var("LOGCUT_EFBIG_DIR") else {
-        return;
-    };
-    let mode = match std::env::var("LOGCUT_EFBIG_MODE").as_deref() {
-        Ok("buffered") => Mode::Buffered,
-        _ => Mode::Direct,
+    let dir = child_env("LOGCUT_EFBIG_DIR", "efbig_*");
+    let mode = match child_env("LOGCUT_EFBIG_MODE", "efbig_*").as_str() {
+        "buffered" => Mode::Buffered,
+        "direct" => Mode::Direct,
+        other => panic!("LOGCUT_EFBIG_MODE={other}"),
     };
     let lift = std::env::var("LOGCUT_EFBIG_LIFT").is_ok();
     // SAFETY: setting a signal's disposition to SIG_IGN in a single-purpose
@@ -237,32 +237,51 @@ fn verify_detects_truncation_modification_and_missing_segments() {
     );
 }
 
+/// The name of sealed segment `seq` of `app` in `dir` (the one file so
+/// named).
+fn sealed_name_of(dir: &std::path::Path, seq: u64) -> String {
+    let tail = format!(".{seq:06}.log");
+    let names: Vec<String> = files(dir)
+        .into_iter()
+        .filter(|f| f.starts_with("app.2") && f.ends_with(&tail))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0].clone()
+}
+
 #[test]
 fn a_crashed_run_is_recovered_at_the_next_start() {
     let dir = TempDir::new("crash");
-    let status = child_test("faults::crash_child")
+    let out = child_test("faults::crash_child")
         .env("LOGCUT_CRASH_DIR", dir.path())
-        .status()
+        .output()
         .unwrap();
-    assert!(!status.success(), "the child should have aborted");
-    // The child left an active segment, a swapped-out one, and a manifest
-    // line torn in the middle.
-    let mut manifest = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("app.manifest"))
-        .unwrap();
-    std::io::Write::write_all(&mut manifest, b"seal seq=9 fi").unwrap();
-    drop(manifest);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGXFSZ),
+        "the child should have died in the manifest append: {out:?}"
+    );
+    // The child left an active segment (record 80), segment 8 under its
+    // sealed name, unrecorded, and the first 13 bytes of its seal line:
+    // a manifest line torn in the middle by the crash.
+    let text = std::fs::read(dir.join("app.manifest")).unwrap();
+    assert!(
+        text.ends_with(b"\nseal seq=8 fi"),
+        "{:?}",
+        String::from_utf8_lossy(&text[text.len().saturating_sub(40)..])
+    );
+    let eight = sealed_name_of(dir.path(), 8);
     let before = logcut::verify(dir.path()).unwrap();
     assert_eq!(
-        problems(&before)
-            .iter()
-            .filter(|(k, _)| matches!(
-                k,
-                ProblemKind::TornManifestTail | ProblemKind::UnclosedSession
-            ))
-            .count(),
-        2,
+        problems(&before),
+        [
+            (
+                ProblemKind::TornManifestTail,
+                Some("app.manifest".to_string())
+            ),
+            (ProblemKind::UnclosedSession, None),
+            (ProblemKind::Unrecorded, Some(eight.clone())),
+        ],
         "{before}"
     );
     let (tx, rx) = mpsc::channel();
@@ -274,8 +293,22 @@ fn a_crashed_run_is_recovered_at_the_next_start() {
         .unwrap();
     let reports: Vec<logcut::Error> = rx.try_iter().collect();
     let notes: Vec<String> = reports.iter().map(|e| e.to_string()).collect();
-    assert!(notes.iter().any(|n| n.contains("torn")), "{notes:?}");
-    assert!(notes.iter().any(|n| n.contains("adopted")), "{notes:?}");
+    // The torn line cut off; segment 8 and the active file adopted.
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(
+        notes[0].ends_with("app.manifest: cut off a torn last line (13 bytes) left by a crash"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains(&format!(
+            "adopted {eight} left by an earlier run as segment 8 "
+        )),
+        "{notes:?}"
+    );
+    assert!(
+        notes[2].contains("adopted app.log left by an earlier run as segment 9 "),
+        "{notes:?}"
+    );
     // Repairs that succeeded are reported as repairs, not as failures.
     assert!(reports.iter().all(logcut::Error::is_repair), "{notes:?}");
     assert!(
@@ -284,18 +317,20 @@ fn a_crashed_run_is_recovered_at_the_next_start() {
             .all(|n| n.starts_with("recovered ") && !n.contains("failed")),
         "{notes:?}"
     );
-    for i in 25..30 {
+    for i in 81..86 {
         a.write_record(&record(0, i, 100)).unwrap();
     }
     a.shutdown().unwrap();
     let report = verify_ok(dir.path());
-    assert_eq!(report.logs[0].segments_unknown_records, 1);
+    // Segments 8 and 9, adopted: the crash kept their record counts out
+    // of the manifest.
+    assert_eq!(report.logs[0].segments_unknown_records, 2);
     assert_eq!(
         report.logs[0].open_sessions, 1,
         "the crashed session never closed"
     );
     let counts = check_records(&read_log(dir.path(), "app"), 100);
-    assert_eq!(counts[&0], 30);
+    assert_eq!(counts[&0], 86);
     // The repair is on record: the crashed session and the 13 bytes cut.
     let m = logcut_format::manifest::Manifest::read(&dir.join("app.manifest")).unwrap();
     let recovers: Vec<_> = m
@@ -384,23 +419,53 @@ fn a_malformed_last_line_with_a_valid_checksum_is_kept() {
     assert_eq!(corrupt(&logcut::verify(dir.path()).unwrap()), 1);
 }
 
+/// Crashes in the middle of a manifest append: writes 80 records of 100
+/// bytes (7 segments sealed, the 8th full), then sets a file size limit
+/// 13 bytes past the manifest's end (RLIMIT_FSIZE; segments stay far
+/// below it) and writes one more record. Its cut seals segment 8: the
+/// seal's `write(2)` stops at the limit, and the next one raises SIGXFSZ,
+/// whose default action kills the process there, before the appender can
+/// cut the partial line back off.
 #[test]
 #[ignore = "run as a child process by a_crashed_run_is_recovered_at_the_next_start"]
 fn crash_child() {
-    let Ok(dir) = std::env::var("LOGCUT_CRASH_DIR") else {
-        return;
-    };
+    let dir = std::path::PathBuf::from(child_env(
+        "LOGCUT_CRASH_DIR",
+        "a_crashed_run_is_recovered_at_the_next_start",
+    ));
+    // SAFETY: plain system calls: the default action for SIGXFSZ (in case
+    // the parent ignored it), and no core dump of the crash.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+        assert_eq!(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0), 0);
+    }
     let a = Appender::builder()
         .dir(&dir)
         .max_size(1000)
         .build()
         .unwrap();
-    for i in 0..25 {
+    for i in 0..80 {
         a.write_record(&record(0, i, 100)).unwrap();
         a.tick().unwrap();
     }
-    // Direct mode: every record is in the kernel; die without shutdown.
-    std::process::abort();
+    assert_eq!(sealed(&dir, "app").len(), 7);
+    let end = std::fs::metadata(dir.join("app.manifest")).unwrap().len();
+    // Segments hold at most 1000 bytes: only the manifest reaches the
+    // limit.
+    assert!(
+        end > 1000,
+        "the manifest ({end} bytes) must outgrow every segment"
+    );
+    let lim = libc::rlimit {
+        rlim_cur: end + 13,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a plain system call with a valid pointer to a local.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+    a.write_record(&record(0, 80, 100)).unwrap();
+    // Waits for the seal, which never comes: the sealer dies in it.
+    let _ = a.tick();
+    panic!("still alive after the seal of segment 8");
 }
 
 #[test]
@@ -463,9 +528,10 @@ fn buffered_crash_loses_at_most_twice_the_buffer() {
 #[test]
 #[ignore = "run as a child process by buffered_crash_loses_at_most_twice_the_buffer"]
 fn buffered_crash_child() {
-    let Ok(dir) = std::env::var("LOGCUT_CRASH_DIR") else {
-        return;
-    };
+    let dir = child_env(
+        "LOGCUT_CRASH_DIR",
+        "buffered_crash_loses_at_most_twice_the_buffer",
+    );
     let a = Appender::builder()
         .dir(&dir)
         .no_max_size()

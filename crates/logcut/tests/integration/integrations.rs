@@ -251,10 +251,12 @@ const GUARD_EVENTS: u64 = 50_000;
 #[test]
 #[ignore = "run as a child process by shutdown_guard_*"]
 fn guard_child() {
-    let Ok(dir) = std::env::var("LOGCUT_GUARD_DIR") else {
-        return;
+    let dir = child_env("LOGCUT_GUARD_DIR", "shutdown_guard_*");
+    let via_log = match child_env("LOGCUT_GUARD_VIA", "shutdown_guard_*").as_str() {
+        "log" => true,
+        "tracing" => false,
+        other => panic!("LOGCUT_GUARD_VIA={other}"),
     };
-    let via_log = std::env::var("LOGCUT_GUARD_VIA").as_deref() == Ok("log");
     let a = logcut::Appender::builder()
         .dir(&dir)
         .max_size(256 << 10)

@@ -8,6 +8,12 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+// The one record parser, in a file of its own that the CLI tests include
+// too.
+#[path = "records.rs"]
+pub mod records;
+pub use records::{Format, Parser, Records, tag};
+
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
 
@@ -37,42 +43,27 @@ impl Drop for TempDir {
 
 /// A record of exactly `len` bytes (at least 24): `t<thread> <seq> x...\n`.
 pub fn record(thread: usize, seq: u64, len: usize) -> Vec<u8> {
-    let mut r = format!("t{thread:02} {seq:010} ").into_bytes();
-    while r.len() + 1 < len {
-        r.push(b'a' + (seq % 26) as u8);
-    }
-    r.push(b'\n');
-    r
+    records::fixed_record(thread, seq, len)
 }
 
-/// Parses the records of a log read back: checks that every line is a whole
-/// record of `len` bytes, that each thread's ids come in order, and returns
-/// how many records each thread has.
+/// Parses the records of a log read back, with no tolerance
+/// ([`Parser::exact`]): every line is a whole record of `len` bytes, each
+/// thread's ids come in order from 0; returns how many records each thread
+/// has.
 pub fn check_records(data: &[u8], len: usize) -> HashMap<usize, u64> {
-    assert_eq!(
-        data.len() % len,
-        0,
-        "the log is not a whole number of records"
-    );
-    let mut next: HashMap<usize, u64> = HashMap::new();
-    for (i, rec) in data.chunks(len).enumerate() {
-        assert_eq!(rec[len - 1], b'\n', "record {i} is torn");
-        let text = std::str::from_utf8(rec).expect("record is not text");
-        let thread: usize = text[1..3]
-            .parse()
-            .unwrap_or_else(|_| panic!("record {i} is torn: {text:?}"));
-        let seq: u64 = text[4..14]
-            .parse()
-            .unwrap_or_else(|_| panic!("record {i} is torn: {text:?}"));
-        assert_eq!(rec, &record(thread, seq, len)[..], "record {i} is altered");
-        let want = next.entry(thread).or_insert(0);
-        assert_eq!(
-            seq, *want,
-            "thread {thread}: expected id {want}, found {seq} (lost, duplicated or reordered)"
-        );
-        *want += 1;
-    }
-    next
+    by_thread(&Parser::fixed(len).parse(data))
+}
+
+/// Each thread's record count, from the tags `t<thread>` of the kit's
+/// records.
+pub fn by_thread(r: &Records) -> HashMap<usize, u64> {
+    r.counts()
+        .into_iter()
+        .map(|(t, n)| {
+            let thread = t[1..].parse().unwrap_or_else(|_| panic!("tag {t}"));
+            (thread, n)
+        })
+        .collect()
 }
 
 /// Every byte of log `name` in `dir`, in order.
@@ -158,6 +149,14 @@ pub fn child_test(name: &str) -> std::process::Command {
         "--test-threads=1",
     ]);
     cmd
+}
+
+/// The environment variable `var` of a child helper (an ignored test that
+/// `parent` runs with `child_test`). Run without it (`cargo test --
+/// --ignored`), the helper fails rather than pass having done nothing.
+pub fn child_env(var: &str, parent: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: this helper is run by {parent}"))
 }
 
 /// The kind and file of each problem `verify` reported, in order.
@@ -270,39 +269,21 @@ impl Drop for SmallFs {
 /// whole, each thread's ids consecutive up to `count - 1`, and the records
 /// missing at the start of each thread, added up, exactly `deleted`.
 pub fn check_tail_records(data: &[u8], len: usize, threads: usize, count: u64, deleted: u64) {
-    assert_eq!(
-        data.len() % len,
-        0,
-        "the log is not a whole number of records"
+    let r = Parser::fixed(len).oldest_deleted().parse(data);
+    assert!(
+        r.tags().iter().all(|t| (0..threads).any(|n| tag(n) == *t)),
+        "writers {:?}, not 0..{threads}",
+        r.tags()
     );
-    let mut next: HashMap<usize, u64> = HashMap::new();
-    let mut first: HashMap<usize, u64> = HashMap::new();
-    for (i, rec) in data.chunks(len).enumerate() {
-        let text = std::str::from_utf8(rec).expect("record is not text");
-        let thread: usize = text[1..3]
-            .parse()
-            .unwrap_or_else(|_| panic!("record {i} torn"));
-        let seq: u64 = text[4..14]
-            .parse()
-            .unwrap_or_else(|_| panic!("record {i} torn"));
-        assert_eq!(rec, &record(thread, seq, len)[..], "record {i} is altered");
-        first.entry(thread).or_insert(seq);
-        let want = next.entry(thread).or_insert(seq);
-        assert_eq!(
-            seq, *want,
-            "thread {thread}: expected id {want}, found {seq}"
-        );
-        *want += 1;
-    }
     let mut missing = 0;
     for t in 0..threads {
-        match next.get(&t) {
-            Some(n) => {
-                assert_eq!(*n, count, "thread {t}: the last records");
-                missing += first[&t];
-            }
+        let range = r.range(&tag(t));
+        if range.is_empty() {
             // All its records were in deleted segments.
-            None => missing += count,
+            missing += count;
+        } else {
+            assert_eq!(range.end, count, "thread {t}: the last records");
+            missing += range.start;
         }
     }
     assert_eq!(
