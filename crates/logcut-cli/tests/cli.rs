@@ -2119,13 +2119,9 @@ fn stop(child: &std::process::Child) {
     assert!(libc::WIFSTOPPED(status), "not stopped: {status:#x}");
 }
 
-/// Lines `<tag> <i>` for `i` in `range`.
-fn tagged(tag: &str, range: std::ops::Range<u64>) -> Vec<u8> {
-    let mut b = Vec::new();
-    for i in range {
-        writeln!(b, "{tag} {i} {}", "v".repeat((i % 23) as usize)).unwrap();
-    }
-    b
+/// Lines `tagged_line(tag, i)` for `i` in `range`.
+fn tagged_range(tag: &str, range: std::ops::Range<u64>) -> Vec<u8> {
+    range.flat_map(|i| tagged_line(tag, i)).collect()
 }
 
 /// `logcut write --dir DIR EXTRA...`, its input and standard error piped.
@@ -2189,11 +2185,11 @@ fn sigint_drains_the_input_seals_and_exits_0() {
     let dir = TempDir::new("sigint");
     let (mut child, mut stdin) = spawn_write(&dir.0, &["--grace", "30s", "--max-size", "64KiB"]);
     let err = stderr_of(&mut child);
-    let before = tagged("before", 0..20_000);
+    let before = tagged_range("before", 0..20_000);
     stdin.write_all(&before).unwrap();
     signal(&child, libc::SIGINT);
     // The producer goes on writing: none of it may be dropped.
-    let after = tagged("after", 0..20_000);
+    let after = tagged_range("after", 0..20_000);
     stdin.write_all(&after).unwrap();
     drop(stdin);
     let status = child.wait().unwrap();
@@ -2201,10 +2197,12 @@ fn sigint_drains_the_input_seals_and_exits_0() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(err, "");
     let got = logcut(&["cat", dir.0.to_str().unwrap()]).stdout;
-    let ids = ids_by_tag(&got);
-    assert_eq!(ids.len(), 2, "{:?}", ids.keys());
-    assert_each_once_in_order("before", &ids["before"], 20_000);
-    assert_each_once_in_order("after", &ids["after"], 20_000);
+    let ids = Parser::new(TAGGED).parse(&got);
+    assert_eq!(
+        ids.counts(),
+        [("after".to_string(), 20_000), ("before".to_string(), 20_000)].into(),
+        "each line once, in order"
+    );
     assert!(got == [before, after].concat(), "the bytes differ");
     // Sealed: no active file is left, the last seal is the shutdown's.
     assert!(!dir.0.join("app.log").exists());
@@ -2225,12 +2223,12 @@ fn sigint_with_no_grace_still_writes_what_is_in_the_pipe() {
     let dir = TempDir::new("sigint-nograce");
     let (mut child, mut stdin) = spawn_write(&dir.0, &["--grace", "0s", "--mode", "direct"]);
     let err = stderr_of(&mut child);
-    let first = tagged("first", 0..100);
+    let first = tagged_range("first", 0..100);
     stdin.write_all(&first).unwrap();
     wait_for_active(&mut child, &dir.0, &first);
     stop(&child);
     // 1,000 lines (about 20 KB) fit in the pipe while nobody reads it.
-    let mut queued = tagged("queued", 0..1_000);
+    let mut queued = tagged_range("queued", 0..1_000);
     queued.extend_from_slice(b"queued, no newline");
     stdin.write_all(&queued).unwrap();
     stdin.flush().unwrap();
@@ -2283,7 +2281,7 @@ fn grace_expires_when_the_input_stays_open() {
             }
         }
     });
-    let a = tagged("a", 0..500);
+    let a = tagged_range("a", 0..500);
     stdin.write_all(&a).unwrap();
     wait_for_active(&mut child, &dir.0, &a);
     // The input idles for longer than the grace, with nothing said. (A
@@ -2293,14 +2291,14 @@ fn grace_expires_when_the_input_stays_open() {
         other => panic!("while idle: {other:?}"),
     }
     stop(&child);
-    let b = tagged("b", 0..500);
+    let b = tagged_range("b", 0..500);
     stdin.write_all(&b).unwrap();
     stdin.flush().unwrap();
     signal_main_thread(&child, libc::SIGINT);
     signal(&child, libc::SIGCONT);
     let ab = [a, b].concat();
     wait_for_active(&mut child, &dir.0, &ab);
-    let c = tagged("c", 0..500);
+    let c = tagged_range("c", 0..500);
     let c_sent = std::time::Instant::now();
     stdin.write_all(&c).unwrap();
     stdin.flush().unwrap();
@@ -2383,7 +2381,7 @@ fn sigusr1_cuts_the_log_of_write() {
     };
     let mut expected = Vec::new();
     for round in 0..3u64 {
-        let batch = tagged(&format!("r{round}"), 0..100 + 50 * round);
+        let batch = tagged_range(&format!("r{round}"), 0..100 + 50 * round);
         stdin.write_all(&batch).unwrap();
         stdin.flush().unwrap();
         // In the active file before the signal.
@@ -2406,7 +2404,7 @@ fn sigusr1_cuts_the_log_of_write() {
         );
         expected.extend_from_slice(&batch);
     }
-    let last = tagged("last", 0..10);
+    let last = tagged_range("last", 0..10);
     stdin.write_all(&last).unwrap();
     drop(stdin);
     let status = child.wait().unwrap();
