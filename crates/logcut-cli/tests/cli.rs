@@ -2200,7 +2200,11 @@ fn sigint_drains_the_input_seals_and_exits_0() {
     let ids = Parser::new(TAGGED).parse(&got);
     assert_eq!(
         ids.counts(),
-        [("after".to_string(), 20_000), ("before".to_string(), 20_000)].into(),
+        [
+            ("after".to_string(), 20_000),
+            ("before".to_string(), 20_000)
+        ]
+        .into(),
         "each line once, in order"
     );
     assert!(got == [before, after].concat(), "the bytes differ");
