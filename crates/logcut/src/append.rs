@@ -856,6 +856,16 @@ impl Shared {
         false
     }
 
+    /// A cut is due but no next segment is ready: it waits (`cut_pending`)
+    /// until the background thread has one, and is counted once, as
+    /// deferred.
+    pub(crate) fn defer_cut(&self, st: &mut SegState, reason: SealReason) {
+        if st.cut_pending.is_none() {
+            Counters::add(&self.counters.cuts_deferred, 1);
+        }
+        st.cut_pending = Some(reason);
+    }
+
     /// Installs the prepared next segment in place of `old`, whose lock the
     /// caller holds as `st`. Returns false if no next segment is ready.
     pub(crate) fn try_swap(
@@ -948,7 +958,7 @@ impl Shared {
                     }
                     // No next segment yet: keep writing here; the
                     // background thread cuts as soon as one is ready.
-                    st.cut_pending = Some(reason);
+                    self.defer_cut(&mut st, reason);
                     seg.overshoot.store(true, Ordering::Relaxed);
                     self.kick();
                 }
@@ -1319,6 +1329,7 @@ impl Shared {
             records_written: written,
             rotations: Counters::get(&c.rotations),
             rotation_failures: Counters::get(&c.rotation_failures),
+            cuts_deferred: Counters::get(&c.cuts_deferred),
             write_failures: Counters::get(&c.write_failures),
             fallback: FallbackState::from_u8(c.fallback.load(Ordering::Relaxed)),
             records_lost: lost,

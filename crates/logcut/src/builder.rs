@@ -39,6 +39,9 @@ pub enum Fsync {
     Always,
 }
 
+/// See [`AppenderBuilder::before_compress`].
+pub(crate) type BeforeCompress = Arc<dyn Fn(&str) + Send + Sync>;
+
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) dir: PathBuf,
@@ -64,6 +67,7 @@ pub(crate) struct Config {
     pub(crate) watch_interval: Option<Duration>,
     pub(crate) compression: Compression,
     pub(crate) compress_threads: usize,
+    pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
 }
@@ -133,6 +137,7 @@ pub struct AppenderBuilder {
     watch_interval: Option<Duration>,
     compression: Compression,
     compress_threads: usize,
+    before_compress: Option<BeforeCompress>,
     retention: Retention,
     shared: bool,
     watch_interval_set: bool,
@@ -182,6 +187,7 @@ impl AppenderBuilder {
             watch_interval: Some(Duration::from_millis(500)),
             compression: Compression::None,
             compress_threads: 1,
+            before_compress: None,
             retention: Retention::default(),
             shared: false,
             watch_interval_set: false,
@@ -430,6 +436,16 @@ impl AppenderBuilder {
         self
     }
 
+    /// For tests only, not part of the API: `hook` runs on a compression
+    /// thread before each segment it compresses, with the segment's file
+    /// name. It exists so that tests can hold a compression up (block in
+    /// the hook) and show that nothing else waits for it.
+    #[doc(hidden)]
+    pub fn before_compress(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.before_compress = Some(Arc::new(hook));
+        self
+    }
+
     /// Keep at most `segments` sealed segments: older ones are deleted,
     /// oldest first, and each deletion recorded in the manifest. The
     /// active segment is not counted and never deleted. By default, no
@@ -667,6 +683,7 @@ impl AppenderBuilder {
             handler: self.handler,
             compression: self.compression,
             compress_threads: self.compress_threads,
+            before_compress: self.before_compress,
             retention: self.retention,
         })
     }

@@ -263,6 +263,9 @@ pub(crate) fn work(
             rx.recv()
         };
         let Ok(task) = task else { return };
+        if let Some(hook) = &sh.cfg.before_compress {
+            hook(&task.file);
+        }
         let t0 = Instant::now();
         let res = compress(&sh, &journal, codec, level, &task);
         done(task, res, t0.elapsed());

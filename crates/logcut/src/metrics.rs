@@ -14,6 +14,7 @@ pub(crate) fn publish(log: &str, s: &Stats) {
     metrics::counter!("logcut_records_written_total", &label).absolute(s.records_written);
     metrics::counter!("logcut_rotations_total", &label).absolute(s.rotations);
     metrics::counter!("logcut_rotation_failures_total", &label).absolute(s.rotation_failures);
+    metrics::counter!("logcut_cuts_deferred_total", &label).absolute(s.cuts_deferred);
     metrics::counter!("logcut_write_failures_total", &label).absolute(s.write_failures);
     metrics::counter!("logcut_records_lost_total", &label).absolute(s.records_lost);
     metrics::counter!("logcut_records_rejected_total", &label).absolute(s.records_rejected);

@@ -51,6 +51,11 @@ pub struct Stats {
     pub rotations: u64,
     /// Attempts to create or install the next segment that failed.
     pub rotation_failures: u64,
+    /// Cuts that were due when no next segment was ready (still being
+    /// created, or creating it failed): the segment went on receiving
+    /// records, past its size limit, until one was (see the crate docs,
+    /// Size limit). Each such cut counts once.
+    pub cuts_deferred: u64,
     /// Writes to a segment that failed (each then retried).
     pub write_failures: u64,
     /// The circuit breaker around rotation.
@@ -201,6 +206,7 @@ fn bucket_upper(i: usize) -> u64 {
 pub(crate) struct Counters {
     pub(crate) rotations: AtomicU64,
     pub(crate) rotation_failures: AtomicU64,
+    pub(crate) cuts_deferred: AtomicU64,
     pub(crate) write_failures: AtomicU64,
     pub(crate) records_lost: AtomicU64,
     pub(crate) bytes_lost: AtomicU64,
@@ -227,6 +233,7 @@ impl Default for Counters {
         Counters {
             rotations: AtomicU64::new(0),
             rotation_failures: AtomicU64::new(0),
+            cuts_deferred: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             records_lost: AtomicU64::new(0),
             bytes_lost: AtomicU64::new(0),

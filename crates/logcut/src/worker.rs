@@ -478,7 +478,7 @@ impl Worker {
                     self.after_swap();
                     continue;
                 }
-                st.cut_pending = Some(SealReason::Time);
+                self.sh.defer_cut(&mut st, SealReason::Time);
             }
             // Gather records up to the size limit or the next command.
             let stop_at = b
@@ -539,7 +539,7 @@ impl Worker {
                         self.rotation_failed(e);
                     }
                     if Arc::ptr_eq(&self.sh.current.load_full(), &seg) {
-                        seg.lock().cut_pending = Some(reason);
+                        self.sh.defer_cut(&mut seg.lock(), reason);
                     }
                     continue;
                 }
@@ -555,7 +555,7 @@ impl Worker {
                     drop(st);
                     self.after_swap();
                 } else {
-                    st.cut_pending = Some(reason);
+                    self.sh.defer_cut(&mut st, reason);
                 }
             }
         }
@@ -1319,7 +1319,7 @@ impl Worker {
             drop(st);
             self.after_swap();
         } else {
-            st.cut_pending = Some(reason);
+            self.sh.defer_cut(&mut st, reason);
         }
     }
 
@@ -1419,7 +1419,7 @@ impl Worker {
                     .store(false, std::sync::atomic::Ordering::SeqCst);
             }
         } else {
-            st.cut_pending = Some(SealReason::Size);
+            self.sh.defer_cut(st, SealReason::Size);
             seg.overshoot
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }

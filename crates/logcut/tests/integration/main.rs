@@ -25,3 +25,9 @@ mod torture;
 mod triggers;
 
 pub mod kit;
+// Buffered mode killed by SIGKILL at random points.
+mod crash;
+// Documented guarantees: held memory, size overshoot, foreign files,
+// recovery of compressed files, close-on-exec, silence, real-time watch,
+// compression off the write path.
+mod guarantees;
