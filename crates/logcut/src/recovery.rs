@@ -520,9 +520,12 @@ fn check_sealed(
             // A compressed file no entry records, that did not match the
             // seal (`finish_compression` reported it): left as evidence
             // for `verify`, not taken for a loss.
-            let unrecorded = CODECS
-                .iter()
-                .any(|c| dir.stat(&c.compressed_name(&s.file)).ok().flatten().is_some());
+            let unrecorded = CODECS.iter().any(|c| {
+                dir.stat(&c.compressed_name(&s.file))
+                    .ok()
+                    .flatten()
+                    .is_some()
+            });
             if unrecorded {
                 continue;
             }
