@@ -106,7 +106,13 @@ impl Mount {
     pub fn unmount(mut self) -> io::Result<Disk> {
         self.release();
         if let Some(s) = self.session.take() {
-            s.umount_and_join()?;
+            match s.umount_and_join() {
+                // The kernel may end the connection as aborted rather than
+                // unmounted (a request of a killed process still queued);
+                // every operation has been applied or refused by then.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                res => res?,
+            }
         }
         let st = self.shared.lock();
         Ok(st.disk.clone())

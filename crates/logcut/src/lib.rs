@@ -231,7 +231,8 @@ the renames of the segments cut meanwhile and the creation of the next
 files: a fraction of a millisecond, several on a busy machine, so writers
 that write flat out into very small segments can take one far past its
 limit (measured: up to 2 MB past a 4 KiB limit, with 100-byte records from
-1 to 4 threads on 2 cores). [`Stats::cuts_deferred`] counts these cuts;
+1 to 4 threads on 2 cores; 68 times a 64 KiB limit in a debug build of
+the torture test). [`Stats::cuts_deferred`] counts these cuts;
 while it stays 0, the first bound holds.
 
 **Time cuts** happen at the first write at or after the boundary, or from

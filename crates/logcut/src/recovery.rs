@@ -165,13 +165,14 @@ pub(crate) fn recover(
     // A second name of a file that is already recorded (a crash between a
     // link and the removal of the old name) is removed, not adopted again:
     // that would duplicate its records.
+    // The same holds for the active path: after a power loss it can still
+    // name a recorded segment (the cut's link and the seal entry reached the
+    // disk, the successor's rename over the active path did not).
     let mut known: Vec<(u64, u64)> = Vec::new();
-    if !orphans.is_empty() {
-        for file in &listed {
-            if SealedName::parse(log, file).is_some() {
-                if let Ok(Some(i)) = dir.stat(file) {
-                    known.push((i.dev, i.ino));
-                }
+    for file in &listed {
+        if SealedName::parse(log, file).is_some() {
+            if let Ok(Some(i)) = dir.stat(file) {
+                known.push((i.dev, i.ino));
             }
         }
     }
@@ -223,9 +224,10 @@ pub(crate) fn recover(
             }
             continue;
         }
-        let duplicate = candidates
-            .iter()
-            .any(|(_, i, _)| i.dev == info.dev && i.ino == info.ino);
+        let duplicate = known.contains(&(info.dev, info.ino))
+            || candidates
+                .iter()
+                .any(|(_, i, _)| i.dev == info.dev && i.ino == info.ino);
         if info.len == 0 || duplicate {
             dir.unlink(&f).map_err(|e| Error::io("recover", &path, e))?;
             continue;
@@ -437,10 +439,16 @@ fn record_vanished(
             }
         }
     }
-    for (seq, (records, bytes)) in parts {
-        if records == 0 && bytes == 0 {
-            continue;
+    // A number below one in use that has nothing at all (no seal, no file,
+    // no part: its part entries were in the part of the manifest the power
+    // took) was a segment too; it is recorded the same way, its count
+    // unknown.
+    for seq in 1..=last_seq {
+        if !used.contains(&seq) {
+            parts.entry(seq).or_insert((0, 0));
         }
+    }
+    for (seq, (records, bytes)) in parts {
         let file = SealedName {
             start_ms: now.as_millisecond(),
             seq,
@@ -455,7 +463,7 @@ fn record_vanished(
                 start: now,
                 end: now,
                 first: None,
-                records: Some(records),
+                records: (records > 0).then_some(records),
                 bytes,
                 crc32: 0,
                 reason: SealReason::Recovery,
@@ -465,13 +473,15 @@ fn record_vanished(
                 file,
                 reason: DeleteReason::Lost,
             }),
-            Entry::Lost(Lost {
+        ])?;
+        if records > 0 || bytes > 0 {
+            journal.append(&[Entry::Lost(Lost {
                 session: session.to_string(),
                 records,
                 bytes,
                 reason: "power-loss".to_string(),
-            }),
-        ])?;
+            })])?;
+        }
         notes.push(Error::repaired(
             journal.path(),
             format!(

@@ -619,3 +619,30 @@ fn sealed_segments_gone_or_short_at_start_are_recorded_as_lost() {
     let want: Vec<u64> = (20..30).chain(10..14).chain(30..31).collect();
     assert_eq!(ids, want);
 }
+
+/// After a power loss the active path can still name a segment the
+/// manifest records: the cut's link and the seal entry reached the disk,
+/// the successor's rename over the active path did not. The next start
+/// must not adopt it again (its records would be there twice).
+#[test]
+fn the_active_path_naming_a_recorded_segment_is_not_adopted_again() {
+    let dir = TempDir::new("active-is-sealed");
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    for i in 0..10 {
+        a.write_record(&record(0, i, 50)).unwrap();
+    }
+    a.rotate().unwrap();
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    assert_eq!(seals.len(), 1);
+    std::fs::hard_link(dir.join(&seals[0].file), dir.join("app.log")).unwrap();
+
+    let a = Appender::builder().dir(dir.path()).build().unwrap();
+    a.write_record(&record(0, 10, 50)).unwrap();
+    a.shutdown().unwrap();
+    drop(a);
+    verify_ok(dir.path());
+    let got = check_records(&read_log(dir.path(), "app"), 50);
+    assert_eq!(got[&0], 11, "each record once");
+    assert_eq!(sealed(dir.path(), "app").len(), 2);
+}
