@@ -384,6 +384,12 @@ pub(crate) fn render(logs: &[(String, logcut::Appender)]) -> String {
         &|s| s.rotation_failures as f64,
     );
     family(
+        "logcut_cuts_deferred_total",
+        "counter",
+        "Cuts that came due with no prepared segment ready (Direct mode: the segment overshot its size limit meanwhile).",
+        &|s| s.cuts_deferred as f64,
+    );
+    family(
         "logcut_write_failures_total",
         "counter",
         "Failed writes (retried).",

@@ -468,6 +468,12 @@ fn metrics_are_served_in_prometheus_text_format_when_asked() {
         "{body}"
     );
     assert!(
+        body.contains(
+            "# TYPE logcut_cuts_deferred_total counter\nlogcut_cuts_deferred_total{log=\"app\"} "
+        ),
+        "{body}"
+    );
+    assert!(
         http_get(port, "/other")
             .unwrap()
             .starts_with("HTTP/1.1 404")
