@@ -1756,7 +1756,16 @@ fn two_shared_writers_share_one_log_and_rotate_cuts_it() {
             "{text} {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(sealed_count(&dir), round);
+        assert_eq!(
+            sealed_count(&dir),
+            round,
+            "{:?}\n{}",
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(dir.join("app.manifest")).unwrap_or_default()
+        );
     }
     drop((ia, ib));
     assert!(a.wait().unwrap().success());
