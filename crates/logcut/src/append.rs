@@ -45,6 +45,7 @@ use logcut_format::{
 use crate::{
     AppenderBuilder, Error, Mode, Stats,
     builder::{Config, Fsync},
+    context::{Context, Requests, Watch},
     journal::Journal,
     recovery,
     segment::{INFLIGHT, RECORD, SegState, Segment},
@@ -109,13 +110,6 @@ enum CmdKind {
     Shutdown,
 }
 
-/// Something that runs beside the appender (a trigger-file watch, a signal
-/// thread) and is stopped at shutdown.
-pub(crate) trait Watch: Send {
-    /// Stops it and waits for its thread.
-    fn stop(&mut self);
-}
-
 /// What writers and callers hand to the background thread.
 #[derive(Default)]
 pub(crate) struct Inbox {
@@ -149,10 +143,9 @@ pub(crate) struct Inbox {
 
 /// State shared by the handles and the background thread.
 pub(crate) struct Shared {
-    pub(crate) cfg: Config,
-    pub(crate) dir: Dir,
-    pub(crate) active_name: String,
-    pub(crate) session: String,
+    /// What the background stages see (configuration, directory, names,
+    /// session, counters, error reporting); `Shared` derefs to it.
+    pub(crate) ctx: Arc<Context>,
     /// The segment records go to. Writers load it without locking.
     pub(crate) current: ArcSwap<Segment>,
     /// Prepared next segments, in sequence order.
@@ -168,10 +161,6 @@ pub(crate) struct Shared {
     /// thread is told to stop, read by Direct writers (`Acquire`) so that a
     /// writer which sees it set never writes again.
     pub(crate) closed: AtomicBool,
-    pub(crate) counters: Counters,
-    /// The appender's own threads: commands from them (an error handler
-    /// calling `rotate` or `shutdown`) would wait on themselves.
-    pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
     /// The lock file, held (exclusive `flock`; shared in shared mode) until
     /// shutdown.
     pub(crate) lock: Mutex<Option<std::fs::File>>,
@@ -179,10 +168,6 @@ pub(crate) struct Shared {
     pub(crate) cut: Option<std::fs::File>,
     /// Trigger-file watch and signal thread, stopped at shutdown.
     pub(crate) watches: Mutex<Vec<Box<dyn Watch>>>,
-    /// Sealed segments another policy still needs: retention keeps them.
-    pub(crate) pins: crate::retain::Pins,
-    /// Set when shutdown's deadline passes: compressions under way stop.
-    pub(crate) compress_cancel: AtomicBool,
     /// Shared mode: set at shutdown to its deadline; the sealer stops
     /// waiting then for other processes to leave a segment.
     pub(crate) close_by: Mutex<Option<Instant>>,
@@ -401,9 +386,7 @@ impl Appender {
             None
         };
         let shared = Arc::new(Shared {
-            dir,
-            active_name,
-            session,
+            ctx: Arc::new(Context::new(cfg, dir, active_name, session)),
             current: ArcSwap::from_pointee(first),
             next: Mutex::new(VecDeque::new()),
             inbox: Mutex::new(Inbox::default()),
@@ -411,16 +394,11 @@ impl Appender {
             space: Condvar::new(),
             written: Condvar::new(),
             closed: AtomicBool::new(false),
-            counters: Counters::default(),
-            threads: Mutex::new(Vec::new()),
             lock: Mutex::new(Some(lock)),
             cut,
             watches: Mutex::new(Vec::new()),
-            pins: crate::retain::Pins::default(),
-            compress_cancel: AtomicBool::new(false),
             close_by: Mutex::new(None),
             trigger_lock: Mutex::new(trigger_lock),
-            cfg,
         });
         let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;
         // Prepare the next segment before the first write can need it.
@@ -455,12 +433,14 @@ impl Appender {
         if let Some(path) = &shared.cfg.trigger {
             watches.push(Box::new(crate::trigger::TriggerWatch::start(
                 path.clone(),
-                &shared,
+                Arc::clone(&shared) as Arc<dyn Requests>,
             )?));
         }
         #[cfg(feature = "signals")]
         if shared.cfg.signals {
-            watches.push(Box::new(crate::signals::SignalWatch::start(&shared)?));
+            watches.push(Box::new(crate::signals::SignalWatch::start(
+                Arc::clone(&shared) as Arc<dyn Requests>,
+            )?));
         }
         *shared.watches.lock().unwrap_or_else(|e| e.into_inner()) = watches;
         Ok(appender)
@@ -704,6 +684,46 @@ impl Drop for Handle {
     }
 }
 
+impl Requests for Shared {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    fn request_rotate(&self) {
+        self.trigger();
+    }
+
+    fn request_reopen(&self) {
+        Shared::request_reopen(self);
+    }
+
+    fn acts_on_triggers(&self) -> bool {
+        if !self.cfg.shared {
+            return true;
+        }
+        // After this appender's shutdown began it no longer acts. An error
+        // taking the lock counts as holding it: a double cut is better
+        // than a missed one.
+        match self
+            .trigger_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
+            None => false,
+        }
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
 impl Shared {
     pub(crate) fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
@@ -719,12 +739,6 @@ impl Shared {
         q.kick = true;
         q.sleeping = false;
         self.wake.notify_one();
-    }
-
-    pub(crate) fn report(&self, err: Error) {
-        if let Some(h) = &self.cfg.handler {
-            h.handle(err);
-        }
     }
 
     fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {

@@ -27,7 +27,7 @@ use logcut_format::{
     manifest::{Compress, Entry},
 };
 
-use crate::{Error, append::Shared, journal::Journal};
+use crate::{Error, context::Context, journal::Journal};
 
 /// How sealed segments are compressed: see
 /// [`AppenderBuilder::compress`](crate::AppenderBuilder::compress).
@@ -119,7 +119,7 @@ pub(crate) type Outcome = Result<(String, u64), Error>;
 /// Replaces `task`'s segment by its compressed file (see the module docs).
 /// On failure, the original is left in place and any partial file removed.
 pub(crate) fn compress(
-    sh: &Shared,
+    sh: &Context,
     journal: &Mutex<Journal>,
     codec: Codec,
     level: i32,
@@ -249,7 +249,7 @@ fn lower_priority() {
 /// Runs tasks from `tasks` until it closes, reporting each outcome and the
 /// time it took through `done`.
 pub(crate) fn work(
-    sh: Arc<Shared>,
+    sh: Arc<Context>,
     journal: Arc<Mutex<Journal>>,
     codec: Codec,
     level: i32,

@@ -22,8 +22,8 @@ use logcut_format::{
 
 use crate::{
     Error,
-    append::Shared,
     compress::{self, Outcome, Task},
+    context::Context,
     journal::Journal,
     retain::{self, Candidate},
     stats::Counters,
@@ -82,7 +82,7 @@ struct Seg {
 }
 
 pub(crate) struct Keeper {
-    sh: Arc<Shared>,
+    sh: Arc<Context>,
     journal: Arc<Mutex<Journal>>,
     segs: VecDeque<Seg>,
     /// Sequence numbers waiting for a worker, oldest first.
@@ -140,7 +140,7 @@ impl Keeper {
     /// Starts the keeper and its compression workers; returns the sender
     /// for messages and the keeper's thread.
     pub(crate) fn start(
-        sh: Arc<Shared>,
+        sh: Arc<Context>,
         journal: Arc<Mutex<Journal>>,
         existing: Vec<Sealed>,
     ) -> Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>), Error> {

@@ -406,6 +406,7 @@ mod append;
 mod builder;
 mod clock;
 mod compress;
+mod context;
 mod error;
 mod guard;
 mod handler;

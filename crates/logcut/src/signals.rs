@@ -15,7 +15,10 @@ use signal_hook::{
     iterator::{Handle, Signals},
 };
 
-use crate::{Error, append::Shared, append::Watch};
+use crate::{
+    Error,
+    context::{Requests, Watch},
+};
 
 pub(crate) struct SignalWatch {
     handle: Handle,
@@ -23,18 +26,18 @@ pub(crate) struct SignalWatch {
 }
 
 impl SignalWatch {
-    pub(crate) fn start(sh: &Arc<Shared>) -> Result<SignalWatch, Error> {
+    pub(crate) fn start(sh: Arc<dyn Requests>) -> Result<SignalWatch, Error> {
         let mut signals = Signals::new([SIGUSR1, SIGHUP])
-            .map_err(|e| Error::io("handle signals", sh.dir.path(), e))?;
+            .map_err(|e| Error::io("handle signals", sh.context().dir.path(), e))?;
         let handle = signals.handle();
-        let weak: Weak<Shared> = Arc::downgrade(sh);
+        let weak: Weak<dyn Requests> = Arc::downgrade(&sh);
         let thread = std::thread::Builder::new()
-            .name(format!("logcut-signal-{}", sh.cfg.name))
+            .name(format!("logcut-signal-{}", sh.context().cfg.name))
             .spawn(move || {
                 for sig in signals.forever() {
                     let Some(sh) = weak.upgrade() else { break };
                     match sig {
-                        SIGUSR1 => sh.trigger(),
+                        SIGUSR1 => sh.request_rotate(),
                         SIGHUP => sh.request_reopen(),
                         _ => {}
                     }
@@ -42,7 +45,7 @@ impl SignalWatch {
             })
             .map_err(|e| {
                 handle.close();
-                Error::io("start signal thread", sh.dir.path(), e)
+                Error::io("start signal thread", sh.context().dir.path(), e)
             })?;
         Ok(SignalWatch {
             handle,

@@ -16,7 +16,7 @@
 //!   it, the watch is checked again, so a change the watcher could not
 //!   report (an event queue overflow, a race with a re-creation) is caught.
 //!
-//! Triggers are merged by the appender (see `Shared::trigger`): a burst
+//! Triggers are merged by the appender (see `Requests::request_rotate`): a burst
 //! produces at most one cut per record written.
 
 use std::{
@@ -38,7 +38,7 @@ use notify::{
 
 use crate::{
     Error,
-    append::{Shared, Watch},
+    context::{Requests, Watch},
 };
 
 /// How often the watch is checked again without an event.
@@ -76,7 +76,7 @@ struct Follower {
     path: PathBuf,
     watcher: RecommendedWatcher,
     target: Option<Target>,
-    sh: Weak<Shared>,
+    sh: Weak<dyn Requests>,
     /// An error was reported and not yet followed by a success: report the
     /// next one only after the watch worked again.
     failing: bool,
@@ -87,22 +87,6 @@ struct Follower {
     started: bool,
     /// Set by the watcher when it dropped events (the queue was full).
     overflow: Arc<AtomicBool>,
-}
-
-/// Shared mode: whether this appender holds the trigger lock, taking it if
-/// it is free (its holder left or died). After this appender's shutdown
-/// began it no longer acts. An error taking it counts as holding it: a
-/// double cut is better than a missed one.
-fn holds_trigger_lock(sh: &Shared) -> bool {
-    match sh
-        .trigger_lock
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
-        Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
-        None => false,
-    }
 }
 
 /// Identity and change time of the trigger file. The change time tells a
@@ -116,7 +100,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl TriggerWatch {
-    pub(crate) fn start(path: PathBuf, sh: &Arc<Shared>) -> Result<TriggerWatch, Error> {
+    pub(crate) fn start(path: PathBuf, sh: Arc<dyn Requests>) -> Result<TriggerWatch, Error> {
         let (tx, rx) = mpsc::sync_channel(EVENTS);
         let events = tx.clone();
         let overflow = Arc::new(AtomicBool::new(false));
@@ -133,7 +117,7 @@ impl TriggerWatch {
             path: path.clone(),
             watcher,
             target: None,
-            sh: Arc::downgrade(sh),
+            sh: Arc::downgrade(&sh),
             failing: false,
             seen: None,
             started: false,
@@ -144,7 +128,7 @@ impl TriggerWatch {
         f.rewatch(false)
             .map_err(|e| Error::io("watch trigger file", &path, into_io(e)))?;
         let thread = std::thread::Builder::new()
-            .name(format!("logcut-trigger-{}", sh.cfg.name))
+            .name(format!("logcut-trigger-{}", sh.context().cfg.name))
             .spawn(move || f.run(rx))
             .map_err(|e| Error::io("start trigger thread", &path, e))?;
         Ok(TriggerWatch {
@@ -230,12 +214,12 @@ impl Follower {
 
     fn fire(&self) {
         if let Some(sh) = self.sh.upgrade() {
-            if sh.cfg.shared && !holds_trigger_lock(&sh) {
+            if !sh.acts_on_triggers() {
                 // Another appender sharing the log acts on this touch: one
                 // touch, one cut.
                 return;
             }
-            sh.trigger();
+            sh.request_rotate();
         }
     }
 
@@ -255,7 +239,8 @@ impl Follower {
         }
         self.failing = true;
         if let Some(sh) = self.sh.upgrade() {
-            sh.report(Error::io("watch trigger file", &self.path, into_io(e)));
+            sh.context()
+                .report(Error::io("watch trigger file", &self.path, into_io(e)));
         }
     }
 

@@ -143,7 +143,7 @@ impl Worker {
         let journal = Arc::new(std::sync::Mutex::new(journal));
         let (keeper, keeper_thread) =
             if sh.cfg.compression.codec().is_some() || !sh.cfg.retention.is_none() {
-                let (k, t) = Keeper::start(Arc::clone(&sh), Arc::clone(&journal), sealed)?;
+                let (k, t) = Keeper::start(Arc::clone(&sh.ctx), Arc::clone(&journal), sealed)?;
                 (Some(k), Some(t))
             } else {
                 (None, None)

@@ -1,0 +1,76 @@
+//! What the background stages of one log need to know, and nothing of the
+//! write path: configuration, the directory and names, the session,
+//! counters, error reporting, the appender's own threads, and the few flags
+//! the sealed side shares (retention pins, compression cancel).
+//!
+//! The sealed-segment stages (keeper, compression, retention) take only a
+//! [`Context`]; they never see the current segment, the ready pool, the
+//! buffer or the mailbox.
+
+use std::sync::{Mutex, atomic::AtomicBool};
+
+use crate::{Error, builder::Config, stats::Counters, sys::Dir};
+
+/// One log's narrow context (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) cfg: Config,
+    pub(crate) dir: Dir,
+    pub(crate) active_name: String,
+    pub(crate) session: String,
+    pub(crate) counters: Counters,
+    /// The appender's own threads: commands from them (an error handler
+    /// calling `rotate` or `shutdown`) would wait on themselves.
+    pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
+    /// Sealed segments another policy still needs: retention keeps them.
+    pub(crate) pins: crate::retain::Pins,
+    /// Set when shutdown's deadline passes: compressions under way stop.
+    pub(crate) compress_cancel: AtomicBool,
+}
+
+impl Context {
+    pub(crate) fn new(cfg: Config, dir: Dir, active_name: String, session: String) -> Context {
+        Context {
+            cfg,
+            dir,
+            active_name,
+            session,
+            counters: Counters::default(),
+            threads: Mutex::new(Vec::new()),
+            pins: crate::retain::Pins::default(),
+            compress_cancel: AtomicBool::new(false),
+        }
+    }
+
+    /// Hands a background error to the handler, if there is one.
+    pub(crate) fn report(&self, err: Error) {
+        if let Some(h) = &self.cfg.handler {
+            h.handle(err);
+        }
+    }
+}
+
+/// What a watch (trigger file, signals) may ask of its appender, and all it
+/// sees of it: requests go to the mailbox, errors to the handler.
+#[cfg_attr(not(any(feature = "trigger", feature = "signals")), allow(dead_code))]
+pub(crate) trait Requests: Send + Sync {
+    /// The log's context (for names and error reporting).
+    fn context(&self) -> &Context;
+    /// An external rotation request (trigger file, SIGUSR1); merged with
+    /// one already queued at the same place among the records.
+    fn request_rotate(&self);
+    /// An external reopen request (SIGHUP); merged with one already queued.
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
+    fn request_reopen(&self);
+    /// Shared mode: whether this appender acts on a touch of the trigger
+    /// file (it holds the trigger lock, taking it if it is free). Always
+    /// true for an exclusive appender.
+    #[cfg_attr(not(feature = "trigger"), allow(dead_code))]
+    fn acts_on_triggers(&self) -> bool;
+}
+
+/// A trigger-file watch or signal thread, stopped at shutdown.
+pub(crate) trait Watch: Send {
+    /// Stops it and waits for its thread.
+    fn stop(&mut self);
+}
