@@ -45,7 +45,7 @@ use logcut_format::{
 use crate::{
     AppenderBuilder, Error, Mode, Stats,
     builder::{Config, Fsync},
-    context::{Context, Requests, Watch},
+    context::{Context, Requests, SealerLink, Watch},
     journal::Journal,
     recovery,
     segment::{INFLIGHT, RECORD, SegState, Segment},
@@ -713,6 +713,30 @@ impl Requests for Shared {
             Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
             None => false,
         }
+    }
+}
+
+impl SealerLink for Shared {
+    fn retire(&self, segs: &[(Arc<Segment>, u64, u64, u64)], rotations: bool) {
+        let c = &self.counters;
+        let mut q = self.lock_inbox();
+        for (seg, accepted, accepted_bytes, records) in segs {
+            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
+                q.sealing.remove(i);
+            }
+            // Under the inbox lock, together with the removal, so `stats`
+            // sees each segment's counts once.
+            Counters::add(&c.retired_accepted, *accepted);
+            Counters::add(&c.retired_accepted_bytes, *accepted_bytes);
+            Counters::add(&c.retired_written, *records);
+            if rotations {
+                Counters::add(&c.rotations, 1);
+            }
+        }
+    }
+
+    fn close_by(&self) -> Option<Instant> {
+        *self.close_by.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -7,9 +7,12 @@
 //! [`Context`]; they never see the current segment, the ready pool, the
 //! buffer or the mailbox.
 
-use std::sync::{Mutex, atomic::AtomicBool};
+use std::{
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::Instant,
+};
 
-use crate::{Error, builder::Config, stats::Counters, sys::Dir};
+use crate::{Error, builder::Config, segment::Segment, stats::Counters, sys::Dir};
 
 /// One log's narrow context (see the module docs).
 #[derive(Debug)]
@@ -73,4 +76,16 @@ pub(crate) trait Requests: Send + Sync {
 pub(crate) trait Watch: Send {
     /// Stops it and waits for its thread.
     fn stop(&mut self);
+}
+
+/// What the sealer needs of its appender beyond the context: the list of
+/// segments being sealed (which `stats` reads) and shutdown's deadline.
+pub(crate) trait SealerLink: Send + Sync {
+    /// Takes sealed (or handed-over) segments off the live list and adds
+    /// their counts, `(segment, accepted, accepted bytes, records)`, to the
+    /// appender's totals, in one step as `stats` sees it. `rotations`: they
+    /// were sealed by this process, not left to another sharing the log.
+    fn retire(&self, segs: &[(Arc<Segment>, u64, u64, u64)], rotations: bool);
+    /// Shared mode: shutdown's deadline, once shutdown has set it.
+    fn close_by(&self) -> Option<Instant>;
 }

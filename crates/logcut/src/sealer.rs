@@ -17,8 +17,8 @@ use logcut_format::manifest::{Close, Entry, Lost, Part, Seal, SealReason};
 
 use crate::{
     Error,
-    append::Shared,
     builder::Fsync,
+    context::{Context, SealerLink},
     journal::Journal,
     keeper::{self, Sealed},
     segment::Segment,
@@ -49,7 +49,9 @@ pub(crate) struct CloseJob {
 }
 
 pub(crate) struct Sealer {
-    sh: Arc<Shared>,
+    sh: Arc<Context>,
+    /// The appender's side: the live list and shutdown's deadline.
+    link: Arc<dyn SealerLink>,
     /// Shared with the keeper and the compression workers, which append
     /// their (rare) entries between the sealer's.
     journal: Arc<Mutex<Journal>>,
@@ -67,13 +69,15 @@ pub(crate) struct Sealer {
 
 impl Sealer {
     pub(crate) fn new(
-        sh: Arc<Shared>,
+        sh: Arc<Context>,
+        link: Arc<dyn SealerLink>,
         journal: Arc<Mutex<Journal>>,
         keeper: Option<mpsc::Sender<keeper::Msg>>,
         next_first: u64,
     ) -> Sealer {
         Sealer {
             sh,
+            link,
             journal,
             keeper,
             next_first,
@@ -271,7 +275,6 @@ impl Sealer {
     /// totals. `rotations`: they were sealed (by this process) rather than
     /// left to another process that shares the log.
     fn retire(&mut self, segs: &[Arc<Segment>], rotations: bool) {
-        let sh = Arc::clone(&self.sh);
         let mut totals = Vec::with_capacity(segs.len());
         for seg in segs {
             let mut st = seg.lock();
@@ -283,27 +286,18 @@ impl Sealer {
                 st.records + fast,
             ));
         }
-        let c = &sh.counters;
-        let mut q = sh.lock_inbox();
-        for (seg, (accepted, accepted_bytes, records)) in segs.iter().zip(totals) {
-            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
-                q.sealing.remove(i);
-            }
-            self.accepted += accepted;
-            // Under the inbox lock, together with the removal, so `stats`
-            // sees each segment's counts once.
-            Counters::add(&c.retired_accepted, accepted);
-            Counters::add(&c.retired_accepted_bytes, accepted_bytes);
-            Counters::add(&c.retired_written, records);
-            if rotations {
-                Counters::add(&c.rotations, 1);
-            }
-        }
+        let retired: Vec<(Arc<Segment>, u64, u64, u64)> = segs
+            .iter()
+            .zip(totals)
+            .map(|(seg, (a, ab, r))| (Arc::clone(seg), a, ab, r))
+            .collect();
+        self.accepted += retired.iter().map(|t| t.1).sum::<u64>();
+        self.link.retire(&retired, rotations);
     }
 
     /// Shared mode: takes the exclusive lock on a segment's file, that is,
     /// waits until every other process has left it. Polls, so that
-    /// shutdown's deadline (`Shared::close_by`) can end the wait: `false`
+    /// shutdown's deadline (`SealerLink::close_by`) can end the wait: `false`
     /// then. (A sleep in the library: there is no event to wait for when
     /// another process releases a flock, other than a blocking `flock`
     /// that no deadline could end.)
@@ -313,7 +307,7 @@ impl Sealer {
             if crate::sys::flock(file, crate::sys::Flock::TryExclusive)? {
                 return Ok(true);
             }
-            let by = *self.sh.close_by.lock().unwrap_or_else(|e| e.into_inner());
+            let by = self.link.close_by();
             if by.is_some_and(|t| Instant::now() >= t) {
                 return Ok(false);
             }

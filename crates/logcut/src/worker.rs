@@ -148,7 +148,13 @@ impl Worker {
             } else {
                 (None, None)
             };
-        let sealer = Sealer::new(Arc::clone(&sh), journal, keeper.clone(), next_first);
+        let sealer = Sealer::new(
+            Arc::clone(&sh.ctx),
+            Arc::clone(&sh) as Arc<dyn crate::context::SealerLink>,
+            journal,
+            keeper.clone(),
+            next_first,
+        );
         let thread = std::thread::Builder::new()
             .name(format!("logcut-seal-{}", sh.cfg.name))
             .spawn(move || sealer.run(rx))
