@@ -169,15 +169,25 @@ fn writer(dir: &Path, log: &str) -> Result<LockInfo> {
 /// following a symlink.
 fn touch(path: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .with_context(|| format!("cannot touch the trigger file {}", path.display()))?;
-    f.set_modified(std::time::SystemTime::now())
-        .with_context(|| format!("cannot touch the trigger file {}", path.display()))
+    let open = |create_new: bool| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(create_new)
+            .mode(0o640)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+    };
+    let cannot = || format!("cannot touch the trigger file {}", path.display());
+    // A new file's times are now already: creating it is the whole touch
+    // (one change for the writer to see, not two).
+    match open(true) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false)
+            .with_context(cannot)?
+            .set_modified(std::time::SystemTime::now())
+            .with_context(cannot),
+        Err(e) => Err(e).with_context(cannot),
+    }
 }
 
 /// The sealed segment's file name of the file that was active.

@@ -89,14 +89,25 @@ struct Follower {
     overflow: Arc<AtomicBool>,
 }
 
-/// Identity and change time of the trigger file. The change time tells a
-/// file created again under a reused inode number from the one deleted.
-type Stamp = (u64, u64, i64, i64);
+/// Identity, change and modification time and length of the trigger file. The change
+/// time tells a file created again under a reused inode number from the one
+/// deleted; the modification time, which a touch sets to the nanosecond,
+/// tells two touches apart within one tick of the kernel's coarse clock.
+type Stamp = (u64, u64, i64, i64, i64, i64, u64);
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let md = std::fs::symlink_metadata(path).ok()?;
-    (!md.file_type().is_symlink() && !md.is_dir())
-        .then(|| (md.dev(), md.ino(), md.ctime(), md.ctime_nsec()))
+    (!md.file_type().is_symlink() && !md.is_dir()).then(|| {
+        (
+            md.dev(),
+            md.ino(),
+            md.ctime(),
+            md.ctime_nsec(),
+            md.mtime(),
+            md.mtime_nsec(),
+            md.len(),
+        )
+    })
 }
 
 impl TriggerWatch {
@@ -181,6 +192,15 @@ impl Follower {
                     let fires = fires
                         && (!matches!(ev.kind, EventKind::Modify(ModifyKind::Metadata(_)))
                             || std::fs::symlink_metadata(&self.path).is_ok());
+                    // One touch makes several events (create or open, set
+                    // the time, close), which can come apart: with records
+                    // written in between they would cut twice. An event
+                    // that finds the file as this watch last saw it (when
+                    // it fired, or looked) is part of a touch already
+                    // taken. A new touch sets a new modification time (to
+                    // the nanosecond), a write a new length: a trigger
+                    // again.
+                    let fires = fires && (self.seen.is_none() || stamp(&self.path) != self.seen);
                     if fires || ev.need_rescan() {
                         self.fire();
                         self.seen = stamp(&self.path);

@@ -585,3 +585,43 @@ fn logrotate_create_mode_loses_nothing() {
     all_ids_once(&dir, &files, count);
     verify_ok(&dir);
 }
+
+/// One touch makes several events (open, set the time, close) that can
+/// reach the watch apart, with records written in between: each used to
+/// be a trigger, so one touch could cut twice. A close (or a time change)
+/// that leaves the trigger file as the watch last saw it is not a
+/// trigger. Here the file is opened for writing and closed unchanged
+/// between two records: no cut, no trigger counted.
+#[test]
+fn opening_and_closing_the_trigger_file_unchanged_is_not_a_trigger() {
+    let dir = TempDir::new("trigger-close");
+    let trig = dir.join("rotate.trigger");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(&trig, b"").unwrap();
+    let a = Appender::builder()
+        .dir(dir.path())
+        .trigger_file(&trig)
+        .build()
+        .unwrap();
+    a.write_record(&record(0, 0, 50)).unwrap();
+    touch(&trig);
+    wait_for("the first cut", || a.stats().rotations == 1);
+    assert_eq!(a.stats().triggers, 1, "one touch, one trigger");
+    a.write_record(&record(0, 1, 50)).unwrap();
+    drop(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&trig)
+            .unwrap(),
+    );
+    a.write_record(&record(0, 2, 50)).unwrap();
+    touch(&trig);
+    // The watch takes events in order: once the touch has cut, the close
+    // before it has been looked at.
+    wait_for("the second cut", || a.stats().rotations == 2);
+    assert_eq!(a.stats().triggers, 2, "the close counted as a trigger");
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    let records: Vec<Option<u64>> = seals.iter().map(|s| s.records).collect();
+    assert_eq!(records, [Some(1), Some(2)], "{seals:?}");
+}
