@@ -1298,6 +1298,10 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
+        // Writers count a record, then time it: reading the times first
+        // keeps every timed record among the records counted (a scrape
+        // never shows more samples than records).
+        let write_latency = c.latency();
         // Load the current segment before snapshotting the list of
         // segments being sealed: one swapped out in between is then in one
         // of the two (or both, and counted once).
@@ -1376,7 +1380,7 @@ impl Shared {
             queue_bytes,
             triggers: Counters::get(&c.triggers),
             reopens: Counters::get(&c.reopens),
-            write_latency: c.latency(),
+            write_latency,
             compress_backlog: c.compress_backlog.load(Ordering::Relaxed),
             segments_compressed: Counters::get(&c.segments_compressed),
             compress_failures: Counters::get(&c.compress_failures),

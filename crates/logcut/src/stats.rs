@@ -199,9 +199,10 @@ fn bucket_upper(i: usize) -> u64 {
 }
 
 /// The appender's live counters: atomics written by the background thread
-/// and, for the sampled histogram, by writers. Every access is `Relaxed`:
-/// each counter is read on its own, for reporting; no other memory is
-/// published through them.
+/// and, for the sampled histogram, by writers. Every access is `Relaxed`
+/// (each counter is read on its own, for reporting; no other memory is
+/// published through them) but the histogram's buckets, whose samples
+/// must not show up before the records they time (see `record_latencies`).
 #[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) rotations: AtomicU64,
@@ -266,7 +267,9 @@ impl Counters {
             return;
         }
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.latency[bucket_of(ns)].fetch_add(samples, Relaxed);
+        // Release: pairs with the Acquire in `latency`, so a reader that
+        // sees these samples also sees the records counted before them.
+        self.latency[bucket_of(ns)].fetch_add(samples, std::sync::atomic::Ordering::Release);
         self.latency_sum_nanos
             .fetch_add(ns.saturating_mul(samples), Relaxed);
         #[cfg(feature = "metrics")]
@@ -278,7 +281,12 @@ impl Counters {
 
     pub(crate) fn latency(&self) -> LatencyHistogram {
         LatencyHistogram {
-            counts: self.latency.iter().map(|c| c.load(Relaxed)).collect(),
+            // Acquire: pairs with the Release in `record_latencies`.
+            counts: self
+                .latency
+                .iter()
+                .map(|c| c.load(std::sync::atomic::Ordering::Acquire))
+                .collect(),
             sum_nanos: self.latency_sum_nanos.load(Relaxed),
         }
     }
