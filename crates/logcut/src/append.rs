@@ -141,15 +141,22 @@ pub(crate) struct Inbox {
     pub(crate) failing: bool,
 }
 
-/// State shared by the handles and the background thread.
-pub(crate) struct Shared {
-    /// What the background stages see (configuration, directory, names,
-    /// session, counters, error reporting); `Shared` derefs to it.
-    pub(crate) ctx: Arc<Context>,
+/// The write path: the segment records go to, the segments prepared to
+/// follow it, and the flag writers check before writing.
+pub(crate) struct WritePath {
     /// The segment records go to. Writers load it without locking.
     pub(crate) current: ArcSwap<Segment>,
     /// Prepared next segments, in sequence order.
     pub(crate) next: Mutex<VecDeque<Arc<Segment>>>,
+    /// Set once at shutdown; written with `SeqCst` before the background
+    /// thread is told to stop, read by Direct writers (`Acquire`) so that a
+    /// writer which sees it set never writes again.
+    pub(crate) closed: AtomicBool,
+}
+
+/// The mailbox: records (Buffered mode) and commands for the background
+/// thread, and the waits around them.
+pub(crate) struct Mailbox {
     pub(crate) inbox: Mutex<Inbox>,
     /// The background thread waits here for work.
     pub(crate) wake: Condvar,
@@ -157,10 +164,17 @@ pub(crate) struct Shared {
     pub(crate) space: Condvar,
     /// `flush` waits here for records to be written.
     pub(crate) written: Condvar,
-    /// Set once at shutdown; written with `SeqCst` before the background
-    /// thread is told to stop, read by Direct writers (`Acquire`) so that a
-    /// writer which sees it set never writes again.
-    pub(crate) closed: AtomicBool,
+}
+
+/// State shared by the handles and the background thread.
+pub(crate) struct Shared {
+    /// What the background stages see (configuration, directory, names,
+    /// session, counters, error reporting); `Shared` derefs to it.
+    pub(crate) ctx: Arc<Context>,
+    /// Where records go.
+    pub(crate) path: WritePath,
+    /// What writers and callers hand to the background thread.
+    pub(crate) mail: Mailbox,
     /// The lock file, held (exclusive `flock`; shared in shared mode) until
     /// shutdown.
     pub(crate) lock: Mutex<Option<std::fs::File>>,
@@ -387,13 +401,17 @@ impl Appender {
         };
         let shared = Arc::new(Shared {
             ctx: Arc::new(Context::new(cfg, dir, active_name, session)),
-            current: ArcSwap::from_pointee(first),
-            next: Mutex::new(VecDeque::new()),
-            inbox: Mutex::new(Inbox::default()),
-            wake: Condvar::new(),
-            space: Condvar::new(),
-            written: Condvar::new(),
-            closed: AtomicBool::new(false),
+            path: WritePath {
+                current: ArcSwap::from_pointee(first),
+                next: Mutex::new(VecDeque::new()),
+                closed: AtomicBool::new(false),
+            },
+            mail: Mailbox {
+                inbox: Mutex::new(Inbox::default()),
+                wake: Condvar::new(),
+                space: Condvar::new(),
+                written: Condvar::new(),
+            },
             lock: Mutex::new(Some(lock)),
             cut,
             watches: Mutex::new(Vec::new()),
@@ -663,9 +681,9 @@ impl Handle {
         }
         // SeqCst: pairs with the Acquire load in `write_direct`; a writer that
         // misses it is still in its segment's lock before the final seal.
-        sh.closed.store(true, Ordering::SeqCst);
+        sh.path.closed.store(true, Ordering::SeqCst);
         let res = sh.command(CmdKind::Shutdown, "shut down");
-        sh.space.notify_all();
+        sh.mail.space.notify_all();
         if let Some(j) = worker.take() {
             if j.thread().id() != std::thread::current().id() {
                 let _ = j.join();
@@ -750,11 +768,11 @@ impl std::ops::Deref for Shared {
 
 impl Shared {
     pub(crate) fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+        self.mail.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn lock_next(&self) -> MutexGuard<'_, VecDeque<Arc<Segment>>> {
-        self.next.lock().unwrap_or_else(|e| e.into_inner())
+        self.path.next.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks the background thread to look at its work.
@@ -762,7 +780,7 @@ impl Shared {
         let mut q = self.lock_inbox();
         q.kick = true;
         q.sleeping = false;
-        self.wake.notify_one();
+        self.mail.wake.notify_one();
     }
 
     fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
@@ -800,9 +818,9 @@ impl Shared {
             let pos = q.ends.len();
             q.cmds.push((pos, cmd));
             q.sleeping = false;
-            self.wake.notify_one();
+            self.mail.wake.notify_one();
         }
-        self.space.notify_all();
+        self.mail.space.notify_all();
         rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
     }
 
@@ -825,7 +843,7 @@ impl Shared {
         }
         q.cmds.push((pos, Cmd::Rotate(None)));
         q.sleeping = false;
-        self.wake.notify_one();
+        self.mail.wake.notify_one();
     }
 
     /// An external reopen request (SIGHUP); merged with one already queued.
@@ -838,7 +856,7 @@ impl Shared {
         let pos = q.ends.len();
         q.cmds.push((pos, Cmd::Reopen(None)));
         q.sleeping = false;
-        self.wake.notify_one();
+        self.mail.wake.notify_one();
     }
 
     /// Whether the record about to be written must go to a new segment.
@@ -938,7 +956,7 @@ impl Shared {
                 .map(|iv| iv.next_boundary(start, &self.cfg.tz));
             new.set_deadline(&mut ns, deadline);
         }
-        self.current.store(new);
+        self.path.current.store(new);
         st.closed = true;
         // SeqCst: pairs with the writers' `flight` increment (see Segment).
         old.closed.store(true, Ordering::SeqCst);
@@ -954,24 +972,24 @@ impl Shared {
         q.sealing.insert(at, Arc::clone(old));
         q.kick = true;
         q.sleeping = false;
-        self.wake.notify_one();
+        self.mail.wake.notify_one();
         true
     }
 
     fn write_direct(&self, buf: &[u8]) -> Result<(), Error> {
         // Acquire: pairs with the SeqCst store in `Handle::shutdown`.
-        if self.closed.load(Ordering::Acquire) {
+        if self.path.closed.load(Ordering::Acquire) {
             return Err(Error::shutdown("write record"));
         }
         loop {
             // A guard, not a clone of the Arc: no shared reference count is
             // touched on the write path.
-            let seg = self.current.load();
+            let seg = self.path.current.load();
             if !seg.failing.load(Ordering::Relaxed) {
                 match self.try_fast(&seg, buf) {
                     Fast::Done => return Ok(()),
                     Fast::Closed
-                        if self.closed.load(Ordering::Acquire)
+                        if self.path.closed.load(Ordering::Acquire)
                             && seg.closed.load(Ordering::SeqCst) =>
                     {
                         return Err(Error::shutdown("write record"));
@@ -984,7 +1002,7 @@ impl Shared {
             // write, or a closed segment.
             let mut st = seg.lock();
             if st.closed {
-                if self.closed.load(Ordering::Acquire) {
+                if self.path.closed.load(Ordering::Acquire) {
                     return Err(Error::shutdown("write record"));
                 }
                 continue;
@@ -1196,7 +1214,7 @@ impl Shared {
             if q.ends.is_empty() || q.buf.len() + buf.len() <= self.cfg.buffer_size {
                 break;
             }
-            q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
+            q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
         }
         q.buf.extend_from_slice(buf);
         let end = q.buf.len();
@@ -1209,7 +1227,7 @@ impl Shared {
         // system calls on the write path.
         if q.sleeping && (q.ends.len() == 1 || q.buf.len() >= self.wake_threshold()) {
             q.sleeping = false;
-            self.wake.notify_one();
+            self.mail.wake.notify_one();
         }
         Ok(())
     }
@@ -1228,7 +1246,7 @@ impl Shared {
                 if q.ends.is_empty() || q.buf.len() + (ends[i] - start) <= self.cfg.buffer_size {
                     break;
                 }
-                q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
             }
             let limit = q.buf.len().max(self.cfg.buffer_size) - q.buf.len();
             let mut j = i + 1;
@@ -1243,7 +1261,7 @@ impl Shared {
             q.accepted_bytes += (end - start) as u64;
             if q.sleeping && (q.ends.len() == j - i || q.buf.len() >= self.wake_threshold()) {
                 q.sleeping = false;
-                self.wake.notify_one();
+                self.mail.wake.notify_one();
             }
             start = end;
             i = j;
@@ -1260,7 +1278,7 @@ impl Shared {
         match self.cfg.mode {
             Mode::Direct => {
                 let mut live = self.lock_inbox().sealing.clone();
-                live.push(self.current.load_full());
+                live.push(self.path.current.load_full());
                 if live.iter().all(|seg| seg.lock().held.is_empty()) {
                     return Ok(());
                 }
@@ -1279,7 +1297,7 @@ impl Shared {
                 let generation = q.fail_gen;
                 q.flush_req = true;
                 q.sleeping = false;
-                self.wake.notify_one();
+                self.mail.wake.notify_one();
                 while q.written < target {
                     if q.failing || q.fail_gen != generation {
                         if let Some(e) = q.last_error.clone() {
@@ -1289,7 +1307,7 @@ impl Shared {
                     if q.gone {
                         return Err(Error::shutdown("flush"));
                     }
-                    q = self.written.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q = self.mail.written.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
                 Ok(())
             }
@@ -1305,7 +1323,7 @@ impl Shared {
         // Load the current segment before snapshotting the list of
         // segments being sealed: one swapped out in between is then in one
         // of the two (or both, and counted once).
-        let current = self.current.load_full();
+        let current = self.path.current.load_full();
         // The retired counters change together with the list, under the
         // inbox lock: read both there.
         let (

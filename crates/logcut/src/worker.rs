@@ -233,8 +233,8 @@ impl Worker {
                         reply(c, Err(Error::shutdown("rotate")));
                     }
                 }
-                self.sh.written.notify_all();
-                self.sh.space.notify_all();
+                self.sh.mail.written.notify_all();
+                self.sh.mail.space.notify_all();
                 let _ = tx.send(res);
                 return;
             }
@@ -267,6 +267,7 @@ impl Worker {
             q = match timeout {
                 Some(d) => {
                     let (g, r) = sh
+                        .mail
                         .wake
                         .wait_timeout(q, d)
                         .unwrap_or_else(|e| e.into_inner());
@@ -278,7 +279,7 @@ impl Worker {
                     }
                     g
                 }
-                None => sh.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
+                None => sh.mail.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
             };
             q.sleeping = false;
         }
@@ -294,6 +295,7 @@ impl Worker {
         {
             q.sleeping = true;
             q = sh
+                .mail
                 .wake
                 .wait_timeout(q, LINGER)
                 .unwrap_or_else(|e| e.into_inner())
@@ -325,7 +327,7 @@ impl Worker {
                 cmds: positioned,
             });
             drop(q);
-            sh.space.notify_all();
+            sh.mail.space.notify_all();
         }
         urgent
     }
@@ -341,7 +343,7 @@ impl Worker {
                 until = Some(until.map_or(t, |u| u.min(t)));
             }
         };
-        let current = sh.current.load_full();
+        let current = sh.path.current.load_full();
         {
             let st = current.lock();
             if current.has_records(&st) {
@@ -382,7 +384,7 @@ impl Worker {
 
     fn live(&self) -> Vec<Arc<Segment>> {
         let mut live = self.sh.lock_inbox().sealing.clone();
-        let cur = self.sh.current.load_full();
+        let cur = self.sh.path.current.load_full();
         if !live.iter().any(|s| Arc::ptr_eq(s, &cur)) {
             live.push(cur);
         }
@@ -431,7 +433,7 @@ impl Worker {
             q.failing = true;
             q.last_error = Some(err.clone());
         }
-        self.sh.written.notify_all();
+        self.sh.mail.written.notify_all();
         self.sh.report(err);
     }
 
@@ -461,7 +463,7 @@ impl Worker {
             if b.next >= b.ends.len() {
                 break;
             }
-            let seg = self.sh.current.load_full();
+            let seg = self.sh.path.current.load_full();
             if seg.shared {
                 // Look at the file before writing a batch to it: another
                 // process may have cut it (follow first) or filled it (the
@@ -544,7 +546,7 @@ impl Worker {
                     if let Err(e) = self.shared_step(Some(reason.clone())) {
                         self.rotation_failed(e);
                     }
-                    if Arc::ptr_eq(&self.sh.current.load_full(), &seg) {
+                    if Arc::ptr_eq(&self.sh.path.current.load_full(), &seg) {
                         self.sh.defer_cut(&mut seg.lock(), reason);
                     }
                     continue;
@@ -569,7 +571,7 @@ impl Worker {
             let mut q = self.sh.lock_inbox();
             q.written += written_now;
         }
-        self.sh.written.notify_all();
+        self.sh.mail.written.notify_all();
         if let Some(e) = failed {
             let path = self.sh.dir.join(&self.sh.active_name);
             self.batch = Some(b);
@@ -652,7 +654,7 @@ impl Worker {
             return Ok(());
         }
         let sealing = self.sh.lock_inbox().sealing.clone();
-        let current = self.sh.current.load_full();
+        let current = self.sh.path.current.load_full();
         for seg in &sealing {
             if seg.lock().sealed_name.is_some() {
                 continue;
@@ -872,7 +874,7 @@ impl Worker {
             // A cut is under way; its promotion checks the path itself.
             return Ok(());
         }
-        let cur = self.sh.current.load_full();
+        let cur = self.sh.path.current.load_full();
         if cur.seq != self.active_seq {
             return Ok(());
         }
@@ -909,7 +911,7 @@ impl Worker {
         let Some(every) = self.sh.cfg.watch_interval else {
             return;
         };
-        let stale = self.sh.cfg.shared && self.sh.current.load().stale.load(Ordering::Relaxed);
+        let stale = self.sh.cfg.shared && self.sh.path.current.load().stale.load(Ordering::Relaxed);
         let due = stale
             || self.last_check.is_none_or(|t| {
                 let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
@@ -930,7 +932,7 @@ impl Worker {
             return self.shared_step(Some(SealReason::Manual));
         }
         self.promote_pending()?;
-        let cur = self.sh.current.load_full();
+        let cur = self.sh.path.current.load_full();
         {
             let st = cur.lock();
             if !cur.has_records(&st) {
@@ -966,7 +968,7 @@ impl Worker {
     /// it) or the size limit is reached.
     fn shared_check(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
         let size_due = {
             let st = cur.lock();
@@ -1009,7 +1011,7 @@ impl Worker {
     fn shared_retry(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let sealing = sh.lock_inbox().sealing.clone();
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         for seg in sealing {
             if seg.lock().sealed_name.is_some() {
                 continue;
@@ -1070,7 +1072,7 @@ impl Worker {
                 _ => state = self.replace_moved(state)?,
             }
         }
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         if cur.id.dev != state.dev || cur.id.ino != state.ino {
             // Another process cut: this one's records are in the segment
             // it cut, which it seals once this one has left.
@@ -1157,7 +1159,7 @@ impl Worker {
     /// process (after `promote`), or if `followed`, by the process that
     /// cut it; this one then only records its part.
     fn swap_to(&mut self, new: Arc<Segment>, followed: bool) -> Result<(), Error> {
-        let cur = self.sh.current.load_full();
+        let cur = self.sh.path.current.load_full();
         let mut st = cur.lock();
         // Under the current segment's lock: no writer can take `new` for a
         // swap of its own meanwhile (they swap only under it).
@@ -1182,7 +1184,7 @@ impl Worker {
     /// and seal the segment it cut.
     fn finish_cut(&mut self, state: CutState, prepared: &str, here: FileInfo) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         if state.seq < 2 {
             return Err(Error::io(
                 "finish an interrupted cut",
@@ -1200,7 +1202,7 @@ impl Worker {
             let seg = share::open_followed(&sh.dir, &sh.active_name, behind, self.now())?;
             self.swap_to(Arc::new(seg), true)?;
         }
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         if here.nlink > 1 {
             // The killed process had linked it to its sealed name already.
             if let Some(name) = self.sealed_name_of(cur.seq, &here) {
@@ -1252,7 +1254,7 @@ impl Worker {
     /// a part. Returns the new cut state.
     fn replace_moved(&mut self, state: CutState) -> Result<CutState, Error> {
         let sh = Arc::clone(&self.sh);
-        let cur = sh.current.load_full();
+        let cur = sh.path.current.load_full();
         let ours = cur.id.dev == state.dev && cur.id.ino == state.ino;
         let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
         let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
@@ -1299,7 +1301,7 @@ impl Worker {
     /// A cut that was due when no next segment was ready, or a time
     /// boundary that passed with no record written since.
     fn cut_if_due(&mut self, now: Timestamp) {
-        let cur = self.sh.current.load_full();
+        let cur = self.sh.path.current.load_full();
         let mut st = cur.lock();
         if st.closed {
             return;
@@ -1413,7 +1415,7 @@ impl Worker {
     /// the records go to this segment after all, past the limit, as
     /// records do in the fallback. Returns true if it swapped.
     fn cut_for_held(&mut self, seg: &Arc<Segment>, st: &mut SegState) -> bool {
-        if st.closed || !Arc::ptr_eq(&self.sh.current.load_full(), seg) {
+        if st.closed || !Arc::ptr_eq(&self.sh.path.current.load_full(), seg) {
             return false;
         }
         if self.sh.try_swap(seg, st, SealReason::Size) {
@@ -1512,7 +1514,7 @@ impl Worker {
                 .saturating_duration_since(Instant::now())
                 .min(retry);
             let q = sh.lock_inbox();
-            let _ = sh.wake.wait_timeout(q, left);
+            let _ = sh.mail.wake.wait_timeout(q, left);
             retry = (retry * 2).min(Duration::from_millis(500));
         }
 
@@ -1530,9 +1532,9 @@ impl Worker {
         // any swap that was already happening.
         let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
         let cur = loop {
-            let cur = sh.current.load_full();
+            let cur = sh.path.current.load_full();
             let mut st = cur.lock();
-            if !Arc::ptr_eq(&sh.current.load_full(), &cur) {
+            if !Arc::ptr_eq(&sh.path.current.load_full(), &cur) {
                 continue;
             }
             st.closed = true;
