@@ -421,6 +421,7 @@ mod retain;
 mod sealer;
 mod segment;
 mod share;
+mod shared;
 #[cfg(feature = "signals")]
 mod signals;
 mod stats;

@@ -36,13 +36,13 @@ const HELD_CUTS_PER_RETRY: usize = 64;
 
 use crate::{
     Error, Mode,
-    append::{Cmd, Shared},
     builder::Fsync,
     journal::Journal,
     keeper::{self, Keeper},
     sealer::{CloseJob, Job, Sealer},
     segment::{SegState, Segment},
     share::{self, CutGuard},
+    shared::{Cmd, Shared},
     stats::{Counters, FallbackState},
     sys::FileInfo,
 };
