@@ -31,7 +31,6 @@ use std::{
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
-    thread::JoinHandle,
     time::Instant,
 };
 
@@ -48,12 +47,13 @@ use crate::{
     context::{Context, Requests, SealerLink, Watch},
     journal::Journal,
     recovery,
+    runtime::Lane,
     segment::{INFLIGHT, RECORD, SegState, Segment},
     share::{CutGuard, share_segment, take_shared_lock, write_cut_state},
-    shared::{Cmd, Inbox, Mailbox, Shared, WritePath},
+    shared::{Cmd, Inbox, Mailbox, Shared, Wake, WritePath},
     stats::{Counters, FallbackState},
     sys::Dir,
-    worker::Worker,
+    worker::{Handoff, Worker, WorkerTask},
 };
 
 /// A rotating log appender: cheap to clone, safe to share between threads.
@@ -89,7 +89,8 @@ pub struct Appender {
 /// `Shared`, so it does not keep the appender alive.
 struct Handle {
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// Where the background task hands the worker over at shutdown.
+    worker: Mutex<Option<mpsc::Receiver<Handoff>>>,
     result: Mutex<Option<Result<(), Error>>>,
 }
 
@@ -135,7 +136,12 @@ impl Appender {
         AppenderBuilder::new()
     }
 
-    pub(crate) fn start(cfg: Config) -> Result<Appender, Error> {
+    pub(crate) fn start(mut cfg: Config) -> Result<Appender, Error> {
+        // First: without threads to run on, nothing is touched on disk.
+        let rt = match cfg.runtime.take() {
+            Some(rt) => rt,
+            None => crate::Runtime::shared_default()?,
+        };
         let dir = Dir::create_and_open(&cfg.dir, cfg.dir_mode)
             .map_err(|e| Error::io("open log directory", &cfg.dir, e))?;
         // Shared mode: start-up holds the cut lock, so that it sees the log
@@ -311,7 +317,7 @@ impl Appender {
             None
         };
         let shared = Arc::new(Shared {
-            ctx: Arc::new(Context::new(cfg, dir, active_name, session)),
+            ctx: Arc::new(Context::new(cfg, rt, dir, active_name, session)),
             path: WritePath {
                 current: ArcSwap::from_pointee(first),
                 next: Mutex::new(VecDeque::new()),
@@ -319,7 +325,7 @@ impl Appender {
             },
             mail: Mailbox {
                 inbox: Mutex::new(Inbox::default()),
-                wake: Condvar::new(),
+                wake: Wake::default(),
                 space: Condvar::new(),
                 written: Condvar::new(),
             },
@@ -338,19 +344,22 @@ impl Appender {
                 sh.kick();
             }
         }));
-        let thread = std::thread::Builder::new()
-            .name(format!("logcut-{}", shared.cfg.name))
-            .spawn(move || worker.run())
-            .map_err(|e| Error::io("start background thread", shared.dir.path(), e))?;
-        shared
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(thread.thread().id());
+        let (handoff, handed) = mpsc::sync_channel(1);
+        // The waker is in place before the task first runs, so that no
+        // wake-up is missed.
+        let waker = shared.rt.idle_cell(Lane::Core);
+        shared.mail.wake.set_task(waker.clone());
+        shared.rt.install(
+            &waker,
+            Box::new(WorkerTask {
+                worker: Some(worker),
+                handoff,
+            }),
+        );
         let appender = Appender {
             handle: Arc::new(Handle {
                 shared: Arc::clone(&shared),
-                worker: Mutex::new(Some(thread)),
+                worker: Mutex::new(Some(handed)),
                 result: Mutex::new(None),
             }),
         };
@@ -550,14 +559,7 @@ impl Appender {
 
 impl Handle {
     fn shutdown(&self) -> Result<(), Error> {
-        let me = std::thread::current().id();
-        if self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&me)
-        {
+        if self.shared.rt.on_runtime_thread() {
             // From an error handler: the background thread cannot wait for
             // itself. Nothing is changed; the caller's handle shuts down.
             return Err(Error::io(
@@ -565,7 +567,7 @@ impl Handle {
                 self.shared.dir.path(),
                 io::Error::new(
                     io::ErrorKind::WouldBlock,
-                    "called from the appender's own background thread",
+                    "called from a background thread of the appender's runtime",
                 ),
             ));
         }
@@ -593,13 +595,16 @@ impl Handle {
         // SeqCst: pairs with the Acquire load in `write_direct`; a writer that
         // misses it is still in its segment's lock before the final seal.
         sh.path.closed.store(true, Ordering::SeqCst);
-        let res = sh.command(CmdKind::Shutdown, "shut down");
-        sh.mail.space.notify_all();
-        if let Some(j) = worker.take() {
-            if j.thread().id() != std::thread::current().id() {
-                let _ = j.join();
+        let res = sh.enqueue(CmdKind::Shutdown, "shut down").and_then(|rx| {
+            sh.mail.space.notify_all();
+            // The task hands the worker over; its last work (which waits
+            // for the sealer and the keeper) runs on this thread.
+            if let Some((w, tx)) = worker.take().and_then(|h| h.recv().ok()) {
+                w.close(tx);
             }
-        }
+            rx.recv()
+                .unwrap_or_else(|_| Err(Error::shutdown("shut down")))
+        });
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(res.clone());
         res
     }
@@ -695,19 +700,24 @@ impl Shared {
     }
 
     fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
-        let me = std::thread::current().id();
-        if self
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&me)
-        {
+        let rx = self.enqueue(kind, op)?;
+        rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
+    }
+
+    /// Queues a command for the background task; its answer comes on the
+    /// returned channel.
+    fn enqueue(
+        &self,
+        kind: CmdKind,
+        op: &'static str,
+    ) -> Result<mpsc::Receiver<Result<(), Error>>, Error> {
+        if self.rt.on_runtime_thread() {
             return Err(Error::io(
                 op,
                 self.dir.path(),
                 io::Error::new(
                     io::ErrorKind::WouldBlock,
-                    "called from the appender's own background thread (an error handler?)",
+                    "called from a background thread of the appender's runtime (an error handler?)",
                 ),
             ));
         }
@@ -732,7 +742,7 @@ impl Shared {
             self.mail.wake.notify_one();
         }
         self.mail.space.notify_all();
-        rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
+        Ok(rx)
     }
 
     /// An external rotation request (trigger file, SIGUSR1). Merged with

@@ -70,6 +70,7 @@ pub(crate) struct Config {
     pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
+    pub(crate) runtime: Option<crate::Runtime>,
 }
 
 impl fmt::Debug for Config {
@@ -112,6 +113,7 @@ impl fmt::Debug for Config {
 /// | [`keep`](Self::keep) | no limit |
 /// | [`max_age`](Self::max_age) | no limit |
 /// | [`max_total`](Self::max_total) | no limit |
+/// | [`runtime`](Self::runtime) | the default [`Runtime`](crate::Runtime), shared |
 #[must_use]
 #[derive(Clone)]
 pub struct AppenderBuilder {
@@ -141,6 +143,7 @@ pub struct AppenderBuilder {
     retention: Retention,
     shared: bool,
     watch_interval_set: bool,
+    runtime: Option<crate::Runtime>,
 }
 
 impl fmt::Debug for AppenderBuilder {
@@ -191,7 +194,17 @@ impl AppenderBuilder {
             retention: Retention::default(),
             shared: false,
             watch_interval_set: false,
+            runtime: None,
         }
+    }
+
+    /// The [`Runtime`](crate::Runtime) whose threads do this appender's
+    /// background work. Without one, appenders share a default runtime
+    /// ([`Runtime::shared_default`](crate::Runtime::shared_default)):
+    /// either way, a thousand appenders cost a few threads, not thousands.
+    pub fn runtime(mut self, rt: &crate::Runtime) -> Self {
+        self.runtime = Some(rt.clone());
+        self
     }
 
     /// The log directory; created (with parents, mode [`dir_mode`](Self::dir_mode)) if missing.
@@ -685,6 +698,7 @@ impl AppenderBuilder {
             compress_threads: self.compress_threads,
             before_compress: self.before_compress,
             retention: self.retention,
+            runtime: self.runtime,
         })
     }
 }

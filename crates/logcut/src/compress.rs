@@ -18,8 +18,7 @@
 
 use std::{
     io::{self, BufWriter, Write},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::Mutex,
 };
 
 use logcut_format::{
@@ -238,37 +237,11 @@ const NICE: i32 = 10;
 
 /// Lowers the calling thread's priority (Linux: `setpriority` on the
 /// thread id); best effort.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         let tid = rustix::thread::gettid();
         let _ = rustix::process::setpriority_process(Some(tid), NICE);
-    }
-}
-
-/// Runs tasks from `tasks` until it closes, reporting each outcome and the
-/// time it took through `done`.
-pub(crate) fn work(
-    sh: Arc<Context>,
-    journal: Arc<Mutex<Journal>>,
-    codec: Codec,
-    level: i32,
-    tasks: Arc<Mutex<std::sync::mpsc::Receiver<Task>>>,
-    done: impl Fn(Task, Outcome, Duration),
-) {
-    lower_priority();
-    loop {
-        let task = {
-            let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
-            rx.recv()
-        };
-        let Ok(task) = task else { return };
-        if let Some(hook) = &sh.cfg.before_compress {
-            hook(&task.file);
-        }
-        let t0 = Instant::now();
-        let res = compress(&sh, &journal, codec, level, &task);
-        done(task, res, t0.elapsed());
     }
 }
 

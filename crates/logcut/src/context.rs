@@ -1,6 +1,6 @@
 //! What the background stages of one log need to know, and nothing of the
 //! write path: configuration, the directory and names, the session,
-//! counters, error reporting, the appender's own threads, and the few flags
+//! counters, error reporting, the runtime, and the few flags
 //! the sealed side shares (retention pins, compression cancel).
 //!
 //! The sealed-segment stages (keeper, compression, retention) take only a
@@ -8,11 +8,11 @@
 //! buffer or the mailbox.
 
 use std::{
-    sync::{Arc, Mutex, atomic::AtomicBool},
+    sync::{Arc, atomic::AtomicBool},
     time::Instant,
 };
 
-use crate::{Error, builder::Config, segment::Segment, stats::Counters, sys::Dir};
+use crate::{Error, Runtime, builder::Config, segment::Segment, stats::Counters, sys::Dir};
 
 /// One log's narrow context (see the module docs).
 #[derive(Debug)]
@@ -22,9 +22,10 @@ pub(crate) struct Context {
     pub(crate) active_name: String,
     pub(crate) session: String,
     pub(crate) counters: Counters,
-    /// The appender's own threads: commands from them (an error handler
-    /// calling `rotate` or `shutdown`) would wait on themselves.
-    pub(crate) threads: Mutex<Vec<std::thread::ThreadId>>,
+    /// The runtime whose threads run this log's background tasks. Commands
+    /// from those threads (an error handler calling `rotate` or
+    /// `shutdown`) would wait on a task that may need the very thread.
+    pub(crate) rt: Runtime,
     /// Sealed segments another policy still needs: retention keeps them.
     pub(crate) pins: crate::retain::Pins,
     /// Set when shutdown's deadline passes: compressions under way stop.
@@ -32,14 +33,20 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(cfg: Config, dir: Dir, active_name: String, session: String) -> Context {
+    pub(crate) fn new(
+        cfg: Config,
+        rt: Runtime,
+        dir: Dir,
+        active_name: String,
+        session: String,
+    ) -> Context {
         Context {
+            rt,
             cfg,
             dir,
             active_name,
             session,
             counters: Counters::default(),
-            threads: Mutex::new(Vec::new()),
             pins: crate::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
         }

@@ -26,6 +26,7 @@ use crate::{
     context::Context,
     journal::Journal,
     retain::{self, Candidate},
+    runtime::{self, Lane, Mail, Next, Waker},
     stats::Counters,
     sys::Dir,
 };
@@ -47,8 +48,6 @@ pub(crate) struct Sealed {
 pub(crate) enum Msg {
     /// Newly sealed segments (their entries are durable), oldest first.
     Sealed(Vec<Sealed>),
-    /// A worker finished a task.
-    Done(Task, Outcome, Duration),
     /// Answer once nothing waits for compression or is being compressed,
     /// and retention has run (a `tick`, answered from here so that the
     /// rotating thread does not wait for compression).
@@ -88,8 +87,11 @@ pub(crate) struct Keeper {
     /// Sequence numbers waiting for a worker, oldest first.
     waiting: VecDeque<u64>,
     idle: usize,
-    tasks: Option<mpsc::Sender<Task>>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    /// How segments are compressed, if they are.
+    codec: Option<(Codec, i32)>,
+    /// Compression tasks report here, and wake the keeper.
+    done_tx: mpsc::Sender<(Task, Outcome, Duration)>,
+    waker: Option<Waker>,
     barriers: Vec<mpsc::SyncSender<Result<(), Error>>>,
     /// Recording deletions failed (a full disk): retention tries again
     /// at this time, and the delay doubles with each failure.
@@ -137,76 +139,60 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
 }
 
 impl Keeper {
-    /// Starts the keeper and its compression workers; returns the sender
-    /// for messages and the keeper's thread.
+    /// Starts the keeper's task on the log's runtime; returns its mailbox.
     pub(crate) fn start(
         sh: Arc<Context>,
         journal: Arc<Mutex<Journal>>,
         existing: Vec<Sealed>,
-    ) -> Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>), Error> {
+    ) -> Result<Mail<Msg>, Error> {
         let (tx, rx) = mpsc::channel();
-        let start_err = |e| Error::io("start background thread", sh.dir.path(), e);
+        let (done_tx, done_rx) = mpsc::channel();
+        let codec = sh.cfg.compression.codec();
         let mut keeper = Keeper {
             sh: Arc::clone(&sh),
             journal: Arc::clone(&journal),
             segs: VecDeque::new(),
             waiting: VecDeque::new(),
-            idle: 0,
-            tasks: None,
-            workers: Vec::new(),
+            idle: if codec.is_some() {
+                sh.cfg.compress_threads
+            } else {
+                0
+            },
+            codec,
+            done_tx,
+            waker: None,
             barriers: Vec::new(),
             retain_retry: None,
         };
-        let mut ids = Vec::new();
-        if let Some((codec, level)) = sh.cfg.compression.codec() {
-            let (task_tx, task_rx) = mpsc::channel();
-            let task_rx = Arc::new(Mutex::new(task_rx));
-            for i in 0..sh.cfg.compress_threads {
-                let (sh, journal, task_rx, done) = (
-                    Arc::clone(&sh),
-                    Arc::clone(&journal),
-                    Arc::clone(&task_rx),
-                    tx.clone(),
-                );
-                let t = std::thread::Builder::new()
-                    .name(format!("logcut-compress-{}-{i}", sh.cfg.name))
-                    .spawn(move || {
-                        compress::work(sh, journal, codec, level, task_rx, |t, o, d| {
-                            let _ = done.send(Msg::Done(t, o, d));
-                        })
-                    })
-                    .map_err(start_err)?;
-                ids.push(t.thread().id());
-                keeper.workers.push(t);
-                keeper.idle += 1;
-            }
-            keeper.tasks = Some(task_tx);
-        }
         keeper.add(existing);
-        let thread = std::thread::Builder::new()
-            .name(format!("logcut-keep-{}", sh.cfg.name))
-            .spawn(move || keeper.run(rx))
-            .map_err(start_err)?;
-        ids.push(thread.thread().id());
-        sh.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(ids);
-        let kick = Mutex::new(tx.clone());
+        let waker = sh.rt.idle_cell(Lane::Core);
+        keeper.waker = Some(waker.clone());
+        let mail = Mail::new(tx, waker.clone());
+        let kick = Mutex::new(mail.clone());
         sh.cfg.clock.subscribe(Arc::new(move || {
             let _ = kick
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .send(Msg::Kick);
         }));
-        Ok((tx, thread))
+        sh.rt.install(
+            &waker,
+            Box::new(KeeperTask {
+                keeper,
+                rx,
+                done_rx,
+                shutdown: None,
+                disconnected: false,
+            }),
+        );
+        Ok(mail)
     }
 
     fn add(&mut self, sealed: Vec<Sealed>) {
         for info in sealed {
             let state = if info.compressed.is_some() {
                 State::Compressed
-            } else if self.tasks.is_some() {
+            } else if self.codec.is_some() {
                 self.waiting.push_back(info.seq);
                 State::Waiting
             } else {
@@ -217,70 +203,6 @@ impl Keeper {
                 state,
                 failures: 0,
             });
-        }
-    }
-
-    fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        let mut shutdown: Option<(Instant, mpsc::SyncSender<()>)> = None;
-        loop {
-            let dispatch = shutdown.as_ref().is_none_or(|(d, _)| Instant::now() < *d);
-            if dispatch {
-                self.requeue_failed();
-                self.dispatch();
-            } else {
-                self.give_up_waiting();
-            }
-            self.retain();
-            self.publish();
-            if self.idle_now() {
-                for b in self.barriers.drain(..) {
-                    let _ = b.send(Ok(()));
-                }
-            }
-            if shutdown.is_some() && self.busy() == 0 {
-                break;
-            }
-            let timeout = match &shutdown {
-                Some((d, _)) => Some(d.saturating_duration_since(Instant::now())),
-                None => min_wait(self.next_expiry(), self.next_retry()),
-            };
-            let msg = match timeout {
-                Some(t) if shutdown.is_some() && t.is_zero() => {
-                    // Past the deadline: stop the tasks under way (they
-                    // remove their partial files) and wait for them.
-                    // Relaxed: read on its own by the compressing threads.
-                    self.sh
-                        .compress_cancel
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    rx.recv().ok()
-                }
-                Some(t) => match rx.recv_timeout(t) {
-                    Ok(m) => Some(m),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
-                },
-                None => rx.recv().ok(),
-            };
-            match msg {
-                Some(Msg::Sealed(s)) => self.add(s),
-                Some(Msg::Done(task, res, took)) => self.done(task, res, took),
-                Some(Msg::Barrier(b)) => self.barriers.push(b),
-                Some(Msg::Kick) => {}
-                Some(Msg::Shutdown(deadline, reply)) => shutdown = Some((deadline, reply)),
-                None => break,
-            }
-        }
-        // Workers see the task channel close and end.
-        self.tasks = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        self.publish();
-        for b in self.barriers.drain(..) {
-            let _ = b.send(Ok(()));
-        }
-        if let Some((_, reply)) = shutdown {
-            let _ = reply.send(());
         }
     }
 
@@ -346,7 +268,9 @@ impl Keeper {
 
     /// Hands waiting segments to idle workers, oldest first.
     fn dispatch(&mut self) {
-        let Some(tasks) = &self.tasks else { return };
+        let Some((codec, level)) = self.codec else {
+            return;
+        };
         while self.idle > 0 {
             let Some(seq) = self.waiting.pop_front() else {
                 return;
@@ -360,10 +284,16 @@ impl Keeper {
                 bytes: seg.info.bytes,
                 crc32: seg.info.crc32,
             };
-            if tasks.send(task).is_err() {
-                seg.state = State::Plain;
-                continue;
-            }
+            let job = CompressJob {
+                sh: Arc::clone(&self.sh),
+                journal: Arc::clone(&self.journal),
+                codec,
+                level,
+                task: Some(task),
+                done: self.done_tx.clone(),
+                waker: self.waker.clone(),
+            };
+            self.sh.rt.spawn(Lane::Compress, Box::new(job));
             seg.state = State::Busy;
             self.idle -= 1;
         }
@@ -530,5 +460,130 @@ fn min_wait(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// The keeper as a runtime task.
+struct KeeperTask {
+    keeper: Keeper,
+    rx: mpsc::Receiver<Msg>,
+    done_rx: mpsc::Receiver<(Task, Outcome, Duration)>,
+    /// Shutdown's deadline and the caller waiting for it.
+    shutdown: Option<(Instant, mpsc::SyncSender<()>)>,
+    /// Every sender is gone without a shutdown (a start that failed).
+    disconnected: bool,
+}
+
+impl KeeperTask {
+    /// Takes every message queued.
+    fn take_messages(&mut self) {
+        while let Ok((task, res, took)) = self.done_rx.try_recv() {
+            self.keeper.done(task, res, took);
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Sealed(s)) => self.keeper.add(s),
+                Ok(Msg::Barrier(b)) => self.keeper.barriers.push(b),
+                Ok(Msg::Kick) => {}
+                Ok(Msg::Shutdown(deadline, reply)) => self.shutdown = Some((deadline, reply)),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.disconnected = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Next {
+        let k = &mut self.keeper;
+        k.publish();
+        for b in k.barriers.drain(..) {
+            let _ = b.send(Ok(()));
+        }
+        if let Some((_, reply)) = self.shutdown.take() {
+            let _ = reply.send(());
+        }
+        Next::Done
+    }
+}
+
+impl runtime::Task for KeeperTask {
+    fn run(&mut self) -> Next {
+        self.take_messages();
+        let k = &mut self.keeper;
+        let dispatch = self
+            .shutdown
+            .as_ref()
+            .is_none_or(|(d, _)| Instant::now() < *d);
+        if dispatch && !self.disconnected {
+            k.requeue_failed();
+            k.dispatch();
+        } else {
+            k.give_up_waiting();
+        }
+        k.retain();
+        k.publish();
+        if k.idle_now() {
+            for b in k.barriers.drain(..) {
+                let _ = b.send(Ok(()));
+            }
+        }
+        if (self.shutdown.is_some() || self.disconnected) && k.busy() == 0 {
+            return self.finish();
+        }
+        if self.disconnected {
+            // Compressions under way report back and wake the task.
+            return Next::Idle;
+        }
+        match &self.shutdown {
+            Some((d, _)) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Past the deadline: stop the tasks under way (they
+                    // remove their partial files) and wait for them; each
+                    // reports back and wakes the task. Relaxed: read on
+                    // its own by the compressing threads.
+                    k.sh.compress_cancel
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    Next::Idle
+                } else {
+                    Next::After(left)
+                }
+            }
+            None => match min_wait(k.next_expiry(), k.next_retry()) {
+                Some(t) if t.is_zero() => Next::Again,
+                Some(t) => Next::After(t),
+                None => Next::Idle,
+            },
+        }
+    }
+}
+
+/// One segment's compression, a one-shot task on the compression lane.
+struct CompressJob {
+    sh: Arc<Context>,
+    journal: Arc<Mutex<Journal>>,
+    codec: Codec,
+    level: i32,
+    task: Option<Task>,
+    done: mpsc::Sender<(Task, Outcome, Duration)>,
+    waker: Option<Waker>,
+}
+
+impl runtime::Task for CompressJob {
+    fn run(&mut self) -> Next {
+        if let Some(task) = self.task.take() {
+            if let Some(hook) = &self.sh.cfg.before_compress {
+                hook(&task.file);
+            }
+            let t0 = Instant::now();
+            let res = compress::compress(&self.sh, &self.journal, self.codec, self.level, &task);
+            let _ = self.done.send((task, res, t0.elapsed()));
+            if let Some(w) = &self.waker {
+                w.wake();
+            }
+        }
+        Next::Done
     }
 }

@@ -30,7 +30,14 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   that sort in time order: `app.2026-11-24T10-00-00.000Z.000042.log` (the
   start of the segment in UTC, then its sequence number).
 - A cut is an atomic pointer swap to a segment prepared in advance; renames,
-  fsync and manifest appends run on two background threads.
+  fsync and manifest appends run in the background.
+- **One runtime for many logs**: every appender's background work (Buffered
+  batches, cuts and renames, sealing, compression, retention) runs as tasks
+  on the threads of a [`Runtime`], shared by all the appenders built
+  without one ([`AppenderBuilder::runtime`] gives one explicitly). A
+  thousand open logs cost its 4 threads (plus at most 2 for compression,
+  started when needed), not thousands. Only a trigger file's watch and
+  signal handling start threads of their own, when asked for.
 - **External triggers**: a trigger file ([`AppenderBuilder::trigger_file`],
   feature `trigger`: a cron job's `touch`, `logcut rotate`), SIGUSR1 and
   SIGHUP ([`AppenderBuilder::signals`], feature `signals`). When someone
@@ -242,8 +249,9 @@ the background thread writes the record (within a millisecond of it being
 accepted). See [`Interval`] for DST and [`min_size`](AppenderBuilder::min_size)
 for idle services.
 
-**Compression** runs on threads of its own, after a segment's seal entry
-is durable; writers, the rotating thread and the sealer never wait for it.
+**Compression** runs on the runtime's compression threads (at a lower
+priority), after a segment's seal entry is durable; writers, the rotating
+task and the sealer never wait for it.
 A segment is replaced crash-safely: the compressed file is written as
 `<segment>.zst.tmp` (or `.gz.tmp`), checked against the seal's checksum
 while it is written, `fdatasync`ed, renamed into place, the directory
@@ -394,10 +402,21 @@ configuration error, and readers report its segments as unreadable.
   exceeded while the oldest segment is being compressed.
 - The manifest keeps a line for every segment ever sealed, compressed or
   deleted: it grows with the log's history (about 300 bytes per segment).
-  Without a retention limit, the compression thread also keeps a small
-  entry per segment in memory for the appender's lifetime.
-- If starting the appender fails after its compression thread started
-  (a thread that cannot be spawned), that thread is left running.
+  Without a retention limit, the keeper also keeps a small entry per
+  segment in memory for the appender's lifetime.
+- A runtime thread waits while a task waits in the kernel: an `fsync`, a
+  write to a slow disk, and in shared mode another process's lock on the
+  cut file. Other logs' tasks then run on the remaining threads (there are
+  at least 2), later than they would. Shared mode's sealer does not wait
+  for the other processes to leave a segment: it looks again every few
+  milliseconds.
+- `rotate`, `reopen`, `tick` and `shutdown` called from a runtime thread
+  (an error handler) fail with `WouldBlock` for every appender on that
+  runtime, not only the handler's own: the task they would wait for may
+  need that very thread.
+- Many logs in **one directory** make each start slower: recovery reads
+  the whole directory, so a thousand logs there take seconds to start
+  where a thousand directories take half a second.
 */
 
 #![deny(missing_docs)]
@@ -418,6 +437,7 @@ mod metrics;
 mod policy;
 mod recovery;
 mod retain;
+mod runtime;
 mod sealer;
 mod segment;
 mod share;
@@ -443,6 +463,7 @@ pub use crate::{
     guard::ShutdownGuard,
     handler::ErrorHandler,
     policy::{Interval, parse_duration, parse_size},
+    runtime::{Runtime, RuntimeBuilder},
     stats::{FallbackState, LatencyHistogram, Stats},
 };
 pub use logcut_format::{Problem, ProblemKind, Report, manifest::SealReason};

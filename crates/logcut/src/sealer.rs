@@ -21,6 +21,7 @@ use crate::{
     context::{Context, SealerLink},
     journal::Journal,
     keeper::{self, Sealed},
+    runtime::{Mail, Next, Task},
     segment::Segment,
     stats::Counters,
 };
@@ -31,6 +32,9 @@ pub(crate) enum Job {
     Seal(Vec<Arc<Segment>>),
     /// Answer once every earlier job is done.
     Barrier(mpsc::SyncSender<()>),
+    /// A `tick`: once every earlier job is done, passed on to the keeper
+    /// (which answers once it caught up), or answered here without one.
+    Tick(mpsc::SyncSender<Result<(), Error>>),
     /// Record the session's end, then stop.
     Close(CloseJob),
 }
@@ -56,7 +60,7 @@ pub(crate) struct Sealer {
     /// their (rare) entries between the sealer's.
     journal: Arc<Mutex<Journal>>,
     /// Where sealed segments go next (compression, retention), if anywhere.
-    keeper: Option<mpsc::Sender<keeper::Msg>>,
+    keeper: Option<Mail<keeper::Msg>>,
     next_first: u64,
     accepted: u64,
     /// Shared mode: records of the parts read from the manifest, by
@@ -65,6 +69,9 @@ pub(crate) struct Sealer {
     /// Shared mode: a segment left unsealed at shutdown's deadline, for
     /// `close` to return.
     gave_up: Option<Error>,
+    /// Shared mode: the last `seal` stopped at a segment another process
+    /// still writes; it is tried again shortly (not an error).
+    not_alone: bool,
 }
 
 impl Sealer {
@@ -72,7 +79,7 @@ impl Sealer {
         sh: Arc<Context>,
         link: Arc<dyn SealerLink>,
         journal: Arc<Mutex<Journal>>,
-        keeper: Option<mpsc::Sender<keeper::Msg>>,
+        keeper: Option<Mail<keeper::Msg>>,
         next_first: u64,
     ) -> Sealer {
         Sealer {
@@ -84,6 +91,7 @@ impl Sealer {
             accepted: 0,
             parts: std::collections::HashMap::new(),
             gave_up: None,
+            not_alone: false,
         }
     }
 
@@ -106,70 +114,6 @@ impl Sealer {
                 let written = e.operation() == "sync manifest";
                 self.sh.report(e);
                 written
-            }
-        }
-    }
-
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
-        let mut backlog: Vec<Arc<Segment>> = Vec::new();
-        let mut retry = self.sh.cfg.backoff_min;
-        // A job taken while gathering seal jobs, handled next.
-        let mut next: Option<Job> = None;
-        loop {
-            // While a manifest append is failing, retry after a delay; any
-            // new job wakes us early.
-            let job = if let Some(j) = next.take() {
-                Some(j)
-            } else if backlog.is_empty() {
-                rx.recv().ok()
-            } else {
-                match rx.recv_timeout(retry) {
-                    Ok(j) => Some(j),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            };
-            match job {
-                Some(Job::Seal(segs)) => {
-                    backlog.extend(segs);
-                    // Segments that queued up while the last ones were
-                    // synced are sealed together: one directory sync and
-                    // one manifest append (and sync) for all of them.
-                    loop {
-                        match rx.try_recv() {
-                            Ok(Job::Seal(more)) => backlog.extend(more),
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Some(Job::Barrier(tx)) => {
-                    self.seal(&mut backlog);
-                    let _ = tx.send(());
-                    continue;
-                }
-                Some(Job::Close(c)) => {
-                    let res = self.close(
-                        &mut backlog,
-                        c.lost_records,
-                        c.lost_bytes,
-                        c.accepted,
-                        c.extra_accepted,
-                        c.deadline,
-                    );
-                    let _ = c.reply.send(res);
-                    return;
-                }
-                None if backlog.is_empty() => return,
-                None => {}
-            }
-            if self.seal(&mut backlog) {
-                retry = self.sh.cfg.backoff_min;
-            } else {
-                retry = retry.saturating_mul(2).min(self.sh.cfg.backoff_max);
             }
         }
     }
@@ -295,25 +239,21 @@ impl Sealer {
         self.link.retire(&retired, rotations);
     }
 
-    /// Shared mode: takes the exclusive lock on a segment's file, that is,
-    /// waits until every other process has left it. Polls, so that
-    /// shutdown's deadline (`SealerLink::close_by`) can end the wait: `false`
-    /// then. (A sleep in the library: there is no event to wait for when
-    /// another process releases a flock, other than a blocking `flock`
-    /// that no deadline could end.)
-    fn wait_alone(&self, file: &std::fs::File) -> std::io::Result<bool> {
-        let mut pause = Duration::from_micros(50);
-        loop {
-            if crate::sys::flock(file, crate::sys::Flock::TryExclusive)? {
-                return Ok(true);
-            }
-            let by = self.link.close_by();
-            if by.is_some_and(|t| Instant::now() >= t) {
-                return Ok(false);
-            }
-            std::thread::park_timeout(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
+    /// Shared mode: takes the exclusive lock on a segment's file if every
+    /// other process has left it: `Some(true)`; `Some(false)` once
+    /// shutdown's deadline (`SealerLink::close_by`) has passed; `None` if
+    /// others still write it (the task tries again shortly: there is no
+    /// event to wait for when another process releases a flock, and a
+    /// blocking `flock` would hold a runtime thread).
+    fn try_alone(&self, file: &std::fs::File) -> std::io::Result<Option<bool>> {
+        if crate::sys::flock(file, crate::sys::Flock::TryExclusive)? {
+            return Ok(Some(true));
         }
+        let by = self.link.close_by();
+        if by.is_some_and(|t| Instant::now() >= t) {
+            return Ok(Some(false));
+        }
+        Ok(None)
     }
 
     /// Shared mode: for each segment, in order, records this process's part
@@ -364,9 +304,13 @@ impl Sealer {
             } else {
                 // Wait until every other writer has left it (each one
                 // records its part first).
-                match self.wait_alone(&seg.file) {
-                    Ok(true) => {}
-                    Ok(false) => {
+                match self.try_alone(&seg.file) {
+                    Ok(None) => {
+                        self.not_alone = true;
+                        return false;
+                    }
+                    Ok(Some(true)) => {}
+                    Ok(Some(false)) => {
                         // Shutdown's deadline passed: leave it to the next
                         // appender that starts alone (crash recovery).
                         let err = Error::io(
@@ -480,7 +424,19 @@ impl Sealer {
         let sh = Arc::clone(&self.sh);
         let mut first_err = None;
         let mut retry = Duration::from_millis(10);
-        while !self.seal(backlog) {
+        let mut pause = Duration::from_micros(50);
+        loop {
+            self.not_alone = false;
+            if self.seal(backlog) {
+                break;
+            }
+            if self.not_alone {
+                // Others still write a segment: look again shortly (past
+                // shutdown's deadline, `try_alone` gives up on it).
+                std::thread::park_timeout(pause);
+                pause = (pause * 2).min(Duration::from_millis(2));
+                continue;
+            }
             if Instant::now() >= deadline {
                 let path = self
                     .journal
@@ -544,5 +500,167 @@ impl Read for ReadAt<'_> {
         let n = std::os::unix::fs::FileExt::read_at(self.0, buf, self.1)?;
         self.1 += n as u64;
         Ok(n)
+    }
+}
+
+/// The sealer as a runtime task: takes the jobs queued, seals what they
+/// bring in rounds (one directory sync and one manifest append for the
+/// segments of a round), and asks to run again while something waits.
+pub(crate) struct SealerTask {
+    sealer: Sealer,
+    rx: mpsc::Receiver<Job>,
+    backlog: Vec<Arc<Segment>>,
+    /// A job taken while gathering seal jobs, or one that waits until the
+    /// backlog is sealed (a barrier behind a segment others still write).
+    next: Option<Job>,
+    /// While a manifest append fails: the delay before the next attempt,
+    /// and when that is.
+    retry: Duration,
+    retry_at: Option<Instant>,
+    /// Shared mode: the delay before looking again whether the other
+    /// writers left a segment.
+    pause: Duration,
+}
+
+impl SealerTask {
+    pub(crate) fn new(sealer: Sealer, rx: mpsc::Receiver<Job>) -> SealerTask {
+        let retry = sealer.sh.cfg.backoff_min;
+        SealerTask {
+            sealer,
+            rx,
+            backlog: Vec::new(),
+            next: None,
+            retry,
+            retry_at: None,
+            pause: Duration::from_micros(50),
+        }
+    }
+
+    /// One attempt at sealing the backlog; what to do next if it failed.
+    fn seal(&mut self) -> Option<Next> {
+        self.sealer.not_alone = false;
+        if self.sealer.seal(&mut self.backlog) {
+            self.retry = self.sealer.sh.cfg.backoff_min;
+            self.retry_at = None;
+            self.pause = Duration::from_micros(50);
+            return None;
+        }
+        if self.sealer.not_alone {
+            let wait = self.pause;
+            self.pause = (self.pause * 2).min(Duration::from_millis(2));
+            return Some(Next::After(wait));
+        }
+        let wait = self.retry;
+        self.retry = self
+            .retry
+            .saturating_mul(2)
+            .min(self.sealer.sh.cfg.backoff_max);
+        self.retry_at = Instant::now().checked_add(wait);
+        Some(Next::After(wait))
+    }
+}
+
+impl Task for SealerTask {
+    fn run(&mut self) -> Next {
+        loop {
+            let job = match self.next.take() {
+                Some(j) => Some(j),
+                None => match self.rx.try_recv() {
+                    Ok(j) => Some(j),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    // The appender is gone without closing (a start that
+                    // failed): seal what is here, then stop.
+                    Err(mpsc::TryRecvError::Disconnected) if self.backlog.is_empty() => {
+                        return Next::Done;
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                },
+            };
+            match job {
+                Some(Job::Seal(segs)) => {
+                    self.backlog.extend(segs);
+                    // Segments that queued up while the last ones were
+                    // synced are sealed together: one directory sync and
+                    // one manifest append (and sync) for all of them.
+                    loop {
+                        match self.rx.try_recv() {
+                            Ok(Job::Seal(more)) => self.backlog.extend(more),
+                            Ok(other) => {
+                                self.next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(n) = self.seal() {
+                        return self.wait(n);
+                    }
+                }
+                Some(Job::Barrier(tx)) => {
+                    if let Some(Next::After(d)) = self.seal() {
+                        if self.sealer.not_alone {
+                            self.next = Some(Job::Barrier(tx));
+                            return Next::After(d);
+                        }
+                    }
+                    let _ = tx.send(());
+                }
+                Some(Job::Tick(tx)) => {
+                    if let Some(Next::After(d)) = self.seal() {
+                        if self.sealer.not_alone {
+                            self.next = Some(Job::Tick(tx));
+                            return Next::After(d);
+                        }
+                    }
+                    match &self.sealer.keeper {
+                        Some(k) => {
+                            if let Err(e) = k.send(keeper::Msg::Barrier(tx)) {
+                                if let keeper::Msg::Barrier(tx) = e.0 {
+                                    let _ = tx.send(Ok(()));
+                                }
+                            }
+                        }
+                        None => {
+                            let _ = tx.send(Ok(()));
+                        }
+                    }
+                }
+                Some(Job::Close(c)) => {
+                    let res = self.sealer.close(
+                        &mut self.backlog,
+                        c.lost_records,
+                        c.lost_bytes,
+                        c.accepted,
+                        c.extra_accepted,
+                        c.deadline,
+                    );
+                    let _ = c.reply.send(res);
+                    return Next::Done;
+                }
+                None if self.backlog.is_empty() => return Next::Idle,
+                None => {
+                    // Woken with nothing new: a retry whose time has come
+                    // (or not yet).
+                    if let Some(at) = self.retry_at {
+                        let now = Instant::now();
+                        if now < at && !self.sealer.not_alone {
+                            return Next::After(at - now);
+                        }
+                    }
+                    return match self.seal() {
+                        Some(n) => n,
+                        None => Next::Again,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl SealerTask {
+    /// After a failed round: a queued job is still taken at once (a
+    /// barrier or the close must not wait for the backoff).
+    fn wait(&mut self, n: Next) -> Next {
+        if self.next.is_some() { Next::Again } else { n }
     }
 }

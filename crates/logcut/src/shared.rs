@@ -8,8 +8,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Condvar, Mutex, atomic::AtomicBool, mpsc},
-    time::Instant,
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard, OnceLock, WaitTimeoutResult, atomic::AtomicBool, mpsc,
+    },
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -17,8 +19,43 @@ use arc_swap::ArcSwap;
 use crate::{
     Error,
     context::{Context, Watch},
+    runtime::Waker,
     segment::Segment,
 };
+
+/// How writers and callers wake the background task: its runtime waker,
+/// and a condition variable for shutdown, which runs the task's last work
+/// on the caller's thread and waits there.
+#[derive(Default)]
+pub(crate) struct Wake {
+    cv: Condvar,
+    task: OnceLock<Waker>,
+}
+
+impl Wake {
+    /// Set once, when the task is started.
+    pub(crate) fn set_task(&self, waker: Waker) {
+        let _ = self.task.set(waker);
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.cv.notify_one();
+        if let Some(w) = self.task.get() {
+            w.wake();
+        }
+    }
+
+    /// Shutdown only: waits for a notification or the timeout.
+    pub(crate) fn wait_timeout<'a>(
+        &self,
+        q: MutexGuard<'a, Inbox>,
+        d: Duration,
+    ) -> (MutexGuard<'a, Inbox>, WaitTimeoutResult) {
+        self.cv
+            .wait_timeout(q, d)
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// A request to the background thread, answered on its channel. `Rotate`
 /// and `Reopen` without a channel come from a trigger or a signal: nobody
@@ -78,8 +115,8 @@ pub(crate) struct WritePath {
 /// thread, and the waits around them.
 pub(crate) struct Mailbox {
     pub(crate) inbox: Mutex<Inbox>,
-    /// The background thread waits here for work.
-    pub(crate) wake: Condvar,
+    /// Wakes the background task (and shutdown, which waits on it).
+    pub(crate) wake: Wake,
     /// Buffered writers wait here for room.
     pub(crate) space: Condvar,
     /// `flush` waits here for records to be written.

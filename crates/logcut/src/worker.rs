@@ -39,7 +39,8 @@ use crate::{
     builder::Fsync,
     journal::Journal,
     keeper::{self, Keeper},
-    sealer::{CloseJob, Job, Sealer},
+    runtime::{Lane, Mail, Next, Task},
+    sealer::{CloseJob, Job, Sealer, SealerTask},
     segment::{SegState, Segment},
     share::{self, CutGuard},
     shared::{Cmd, Shared},
@@ -47,6 +48,12 @@ use crate::{
     sys::FileInfo,
 };
 use logcut_format::lock::CutState;
+
+/// What `poll` found.
+enum Poll {
+    Sleep(Option<Duration>),
+    Work(Vec<Cmd>),
+}
 
 /// Exponential backoff with the three circuit-breaker states: closed (no
 /// failure), open (failed; wait until `open_until`), half-open (the wait
@@ -110,11 +117,9 @@ pub(crate) struct Worker {
     sh: Arc<Shared>,
     /// Sequence number of the segment at the active path.
     active_seq: u64,
-    sealer: std::sync::mpsc::Sender<Job>,
-    sealer_thread: Option<std::thread::JoinHandle<()>>,
+    sealer: Mail<Job>,
     /// The keeper (compression, retention), when configured.
-    keeper: Option<std::sync::mpsc::Sender<keeper::Msg>>,
-    keeper_thread: Option<std::thread::JoinHandle<()>>,
+    keeper: Option<Mail<keeper::Msg>>,
     next_seq: u64,
     prepare: Breaker,
     write: Breaker,
@@ -128,6 +133,59 @@ pub(crate) struct Worker {
     accepted: u64,
     lost_records: u64,
     lost_bytes: u64,
+    /// When the task asked to run again (a timeout it waits for).
+    wake_at: Option<Instant>,
+    /// Buffered mode: it waits `LINGER` for more records before writing.
+    lingering: bool,
+}
+
+/// What the background task does after a step.
+pub(crate) enum Step {
+    /// Nothing to do until woken, or until this long has passed.
+    Sleep(Option<Duration>),
+    /// Look again at once.
+    Again,
+    /// Shut down: the caller's thread finishes (`Worker::close`).
+    Shutdown(std::sync::mpsc::SyncSender<Result<(), Error>>),
+}
+
+/// The worker as a runtime task. At shutdown it hands the worker to the
+/// thread that called `shutdown`, which finishes there: finishing waits
+/// for the sealer and the keeper, tasks that may need this very thread.
+pub(crate) struct WorkerTask {
+    pub(crate) worker: Option<Worker>,
+    pub(crate) handoff: std::sync::mpsc::SyncSender<Handoff>,
+}
+
+/// The worker and the caller waiting for shutdown's result.
+pub(crate) type Handoff = (Worker, std::sync::mpsc::SyncSender<Result<(), Error>>);
+
+impl Task for WorkerTask {
+    fn run(&mut self) -> Next {
+        let Some(w) = self.worker.as_mut() else {
+            return Next::Done;
+        };
+        match w.step() {
+            Step::Sleep(None) => Next::Idle,
+            Step::Sleep(Some(d)) if d.is_zero() => Next::Again,
+            Step::Sleep(Some(d)) => Next::After(d),
+            Step::Again => Next::Again,
+            Step::Shutdown(tx) => {
+                if let Some(w) = self.worker.take() {
+                    if let Err(
+                        std::sync::mpsc::TrySendError::Full((w, tx))
+                        | std::sync::mpsc::TrySendError::Disconnected((w, tx)),
+                    ) = self.handoff.try_send((w, tx))
+                    {
+                        // Nobody waits (cannot happen: shutdown waits for
+                        // it); finish here rather than not at all.
+                        w.close(tx);
+                    }
+                }
+                Next::Done
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -139,15 +197,19 @@ impl Worker {
         sealed: Vec<keeper::Sealed>,
     ) -> Result<Worker, Error> {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let rt = sh.rt.clone();
         let journal = Arc::new(std::sync::Mutex::new(journal));
-        let (keeper, keeper_thread) =
-            if sh.cfg.compression.codec().is_some() || !sh.cfg.retention.is_none() {
-                let (k, t) = Keeper::start(Arc::clone(&sh.ctx), Arc::clone(&journal), sealed)?;
-                (Some(k), Some(t))
-            } else {
-                (None, None)
-            };
+        let keeper = if sh.cfg.compression.codec().is_some() || !sh.cfg.retention.is_none() {
+            Some(Keeper::start(
+                Arc::clone(&sh.ctx),
+                Arc::clone(&journal),
+                sealed,
+            )?)
+        } else {
+            None
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waker = rt.idle_cell(Lane::Core);
         let sealer = Sealer::new(
             Arc::clone(&sh.ctx),
             Arc::clone(&sh) as Arc<dyn crate::context::SealerLink>,
@@ -155,24 +217,15 @@ impl Worker {
             keeper.clone(),
             next_first,
         );
-        let thread = std::thread::Builder::new()
-            .name(format!("logcut-seal-{}", sh.cfg.name))
-            .spawn(move || sealer.run(rx))
-            .map_err(|e| Error::io("start background thread", sh.dir.path(), e))?;
-        sh.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(thread.thread().id());
+        rt.install(&waker, Box::new(SealerTask::new(sealer, rx)));
         Ok(Worker {
             // The active file was just created: the first check is due one
             // interval from now.
             last_check: Some(sh.cfg.clock.now()),
             active_seq: next_seq - 1,
             sh,
-            sealer: tx,
-            sealer_thread: Some(thread),
+            sealer: Mail::new(tx, waker),
             keeper,
-            keeper_thread,
             next_seq,
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
@@ -182,6 +235,8 @@ impl Worker {
             accepted: 0,
             lost_records: 0,
             lost_bytes: 0,
+            wake_at: None,
+            lingering: false,
         })
     }
 
@@ -189,119 +244,101 @@ impl Worker {
         self.sh.cfg.clock.now()
     }
 
-    pub(crate) fn run(mut self) {
-        loop {
-            let urgent = self.wait();
-            self.process_batch();
-            self.housekeeping();
-            let mut shutdown = None;
-            for cmd in urgent {
-                match cmd {
-                    Cmd::Tick(tx) => {
-                        self.sealer_barrier();
-                        // The keeper answers once compression and retention
-                        // caught up; this thread does not wait for it.
-                        match &self.keeper {
-                            Some(k) => {
-                                if let Err(e) = k.send(keeper::Msg::Barrier(tx)) {
-                                    if let keeper::Msg::Barrier(tx) = e.0 {
-                                        let _ = tx.send(Ok(()));
-                                    }
-                                }
-                            }
-                            None => {
-                                let _ = tx.send(Ok(()));
-                            }
+    /// One round of the background work: takes what is queued, writes,
+    /// cuts, seals, answers commands. Never waits for another task.
+    pub(crate) fn step(&mut self) -> Step {
+        let urgent = match self.poll() {
+            Poll::Sleep(d) => return Step::Sleep(d),
+            Poll::Work(urgent) => urgent,
+        };
+        self.process_batch();
+        self.housekeeping();
+        let mut shutdown = None;
+        for cmd in urgent {
+            match cmd {
+                Cmd::Tick(tx) => {
+                    self.seal_ready();
+                    // The sealer answers once it has sealed everything
+                    // before, or passes the tick on to the keeper, which
+                    // answers once compression and retention caught up.
+                    if let Err(e) = self.sealer.send(Job::Tick(tx)) {
+                        if let Job::Tick(tx) = e.0 {
+                            let _ = tx.send(Ok(()));
                         }
                     }
-                    Cmd::Shutdown(tx) => shutdown = Some(tx),
-                    Cmd::Rotate(tx) => self.rotate(tx),
-                    Cmd::Reopen(tx) => {
-                        let res = self.reopen_now();
-                        self.seal_ready();
-                        answer(tx, res, &self.sh);
-                    }
+                }
+                Cmd::Shutdown(tx) => shutdown = Some(tx),
+                Cmd::Rotate(tx) => self.rotate(tx),
+                Cmd::Reopen(tx) => {
+                    let res = self.reopen_now();
+                    self.seal_ready();
+                    answer(tx, res, &self.sh);
                 }
             }
-            if let Some(tx) = shutdown {
-                let res = self.finish();
-                {
-                    let mut q = self.sh.lock_inbox();
-                    q.gone = true;
-                    // Anything still queued (nothing, normally) is answered.
-                    for (_, c) in q.cmds.drain(..) {
-                        reply(c, Err(Error::shutdown("rotate")));
-                    }
-                }
-                self.sh.mail.written.notify_all();
-                self.sh.mail.space.notify_all();
-                let _ = tx.send(res);
-                return;
-            }
+        }
+        match shutdown {
+            Some(tx) => Step::Shutdown(tx),
+            None => Step::Again,
         }
     }
 
-    /// Waits for work; takes buffered records and commands. Returns the
-    /// commands that are not tied to a position among the records.
-    fn wait(&mut self) -> Vec<Cmd> {
+    /// Shutdown, on the caller's thread: finishes the session and answers.
+    pub(crate) fn close(mut self, tx: std::sync::mpsc::SyncSender<Result<(), Error>>) {
+        let res = self.finish();
+        {
+            let mut q = self.sh.lock_inbox();
+            q.gone = true;
+            // Anything still queued (nothing, normally) is answered.
+            for (_, c) in q.cmds.drain(..) {
+                reply(c, Err(Error::shutdown("rotate")));
+            }
+        }
+        self.sh.mail.written.notify_all();
+        self.sh.mail.space.notify_all();
+        let _ = tx.send(res);
+    }
+
+    /// Looks for work; takes buffered records and commands. Returns the
+    /// commands that are not tied to a position among the records, or how
+    /// long to sleep (writers wake the task once `sleeping` is set).
+    fn poll(&mut self) -> Poll {
         let sh = Arc::clone(&self.sh);
         // Computed before taking the inbox lock: it locks segments, and a
         // segment's lock is always taken before the inbox's, never after.
         // Anything that changes meanwhile sets `kick`, checked below.
         let timeout = self.next_wake();
         let mut q = sh.lock_inbox();
-        loop {
-            let can_take = self.batch.is_none();
-            let has_records = can_take && !q.ends.is_empty();
-            let has_cmds = q
-                .cmds
-                .iter()
-                .any(|(_, c)| can_take || !matches!(c, Cmd::Rotate(_)));
-            if has_records || has_cmds || q.kick {
-                break;
-            }
-            if timeout == Some(Duration::ZERO) {
-                break;
-            }
+        q.sleeping = false;
+        let can_take = self.batch.is_none();
+        let has_records = can_take && !q.ends.is_empty();
+        let has_cmds = q
+            .cmds
+            .iter()
+            .any(|(_, c)| can_take || !matches!(c, Cmd::Rotate(_)));
+        let timed_out = self.wake_at.is_some_and(|t| Instant::now() >= t);
+        if !(has_records || has_cmds || q.kick || timed_out || timeout == Some(Duration::ZERO)) {
             q.sleeping = true;
-            q = match timeout {
-                Some(d) => {
-                    let (g, r) = sh
-                        .mail
-                        .wake
-                        .wait_timeout(q, d)
-                        .unwrap_or_else(|e| e.into_inner());
-                    if r.timed_out() {
-                        let mut g = g;
-                        g.sleeping = false;
-                        q = g;
-                        break;
-                    }
-                    g
-                }
-                None => sh.mail.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
-            };
-            q.sleeping = false;
+            self.wake_at = timeout.and_then(|d| Instant::now().checked_add(d));
+            return Poll::Sleep(timeout);
         }
         // A few records only: linger briefly so they go out in one write
         // with those that follow (a writer crossing the threshold, a flush
         // or a command cuts the wait short).
-        if self.batch.is_none()
+        if !self.lingering
+            && self.batch.is_none()
             && !q.ends.is_empty()
             && q.buf.len() < sh.wake_threshold()
             && !q.kick
             && !q.flush_req
             && q.cmds.is_empty()
         {
+            self.lingering = true;
             q.sleeping = true;
-            q = sh
-                .mail
-                .wake
-                .wait_timeout(q, LINGER)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            q.sleeping = false;
+            self.wake_at = Instant::now().checked_add(LINGER);
+            return Poll::Sleep(Some(LINGER));
         }
+        self.lingering = false;
+        self.wake_at = None;
         q.kick = false;
         q.flush_req = false;
         let mut urgent = Vec::new();
@@ -329,7 +366,7 @@ impl Worker {
             drop(q);
             sh.mail.space.notify_all();
         }
-        urgent
+        Poll::Work(urgent)
     }
 
     /// How long to sleep: until the next time boundary, the end of a
@@ -1653,9 +1690,6 @@ impl Worker {
         } else {
             Err(Error::shutdown("seal"))
         };
-        if let Some(t) = self.sealer_thread.take() {
-            let _ = t.join();
-        }
         if let Err(e) = sealed {
             first_err.get_or_insert(e);
         }
@@ -1670,9 +1704,6 @@ impl Worker {
             if k.send(keeper::Msg::Shutdown(until, tx)).is_ok() {
                 let _ = rx.recv();
             }
-        }
-        if let Some(t) = self.keeper_thread.take() {
-            let _ = t.join();
         }
         #[cfg(feature = "metrics")]
         crate::metrics::publish(&sh.cfg.name, &sh.stats());
@@ -1806,7 +1837,10 @@ impl Worker {
             let mut q = self.sh.lock_inbox();
             q.kick = true;
         }
-        let urgent = self.wait();
+        let urgent = match self.poll() {
+            Poll::Work(u) => u,
+            Poll::Sleep(_) => Vec::new(),
+        };
         for c in urgent {
             reply(c, Err(Error::shutdown("tick")));
         }
