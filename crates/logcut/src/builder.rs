@@ -5,7 +5,8 @@ use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 use jiff::tz::TimeZone;
 
 use crate::{
-    Appender, Clock, Compression, Error, ErrorHandler, Interval, SystemClock, retain::Retention,
+    Appender, Clock, Compression, Error, ErrorHandler, Interval, SystemClock,
+    sealed::retain::Retention,
 };
 
 /// How records reach the file.

@@ -44,7 +44,8 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to: for tests of time rotation and
-/// backoff, without sleeping.
+/// backoff, without sleeping. Test support, not part of the stable API
+/// (hidden from the docs, as `Appender::tick` is).
 ///
 /// ```
 /// use logcut::{Clock, ManualClock};
@@ -54,6 +55,7 @@ impl Clock for SystemClock {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct ManualClock {
     inner: Arc<Mutex<ManualInner>>,
 }

@@ -27,7 +27,7 @@ pub(crate) struct Context {
     /// `shutdown`) would wait on a task that may need the very thread.
     pub(crate) rt: Runtime,
     /// Sealed segments another policy still needs: retention keeps them.
-    pub(crate) pins: crate::retain::Pins,
+    pub(crate) pins: crate::sealed::retain::Pins,
     /// Set when shutdown's deadline passes: compressions under way stop.
     pub(crate) compress_cancel: AtomicBool,
 }
@@ -47,7 +47,7 @@ impl Context {
             active_name,
             session,
             counters: Counters::default(),
-            pins: crate::retain::Pins::default(),
+            pins: crate::sealed::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
         }
     }

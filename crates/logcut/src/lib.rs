@@ -9,13 +9,14 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
                                                      | cut: by size, by time, rotate(),
                                                      |      a trigger file, SIGUSR1
                                                      v
-           background: rename to app.<start>.<seq>.log, prepare the next file
+   runtime tasks (shared threads): rename to app.<start>.<seq>.log,
+           prepare the next file; Buffered mode: write the batches
                                                      v
            sealer: fsync, append count + bytes + CRC-32 to app.manifest
                                                      v
-           keeper (optional): compress to app.<start>.<seq>.log.zst on worker
-           threads; delete the oldest segments past the retention limits;
-           both recorded in the manifest
+           keeper (optional): compress to app.<start>.<seq>.log.zst on the
+           runtime's compression threads; delete the oldest segments past
+           the retention limits; both recorded in the manifest
                                                      v
            verify(): every segment present (or deleted by policy), lengths
                      and checksums match (decompressed, for compressed ones),
@@ -421,34 +422,30 @@ configuration error, and readers report its segments as unreadable.
 
 #![deny(missing_docs)]
 
+// The modules follow the pipeline: a record goes through `append` (the
+// write path and the swap) into a `segment`; the `coordinate` stage cuts
+// and names segments (alone, or with other processes); `seal` makes them
+// durable and records them; `sealed` compresses and retires them; `watch`
+// turns triggers and signals into requests. `runtime` runs the background
+// stages of every log; `context` is what they see of one.
 mod append;
 mod builder;
 mod clock;
-mod compress;
 mod context;
+mod coordinate;
 mod error;
 mod guard;
 mod handler;
 mod integrations;
-mod journal;
-mod keeper;
 #[cfg(feature = "metrics")]
 mod metrics;
-mod policy;
-mod recovery;
-mod retain;
 mod runtime;
-mod sealer;
+mod seal;
+mod sealed;
 mod segment;
-mod share;
-mod shared;
-#[cfg(feature = "signals")]
-mod signals;
 mod stats;
 mod sys;
-#[cfg(feature = "trigger")]
-mod trigger;
-mod worker;
+mod watch;
 
 #[cfg(feature = "log")]
 pub use crate::integrations::log::LogBackend;
@@ -458,12 +455,12 @@ pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},
     clock::{Clock, ManualClock, SystemClock},
-    compress::Compression,
     error::{Error, Result},
     guard::ShutdownGuard,
     handler::ErrorHandler,
-    policy::{Interval, parse_duration, parse_size},
     runtime::{Runtime, RuntimeBuilder},
+    sealed::compress::Compression,
+    segment::policy::{Interval, parse_duration, parse_size},
     stats::{FallbackState, LatencyHistogram, Stats},
 };
 pub use logcut_format::{Problem, ProblemKind, Report, manifest::SealReason};

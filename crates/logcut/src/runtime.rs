@@ -267,7 +267,7 @@ impl Inner {
 
     fn compress_loop(self: Arc<Inner>) {
         RUNTIME_ID.with(|c| c.set(self.id));
-        crate::compress::lower_priority();
+        crate::sealed::compress::lower_priority();
         loop {
             let cell = {
                 let mut s = lock(&self.sched);

@@ -22,11 +22,11 @@ use logcut_format::{
 
 use crate::{
     Error,
-    compress::{self, Outcome, Task},
     context::Context,
-    journal::Journal,
-    retain::{self, Candidate},
     runtime::{self, Lane, Mail, Next, Waker},
+    seal::journal::Journal,
+    sealed::compress::{self, Outcome, Task},
+    sealed::retain::{self, Candidate},
     stats::Counters,
     sys::Dir,
 };

@@ -20,6 +20,11 @@
 //! bounded buffer under a short lock; the background thread writes the
 //! buffer in large batches and cuts between records.
 
+mod buffered;
+mod direct;
+pub(crate) mod state;
+mod swap;
+
 use std::{
     cell::{Cell, RefCell},
     collections::VecDeque,
@@ -27,7 +32,7 @@ use std::{
     hash::{BuildHasher, Hasher},
     io,
     sync::{
-        Arc, Condvar, Mutex, MutexGuard,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -37,23 +42,23 @@ use std::{
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use logcut_format::{
-    manifest::{Entry, Open, SealReason},
+    manifest::{Entry, Open},
     name,
 };
 
 use crate::{
     AppenderBuilder, Error, Mode, Stats,
+    append::state::{CmdKind, Inbox, Mailbox, Shared, Wake, WritePath},
     builder::{Config, Fsync},
-    context::{Context, Requests, SealerLink, Watch},
-    journal::Journal,
-    recovery,
+    context::{Context, Watch},
+    coordinate::share::{CutGuard, share_segment, take_shared_lock, write_cut_state},
+    coordinate::worker::{Handoff, Worker, WorkerTask},
     runtime::Lane,
-    segment::{INFLIGHT, RECORD, SegState, Segment},
-    share::{CutGuard, share_segment, take_shared_lock, write_cut_state},
-    shared::{Cmd, Inbox, Mailbox, Shared, Wake, WritePath},
+    seal::journal::Journal,
+    seal::recovery,
+    segment::Segment,
     stats::{Counters, FallbackState},
     sys::Dir,
-    worker::{Handoff, Worker, WorkerTask},
 };
 
 /// A rotating log appender: cheap to clone, safe to share between threads.
@@ -94,14 +99,6 @@ struct Handle {
     result: Mutex<Option<Result<(), Error>>>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CmdKind {
-    Rotate,
-    Reopen,
-    Tick,
-    Shutdown,
-}
-
 impl fmt::Debug for Appender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sh = &self.handle.shared;
@@ -110,16 +107,6 @@ impl fmt::Debug for Appender {
             .field("name", &sh.cfg.name)
             .finish_non_exhaustive()
     }
-}
-
-/// The outcome of a lock-free write attempt.
-enum Fast {
-    /// Written (or, after a failure, held).
-    Done,
-    /// The segment was closed meanwhile: try the current one.
-    Closed,
-    /// A cut or a boundary is due: take the locked path.
-    Locked,
 }
 
 thread_local! {
@@ -176,7 +163,7 @@ impl Appender {
             let hint = match &cut {
                 Some(cut) => {
                     let cut_path = dir.join(&name::cut_file(&cfg.name));
-                    crate::share::read_state(cut, &cut_path)?.map(|st| {
+                    crate::coordinate::share::read_state(cut, &cut_path)?.map(|st| {
                         let is = |n: &str| {
                             dir.stat(n)
                                 .ok()
@@ -269,7 +256,7 @@ impl Appender {
             // this process follows the active file the cut file names.
             let cut_path = dir.join(&name::cut_file(&cfg.name));
             let state = match &cut {
-                Some(cut) => crate::share::read_state(cut, &cut_path)?,
+                Some(cut) => crate::coordinate::share::read_state(cut, &cut_path)?,
                 None => None,
             }
             .ok_or_else(|| {
@@ -279,7 +266,7 @@ impl Appender {
                     io::Error::other("the cut file does not name the active file"),
                 )
             })?;
-            let first = crate::share::open_for_join(&dir, &cfg.name, state, now)?;
+            let first = crate::coordinate::share::open_for_join(&dir, &cfg.name, state, now)?;
             // Parts of the segments this process may seal: from its first.
             let (mut journal, _, _) = Journal::open_shared(
                 &dir,
@@ -369,15 +356,15 @@ impl Appender {
         let mut watches: Vec<Box<dyn Watch>> = Vec::new();
         #[cfg(feature = "trigger")]
         if let Some(path) = &shared.cfg.trigger {
-            watches.push(Box::new(crate::trigger::TriggerWatch::start(
+            watches.push(Box::new(crate::watch::trigger::TriggerWatch::start(
                 path.clone(),
-                Arc::clone(&shared) as Arc<dyn Requests>,
+                Arc::clone(&shared) as Arc<dyn crate::context::Requests>,
             )?));
         }
         #[cfg(feature = "signals")]
         if shared.cfg.signals {
-            watches.push(Box::new(crate::signals::SignalWatch::start(
-                Arc::clone(&shared) as Arc<dyn Requests>,
+            watches.push(Box::new(crate::watch::signals::SignalWatch::start(
+                Arc::clone(&shared) as Arc<dyn crate::context::Requests>,
             )?));
         }
         *shared.watches.lock().unwrap_or_else(|e| e.into_inner()) = watches;
@@ -499,8 +486,9 @@ impl Appender {
     /// whose backoff has passed, sealing) and waits for it; with
     /// compression or retention configured, also until every sealed
     /// segment waiting for compression is compressed and the retention
-    /// limits are applied. Useful with a [`ManualClock`](crate::ManualClock)
-    /// in tests; never needed otherwise.
+    /// limits are applied. Test support with a manual clock, not part of
+    /// the stable API: never needed otherwise.
+    #[doc(hidden)]
     pub fn tick(&self) -> Result<(), Error> {
         self.handle.shared.command(CmdKind::Tick, "tick")
     }
@@ -618,623 +606,7 @@ impl Drop for Handle {
     }
 }
 
-impl Requests for Shared {
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
-
-    fn request_rotate(&self) {
-        self.trigger();
-    }
-
-    fn request_reopen(&self) {
-        Shared::request_reopen(self);
-    }
-
-    fn acts_on_triggers(&self) -> bool {
-        if !self.cfg.shared {
-            return true;
-        }
-        // After this appender's shutdown began it no longer acts. An error
-        // taking the lock counts as holding it: a double cut is better
-        // than a missed one.
-        match self
-            .trigger_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
-            None => false,
-        }
-    }
-}
-
-impl SealerLink for Shared {
-    fn retire(&self, segs: &[(Arc<Segment>, u64, u64, u64)], rotations: bool) {
-        let c = &self.counters;
-        let mut q = self.lock_inbox();
-        for (seg, accepted, accepted_bytes, records) in segs {
-            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
-                q.sealing.remove(i);
-            }
-            // Under the inbox lock, together with the removal, so `stats`
-            // sees each segment's counts once.
-            Counters::add(&c.retired_accepted, *accepted);
-            Counters::add(&c.retired_accepted_bytes, *accepted_bytes);
-            Counters::add(&c.retired_written, *records);
-            if rotations {
-                Counters::add(&c.rotations, 1);
-            }
-        }
-    }
-
-    fn close_by(&self) -> Option<Instant> {
-        *self.close_by.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl std::ops::Deref for Shared {
-    type Target = Context;
-
-    fn deref(&self) -> &Context {
-        &self.ctx
-    }
-}
-
 impl Shared {
-    pub(crate) fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.mail.inbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn lock_next(&self) -> MutexGuard<'_, VecDeque<Arc<Segment>>> {
-        self.path.next.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks the background thread to look at its work.
-    pub(crate) fn kick(&self) {
-        let mut q = self.lock_inbox();
-        q.kick = true;
-        q.sleeping = false;
-        self.mail.wake.notify_one();
-    }
-
-    fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
-        let rx = self.enqueue(kind, op)?;
-        rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
-    }
-
-    /// Queues a command for the background task; its answer comes on the
-    /// returned channel.
-    fn enqueue(
-        &self,
-        kind: CmdKind,
-        op: &'static str,
-    ) -> Result<mpsc::Receiver<Result<(), Error>>, Error> {
-        if self.rt.on_runtime_thread() {
-            return Err(Error::io(
-                op,
-                self.dir.path(),
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "called from a background thread of the appender's runtime (an error handler?)",
-                ),
-            ));
-        }
-        let (tx, rx) = mpsc::sync_channel(1);
-        {
-            let mut q = self.lock_inbox();
-            if q.gone || (q.stop && kind != CmdKind::Shutdown) {
-                return Err(Error::shutdown(op));
-            }
-            let cmd = match kind {
-                CmdKind::Rotate => Cmd::Rotate(Some(tx)),
-                CmdKind::Reopen => Cmd::Reopen(Some(tx)),
-                CmdKind::Tick => Cmd::Tick(tx),
-                CmdKind::Shutdown => {
-                    q.stop = true;
-                    Cmd::Shutdown(tx)
-                }
-            };
-            let pos = q.ends.len();
-            q.cmds.push((pos, cmd));
-            q.sleeping = false;
-            self.mail.wake.notify_one();
-        }
-        self.mail.space.notify_all();
-        Ok(rx)
-    }
-
-    /// An external rotation request (trigger file, SIGUSR1). Merged with
-    /// one already queued at the same place among the records, so a storm
-    /// of triggers queues at most one per record written.
-    #[cfg_attr(not(any(feature = "trigger", feature = "signals")), allow(dead_code))]
-    pub(crate) fn trigger(&self) {
-        Counters::add(&self.counters.triggers, 1);
-        let mut q = self.lock_inbox();
-        if q.stop || q.gone {
-            return;
-        }
-        let pos = q.ends.len();
-        if q.cmds
-            .iter()
-            .any(|(p, c)| *p == pos && matches!(c, Cmd::Rotate(None)))
-        {
-            return;
-        }
-        q.cmds.push((pos, Cmd::Rotate(None)));
-        q.sleeping = false;
-        self.mail.wake.notify_one();
-    }
-
-    /// An external reopen request (SIGHUP); merged with one already queued.
-    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
-    pub(crate) fn request_reopen(&self) {
-        let mut q = self.lock_inbox();
-        if q.stop || q.gone || q.cmds.iter().any(|(_, c)| matches!(c, Cmd::Reopen(None))) {
-            return;
-        }
-        let pos = q.ends.len();
-        q.cmds.push((pos, Cmd::Reopen(None)));
-        q.sleeping = false;
-        self.mail.wake.notify_one();
-    }
-
-    /// Whether the record about to be written must go to a new segment.
-    pub(crate) fn cut_due(
-        &self,
-        seg: &Segment,
-        st: &mut SegState,
-        len: usize,
-    ) -> Option<SealReason> {
-        if st.deadline.is_some() && self.time_cut_due(seg, st, self.cfg.clock.now()) {
-            return Some(SealReason::Time);
-        }
-        if let Some(max) = self.cfg.max_size {
-            if seg.has_records(st) && seg.planned_bytes(st) + len as u64 > max {
-                return Some(SealReason::Size);
-            }
-        }
-        None
-    }
-
-    /// The time policy, for the writers and the background thread alike:
-    /// true if the segment's boundary has passed and it holds at least
-    /// `min_size` bytes. A segment below `min_size` waits for the next
-    /// boundary. An empty segment whose interval passed starts over in the
-    /// current interval (its name then says when that began), so that a
-    /// segment never spans an interval it holds no record of.
-    pub(crate) fn time_cut_due(&self, seg: &Segment, st: &mut SegState, now: Timestamp) -> bool {
-        let (Some(deadline), Some(iv)) = (st.deadline, self.cfg.interval) else {
-            return false;
-        };
-        if now < deadline {
-            return false;
-        }
-        let tz = &self.cfg.tz;
-        if !seg.has_records(st) {
-            let mut begin = deadline;
-            // Bounded: after a very long idle time the start is simply now.
-            for _ in 0..10_000 {
-                let next = iv.next_boundary(begin, tz);
-                if next > now {
-                    break;
-                }
-                begin = next;
-            }
-            st.start = st.start.max(begin);
-            seg.set_deadline(st, Some(iv.next_boundary(begin.max(now), tz)));
-            return false;
-        }
-        if seg.planned_bytes(st) >= self.cfg.min_size {
-            return true;
-        }
-        seg.set_deadline(st, Some(iv.next_boundary(deadline.max(now), tz)));
-        false
-    }
-
-    /// A cut is due but no next segment is ready: it waits (`cut_pending`)
-    /// until the background thread has one, and is counted once, as
-    /// deferred.
-    pub(crate) fn defer_cut(&self, st: &mut SegState, reason: SealReason) {
-        if st.cut_pending.is_none() {
-            Counters::add(&self.counters.cuts_deferred, 1);
-        }
-        st.cut_pending = Some(reason);
-    }
-
-    /// Installs the prepared next segment in place of `old`, whose lock the
-    /// caller holds as `st`. Returns false if no next segment is ready.
-    pub(crate) fn try_swap(
-        &self,
-        old: &Arc<Segment>,
-        st: &mut SegState,
-        reason: SealReason,
-    ) -> bool {
-        let Some(new) = self.lock_next().pop_front() else {
-            return false;
-        };
-        let now = self.cfg.clock.now();
-        let mut start = now;
-        if reason == SealReason::Time {
-            if let Some(d) = st.deadline.filter(|d| *d <= now) {
-                start = d;
-            }
-        }
-        if start < st.start {
-            start = st.start;
-        }
-        // Held records that do not fit under the size limit go first in
-        // the new segment, before it is visible to writers.
-        let excess = old.take_excess(st, self.cfg.max_size);
-        {
-            let mut ns = new.lock();
-            new.give_held(&mut ns, excess);
-            ns.start = start;
-            let deadline = self
-                .cfg
-                .interval
-                .map(|iv| iv.next_boundary(start, &self.cfg.tz));
-            new.set_deadline(&mut ns, deadline);
-        }
-        self.path.current.store(new);
-        st.closed = true;
-        // SeqCst: pairs with the writers' `flight` increment (see Segment).
-        old.closed.store(true, Ordering::SeqCst);
-        old.overshoot.store(false, Ordering::Relaxed);
-        st.reason = Some(reason);
-        st.cut_pending = None;
-        // Writers waiting for room behind held records go to the new one.
-        old.space.notify_all();
-        let mut q = self.lock_inbox();
-        // Two swaps in a row can push out of order (the second writer may
-        // get here first): keep the list in sequence order.
-        let at = q.sealing.partition_point(|s| s.seq < old.seq);
-        q.sealing.insert(at, Arc::clone(old));
-        q.kick = true;
-        q.sleeping = false;
-        self.mail.wake.notify_one();
-        true
-    }
-
-    fn write_direct(&self, buf: &[u8]) -> Result<(), Error> {
-        // Acquire: pairs with the SeqCst store in `Handle::shutdown`.
-        if self.path.closed.load(Ordering::Acquire) {
-            return Err(Error::shutdown("write record"));
-        }
-        loop {
-            // A guard, not a clone of the Arc: no shared reference count is
-            // touched on the write path.
-            let seg = self.path.current.load();
-            if !seg.failing.load(Ordering::Relaxed) {
-                match self.try_fast(&seg, buf) {
-                    Fast::Done => return Ok(()),
-                    Fast::Closed
-                        if self.path.closed.load(Ordering::Acquire)
-                            && seg.closed.load(Ordering::SeqCst) =>
-                    {
-                        return Err(Error::shutdown("write record"));
-                    }
-                    Fast::Closed => continue,
-                    Fast::Locked => {}
-                }
-            }
-            // The locked path: a cut to make, records held after a failed
-            // write, or a closed segment.
-            let mut st = seg.lock();
-            if st.closed {
-                if self.path.closed.load(Ordering::Acquire) {
-                    return Err(Error::shutdown("write record"));
-                }
-                continue;
-            }
-            if let Some(reason) = self.cut_due(&seg, &mut st, buf.len()) {
-                if st.cut_pending.is_none() {
-                    if self.try_swap(&seg, &mut st, reason.clone()) {
-                        continue;
-                    }
-                    // No next segment yet: keep writing here; the
-                    // background thread cuts as soon as one is ready.
-                    self.defer_cut(&mut st, reason);
-                    seg.overshoot.store(true, Ordering::Relaxed);
-                    self.kick();
-                }
-            }
-            if st.held.is_empty() && !seg.failing.load(Ordering::SeqCst) {
-                drop(st);
-                match self.write_now(&seg, buf) {
-                    Fast::Done => return Ok(()),
-                    _ => continue,
-                }
-            }
-            // Writes are failing: queue behind the held records, in order,
-            // within the memory bound.
-            while st.held_bytes + buf.len() > self.cfg.max_held && !st.held.is_empty() && !st.closed
-            {
-                st = seg.space.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
-            if st.closed {
-                continue;
-            }
-            if st.held.is_empty() && !seg.failing.load(Ordering::SeqCst) {
-                continue;
-            }
-            st.accepted += 1;
-            st.accepted_bytes += buf.len() as u64;
-            st.held.push_back(buf.to_vec());
-            st.held_bytes += buf.len();
-            return Ok(());
-        }
-    }
-
-    /// The lock-free path: checks the size limit and the time boundary on
-    /// atomics, then writes. Anything else goes to the locked path.
-    fn try_fast(&self, seg: &Segment, buf: &[u8]) -> Fast {
-        if self.cfg.interval.is_some() {
-            let now = self.cfg.clock.now().as_millisecond();
-            if now >= seg.deadline_ms.load(Ordering::Relaxed) {
-                return Fast::Locked;
-            }
-        }
-        if let Some(max) = self.cfg.max_size {
-            if !seg.overshoot.load(Ordering::Relaxed) {
-                let planned = seg.reserved.load(Ordering::Relaxed)
-                    + seg.others.load(Ordering::Relaxed)
-                    + seg.locked_bytes.load(Ordering::Relaxed);
-                if planned > 0 && planned + buf.len() as u64 > max {
-                    return Fast::Locked;
-                }
-            }
-        }
-        self.write_now(seg, buf)
-    }
-
-    /// Writes one record with one `write(2)`, registered in `flight`.
-    fn write_now(&self, seg: &Segment, buf: &[u8]) -> Fast {
-        seg.flight.fetch_add(1, Ordering::SeqCst);
-        if seg.closed.load(Ordering::SeqCst) || seg.failing.load(Ordering::SeqCst) {
-            self.leave(seg, false);
-            return Fast::Closed;
-        }
-        seg.reserved.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        match crate::sys::write_all(&seg.file, buf) {
-            Ok(()) => {
-                if self.cfg.fsync == Fsync::Always {
-                    if let Err(e) = seg.sync_records(&self.dir) {
-                        seg.lock().error = Some(e);
-                        self.kick();
-                    }
-                }
-                if seg.shared && seg.probe_due(1) {
-                    self.probe(seg, 0);
-                }
-                self.leave(seg, true);
-                Fast::Done
-            }
-            Err((e, written)) => {
-                // SeqCst: pairs with the `flight` increment of writers, who
-                // then take the locked path.
-                seg.failing.store(true, Ordering::SeqCst);
-                seg.reserved
-                    .fetch_sub((buf.len() - written) as u64, Ordering::Relaxed);
-                // Counted before this write leaves `flight`, until its
-                // record is held: the segment is not quiet meanwhile, so it
-                // is not sealed without the record.
-                // SeqCst: read with `flight` by `Segment::is_quiet`.
-                seg.failing_writes.fetch_add(1, Ordering::SeqCst);
-                self.leave(seg, false);
-                self.failed_write(seg, buf, e, written);
-                Fast::Done
-            }
-        }
-    }
-
-    /// Shared mode: looks at the segment's file (one `fstat`) and at the
-    /// cut file (one `pread`). The file's length less this process's bytes
-    /// (`reserved`, plus `own` counted under the segment's lock) is what
-    /// the other processes wrote, for the size limit. If the cut file names
-    /// another segment (or the cutter marked this one read-only), another
-    /// process cut it: the background thread follows now rather than at
-    /// its next check.
-    pub(crate) fn probe(&self, seg: &Segment, own: u64) {
-        let Ok(info) = crate::sys::file_info(&seg.file) else {
-            return;
-        };
-        // Relaxed: an estimate (see Segment::others).
-        let mine = seg.reserved.load(Ordering::Relaxed) + own;
-        seg.others
-            .store(info.len.saturating_sub(mine), Ordering::Relaxed);
-        let moved_on = self
-            .cut
-            .as_ref()
-            .and_then(crate::share::peek_state)
-            .is_some_and(|st| st.seq != seg.seq);
-        let marked = self.cfg.file_mode & 0o200 != 0 && info.mode & 0o200 == 0;
-        if (moved_on || marked) && !seg.stale.swap(true, Ordering::Relaxed) {
-            self.kick();
-        }
-    }
-
-    /// Ends a write registered in `flight`, counting its record if it was
-    /// written.
-    fn leave(&self, seg: &Segment, written: bool) {
-        let prev = if written {
-            seg.flight.fetch_add(RECORD - 1, Ordering::SeqCst)
-        } else {
-            seg.flight.fetch_sub(1, Ordering::SeqCst)
-        };
-        if prev & INFLIGHT == 1 && seg.closed.load(Ordering::SeqCst) {
-            // The last write on a closed segment: it can be sealed now.
-            self.kick();
-        }
-    }
-
-    /// After a failed write (counted in `failing_writes`): waits until no
-    /// other write is under way, cuts off the partial record if it is the
-    /// last thing in the file, and holds the record (accepted: `write`
-    /// returns `Ok`) for the background thread to write.
-    fn failed_write(&self, seg: &Segment, buf: &[u8], err: io::Error, written: usize) {
-        let mut st = seg.lock();
-        // Not `is_quiet`: other failed writes in this wait count there.
-        while seg.flight.load(Ordering::SeqCst) & INFLIGHT != 0 {
-            // Writes under way finish in a system call's time; no new one
-            // starts (`failing` is set).
-            drop(st);
-            std::thread::yield_now();
-            st = seg.lock();
-        }
-        let mut err = err;
-        if written > 0 && seg.shared {
-            // Other processes append to this file: cutting it back could
-            // cut off their records. The fragment stays, counted.
-            err = io::Error::new(
-                err.kind(),
-                format!("{err}; {written} bytes of the failed record remain in the shared file"),
-            );
-        } else if written > 0 {
-            let kept = written as u64;
-            let at_end = crate::sys::file_info(&seg.file).ok().and_then(|i| {
-                let start = i.len.checked_sub(kept)?;
-                let mut tail = vec![0u8; written];
-                std::os::unix::fs::FileExt::read_exact_at(&seg.file, &mut tail, start).ok()?;
-                (tail == buf[..written]).then_some(start)
-            });
-            match at_end.map(|start| crate::sys::truncate(&seg.file, start)) {
-                Some(Ok(())) => {
-                    seg.reserved.fetch_sub(kept, Ordering::Relaxed);
-                }
-                _ => {
-                    // Another write landed after the fragment (or it could
-                    // not be removed): it stays, counted (in `reserved`) so
-                    // the length and checksum describe the file, and the
-                    // error says so.
-                    err = io::Error::new(
-                        err.kind(),
-                        format!("{err}; {written} bytes of the failed record remain in the file"),
-                    );
-                }
-            }
-        }
-        st.accepted += 1;
-        st.accepted_bytes += buf.len() as u64;
-        st.held.push_back(buf.to_vec());
-        st.held_bytes += buf.len();
-        st.error = Some(err);
-        // SeqCst: see the increment in `write_now`.
-        seg.failing_writes.fetch_sub(1, Ordering::SeqCst);
-        drop(st);
-        self.kick();
-    }
-
-    fn write_buffered(&self, buf: &[u8]) -> Result<(), Error> {
-        let mut q = self.lock_inbox();
-        loop {
-            if q.stop {
-                return Err(Error::shutdown("write record"));
-            }
-            if q.ends.is_empty() || q.buf.len() + buf.len() <= self.cfg.buffer_size {
-                break;
-            }
-            q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
-        q.buf.extend_from_slice(buf);
-        let end = q.buf.len();
-        q.ends.push(end);
-        q.accepted += 1;
-        q.accepted_bytes += buf.len() as u64;
-        // Wake the background thread for the first record after it went
-        // idle, and when enough has gathered for a large write; in between,
-        // it lingers to batch (see `Worker::wait`). Fewer wake-ups, fewer
-        // system calls on the write path.
-        if q.sleeping && (q.ends.len() == 1 || q.buf.len() >= self.wake_threshold()) {
-            q.sleeping = false;
-            self.mail.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// `write_batch` in Buffered mode: as many records as fit in the buffer
-    /// per lock (at least one), in order.
-    fn write_buffered_batch(&self, buf: &[u8], ends: &[usize]) -> Result<(), Error> {
-        let mut i = 0;
-        let mut start = 0;
-        while i < ends.len() {
-            let mut q = self.lock_inbox();
-            loop {
-                if q.stop {
-                    return Err(Error::shutdown("write record"));
-                }
-                if q.ends.is_empty() || q.buf.len() + (ends[i] - start) <= self.cfg.buffer_size {
-                    break;
-                }
-                q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-            let limit = q.buf.len().max(self.cfg.buffer_size) - q.buf.len();
-            let mut j = i + 1;
-            while j < ends.len() && ends[j] - start <= limit {
-                j += 1;
-            }
-            let end = ends[j - 1];
-            let base = q.buf.len();
-            q.buf.extend_from_slice(&buf[start..end]);
-            q.ends.extend(ends[i..j].iter().map(|e| base + (e - start)));
-            q.accepted += (j - i) as u64;
-            q.accepted_bytes += (end - start) as u64;
-            if q.sleeping && (q.ends.len() == j - i || q.buf.len() >= self.wake_threshold()) {
-                q.sleeping = false;
-                self.mail.wake.notify_one();
-            }
-            start = end;
-            i = j;
-        }
-        Ok(())
-    }
-
-    /// Buffered bytes that make the background thread write at once.
-    pub(crate) fn wake_threshold(&self) -> usize {
-        (self.cfg.buffer_size / 2).clamp(1, 64 << 10)
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        match self.cfg.mode {
-            Mode::Direct => {
-                let mut live = self.lock_inbox().sealing.clone();
-                live.push(self.path.current.load_full());
-                if live.iter().all(|seg| seg.lock().held.is_empty()) {
-                    return Ok(());
-                }
-                let q = self.lock_inbox();
-                Err(q.last_error.clone().unwrap_or_else(|| {
-                    Error::io(
-                        "flush",
-                        self.dir.join(&self.active_name),
-                        io::Error::other("records are held after a failed write"),
-                    )
-                }))
-            }
-            Mode::Buffered => {
-                let mut q = self.lock_inbox();
-                let target = q.accepted;
-                let generation = q.fail_gen;
-                q.flush_req = true;
-                q.sleeping = false;
-                self.mail.wake.notify_one();
-                while q.written < target {
-                    if q.failing || q.fail_gen != generation {
-                        if let Some(e) = q.last_error.clone() {
-                            return Err(e);
-                        }
-                    }
-                    if q.gone {
-                        return Err(Error::shutdown("flush"));
-                    }
-                    q = self.mail.written.wait(q).unwrap_or_else(|e| e.into_inner());
-                }
-                Ok(())
-            }
-        }
-    }
-
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         // Writers count a record, then time it: reading the times first

@@ -8,6 +8,7 @@
 
 use std::{
     collections::VecDeque,
+    io,
     sync::{
         Arc, Condvar, Mutex, MutexGuard, OnceLock, WaitTimeoutResult, atomic::AtomicBool, mpsc,
     },
@@ -18,9 +19,10 @@ use arc_swap::ArcSwap;
 
 use crate::{
     Error,
-    context::{Context, Watch},
+    context::{Context, Requests, SealerLink, Watch},
     runtime::Waker,
     segment::Segment,
+    stats::Counters,
 };
 
 /// How writers and callers wake the background task: its runtime waker,
@@ -145,4 +147,175 @@ pub(crate) struct Shared {
     /// Shared mode with a trigger file: the trigger lock (see
     /// `name::trigger_lock_file`); taken away at shutdown.
     pub(crate) trigger_lock: Mutex<Option<std::fs::File>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmdKind {
+    Rotate,
+    Reopen,
+    Tick,
+    Shutdown,
+}
+
+impl Requests for Shared {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    fn request_rotate(&self) {
+        self.trigger();
+    }
+
+    fn request_reopen(&self) {
+        Shared::request_reopen(self);
+    }
+
+    fn acts_on_triggers(&self) -> bool {
+        if !self.cfg.shared {
+            return true;
+        }
+        // After this appender's shutdown began it no longer acts. An error
+        // taking the lock counts as holding it: a double cut is better
+        // than a missed one.
+        match self
+            .trigger_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(f) => crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(true),
+            None => false,
+        }
+    }
+}
+
+impl SealerLink for Shared {
+    fn retire(&self, segs: &[(Arc<Segment>, u64, u64, u64)], rotations: bool) {
+        let c = &self.counters;
+        let mut q = self.lock_inbox();
+        for (seg, accepted, accepted_bytes, records) in segs {
+            if let Some(i) = q.sealing.iter().position(|s| Arc::ptr_eq(s, seg)) {
+                q.sealing.remove(i);
+            }
+            // Under the inbox lock, together with the removal, so `stats`
+            // sees each segment's counts once.
+            Counters::add(&c.retired_accepted, *accepted);
+            Counters::add(&c.retired_accepted_bytes, *accepted_bytes);
+            Counters::add(&c.retired_written, *records);
+            if rotations {
+                Counters::add(&c.rotations, 1);
+            }
+        }
+    }
+
+    fn close_by(&self) -> Option<Instant> {
+        *self.close_by.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.mail.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_next(&self) -> MutexGuard<'_, VecDeque<Arc<Segment>>> {
+        self.path.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the background thread to look at its work.
+    pub(crate) fn kick(&self) {
+        let mut q = self.lock_inbox();
+        q.kick = true;
+        q.sleeping = false;
+        self.mail.wake.notify_one();
+    }
+
+    pub(crate) fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
+        let rx = self.enqueue(kind, op)?;
+        rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
+    }
+
+    /// Queues a command for the background task; its answer comes on the
+    /// returned channel.
+    pub(crate) fn enqueue(
+        &self,
+        kind: CmdKind,
+        op: &'static str,
+    ) -> Result<mpsc::Receiver<Result<(), Error>>, Error> {
+        if self.rt.on_runtime_thread() {
+            return Err(Error::io(
+                op,
+                self.dir.path(),
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "called from a background thread of the appender's runtime (an error handler?)",
+                ),
+            ));
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let mut q = self.lock_inbox();
+            if q.gone || (q.stop && kind != CmdKind::Shutdown) {
+                return Err(Error::shutdown(op));
+            }
+            let cmd = match kind {
+                CmdKind::Rotate => Cmd::Rotate(Some(tx)),
+                CmdKind::Reopen => Cmd::Reopen(Some(tx)),
+                CmdKind::Tick => Cmd::Tick(tx),
+                CmdKind::Shutdown => {
+                    q.stop = true;
+                    Cmd::Shutdown(tx)
+                }
+            };
+            let pos = q.ends.len();
+            q.cmds.push((pos, cmd));
+            q.sleeping = false;
+            self.mail.wake.notify_one();
+        }
+        self.mail.space.notify_all();
+        Ok(rx)
+    }
+
+    /// An external rotation request (trigger file, SIGUSR1). Merged with
+    /// one already queued at the same place among the records, so a storm
+    /// of triggers queues at most one per record written.
+    #[cfg_attr(not(any(feature = "trigger", feature = "signals")), allow(dead_code))]
+    pub(crate) fn trigger(&self) {
+        Counters::add(&self.counters.triggers, 1);
+        let mut q = self.lock_inbox();
+        if q.stop || q.gone {
+            return;
+        }
+        let pos = q.ends.len();
+        if q.cmds
+            .iter()
+            .any(|(p, c)| *p == pos && matches!(c, Cmd::Rotate(None)))
+        {
+            return;
+        }
+        q.cmds.push((pos, Cmd::Rotate(None)));
+        q.sleeping = false;
+        self.mail.wake.notify_one();
+    }
+
+    /// An external reopen request (SIGHUP); merged with one already queued.
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
+    pub(crate) fn request_reopen(&self) {
+        let mut q = self.lock_inbox();
+        if q.stop || q.gone || q.cmds.iter().any(|(_, c)| matches!(c, Cmd::Reopen(None))) {
+            return;
+        }
+        let pos = q.ends.len();
+        q.cmds.push((pos, Cmd::Reopen(None)));
+        q.sleeping = false;
+        self.mail.wake.notify_one();
+    }
 }

@@ -36,15 +36,16 @@ const HELD_CUTS_PER_RETRY: usize = 64;
 
 use crate::{
     Error, Mode,
+    append::state::{Cmd, Shared},
     builder::Fsync,
-    journal::Journal,
-    keeper::{self, Keeper},
+    coordinate::breaker::Breaker,
+    coordinate::share::{self, CutGuard},
     runtime::{Lane, Mail, Next, Task},
-    sealer::{CloseJob, Job, Sealer, SealerTask},
+    seal::journal::Journal,
+    seal::sealer::{CloseJob, Job, Sealer, SealerTask},
+    sealed::keeper::{self, Keeper},
     segment::{SegState, Segment},
-    share::{self, CutGuard},
-    shared::{Cmd, Shared},
-    stats::{Counters, FallbackState},
+    stats::Counters,
     sys::FileInfo,
 };
 use logcut_format::lock::CutState;
@@ -53,53 +54,6 @@ use logcut_format::lock::CutState;
 enum Poll {
     Sleep(Option<Duration>),
     Work(Vec<Cmd>),
-}
-
-/// Exponential backoff with the three circuit-breaker states: closed (no
-/// failure), open (failed; wait until `open_until`), half-open (the wait
-/// is over; the next attempt decides).
-#[derive(Debug)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Timestamp>,
-    min: Duration,
-    max: Duration,
-}
-
-impl Breaker {
-    fn new(min: Duration, max: Duration) -> Breaker {
-        Breaker {
-            failures: 0,
-            open_until: None,
-            min,
-            max,
-        }
-    }
-
-    fn allow(&self, now: Timestamp) -> bool {
-        self.open_until.is_none_or(|t| now >= t)
-    }
-
-    fn fail(&mut self, now: Timestamp) {
-        self.failures = self.failures.saturating_add(1);
-        let shift = self.failures.saturating_sub(1).min(20);
-        let backoff = self.min.saturating_mul(1 << shift).min(self.max);
-        let d = SignedDuration::try_from(backoff).unwrap_or(SignedDuration::MAX);
-        self.open_until = Some(now.checked_add(d).unwrap_or(Timestamp::MAX));
-    }
-
-    fn succeed(&mut self) {
-        self.failures = 0;
-        self.open_until = None;
-    }
-
-    fn state(&self, now: Timestamp) -> FallbackState {
-        match self.open_until {
-            None => FallbackState::Closed,
-            Some(t) if now < t => FallbackState::Open,
-            Some(_) => FallbackState::HalfOpen,
-        }
-    }
 }
 
 /// Records taken from the buffer and not yet all written.
@@ -137,6 +91,8 @@ pub(crate) struct Worker {
     wake_at: Option<Instant>,
     /// Buffered mode: it waits `LINGER` for more records before writing.
     lingering: bool,
+    /// `reopen` calls that wait for a writer's cut to be promoted.
+    reopens: Vec<std::sync::mpsc::SyncSender<Result<(), Error>>>,
 }
 
 /// What the background task does after a step.
@@ -237,6 +193,7 @@ impl Worker {
             lost_bytes: 0,
             wake_at: None,
             lingering: false,
+            reopens: Vec::new(),
         })
     }
 
@@ -272,7 +229,13 @@ impl Worker {
                 Cmd::Reopen(tx) => {
                     let res = self.reopen_now();
                     self.seal_ready();
-                    answer(tx, res, &self.sh);
+                    match tx {
+                        // A writer's cut is under way: the new file reaches
+                        // the active path once it is promoted; `reopen`
+                        // returns then (see `answer_reopens`).
+                        Some(tx) if res.is_ok() && self.cut_under_way() => self.reopens.push(tx),
+                        tx => answer(tx, res, &self.sh),
+                    }
                 }
             }
         }
@@ -898,6 +861,33 @@ impl Worker {
         answer(tx, res, &self.sh);
     }
 
+    /// Whether a writer swapped segments and the old one is not at its
+    /// sealed name yet (or not even listed: the writer lists it right after
+    /// the swap, and kicks this task).
+    fn cut_under_way(&self) -> bool {
+        // Shared mode promotes a cut at once, under the cut lock.
+        if self.sh.cfg.shared {
+            return false;
+        }
+        self.sh.path.current.load().seq != self.active_seq || !self.all_promoted()
+    }
+
+    /// Answers the `reopen` calls that waited for a cut under way, once it
+    /// is promoted (checking the path again then), or failed.
+    fn answer_reopens(&mut self, failed: Option<&Error>) {
+        if self.reopens.is_empty() {
+            return;
+        }
+        let res = match failed {
+            Some(e) => Err(e.clone()),
+            None if self.cut_under_way() => return,
+            None => self.reopen_now(),
+        };
+        for tx in self.reopens.drain(..) {
+            let _ = tx.send(res.clone());
+        }
+    }
+
     /// Handles `reopen()`, SIGHUP and the periodic check: if the active
     /// path no longer holds the active segment (someone renamed or removed
     /// it), cuts, and installs the next segment there.
@@ -1316,7 +1306,9 @@ impl Worker {
 
     fn housekeeping(&mut self) {
         self.report_write_errors();
-        if let Err(e) = self.promote_pending() {
+        let promoted = self.promote_pending();
+        self.answer_reopens(promoted.as_ref().err());
+        if let Err(e) = promoted {
             if self.prepare.allow(self.now()) {
                 self.rotation_failed(e);
             }

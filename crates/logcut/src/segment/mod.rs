@@ -23,6 +23,8 @@ use std::{
 use jiff::Timestamp;
 use logcut_format::manifest::SealReason;
 
+pub(crate) mod policy;
+
 use crate::sys::{self, FileInfo};
 
 /// Where the record count starts in `Segment::flight`.

@@ -26,7 +26,7 @@ use logcut_format::{
     manifest::{Compress, Entry},
 };
 
-use crate::{Error, context::Context, journal::Journal};
+use crate::{Error, context::Context, seal::journal::Journal};
 
 /// How sealed segments are compressed: see
 /// [`AppenderBuilder::compress`](crate::AppenderBuilder::compress).

@@ -2,7 +2,7 @@
 //! sealed segments again, so that `verify` accepts the directory.
 //!
 //! Handled here (see the crate docs' Guarantees):
-//! - a torn last manifest line is cut off (in [`Journal::open`](crate::journal::Journal::open));
+//! - a torn last manifest line is cut off (in [`Journal::open`](crate::seal::journal::Journal::open));
 //! - a non-empty active file (`app.log`) or prepared next file
 //!   (`app.log.next.<seq>`) is sealed with reason `recovery` and an unknown record
 //!   count; empty ones are removed;
@@ -27,8 +27,8 @@ use logcut_format::{
 
 use crate::{
     Error,
-    journal::Journal,
-    keeper::{self, Sealed},
+    seal::journal::Journal,
+    sealed::keeper::{self, Sealed},
     sys::{Dir, FileInfo},
 };
 

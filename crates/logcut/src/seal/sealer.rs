@@ -19,9 +19,9 @@ use crate::{
     Error,
     builder::Fsync,
     context::{Context, SealerLink},
-    journal::Journal,
-    keeper::{self, Sealed},
     runtime::{Mail, Next, Task},
+    seal::journal::Journal,
+    sealed::keeper::{self, Sealed},
     segment::Segment,
     stats::Counters,
 };
