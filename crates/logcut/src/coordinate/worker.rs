@@ -14,15 +14,12 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-use logcut_format::{
-    manifest::SealReason,
-    name::{self, SealedName},
-};
+use logcut_format::manifest::SealReason;
 
 /// How many next segments are kept ready, so that a burst of cuts (a small
 /// size limit, or rotate calls in a loop) finds one without waiting for the
 /// background thread.
-const PREPARE_AHEAD: usize = 4;
+pub(super) const PREPARE_AHEAD: usize = 4;
 
 /// How long Buffered mode waits for more records before writing a small
 /// batch: the bound on how long an accepted record stays in memory when
@@ -39,7 +36,6 @@ use crate::{
     append::state::{Cmd, Shared},
     builder::Fsync,
     coordinate::breaker::Breaker,
-    coordinate::share::{self, CutGuard},
     runtime::{Lane, Mail, Next, Task},
     seal::journal::Journal,
     seal::sealer::{CloseJob, Job, Sealer, SealerTask},
@@ -58,41 +54,41 @@ enum Poll {
 
 /// Records taken from the buffer and not yet all written.
 #[derive(Default)]
-struct Batch {
-    buf: Vec<u8>,
-    ends: Vec<usize>,
+pub(super) struct Batch {
+    pub(super) buf: Vec<u8>,
+    pub(super) ends: Vec<usize>,
     /// Index of the first record not yet written.
-    next: usize,
+    pub(super) next: usize,
     /// Rotate commands, with the record index they come before.
-    cmds: VecDeque<(usize, Cmd)>,
+    pub(super) cmds: VecDeque<(usize, Cmd)>,
 }
 
 pub(crate) struct Worker {
-    sh: Arc<Shared>,
+    pub(super) sh: Arc<Shared>,
     /// Sequence number of the segment at the active path.
-    active_seq: u64,
-    sealer: Mail<Job>,
+    pub(super) active_seq: u64,
+    pub(super) sealer: Mail<Job>,
     /// The keeper (compression, retention), when configured.
-    keeper: Option<Mail<keeper::Msg>>,
-    next_seq: u64,
-    prepare: Breaker,
-    write: Breaker,
-    batch: Option<Batch>,
-    spare: (Vec<u8>, Vec<usize>),
-    last_fsync: Instant,
+    pub(super) keeper: Option<Mail<keeper::Msg>>,
+    pub(super) next_seq: u64,
+    pub(super) prepare: Breaker,
+    pub(super) write: Breaker,
+    pub(super) batch: Option<Batch>,
+    pub(super) spare: (Vec<u8>, Vec<usize>),
+    pub(super) last_fsync: Instant,
     /// When the active path was last checked (see `check_active`).
-    last_check: Option<Timestamp>,
+    pub(super) last_check: Option<Timestamp>,
     /// Records accepted by sessions' segments sealed or dropped so far
     /// (Direct mode's session total).
-    accepted: u64,
-    lost_records: u64,
-    lost_bytes: u64,
+    pub(super) accepted: u64,
+    pub(super) lost_records: u64,
+    pub(super) lost_bytes: u64,
     /// When the task asked to run again (a timeout it waits for).
-    wake_at: Option<Instant>,
+    pub(super) wake_at: Option<Instant>,
     /// Buffered mode: it waits `LINGER` for more records before writing.
-    lingering: bool,
+    pub(super) lingering: bool,
     /// `reopen` calls that wait for a writer's cut to be promoted.
-    reopens: Vec<std::sync::mpsc::SyncSender<Result<(), Error>>>,
+    pub(super) reopens: Vec<std::sync::mpsc::SyncSender<Result<(), Error>>>,
 }
 
 /// What the background task does after a step.
@@ -197,7 +193,7 @@ impl Worker {
         })
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         self.sh.cfg.clock.now()
     }
 
@@ -334,7 +330,7 @@ impl Worker {
 
     /// How long to sleep: until the next time boundary, the end of a
     /// backoff, or a periodic fsync; `None` to wait until woken.
-    fn next_wake(&self) -> Option<Duration> {
+    pub(super) fn next_wake(&self) -> Option<Duration> {
         let sh = &self.sh;
         let now = self.now();
         let mut until: Option<Timestamp> = None;
@@ -382,7 +378,7 @@ impl Worker {
         d
     }
 
-    fn live(&self) -> Vec<Arc<Segment>> {
+    pub(super) fn live(&self) -> Vec<Arc<Segment>> {
         let mut live = self.sh.lock_inbox().sealing.clone();
         let cur = self.sh.path.current.load_full();
         if !live.iter().any(|s| Arc::ptr_eq(s, &cur)) {
@@ -393,23 +389,23 @@ impl Worker {
 
     /// Whether every swapped-out segment has its sealed name. (The list is
     /// copied first: a segment's lock is never taken under the inbox's.)
-    fn all_promoted(&self) -> bool {
+    pub(super) fn all_promoted(&self) -> bool {
         let sealing = self.sh.lock_inbox().sealing.clone();
         sealing.iter().all(|s| s.lock().sealed_name.is_some())
     }
 
-    fn has_held(&self) -> bool {
+    pub(super) fn has_held(&self) -> bool {
         self.live().iter().any(|s| !s.lock().held.is_empty())
     }
 
-    fn path_of(&self, seg: &Segment) -> std::path::PathBuf {
+    pub(super) fn path_of(&self, seg: &Segment) -> std::path::PathBuf {
         match &seg.lock().sealed_name {
             Some(n) => self.sh.dir.join(n),
             None => self.sh.dir.join(&self.sh.active_name),
         }
     }
 
-    fn set_fallback(&self) {
+    pub(super) fn set_fallback(&self) {
         let s = self.prepare.state(self.now());
         // Relaxed: a status value read on its own by `stats`.
         self.sh
@@ -421,7 +417,7 @@ impl Worker {
     /// Counts and reports a failed write. `retry` says whether it was this
     /// thread's own attempt, which lengthens the backoff; a writer's failure
     /// reported late must not push back a retry that is already due.
-    fn note_write_failure(&mut self, err: Error, retry: bool) {
+    pub(super) fn note_write_failure(&mut self, err: Error, retry: bool) {
         Counters::add(&self.sh.counters.write_failures, 1);
         let now = self.now();
         if retry || self.write.open_until.is_none() {
@@ -442,7 +438,7 @@ impl Worker {
     /// Writes the taken batch, cutting between records where the policy
     /// says and where rotate commands stand. Stops at a failed write and
     /// keeps the rest for a retry.
-    fn process_batch(&mut self) {
+    pub(super) fn process_batch(&mut self) {
         let Some(mut b) = self.batch.take() else {
             return;
         };
@@ -581,12 +577,12 @@ impl Worker {
         if self.write.failures > 0 {
             self.write_recovered();
         }
-        self.spare = (b.buf, b.ends);
+        self.spare = recycle(b.buf, b.ends);
     }
 
     /// After a swap: give the old segment its sealed name and prepare the
     /// next one, so the following cut finds it ready.
-    fn after_swap(&mut self) {
+    pub(super) fn after_swap(&mut self) {
         if let Err(e) = self.promote_pending() {
             self.rotation_failed(e);
             return;
@@ -596,12 +592,12 @@ impl Worker {
         }
     }
 
-    fn write_recovered(&mut self) {
+    pub(super) fn write_recovered(&mut self) {
         self.write.succeed();
         self.sh.lock_inbox().failing = false;
     }
 
-    fn rotation_failed(&mut self, e: Error) {
+    pub(super) fn rotation_failed(&mut self, e: Error) {
         Counters::add(&self.sh.counters.rotation_failures, 1);
         let now = self.now();
         self.prepare.fail(now);
@@ -609,250 +605,8 @@ impl Worker {
         self.sh.report(e);
     }
 
-    // === Rotation ===
-
-    /// Creates next segments at `<name>.log.next.<seq>` until
-    /// [`PREPARE_AHEAD`] are ready. Returns the error if one failed.
-    pub(crate) fn prepare_next(&mut self) -> Option<Error> {
-        let sh = Arc::clone(&self.sh);
-        if sh.cfg.shared {
-            // Sequence numbers are handed out at the cut, under the cut
-            // lock: nothing can be prepared ahead.
-            return None;
-        }
-        while sh.lock_next().len() < PREPARE_AHEAD {
-            let file = name::prepared_file(&sh.cfg.name, self.next_seq);
-            let now = self.now();
-            let res = sh
-                .dir
-                .create_new(&file, sh.cfg.file_mode)
-                .and_then(|f| Segment::new(self.next_seq, file.clone(), f, now));
-            match res {
-                Ok(seg) => {
-                    sh.lock_next().push_back(Arc::new(seg));
-                    self.next_seq += 1;
-                    self.prepare.succeed();
-                    self.set_fallback();
-                }
-                Err(e) => {
-                    let err = Error::io("create next segment", sh.dir.join(&file), e);
-                    self.rotation_failed(err.clone());
-                    return Some(err);
-                }
-            }
-        }
-        None
-    }
-
-    /// Moves every swapped-out segment that still sits at the active path
-    /// to its sealed name, and the segment that replaced it from the next
-    /// path to the active path. In swap order.
-    fn promote_pending(&mut self) -> Result<(), Error> {
-        if self.sh.cfg.shared {
-            // Shared cuts promote at once, under the cut lock, and retry
-            // there (`shared_retry`).
-            return Ok(());
-        }
-        let sealing = self.sh.lock_inbox().sealing.clone();
-        let current = self.sh.path.current.load_full();
-        for seg in &sealing {
-            if seg.lock().sealed_name.is_some() {
-                continue;
-            }
-            // Only the segment at the active path can move, and only once
-            // its successor (the next sequence number: prepared segments
-            // are installed in order) is known. A writer that swapped may
-            // not have listed its old segment yet; it kicks this thread
-            // when it has.
-            if seg.seq != self.active_seq {
-                return Ok(());
-            }
-            let successor = match sealing.iter().find(|s| s.seq == seg.seq + 1) {
-                Some(s) => s,
-                None if current.seq == seg.seq + 1 => &current,
-                None => return Ok(()),
-            };
-            self.promote(seg, Some(successor))?;
-            self.active_seq = seg.seq + 1;
-        }
-        Ok(())
-    }
-
-    /// Gives `seg` (at the active path) its sealed name without ever
-    /// overwriting a file, then moves the next segment to the active path
-    /// (or, at shutdown, removes the active name). If someone else moved
-    /// `seg` away (logrotate, `mv`), it is recorded as moved instead.
-    fn promote(&mut self, seg: &Segment, successor: Option<&Segment>) -> Result<(), Error> {
-        let last = successor.is_none();
-        let sh = Arc::clone(&self.sh);
-        let (start, linked) = {
-            let st = seg.lock();
-            (st.start, st.linked_name.clone())
-        };
-        let active = &sh.active_name;
-        let sealed = match linked {
-            // A retry: the sealed name exists already; do not link again.
-            Some(name) => name,
-            None => {
-                let at_active = self.is_at(active, seg)?;
-                let name = if at_active {
-                    self.link_sealed(seg, start, last)?
-                } else {
-                    None
-                };
-                let name = match name {
-                    Some(n) => n,
-                    None => {
-                        // Moved away by someone else: its records stay in
-                        // the moved file; the manifest says so.
-                        Counters::add(&sh.counters.reopens, 1);
-                        name::MOVED.to_string()
-                    }
-                };
-                seg.lock().linked_name = Some(name.clone());
-                name
-            }
-        };
-        let mut sealed = sealed;
-        if let Some(succ) = successor {
-            self.install(succ)?;
-            // Between the link and the rename, someone else may have
-            // renamed the active file (logrotate racing with a cut): it then
-            // has their name besides ours. It is theirs now; once it is not
-            // at the active path, nobody else can take it, so this check is
-            // final.
-            if sealed != name::MOVED
-                && crate::sys::file_info(&seg.file).is_ok_and(|i| i.nlink > 1)
-                && sh.dir.unlink(&sealed).is_ok()
-            {
-                Counters::add(&sh.counters.reopens, 1);
-                sealed = name::MOVED.to_string();
-            }
-        }
-        seg.lock().sealed_name = Some(sealed);
-        Ok(())
-    }
-
-    /// Whether the file at `name` is `seg`'s file.
-    fn is_at(&self, name: &str, seg: &Segment) -> Result<bool, Error> {
-        let dir = &self.sh.dir;
-        match dir.stat(name) {
-            Ok(found) => Ok(found.is_some_and(|i| i.dev == seg.id.dev && i.ino == seg.id.ino)),
-            Err(e) => Err(Error::io("seal", dir.join(name), e)),
-        }
-    }
-
-    /// Moves the prepared segment `succ` to the active path. Whatever is
-    /// there is replaced: normally the segment just given its sealed name;
-    /// after someone else moved that one away, an empty file logrotate
-    /// created in its place. A non-empty file someone else put there is
-    /// kept, renamed to `<name>.log.foreign-<ms>`, and reported.
-    fn install(&self, succ: &Segment) -> Result<(), Error> {
-        let sh = &self.sh;
-        let dir = &sh.dir;
-        let active = &sh.active_name;
-        let known = |i: &crate::sys::FileInfo| {
-            let live = sh.lock_inbox().sealing.clone();
-            live.iter().any(|s| s.id.dev == i.dev && s.id.ino == i.ino)
-        };
-        if let Ok(Some(i)) = dir.stat(active) {
-            // Shared mode: the file the cut file names is the log's live
-            // active segment, never someone else's file to move aside.
-            let named = sh
-                .cut
-                .as_ref()
-                .and_then(|c| crate::sys::read_small(c).ok())
-                .and_then(|t| CutState::parse(&t))
-                .is_some_and(|st| st.dev == i.dev && st.ino == i.ino);
-            if named {
-                return Err(Error::io(
-                    "install next segment",
-                    dir.join(active),
-                    io::Error::other(
-                        "the active path holds the live active segment of the shared log",
-                    ),
-                ));
-            }
-            if i.len > 0 && !known(&i) {
-                let aside = format!("{active}.foreign-{}", self.now().as_millisecond());
-                if dir.rename_noreplace(active, &aside).is_ok() {
-                    sh.report(Error::io(
-                        "install next segment",
-                        dir.join(&aside),
-                        io::Error::other(format!(
-                            "someone else put a file of {} bytes at the active path; it was kept under this name",
-                            i.len
-                        )),
-                    ));
-                }
-            }
-        }
-        dir.rename(&succ.prep_name, active)
-            .map_err(|e| Error::io("install next segment", dir.join(active), e))
-    }
-
-    /// Gives the segment at the active path its sealed name, never
-    /// overwriting a file: a hard link (the active path stays in place
-    /// until the successor replaces it), or at shutdown, or where the file
-    /// system has no hard links, a rename. `None` if the file at the active
-    /// path turned out not to be `seg` (someone else moved it meanwhile).
-    fn link_sealed(
-        &self,
-        seg: &Segment,
-        start: Timestamp,
-        last: bool,
-    ) -> Result<Option<String>, Error> {
-        let dir = &self.sh.dir;
-        let active = &self.sh.active_name;
-        let mut dup = 0;
-        loop {
-            let candidate = SealedName {
-                start_ms: start.as_millisecond(),
-                seq: seg.seq,
-                dup,
-            }
-            .file_name(&self.sh.cfg.name);
-            let mut renamed = last;
-            let mut res = if last {
-                dir.rename_noreplace(active, &candidate)
-            } else {
-                dir.link(active, &candidate)
-            };
-            if !last
-                && matches!(
-                    res.as_ref().map_err(io::Error::raw_os_error),
-                    Err(Some(1 | 95))
-                )
-            {
-                // EPERM / EOPNOTSUPP: no hard links on this file system.
-                // Rename instead; the active path is briefly absent.
-                res = dir.rename_noreplace(active, &candidate);
-                renamed = true;
-            }
-            match res {
-                Ok(()) => {
-                    // The path was checked before; someone may have moved
-                    // the file in between. Make sure the name is ours.
-                    if self.is_at(&candidate, seg)? {
-                        return Ok(Some(candidate));
-                    }
-                    if renamed {
-                        // Put the other file back where it was.
-                        let _ = dir.rename_noreplace(&candidate, active);
-                    } else {
-                        let _ = dir.unlink(&candidate);
-                    }
-                    return Ok(None);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
-            }
-        }
-    }
-
     /// Handles `rotate()`, a trigger file event or SIGUSR1.
-    fn rotate(&mut self, tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>) {
+    pub(super) fn rotate(&mut self, tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>) {
         let res = self.rotate_now();
         if res.is_err() && tx.is_none() {
             Counters::add(&self.sh.counters.rotation_failures, 1);
@@ -864,7 +618,7 @@ impl Worker {
     /// Whether a writer swapped segments and the old one is not at its
     /// sealed name yet (or not even listed: the writer lists it right after
     /// the swap, and kicks this task).
-    fn cut_under_way(&self) -> bool {
+    pub(super) fn cut_under_way(&self) -> bool {
         // Shared mode promotes a cut at once, under the cut lock.
         if self.sh.cfg.shared {
             return false;
@@ -874,7 +628,7 @@ impl Worker {
 
     /// Answers the `reopen` calls that waited for a cut under way, once it
     /// is promoted (checking the path again then), or failed.
-    fn answer_reopens(&mut self, failed: Option<&Error>) {
+    pub(super) fn answer_reopens(&mut self, failed: Option<&Error>) {
         if self.reopens.is_empty() {
             return;
         }
@@ -891,7 +645,7 @@ impl Worker {
     /// Handles `reopen()`, SIGHUP and the periodic check: if the active
     /// path no longer holds the active segment (someone renamed or removed
     /// it), cuts, and installs the next segment there.
-    fn reopen_now(&mut self) -> Result<(), Error> {
+    pub(super) fn reopen_now(&mut self) -> Result<(), Error> {
         self.last_check = Some(self.now());
         if self.sh.cfg.shared {
             return self.shared_check();
@@ -934,7 +688,7 @@ impl Worker {
     }
 
     /// The periodic check of the active path.
-    fn check_active(&mut self, now: Timestamp) {
+    pub(super) fn check_active(&mut self, now: Timestamp) {
         let Some(every) = self.sh.cfg.watch_interval else {
             return;
         };
@@ -954,7 +708,7 @@ impl Worker {
         }
     }
 
-    fn rotate_now(&mut self) -> Result<(), Error> {
+    pub(super) fn rotate_now(&mut self) -> Result<(), Error> {
         if self.sh.cfg.shared {
             return self.shared_step(Some(SealReason::Manual));
         }
@@ -987,324 +741,9 @@ impl Worker {
         Ok(())
     }
 
-    // === Shared mode ===
-
-    /// Shared mode, on every check: refreshes the estimate of the other
-    /// processes' bytes in the current segment, and takes the cut lock
-    /// only if the active path holds another file (someone cut, or moved
-    /// it) or the size limit is reached.
-    fn shared_check(&mut self) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let cur = sh.path.current.load_full();
-        let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
-        let size_due = {
-            let st = cur.lock();
-            let own = st.bytes + cur.reserved.load(Ordering::Relaxed);
-            // Relaxed: an estimate for the size checks (see Segment).
-            cur.others.store(len.saturating_sub(own), Ordering::Relaxed);
-            !st.closed
-                && sh
-                    .cfg
-                    .max_size
-                    .is_some_and(|max| len > 0 && cur.planned_bytes(&st) > max)
-        };
-        let size_due = size_due && self.prepare.allow(self.now());
-        let here = sh
-            .dir
-            .stat(&sh.active_name)
-            .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
-        // The cut state is read without the lock: a stale or mixed read
-        // only costs a look under the lock, where it is read again.
-        let state = sh
-            .cut
-            .as_ref()
-            .and_then(|c| crate::sys::read_small(c).ok())
-            .and_then(|t| CutState::parse(&t));
-        let consistent = state.is_some_and(|st| same(here.as_ref(), st.dev, st.ino));
-        if !same(here.as_ref(), cur.id.dev, cur.id.ino)
-            || !consistent
-            || size_due
-            || !self.all_promoted()
-        {
-            self.shared_step(size_due.then_some(SealReason::Size))?;
-        }
-        Ok(())
-    }
-
-    /// Shared mode, under the cut lock: a cut of this process whose
-    /// promotion failed (its link or rename) is retried, unless another
-    /// process finished it meanwhile (it found the cut interrupted): that
-    /// one seals the segment, and this one only records its part.
-    fn shared_retry(&mut self) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let sealing = sh.lock_inbox().sealing.clone();
-        let cur = sh.path.current.load_full();
-        for seg in sealing {
-            if seg.lock().sealed_name.is_some() {
-                continue;
-            }
-            // The successor is still at its prepared name only if nobody
-            // installed it: otherwise another process found the cut
-            // interrupted and finished it (and may have cut again since);
-            // it seals the segment, and this one only records its part.
-            let prepared = sh
-                .dir
-                .stat(&cur.prep_name)
-                .map_err(|e| Error::io("check next segment", sh.dir.join(&cur.prep_name), e))?;
-            if cur.prep_name != sh.active_name && same(prepared.as_ref(), cur.id.dev, cur.id.ino) {
-                self.promote(&seg, Some(&cur))?;
-                self.mark_cut(&seg);
-            } else {
-                let mut st = seg.lock();
-                st.followed = true;
-                st.sealed_name = Some(String::new());
-            }
-            self.active_seq = cur.seq;
-        }
-        Ok(())
-    }
-
-    /// Shared mode: under the cut lock, brings this process up to date with
-    /// the log (finishes a cut that a killed process left half done,
-    /// replaces an active file someone else moved away, follows a cut
-    /// another process made) and then cuts for `cut`, unless the segment
-    /// it was asked for has been cut already.
-    fn shared_step(&mut self, cut: Option<SealReason>) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let Some(cut_file) = sh.cut.as_ref() else {
-            return Ok(());
-        };
-        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
-        let _guard = CutGuard::take(cut_file, &cut_path)?;
-        self.shared_retry()?;
-        let mut state = share::read_state(cut_file, &cut_path)?.ok_or_else(|| {
-            Error::io(
-                "cut",
-                &cut_path,
-                io::Error::other("the cut file does not name the active segment"),
-            )
-        })?;
-        let stat = |n: &str| {
-            sh.dir
-                .stat(n)
-                .map_err(|e| Error::io("check active file", sh.dir.join(n), e))
-        };
-        let here = stat(&sh.active_name)?;
-        if !same(here.as_ref(), state.dev, state.ino) {
-            let prepared = name::prepared_file(&sh.cfg.name, state.seq);
-            match here {
-                Some(here) if same(stat(&prepared)?.as_ref(), state.dev, state.ino) => {
-                    self.finish_cut(state, &prepared, here)?;
-                }
-                _ => state = self.replace_moved(state)?,
-            }
-        }
-        let cur = sh.path.current.load_full();
-        if cur.id.dev != state.dev || cur.id.ino != state.ino {
-            // Another process cut: this one's records are in the segment
-            // it cut, which it seals once this one has left.
-            let seg = share::open_followed(&sh.dir, &sh.active_name, state, self.now())?;
-            self.swap_to(Arc::new(seg), true)?;
-            self.active_seq = state.seq;
-            return Ok(());
-        }
-        let Some(reason) = cut else {
-            return Ok(());
-        };
-        // Nothing to cut if the segment holds no record, of this process
-        // or another (records may be empty: the length alone does not say).
-        let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
-        if len == 0 && !cur.has_records(&cur.lock()) {
-            return Ok(());
-        }
-        let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
-        self.swap_to(Arc::clone(&new), false)?;
-        {
-            let mut st = cur.lock();
-            st.reason = Some(reason);
-        }
-        // Only once the old segment has its sealed name: until then
-        // `shared_retry` tries again.
-        self.promote(&cur, Some(&new))?;
-        self.active_seq = seq;
-        self.mark_cut(&cur);
-        Ok(())
-    }
-
-    /// Removes the write permission bits of a segment this process cut:
-    /// the other processes' probes see it and follow at once (see
-    /// `Shared::probe`). Sealed segments of a shared log are so read-only.
-    fn mark_cut(&self, seg: &Segment) {
-        let mode = self.sh.cfg.file_mode;
-        if mode & 0o200 == 0 || seg.lock().sealed_name.as_deref() == Some(name::MOVED) {
-            // A moved segment is someone else's file now.
-            return;
-        }
-        match crate::sys::set_mode(&seg.file, mode & !0o222) {
-            // Only the file's owner may change its mode: a log shared by
-            // several users keeps the write bits of segments another user
-            // created (the others learn of the cut from the cut file).
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
-            Err(e) => {
-                self.sh.report(Error::io(
-                    "mark segment cut",
-                    self.sh.dir.join(&self.sh.active_name),
-                    e,
-                ));
-            }
-            Ok(()) => {}
-        }
-    }
-
-    /// Creates segment `seq` at its prepared name, with its shared lock,
-    /// and names it in the cut file (under the cut lock).
-    fn create_shared(&mut self, seq: u64) -> Result<(Arc<Segment>, u64), Error> {
-        let sh = Arc::clone(&self.sh);
-        let prepared = name::prepared_file(&sh.cfg.name, seq);
-        let path = sh.dir.join(&prepared);
-        // A file at this name was left by a process killed before it
-        // named it in the cut file: nobody ever wrote to it.
-        if let Err(e) = sh.dir.unlink(&prepared) {
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(Error::io("create next segment", &path, e));
-            }
-        }
-        let file = sh
-            .dir
-            .create_new(&prepared, sh.cfg.file_mode)
-            .map_err(|e| Error::io("create next segment", &path, e))?;
-        let seg = Segment::new_shared(seq, prepared, file, self.now())
-            .map_err(|e| Error::io("create next segment", &path, e))?;
-        share::share_segment(&seg, &path)?;
-        if let Some(cut) = sh.cut.as_ref() {
-            share::write_cut_state(cut, &sh.dir, &sh.cfg.name, seq, &seg)?;
-        }
-        Ok((Arc::new(seg), seq))
-    }
-
-    /// Makes `new` the current segment. The old one is sealed by this
-    /// process (after `promote`), or if `followed`, by the process that
-    /// cut it; this one then only records its part.
-    fn swap_to(&mut self, new: Arc<Segment>, followed: bool) -> Result<(), Error> {
-        let cur = self.sh.path.current.load_full();
-        let mut st = cur.lock();
-        // Under the current segment's lock: no writer can take `new` for a
-        // swap of its own meanwhile (they swap only under it).
-        self.sh.lock_next().push_back(new);
-        if st.closed || !self.sh.try_swap(&cur, &mut st, SealReason::Manual) {
-            self.sh.lock_next().clear();
-            return Err(Error::io(
-                "cut",
-                self.sh.dir.join(&self.sh.active_name),
-                io::Error::other("the current segment is closed"),
-            ));
-        }
-        if followed {
-            st.followed = true;
-            st.sealed_name = Some(String::new());
-        }
-        Ok(())
-    }
-
-    /// A process was killed between naming the prepared segment `state.seq`
-    /// in the cut file and moving it to the active path: finish its cut,
-    /// and seal the segment it cut.
-    fn finish_cut(&mut self, state: CutState, prepared: &str, here: FileInfo) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let cur = sh.path.current.load_full();
-        if state.seq < 2 {
-            return Err(Error::io(
-                "finish an interrupted cut",
-                sh.dir.join(&name::cut_file(&sh.cfg.name)),
-                io::Error::other(format!("the cut file names segment {}", state.seq)),
-            ));
-        }
-        if !same(Some(&here), cur.id.dev, cur.id.ino) {
-            // This process had not followed to that segment yet.
-            let behind = CutState {
-                seq: state.seq - 1,
-                dev: here.dev,
-                ino: here.ino,
-            };
-            let seg = share::open_followed(&sh.dir, &sh.active_name, behind, self.now())?;
-            self.swap_to(Arc::new(seg), true)?;
-        }
-        let cur = sh.path.current.load_full();
-        if here.nlink > 1 {
-            // The killed process had linked it to its sealed name already.
-            if let Some(name) = self.sealed_name_of(cur.seq, &here) {
-                cur.lock().linked_name = Some(name);
-            }
-        }
-        let path = sh.dir.join(prepared);
-        let file = sh
-            .dir
-            .open_existing_append(prepared)
-            .map_err(|e| Error::io("finish an interrupted cut", &path, e))?;
-        let new = Segment::new_shared(state.seq, prepared.to_string(), file, self.now())
-            .map_err(|e| Error::io("finish an interrupted cut", &path, e))?;
-        share::share_segment(&new, &path)?;
-        let new = Arc::new(new);
-        self.swap_to(Arc::clone(&new), false)?;
-        sh.report(Error::io(
-            "finish an interrupted cut",
-            sh.dir.join(&sh.active_name),
-            io::Error::other(format!(
-                "a process was killed while it cut segment {}; this one finished the cut",
-                cur.seq
-            )),
-        ));
-        self.promote(&cur, Some(&new))?;
-        self.active_seq = state.seq;
-        self.mark_cut(&cur);
-        Ok(())
-    }
-
-    /// The sealed name of this log that `info`'s file has, if any.
-    fn sealed_name_of(&self, seq: u64, info: &FileInfo) -> Option<String> {
-        let rd = std::fs::read_dir(self.sh.dir.path()).ok()?;
-        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|f| SealedName::parse(&self.sh.cfg.name, f).is_some_and(|n| n.seq == seq))
-            .find(|f| {
-                self.sh
-                    .dir
-                    .stat(f)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|i| i.dev == info.dev && i.ino == info.ino)
-            })
-    }
-
-    /// Someone else moved the active file away (or removed it): a new one
-    /// takes its place. If this process was writing the moved segment, it
-    /// seals it (as moved); otherwise whoever still writes it only records
-    /// a part. Returns the new cut state.
-    fn replace_moved(&mut self, state: CutState) -> Result<CutState, Error> {
-        let sh = Arc::clone(&self.sh);
-        let cur = sh.path.current.load_full();
-        let ours = cur.id.dev == state.dev && cur.id.ino == state.ino;
-        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
-        let (new, seq) = self.create_shared(next_seq(state, &cut_path)?)?;
-        self.swap_to(Arc::clone(&new), !ours)?;
-        if ours {
-            cur.lock().reason = Some(SealReason::Reopen);
-            // The active path holds another file: `promote` records the
-            // segment as moved and installs the new one.
-            self.promote(&cur, Some(&new))?;
-        } else {
-            self.install(&new)?;
-        }
-        self.active_seq = seq;
-        Ok(CutState {
-            seq,
-            dev: new.id.dev,
-            ino: new.id.ino,
-        })
-    }
-
     // === Periodic work ===
 
-    fn housekeeping(&mut self) {
+    pub(super) fn housekeeping(&mut self) {
         self.report_write_errors();
         let promoted = self.promote_pending();
         self.answer_reopens(promoted.as_ref().err());
@@ -1329,7 +768,7 @@ impl Worker {
 
     /// A cut that was due when no next segment was ready, or a time
     /// boundary that passed with no record written since.
-    fn cut_if_due(&mut self, now: Timestamp) {
+    pub(super) fn cut_if_due(&mut self, now: Timestamp) {
         let cur = self.sh.path.current.load_full();
         let mut st = cur.lock();
         if st.closed {
@@ -1360,7 +799,7 @@ impl Worker {
         }
     }
 
-    fn report_write_errors(&mut self) {
+    pub(super) fn report_write_errors(&mut self) {
         for seg in self.live() {
             let err = seg.lock().error.take();
             if let Some(e) = err {
@@ -1371,7 +810,7 @@ impl Worker {
     }
 
     /// Writes records held after failed writes, once the backoff allows.
-    fn retry_held(&mut self, now: Timestamp) {
+    pub(super) fn retry_held(&mut self, now: Timestamp) {
         if !self.write.allow(now) {
             return;
         }
@@ -1397,7 +836,7 @@ impl Worker {
     /// One pass of `retry_held` over the live segments, oldest first.
     /// Returns true if it cut the current segment (its successor then
     /// holds records to write).
-    fn drain_live_held(&mut self) -> bool {
+    pub(super) fn drain_live_held(&mut self) -> bool {
         for seg in self.live() {
             let mut st = seg.lock();
             // While a combiner writes, the file is its; it moves anything
@@ -1443,7 +882,7 @@ impl Worker {
     /// one is) while creating one still succeeds; while creation fails,
     /// the records go to this segment after all, past the limit, as
     /// records do in the fallback. Returns true if it swapped.
-    fn cut_for_held(&mut self, seg: &Arc<Segment>, st: &mut SegState) -> bool {
+    pub(super) fn cut_for_held(&mut self, seg: &Arc<Segment>, st: &mut SegState) -> bool {
         if st.closed || !Arc::ptr_eq(&self.sh.path.current.load_full(), seg) {
             return false;
         }
@@ -1465,7 +904,7 @@ impl Worker {
 
     /// Hands swapped-out segments that have a sealed name and no held
     /// records to the sealer thread, oldest first.
-    fn seal_ready(&mut self) {
+    pub(super) fn seal_ready(&mut self) {
         let sealing = self.sh.lock_inbox().sealing.clone();
         let mut ready = Vec::new();
         for seg in sealing {
@@ -1486,14 +925,14 @@ impl Worker {
     }
 
     /// Waits until the sealer has done everything handed to it.
-    fn sealer_barrier(&self) {
+    pub(super) fn sealer_barrier(&self) {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if self.sealer.send(Job::Barrier(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
 
-    fn periodic_fsync(&mut self) {
+    pub(super) fn periodic_fsync(&mut self) {
         let Fsync::Every(every) = self.sh.cfg.fsync else {
             return;
         };
@@ -1516,7 +955,7 @@ impl Worker {
     /// Writes everything it can within the shutdown timeout, seals the last
     /// segment, counts and records what could not be written, and records
     /// the session's totals.
-    fn finish(&mut self) -> Result<(), Error> {
+    pub(super) fn finish(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let deadline = Instant::now()
@@ -1720,111 +1159,8 @@ impl Worker {
         }
     }
 
-    /// Shared mode, at shutdown: the last process to leave seals the active
-    /// segment (or removes it if empty); the others only record their part
-    /// of it and leave it to the process that cuts it next.
-    fn finish_shared(&mut self, cur: &Arc<Segment>, accepted: u64) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let Some(cut_file) = sh.cut.as_ref() else {
-            return Ok(());
-        };
-        let cut_path = sh.dir.join(&name::cut_file(&sh.cfg.name));
-        // Everything swapped out before is recorded first (the part of a
-        // segment just followed; a seal waits at most until the deadline):
-        // the shared lock on the lock file must outlive this process's
-        // seals, or a process starting alone could recover a segment this
-        // one is about to seal.
-        // A cut of this process whose promotion still fails: its records
-        // are recorded as its part, the file is left to the next start.
-        let mut stuck = None;
-        for seg in sh.lock_inbox().sealing.clone() {
-            let mut st = seg.lock();
-            if st.sealed_name.is_none() {
-                st.followed = true;
-                st.sealed_name = Some(String::new());
-                stuck.get_or_insert(seg.seq);
-            }
-        }
-        self.seal_ready();
-        self.sealer_barrier();
-        let drained = sh.lock_inbox().sealing.is_empty();
-        let guard = CutGuard::take(cut_file, &cut_path);
-        // Alone if the lock file can be held exclusively. A failed attempt
-        // releases this process's shared lock: it is leaving anyway. A
-        // process starting now waits (for the cut lock, then for this
-        // exclusive lock) until the seal is recorded.
-        let alone = drained
-            && guard.is_ok()
-            && sh
-                .lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .is_some_and(|f| {
-                    crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(false)
-                });
-        let at_active = alone && self.is_at(&sh.active_name, cur).unwrap_or(false);
-        let res = if at_active {
-            let len = crate::sys::file_info(&cur.file).map_or(1, |i| i.len);
-            // Empty: no byte, and no record (records may be empty) of this
-            // process or of any that left it.
-            let empty = len == 0
-                && !cur.has_records(&cur.lock())
-                && logcut_format::manifest::Manifest::read(
-                    &sh.dir.join(&name::manifest_file(&sh.cfg.name)),
-                )
-                .is_ok_and(|m| {
-                    !m.entries.iter().any(|e| {
-                        matches!(e, logcut_format::manifest::Entry::Part(p) if p.seq == cur.seq && p.records > 0)
-                    })
-                });
-            if empty {
-                self.accepted += accepted;
-                // Its sequence number is handed back (the next start gives
-                // it to its first segment): no gap in the sequence. Only
-                // empty parts of other processes name it.
-                let back = CutState {
-                    seq: cur.seq.saturating_sub(1),
-                    dev: 0,
-                    ino: 0,
-                };
-                let _ = crate::sys::overwrite(cut_file, back.encode().as_bytes());
-                sh.dir
-                    .unlink(&sh.active_name)
-                    .map_err(|e| Error::io("remove empty segment", sh.dir.join(&sh.active_name), e))
-            } else {
-                let res = self.promote(cur, None);
-                if res.is_ok() {
-                    // Read-only like every sealed segment of a shared log.
-                    self.mark_cut(cur);
-                    sh.lock_inbox().sealing.push(Arc::clone(cur));
-                }
-                res
-            }
-        } else {
-            {
-                let mut st = cur.lock();
-                st.followed = true;
-                st.sealed_name = Some(String::new());
-            }
-            sh.lock_inbox().sealing.push(Arc::clone(cur));
-            Ok(())
-        };
-        drop(guard);
-        match stuck {
-            Some(seq) => Err(Error::io(
-                "shut down",
-                sh.dir.join(&sh.active_name),
-                io::Error::other(format!(
-                    "segment {seq} could not be given its sealed name; the next appender to start alone recovers it"
-                )),
-            )),
-            None => res,
-        }
-    }
-
     /// Takes whatever records and commands are queued, without waiting.
-    fn wait_nonblocking(&mut self) -> Vec<Cmd> {
+    pub(super) fn wait_nonblocking(&mut self) -> Vec<Cmd> {
         {
             let mut q = self.sh.lock_inbox();
             q.kick = true;
@@ -1842,7 +1178,24 @@ impl Worker {
 
 /// The sequence number after the cut state's (a corrupt cut file must not
 /// make it wrap).
-fn next_seq(state: CutState, path: &std::path::Path) -> Result<u64, Error> {
+/// A written batch's buffers, kept for the next batch (they alternate with
+/// the inbox's), and shrunk when this batch used little of them: a log
+/// that had one burst does not keep megabytes while it is quiet.
+fn recycle(mut buf: Vec<u8>, mut ends: Vec<usize>) -> (Vec<u8>, Vec<usize>) {
+    const KEEP: usize = 64 << 10;
+    let (used, records) = (buf.len(), ends.len());
+    buf.clear();
+    ends.clear();
+    if buf.capacity() > KEEP && used < buf.capacity() / 8 {
+        buf.shrink_to(KEEP.max(used * 2));
+    }
+    if ends.capacity() > KEEP / 16 && records < ends.capacity() / 8 {
+        ends.shrink_to((KEEP / 16).max(records * 2));
+    }
+    (buf, ends)
+}
+
+pub(super) fn next_seq(state: CutState, path: &std::path::Path) -> Result<u64, Error> {
     state.seq.checked_add(1).ok_or_else(|| {
         Error::io(
             "cut",
@@ -1853,11 +1206,11 @@ fn next_seq(state: CutState, path: &std::path::Path) -> Result<u64, Error> {
 }
 
 /// Whether `info` is the file `dev`/`ino`.
-fn same(info: Option<&FileInfo>, dev: u64, ino: u64) -> bool {
+pub(super) fn same(info: Option<&FileInfo>, dev: u64, ino: u64) -> bool {
     info.is_some_and(|i| i.dev == dev && i.ino == ino)
 }
 
-fn reply(c: Cmd, res: Result<(), Error>) {
+pub(super) fn reply(c: Cmd, res: Result<(), Error>) {
     match c {
         Cmd::Rotate(Some(tx)) | Cmd::Reopen(Some(tx)) | Cmd::Tick(tx) | Cmd::Shutdown(tx) => {
             let _ = tx.send(res);
@@ -1868,7 +1221,7 @@ fn reply(c: Cmd, res: Result<(), Error>) {
 
 /// Answers a caller, or for a trigger or signal (nobody waits), reports
 /// the error to the handler.
-fn answer(
+pub(super) fn answer(
     tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>,
     res: Result<(), Error>,
     sh: &Shared,
@@ -1882,5 +1235,31 @@ fn answer(
                 sh.report(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recycle;
+
+    #[test]
+    fn buffers_shrink_after_a_small_batch_and_keep_their_size_under_load() {
+        let big = vec![0u8; 1 << 20];
+        let (buf, ends) = recycle(big, vec![0; 10_000]);
+        // A full batch: kept as it is.
+        assert!(buf.capacity() >= 1 << 20 && buf.is_empty());
+        assert!(ends.capacity() >= 10_000 && ends.is_empty());
+        let mut small = buf;
+        small.extend_from_slice(&[1u8; 1000]);
+        let mut few = ends;
+        few.extend([1, 2, 3]);
+        let (buf, ends) = recycle(small, few);
+        assert!(
+            buf.capacity() < 1 << 20 && buf.capacity() >= 64 << 10,
+            "{}",
+            buf.capacity()
+        );
+        assert!(ends.capacity() < 10_000, "{}", ends.capacity());
+        assert!(buf.is_empty() && ends.is_empty());
     }
 }
