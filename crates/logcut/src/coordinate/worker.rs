@@ -917,6 +917,9 @@ impl Worker {
             }
             st.handed = true;
             drop(st);
+            if self.sh.cfg.fsync != Fsync::Never {
+                crate::sys::start_writeback(&seg.file);
+            }
             ready.push(seg);
         }
         if !ready.is_empty() {
