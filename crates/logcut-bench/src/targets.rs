@@ -240,6 +240,8 @@ struct Sample {
     max: u64,
     /// Sealed segments and the largest one's bytes (logcut only).
     seals: Option<(usize, u64)>,
+    /// `Stats::cuts_deferred` (logcut only).
+    deferred: u64,
 }
 
 impl Sample {
@@ -252,6 +254,7 @@ impl Sample {
             p999: quantile(&lat, 0.999),
             max: lat.last().copied().unwrap_or(0),
             seals: None,
+            deferred: 0,
         }
     }
 }
@@ -274,6 +277,7 @@ fn run_cfg(c: Cfg, records: u64, dir: &Path) -> Result<Sample, String> {
             p999: s.p999,
             max: s.max,
             seals: None,
+            deferred: 0,
         })
     };
     match c.sink {
@@ -391,6 +395,7 @@ fn run_logcut(
     let sizes = seal_sizes(dir)?;
     let mut s = Sample::from_latencies(bytes, d.elapsed, d.latencies);
     s.seals = Some((sizes.len(), sizes.iter().copied().max().unwrap_or(0)));
+    s.deferred = stats.cuts_deferred;
     Ok(s)
 }
 
@@ -906,12 +911,22 @@ impl Results {
         println!(
             "== configurations == (median over {} round(s); throughput in bytes of \
              {RECORD_LEN}-byte records; latency of one write call, in µs; segments: \
-             sealed, largest from the manifest, over all rounds)",
+             sealed (median); largest: bytes, from the manifest, over all rounds; \
+             deferred: stats.cuts_deferred (median))",
             self.rounds
         );
         println!(
-            "{:<36} {:>14} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10}",
-            "config", "Mrec/s", "MB/s", "p50", "p99", "p99.9", "max", "segments", "largest"
+            "{:<36} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
+            "config",
+            "Mrec/s",
+            "MB/s",
+            "p50",
+            "p99",
+            "p99.9",
+            "max",
+            "segments",
+            "largest",
+            "deferred"
         );
         for (c, s) in self.configs.iter().zip(&self.samples) {
             let rate = self.med(*c, |s| s.rate);
@@ -925,7 +940,7 @@ impl Results {
                     )
                 }
             };
-            let (segs, largest) = match s.first().and_then(|x| x.seals) {
+            let (segs, largest, deferred) = match s.first().and_then(|x| x.seals) {
                 Some(_) => (
                     format!(
                         "{:.0}",
@@ -942,11 +957,15 @@ impl Results {
                         .max()
                         .unwrap_or(0)
                         .to_string(),
+                    format!(
+                        "{:.0}",
+                        median(s.iter().map(|x| x.deferred as f64).collect())
+                    ),
                 ),
-                None => ("-".to_string(), "-".to_string()),
+                None => ("-".to_string(), "-".to_string(), "-".to_string()),
             };
             println!(
-                "{:<36} {:>14.3} {:>10.1} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10}",
+                "{:<36} {:>8.3} {:>7.1} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
                 c.to_string(),
                 rate / RECORD_LEN as f64 / 1e6,
                 rate / 1e6,
@@ -956,6 +975,7 @@ impl Results {
                 lat(|x| x.max),
                 segs,
                 largest,
+                deferred,
             );
         }
     }
