@@ -3,8 +3,10 @@
 # ids) through `logcut write` (default `--fsync seal`, and `--fsync never`),
 # multilog, s6-log, svlogd and `rotatelogs -n`,
 # each rotating every 1 MB, and `cat > file` as the limit; interleaved over
-# ROUNDS rounds. Prints, per tool: median throughput, ratio to cat, files,
-# and lines lost, duplicated or split across two files.
+# ROUNDS rounds. `cat-sync` (`cat > file && sync`, timed together) is the
+# limit for the default policy, which syncs every sealed segment. Prints, per
+# tool: median throughput, ratio to cat, files, and lines lost, duplicated
+# or split across two files; then logcut's ratios to its limits.
 #
 #   bench/pipe.sh                 # 5,000,000 lines, 3 rounds
 #   LINES=1000000 ROUNDS=1 bench/pipe.sh
@@ -40,6 +42,7 @@ run_tool() {
   local tool=$1 d=$2
   case $tool in
     cat) cat > "$d/out" ;;
+    cat-sync) cat > "$d/out" && sync ;;
     logcut) "$LOGCUT" write --dir "$d" --max-size 1MB ;;
     logcut-nosync) "$LOGCUT" write --dir "$d" --max-size 1MB --fsync never ;;
     multilog) multilog s1000000 n10000 "$d" ;;
@@ -51,7 +54,7 @@ run_tool() {
 read_tool() {
   local tool=$1 d=$2
   case $tool in
-    cat) cat "$d/out" ;;
+    cat|cat-sync) cat "$d/out" ;;
     logcut|logcut-nosync) "$LOGCUT" cat "$d" ;;
     multilog|s6-log|svlogd) (cd "$d"; ls | grep -E '^@' | sort; ls | grep -x current) | (cd "$d"; xargs -r cat) ;;
     rotatelogs) (cd "$d"; ls out* | sort -t. -k2,2n | xargs -r cat) ;;
@@ -60,7 +63,7 @@ read_tool() {
 count_files() {
   local tool=$1 d=$2
   case $tool in
-    cat) echo 1 ;;
+    cat|cat-sync) echo 1 ;;
     logcut|logcut-nosync) ls "$d" | grep -cE '\.log$' ;;
     multilog|s6-log|svlogd) ls "$d" | grep -cE '^@|^current$' ;;
     rotatelogs) ls "$d" | grep -c '^out' ;;
@@ -71,7 +74,7 @@ count_files() {
 count_split() {
   local tool=$1 d=$2
   case $tool in
-    cat|logcut|logcut-nosync) echo 0 ;;
+    cat|cat-sync|logcut|logcut-nosync) echo 0 ;;
     *) local n=0 f
        for f in $(cd "$d" && ls | grep -vE '^(config|lock|state|newstate)$'); do
          [[ -s "$d/$f" && $(tail -c1 "$d/$f" | od -An -c | tr -d ' ') != '\n' ]] && n=$((n + 1))
@@ -81,7 +84,7 @@ count_split() {
   esac
 }
 
-TOOLS=(cat logcut logcut-nosync rotatelogs multilog s6-log svlogd)
+TOOLS=(cat cat-sync logcut logcut-nosync rotatelogs multilog s6-log svlogd)
 declare -A RATES FILES LOST DUP SPLIT
 for ((r = 1; r <= ROUNDS; r++)); do
   order=("${TOOLS[@]}")
@@ -115,4 +118,10 @@ for tool in "${TOOLS[@]}"; do
   m=$(echo "${RATES[$tool]}" | median)
   printf '%-11s %9s %8s %7s %6s %6s %s\n' "$tool" "$m" "$(awk -v a="$m" -v c="$cat_rate" 'BEGIN { printf "%.2f", a / c }')" "${FILES[$tool]}" "${LOST[$tool]}" "${DUP[$tool]}" "${SPLIT[$tool]}"
 done
+# logcut against its limits: without syncing, cat; with the default policy
+# (each sealed segment and the directory synced), cat-sync.
+ratio() { awk -v a="$(echo "${RATES[$1]}" | median)" -v c="$(echo "${RATES[$2]}" | median)" 'BEGIN { printf "%.2f", a / c }'; }
+printf 'logcut --fsync never / cat:       %s\n' "$(ratio logcut-nosync cat)"
+printf 'logcut (default) / cat:           %s\n' "$(ratio logcut cat)"
+printf 'logcut (default) / cat-sync:      %s\n' "$(ratio logcut cat-sync)"
 rm -rf "$WORK"

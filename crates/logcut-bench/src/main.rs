@@ -6,7 +6,7 @@
 //! baselines: a shared `File` with one `write` per record, and a
 //! `BufWriter<File>` behind a mutex.
 //!
-//! Usage: `cargo run --release -p logcut-bench -- [--records N] [--rounds R] [--quick] [--compression]`
+//! Usage: `cargo run --release -p logcut-bench -- [--records N] [--rounds R] [--quick] [--compression | --targets]`
 //!
 //! See README.md for what is measured and how to read the output.
 
@@ -27,6 +27,7 @@ use std::{
 use logcut::{Appender, Mode};
 
 mod compress;
+mod targets;
 
 /// Bytes per record, newline included.
 const RECORD_LEN: usize = 120;
@@ -515,9 +516,11 @@ struct Args {
     records: u64,
     rounds: usize,
     compression: bool,
+    targets: bool,
 }
 
-const USAGE: &str = "usage: logcut-bench [--records N] [--rounds R] [--quick]
+const USAGE: &str =
+    "usage: logcut-bench [--records N] [--rounds R] [--quick] [--compression | --targets]
 
   --records N   records per configuration, split among its threads (default 400000)
   --rounds R    rounds; configurations are interleaved within a round and the
@@ -525,10 +528,14 @@ const USAGE: &str = "usage: logcut-bench [--records N] [--rounds R] [--quick]
   --quick       50000 records, 1 round (a smoke test; --records/--rounds still apply)
   --compression instead: gzip and zstd throughput on log text, and writers with
                 background compression on and off (default 1000000 lines x 3
-                rounds; --quick: 400000 x 1)";
+                rounds; --quick: 400000 x 1)
+  --targets     instead: the tracker's target table (issue 11), every target next to
+                its baseline, as ratios with PASS/MISS (default 400000 records x 3
+                rounds; --quick: 50000 x 1)";
 
 fn parse_args() -> Result<Args, String> {
-    let (mut records, mut rounds, mut quick, mut compression) = (None, None, false, false);
+    let (mut records, mut rounds, mut quick, mut compression, mut targets) =
+        (None, None, false, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -555,12 +562,18 @@ fn parse_args() -> Result<Args, String> {
             }
             "--quick" => quick = true,
             "--compression" => compression = true,
+            "--targets" => targets = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other}\n\n{USAGE}")),
         }
+    }
+    if compression && targets {
+        return Err(format!(
+            "--compression and --targets exclude each other\n\n{USAGE}"
+        ));
     }
     let (dr, dn) = match (quick, compression) {
         (true, false) => (QUICK_RECORDS, QUICK_ROUNDS),
@@ -572,6 +585,7 @@ fn parse_args() -> Result<Args, String> {
         records: records.unwrap_or(dr),
         rounds: rounds.unwrap_or(dn),
         compression,
+        targets,
     })
 }
 
@@ -579,6 +593,25 @@ fn parse_args() -> Result<Args, String> {
 // Main
 
 fn main() -> ExitCode {
+    // Child processes of `--targets` (hidden flags).
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let child = match argv.first().map(String::as_str) {
+        Some(targets::MANY_LOGS_FLAG) => Some(match argv.get(1) {
+            Some(dir) => targets::many_logs_child(Path::new(dir)),
+            None => Err(format!("{} DIR", targets::MANY_LOGS_FLAG)),
+        }),
+        Some(targets::SHARED_WRITER_FLAG) => Some(targets::shared_writer_child(&argv[1..])),
+        _ => None,
+    };
+    if let Some(res) = child {
+        return match res {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("logcut-bench child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -600,6 +633,15 @@ fn main() -> ExitCode {
                 eprintln!("logcut-bench: error: {e}");
                 ExitCode::FAILURE
             }
+        };
+    }
+    if args.targets {
+        let ok = targets::run(args.records, args.rounds, &mut root);
+        drop(root);
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         };
     }
     let configs = round_configs();
