@@ -324,7 +324,7 @@ impl Appender {
         });
         let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;
         // Prepare the next segment before the first write can need it.
-        worker.prepare_next();
+        worker.prepare_pool();
         let weak = Arc::downgrade(&shared);
         shared.cfg.clock.subscribe(Arc::new(move || {
             if let Some(sh) = weak.upgrade() {

@@ -3,7 +3,13 @@
 //! link, then the successor renamed over the active path), never
 //! overwriting a file and noticing when someone else moved it.
 
-use std::{io, sync::Arc};
+use std::{
+    io,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use jiff::Timestamp;
 use logcut_format::{
@@ -12,42 +18,85 @@ use logcut_format::{
 };
 
 use super::worker::{PREPARE_AHEAD, Worker};
+use crate::append::state::Shared;
 use crate::{Error, segment::Segment, stats::Counters};
 
 impl Worker {
     // === Rotation ===
 
-    /// Creates next segments at `<name>.log.next.<seq>` until
-    /// [`PREPARE_AHEAD`] are ready. Returns the error if one failed.
+    /// Makes sure a next segment is ready, creating one at
+    /// `<name>.log.next.<seq>` on this task if the pool is empty (after a
+    /// creation under way on the runtime, which may bring it). Returns the
+    /// error if it failed. For the paths that need a segment now: a cut
+    /// with the pool empty, `rotate`, `reopen`, the start; the pool is
+    /// otherwise refilled off this task (`prepare_ahead`).
     pub(crate) fn prepare_next(&mut self) -> Option<Error> {
-        let sh = Arc::clone(&self.sh);
-        if sh.cfg.shared {
+        if self.sh.cfg.shared {
             // Sequence numbers are handed out at the cut, under the cut
             // lock: nothing can be prepared ahead.
             return None;
         }
-        while sh.lock_next().len() < PREPARE_AHEAD {
-            let file = name::prepared_file(&sh.cfg.name, self.next_seq);
-            let now = self.now();
-            let res = sh
-                .dir
-                .create_new(&file, sh.cfg.file_mode)
-                .and_then(|f| Segment::new(self.next_seq, file.clone(), f, now));
-            match res {
-                Ok(seg) => {
-                    sh.lock_next().push_back(Arc::new(seg));
-                    self.next_seq += 1;
+        self.collect_ahead();
+        match self.ahead.fill(&self.sh, 1) {
+            Ok(()) => {
+                self.prepare.succeed();
+                self.set_fallback();
+                None
+            }
+            Err(err) => {
+                self.rotation_failed(err.clone());
+                Some(err)
+            }
+        }
+    }
+
+    /// At start: fills the pool of next segments on this thread, before the
+    /// first write can need one.
+    pub(crate) fn prepare_pool(&mut self) -> Option<Error> {
+        if self.sh.cfg.shared {
+            return None;
+        }
+        match self.ahead.fill(&self.sh, PREPARE_AHEAD) {
+            Ok(()) => None,
+            Err(err) => {
+                self.rotation_failed(err.clone());
+                Some(err)
+            }
+        }
+    }
+
+    /// Refills the pool of next segments on another runtime thread, so
+    /// that a cut never waits for a file to be created (on a busy file
+    /// system a creation takes a millisecond or more, and this task would
+    /// stop writing meanwhile). At most one such task runs at a time.
+    pub(super) fn prepare_ahead(&mut self) {
+        if self.sh.cfg.shared || !self.prepare.allow(self.now()) {
+            return;
+        }
+        self.collect_ahead();
+        if self.sh.lock_next().len() >= PREPARE_AHEAD || !self.ahead.start() {
+            return;
+        }
+        let job = AheadJob {
+            sh: Arc::clone(&self.sh),
+            ahead: Arc::clone(&self.ahead),
+        };
+        self.sh.rt.spawn(crate::runtime::Lane::Core, Box::new(job));
+    }
+
+    /// The outcome of the last background refill: a failure counts as a
+    /// rotation failure (backoff, fallback state, the handler).
+    pub(super) fn collect_ahead(&mut self) {
+        match self.ahead.outcome() {
+            Some(Ok(())) => {
+                if self.prepare.failures > 0 {
                     self.prepare.succeed();
                     self.set_fallback();
                 }
-                Err(e) => {
-                    let err = Error::io("create next segment", sh.dir.join(&file), e);
-                    self.rotation_failed(err.clone());
-                    return Some(err);
-                }
             }
+            Some(Err(e)) => self.rotation_failed(e),
+            None => {}
         }
-        None
     }
 
     /// Moves every swapped-out segment that still sits at the active path
@@ -259,5 +308,104 @@ impl Worker {
                 Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
             }
         }
+    }
+}
+
+/// The next sequence number to prepare, and the state of the refill on the
+/// runtime: shared by the worker and the refill task. Creation happens under
+/// `next`, so the worker creating a segment itself (the pool is empty and a
+/// cut needs one now) waits for a refill under way rather than racing it
+/// for a sequence number.
+#[derive(Debug)]
+pub(crate) struct Ahead {
+    next: Mutex<AheadState>,
+    /// A refill task is queued or running.
+    busy: AtomicBool,
+}
+
+#[derive(Debug)]
+struct AheadState {
+    next_seq: u64,
+    /// The last refill's outcome, for the worker.
+    outcome: Option<Result<(), Error>>,
+    /// Shutdown took the pool: nothing more is created.
+    closed: bool,
+}
+
+impl Ahead {
+    pub(crate) fn new(next_seq: u64) -> Ahead {
+        Ahead {
+            next: Mutex::new(AheadState {
+                next_seq,
+                outcome: None,
+                closed: false,
+            }),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AheadState> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims the refill: false if one is queued or running already.
+    fn start(&self) -> bool {
+        // AcqRel: pairs with the Release store at the end of a refill.
+        !self.busy.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a refill is queued or running (the worker then need not
+    /// wake for the pool: the refill kicks it when done).
+    pub(super) fn busy(&self) -> bool {
+        // Acquire: pairs with the Release store at the end of a refill.
+        self.busy.load(Ordering::Acquire)
+    }
+
+    fn outcome(&self) -> Option<Result<(), Error>> {
+        self.lock().outcome.take()
+    }
+
+    /// Creates next segments until `want` are ready (or the first failure).
+    fn fill(&self, sh: &Shared, want: usize) -> Result<(), Error> {
+        let mut st = self.lock();
+        if st.closed {
+            return Ok(());
+        }
+        while sh.lock_next().len() < want {
+            let seq = st.next_seq;
+            let file = name::prepared_file(&sh.cfg.name, seq);
+            let now = sh.cfg.clock.now();
+            let seg = sh
+                .dir
+                .create_new(&file, sh.cfg.file_mode)
+                .and_then(|f| Segment::new(seq, file.clone(), f, now))
+                .map_err(|e| Error::io("create next segment", sh.dir.join(&file), e))?;
+            sh.lock_next().push_back(Arc::new(seg));
+            st.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Shutdown: waits for a refill under way, and stops later ones.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+    }
+}
+
+/// One refill of the pool, a one-shot task.
+struct AheadJob {
+    sh: Arc<Shared>,
+    ahead: Arc<Ahead>,
+}
+
+impl crate::runtime::Task for AheadJob {
+    fn run(&mut self) -> crate::runtime::Next {
+        let res = self.ahead.fill(&self.sh, PREPARE_AHEAD);
+        self.ahead.lock().outcome = Some(res);
+        // Release: pairs with the Acquire loads in `start` and `busy`.
+        self.ahead.busy.store(false, Ordering::Release);
+        // The worker takes the outcome, and makes a cut that waited.
+        self.sh.kick();
+        crate::runtime::Next::Done
     }
 }

@@ -70,7 +70,8 @@ pub(crate) struct Worker {
     pub(super) sealer: Mail<Job>,
     /// The keeper (compression, retention), when configured.
     pub(super) keeper: Option<Mail<keeper::Msg>>,
-    pub(super) next_seq: u64,
+    /// The next sequence number to prepare, and the refill on the runtime.
+    pub(super) ahead: Arc<super::exclusive::Ahead>,
     pub(super) prepare: Breaker,
     pub(super) write: Breaker,
     pub(super) batch: Option<Batch>,
@@ -178,7 +179,7 @@ impl Worker {
             sh,
             sealer: Mail::new(tx, waker),
             keeper,
-            next_seq,
+            ahead: Arc::new(super::exclusive::Ahead::new(next_seq)),
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
             batch: None,
@@ -351,7 +352,7 @@ impl Worker {
                 );
             }
         }
-        if !sh.cfg.shared && sh.lock_next().len() < PREPARE_AHEAD {
+        if !sh.cfg.shared && sh.lock_next().len() < PREPARE_AHEAD && !self.ahead.busy() {
             consider(Some(self.prepare.open_until.unwrap_or(now)));
         }
         if self.batch.is_some() || self.has_held() {
@@ -588,7 +589,7 @@ impl Worker {
             return;
         }
         if self.prepare.allow(self.now()) {
-            self.prepare_next();
+            self.prepare_ahead();
         }
     }
 
@@ -683,7 +684,7 @@ impl Worker {
             }
         }
         self.promote_pending()?;
-        self.prepare_next();
+        self.prepare_ahead();
         Ok(())
     }
 
@@ -737,7 +738,7 @@ impl Worker {
             }
         }
         self.promote_pending()?;
-        self.prepare_next();
+        self.prepare_ahead();
         Ok(())
     }
 
@@ -754,7 +755,9 @@ impl Worker {
         }
         let now = self.now();
         if self.sh.lock_next().len() < PREPARE_AHEAD && self.prepare.allow(now) {
-            self.prepare_next();
+            self.prepare_ahead();
+        } else {
+            self.collect_ahead();
         }
         self.cut_if_due(now);
         self.check_active(now);
@@ -1001,6 +1004,8 @@ impl Worker {
         // prepared segments first, so that no writer still under way can
         // swap in a new one; then take the segment that is current after
         // any swap that was already happening.
+        // A refill under way ends first; none follows.
+        self.ahead.close();
         let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
         let cur = loop {
             let cur = sh.path.current.load_full();
