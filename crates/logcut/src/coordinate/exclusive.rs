@@ -88,14 +88,12 @@ impl Worker {
     /// rotation failure (backoff, fallback state, the handler).
     pub(super) fn collect_ahead(&mut self) {
         match self.ahead.outcome() {
-            Some(Ok(())) => {
-                if self.prepare.failures > 0 {
-                    self.prepare.succeed();
-                    self.set_fallback();
-                }
+            Some(Ok(())) if self.prepare.failures > 0 => {
+                self.prepare.succeed();
+                self.set_fallback();
             }
             Some(Err(e)) => self.rotation_failed(e),
-            None => {}
+            Some(Ok(())) | None => {}
         }
     }
 
