@@ -111,6 +111,9 @@ pub(crate) struct WritePath {
     /// thread is told to stop, read by Direct writers (`Acquire`) so that a
     /// writer which sees it set never writes again.
     pub(crate) closed: AtomicBool,
+    /// The refill of `next` (exclusive mode), set once at start: a Direct
+    /// writer whose cut finds the pool empty starts one.
+    pub(crate) ahead: OnceLock<Arc<crate::coordinate::exclusive::Ahead>>,
 }
 
 /// The mailbox: records (Buffered mode) and commands for the background

@@ -73,6 +73,11 @@ impl Shared {
     pub(crate) fn defer_cut(&self, st: &mut SegState, reason: SealReason) {
         if st.cut_pending.is_none() {
             Counters::add(&self.counters.cuts_deferred, 1);
+            if self.cfg.mode == crate::Mode::Direct {
+                if let Some(a) = self.path.ahead.get() {
+                    a.refill();
+                }
+            }
         }
         st.cut_pending = Some(reason);
     }

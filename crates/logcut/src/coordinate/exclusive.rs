@@ -7,7 +7,7 @@ use std::{
     io,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -74,7 +74,16 @@ impl Worker {
             return;
         }
         self.collect_ahead();
-        if self.sh.lock_next().len() >= PREPARE_AHEAD || !self.ahead.start() {
+        // A cut found the pool empty since the last look: the writers cut
+        // faster than this task refills between its turns on a thread (a
+        // busy machine); keep more ready.
+        // Relaxed: a counter read on its own.
+        let deferred = self.sh.counters.cuts_deferred.load(Ordering::Relaxed);
+        if deferred > self.seen_deferred {
+            self.seen_deferred = deferred;
+            self.ahead.grow();
+        }
+        if self.sh.lock_next().len() >= self.ahead.want() || !self.ahead.start() {
             return;
         }
         let job = AheadJob {
@@ -319,7 +328,15 @@ pub(crate) struct Ahead {
     next: Mutex<AheadState>,
     /// A refill task is queued or running.
     busy: AtomicBool,
+    /// How many next segments to keep ready: `PREPARE_AHEAD`, doubled
+    /// (up to `MAX_AHEAD`) each time a cut found the pool empty.
+    want: AtomicUsize,
+    /// The log, for a refill a writer asks for (`refill`).
+    log: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
+
+/// The most next segments kept ready (each an open, empty file).
+const MAX_AHEAD: usize = 64;
 
 #[derive(Debug)]
 struct AheadState {
@@ -339,7 +356,47 @@ impl Ahead {
                 closed: false,
             }),
             busy: AtomicBool::new(false),
+            want: AtomicUsize::new(PREPARE_AHEAD),
+            log: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Set once by the worker, before any write.
+    pub(super) fn set_log(&self, sh: &Arc<Shared>) {
+        let _ = self.log.set(Arc::downgrade(sh));
+    }
+
+    /// Direct mode, from a writer whose cut found the pool empty: starts a
+    /// refill (which then makes the cut) unless one is under way, without
+    /// waiting for the worker's next turn. Once per segment (the first
+    /// time its cut waits), so a failing file system is not hammered.
+    pub(crate) fn refill(self: &Arc<Ahead>) {
+        let Some(sh) = self.log.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        // Acquire: pairs with shutdown's SeqCst store; a refill that starts
+        // anyway finds the pool closed (`close`).
+        if sh.cfg.shared || sh.path.closed.load(Ordering::Acquire) || !self.start() {
+            return;
+        }
+        let job = AheadJob {
+            sh: Arc::clone(&sh),
+            ahead: Arc::clone(self),
+        };
+        sh.rt.spawn(crate::runtime::Lane::Core, Box::new(job));
+    }
+
+    /// How many next segments to keep ready.
+    pub(super) fn want(&self) -> usize {
+        // Relaxed: read and written by the worker task; the refill task
+        // only reads it, and any recent value will do.
+        self.want.load(Ordering::Relaxed)
+    }
+
+    fn grow(&self) {
+        let w = self.want();
+        // Relaxed: see `want`.
+        self.want.store((w * 2).min(MAX_AHEAD), Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AheadState> {
@@ -366,7 +423,7 @@ impl Ahead {
     /// Creates next segments until `want` are ready (or the first failure).
     fn fill(&self, sh: &Shared, want: usize) -> Result<(), Error> {
         let mut st = self.lock();
-        if st.closed {
+        if st.closed || sh.cfg.shared {
             return Ok(());
         }
         while sh.lock_next().len() < want {
@@ -390,6 +447,21 @@ impl Ahead {
     }
 }
 
+/// Direct mode: makes a cut that found the pool empty, now that it is
+/// not, rather than leave it to the worker's next turn (on a busy machine
+/// the writers fill segments meanwhile). Writers stop checking the size of
+/// a segment whose cut waits, so nobody else would.
+fn cut_deferred(sh: &Shared) {
+    let cur = sh.path.current.load_full();
+    let mut st = cur.lock();
+    if st.closed {
+        return;
+    }
+    if let Some(reason) = st.cut_pending.clone() {
+        sh.try_swap(&cur, &mut st, reason);
+    }
+}
+
 /// One refill of the pool, a one-shot task.
 struct AheadJob {
     sh: Arc<Shared>,
@@ -398,12 +470,39 @@ struct AheadJob {
 
 impl crate::runtime::Task for AheadJob {
     fn run(&mut self) -> crate::runtime::Next {
-        let res = self.ahead.fill(&self.sh, PREPARE_AHEAD);
+        let res = self.ahead.fill(&self.sh, self.ahead.want());
+        if res.is_ok() && self.sh.cfg.mode == crate::Mode::Direct {
+            cut_deferred(&self.sh);
+        }
         self.ahead.lock().outcome = Some(res);
         // Release: pairs with the Acquire loads in `start` and `busy`.
         self.ahead.busy.store(false, Ordering::Release);
         // The worker takes the outcome, and makes a cut that waited.
         self.sh.kick();
         crate::runtime::Next::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_grows_by_doubling_up_to_its_bound_and_one_refill_runs_at_a_time() {
+        let a = Ahead::new(7);
+        assert_eq!(a.want(), PREPARE_AHEAD);
+        a.grow();
+        assert_eq!(a.want(), 2 * PREPARE_AHEAD);
+        for _ in 0..10 {
+            a.grow();
+        }
+        assert_eq!(a.want(), MAX_AHEAD);
+        assert!(a.start());
+        assert!(a.busy());
+        assert!(!a.start(), "a second refill while one is under way");
+        a.busy.store(false, Ordering::Release);
+        assert!(a.start());
+        assert!(a.outcome().is_none());
+        assert_eq!(a.lock().next_seq, 7);
     }
 }

@@ -6,7 +6,7 @@
 //! the backoff behind every retry (`breaker`).
 
 pub(crate) mod breaker;
-mod exclusive;
+pub(crate) mod exclusive;
 pub(crate) mod share;
 mod shared;
 pub(crate) mod worker;

@@ -72,6 +72,8 @@ pub(crate) struct Worker {
     pub(super) keeper: Option<Mail<keeper::Msg>>,
     /// The next sequence number to prepare, and the refill on the runtime.
     pub(super) ahead: Arc<super::exclusive::Ahead>,
+    /// `cuts_deferred` when the pool's size was last looked at.
+    pub(super) seen_deferred: u64,
     pub(super) prepare: Breaker,
     pub(super) write: Breaker,
     pub(super) batch: Option<Batch>,
@@ -171,6 +173,9 @@ impl Worker {
             next_first,
         );
         rt.install(&waker, Box::new(SealerTask::new(sealer, rx)));
+        let ahead = Arc::new(super::exclusive::Ahead::new(next_seq));
+        ahead.set_log(&sh);
+        let _ = sh.path.ahead.set(Arc::clone(&ahead));
         Ok(Worker {
             // The active file was just created: the first check is due one
             // interval from now.
@@ -179,7 +184,8 @@ impl Worker {
             sh,
             sealer: Mail::new(tx, waker),
             keeper,
-            ahead: Arc::new(super::exclusive::Ahead::new(next_seq)),
+            ahead,
+            seen_deferred: 0,
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
             batch: None,
@@ -352,7 +358,7 @@ impl Worker {
                 );
             }
         }
-        if !sh.cfg.shared && sh.lock_next().len() < PREPARE_AHEAD && !self.ahead.busy() {
+        if !sh.cfg.shared && sh.lock_next().len() < self.ahead.want() && !self.ahead.busy() {
             consider(Some(self.prepare.open_until.unwrap_or(now)));
         }
         if self.batch.is_some() || self.has_held() {
@@ -754,7 +760,7 @@ impl Worker {
             }
         }
         let now = self.now();
-        if self.sh.lock_next().len() < PREPARE_AHEAD && self.prepare.allow(now) {
+        if self.sh.lock_next().len() < self.ahead.want() && self.prepare.allow(now) {
             self.prepare_ahead();
         } else {
             self.collect_ahead();
