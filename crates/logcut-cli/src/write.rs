@@ -596,16 +596,22 @@ impl Lines {
         }
         // Then every whole record in the rest, as one batch.
         self.ends.clear();
+        // One pass over the chunk for its newlines (a search per line costs
+        // a call and a set-up each); an overlong line is cut into pieces of
+        // `max_line` bytes on the way.
         let mut pos = 0;
-        while pos < data.len() {
-            let window_end = data.len().min(pos.saturating_add(self.max_line));
-            match memchr::memchr(b'\n', &data[pos..window_end]) {
-                Some(i) => pos += i + 1,
-                // A full piece of an overlong line.
-                None if window_end - pos == self.max_line => pos = window_end,
-                // A partial last line: kept for the next chunk.
-                None => break,
+        for nl in memchr::memchr_iter(b'\n', data) {
+            while nl + 1 - pos > self.max_line {
+                pos += self.max_line;
+                self.ends.push(pos);
             }
+            pos = nl + 1;
+            self.ends.push(pos);
+        }
+        // After the last newline: full pieces of an overlong line go now;
+        // a partial last line is kept for the next chunk.
+        while data.len() - pos >= self.max_line {
+            pos += self.max_line;
             self.ends.push(pos);
         }
         if !self.ends.is_empty() {

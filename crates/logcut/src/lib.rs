@@ -231,16 +231,18 @@ past [`max_size`](AppenderBuilder::max_size); a record larger than the limit
 gets a segment of its own, never split. In Buffered mode this is exact. In
 Direct mode, writers check the limit without a lock, so a segment may end
 up to one record per concurrently writing thread past the limit; and when
-writers cut faster than the background thread prepares files (four are
-kept ready), or creation fails, the segment keeps receiving records until
-the background thread has a prepared segment ready and makes the cut (or,
-while creation fails, until it succeeds again). That takes it a wake-up,
-the renames of the segments cut meanwhile and the creation of the next
-files: a fraction of a millisecond, several on a busy machine, so writers
-that write flat out into very small segments can take one far past its
-limit (measured: up to 2 MB past a 4 KiB limit, with 100-byte records from
-1 to 4 threads on 2 cores; 68 times a 64 KiB limit in a debug build of
-the torture test). [`Stats::cuts_deferred`] counts these cuts;
+writers cut faster than the next files are prepared, or creation fails,
+the segment keeps receiving records until a prepared segment is ready and
+the cut is made (or, while creation fails, until it succeeds again). Four
+next files are kept ready, refilled on a runtime thread; each time a cut
+finds none, the pool doubles (up to 64), and the writer that found it empty
+starts a refill that makes the cut as soon as it has a file. On a busy
+machine that still takes a runtime thread's turn, so writers that write
+flat out into very small segments can take one far past its limit
+(measured with 4 writer threads on 2 cores, 64 KiB segments, 120-byte
+records: 3 or 4 such cuts in 1,800, the largest segment 84 KB to 1 MB;
+before the refill moved off the background task, 18 MB).
+[`Stats::cuts_deferred`] counts these cuts;
 while it stays 0, the first bound holds.
 
 **Time cuts** happen at the first write at or after the boundary, or from
@@ -358,7 +360,7 @@ configuration error, and readers report its segments as unreadable.
   batch in Buffered mode, and every
   [`watch_interval`](AppenderBuilder::watch_interval)), and the cut itself
   runs on the cutter's background thread: segments exceed the size limit
-  by what the processes write meanwhile (median 1.0-1.1x, worst 2.6x a 1 MiB
+  by what the processes write meanwhile (median 1.0x, worst 2.4x to 3.0x a 1 MiB
   limit with 4 busy processes on 2 cores; the bench crate's README has the
   figures). Sealed segments of a shared log are read-only (the cutter
   removes their write bits: that is the mark the others look for). A process that is stopped (SIGSTOP) rather than killed keeps

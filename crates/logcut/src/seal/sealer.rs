@@ -150,7 +150,14 @@ impl Sealer {
             let counted = st.bytes + seg.fast_bytes();
             // The checksum of what is in the file: no write is under way
             // (the segment is closed and quiet).
-            let (crc32, bytes) = match logcut_format::checksum_reader(ReadAt(&seg.file, 0)) {
+            // Buffered mode computed it while writing; otherwise (Direct
+            // writers append without a lock) the file is read back.
+            let counted_sum = seg.counted_checksum(&st, sh.cfg.mode == crate::Mode::Buffered);
+            let summed = match counted_sum {
+                Some(x) => Ok(x),
+                None => logcut_format::checksum_reader(ReadAt(&seg.file, 0)),
+            };
+            let (crc32, bytes) = match summed {
                 Ok(x) => x,
                 Err(e) => {
                     drop(st);

@@ -140,6 +140,13 @@ pub(crate) struct SegState {
     pub(crate) part_recorded: bool,
     /// Recorded in the manifest; its counts are in the appender's totals.
     pub(crate) retired: bool,
+    /// The CRC-32 of the bytes counted under this lock (`count`), in
+    /// order. When they are all the file holds (Buffered mode, one
+    /// process: every byte goes through `count`), the sealer takes it
+    /// instead of reading the segment back.
+    pub(crate) crc: crc32fast::Hasher,
+    /// The file was empty when the segment was made: `crc` covers it all.
+    pub(crate) crc_from_start: bool,
 }
 
 impl Segment {
@@ -247,6 +254,8 @@ impl Segment {
                 followed: false,
                 part_recorded: false,
                 retired: false,
+                crc: crc32fast::Hasher::new(),
+                crc_from_start: bytes == 0,
             }),
             space: Condvar::new(),
             flight: AtomicU64::new(0),
@@ -358,7 +367,21 @@ impl Segment {
         Err((err, whole))
     }
 
+    /// The checksum and length of the file from what was counted, when
+    /// that is certain to be the whole file: Buffered mode's segments of
+    /// one process, created empty, every byte counted (none written on the
+    /// lock-free path), and the file's length agreeing. `None` otherwise:
+    /// the caller reads the file back.
+    pub(crate) fn counted_checksum(&self, st: &SegState, buffered: bool) -> Option<(u32, u64)> {
+        if !buffered || self.shared || !st.crc_from_start || self.fast_bytes() != 0 {
+            return None;
+        }
+        let len = sys::file_info(&self.file).ok()?.len;
+        (len == st.bytes).then(|| (st.crc.clone().finalize(), len))
+    }
+
     pub(crate) fn count(&self, st: &mut SegState, bytes: &[u8], records: usize) {
+        st.crc.update(bytes);
         st.bytes += bytes.len() as u64;
         self.locked_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
