@@ -150,138 +150,14 @@ impl Appender {
             (take_lock(&dir, &cfg)?, true)
         };
         let now = cfg.clock.now();
-        let sync_manifest = cfg.fsync != Fsync::Never;
-        let manifest_name = name::manifest_file(&cfg.name);
         let active_name = name::active_file(&cfg.name);
         let session = new_session_id();
-        let (journal, first, next_seq, next_first, sealed) = if alone {
-            let (mut journal, manifest, repaired) = if cfg.shared {
-                Journal::open_shared(&dir, &manifest_name, cfg.file_mode, sync_manifest, None)?
-            } else {
-                Journal::open(&dir, &manifest_name, cfg.file_mode, sync_manifest)?
-            };
-            let hint = match &cut {
-                Some(cut) => {
-                    let cut_path = dir.join(&name::cut_file(&cfg.name));
-                    crate::coordinate::share::read_state(cut, &cut_path)?.map(|st| {
-                        let is = |n: &str| {
-                            dir.stat(n)
-                                .ok()
-                                .flatten()
-                                .is_some_and(|i| i.dev == st.dev && i.ino == st.ino)
-                        };
-                        if is(&active_name) {
-                            recovery::SharedHint {
-                                active_seq: Some(st.seq),
-                            }
-                        } else if is(&name::prepared_file(&cfg.name, st.seq)) {
-                            // A cut interrupted before its rename: the
-                            // active file is the segment before.
-                            let before = st.seq.saturating_sub(1);
-                            recovery::SharedHint {
-                                active_seq: Some(before),
-                            }
-                        } else {
-                            recovery::SharedHint { active_seq: None }
-                        }
-                    })
-                }
-                None => None,
-            };
-            let mut resume =
-                recovery::recover(&dir, &cfg.name, &mut journal, &manifest, now, hint)?;
-            let repairs = recovery::recover_entries(&manifest, repaired, now);
-            if !repairs.is_empty() {
-                journal.append(&repairs)?;
-            }
-            if repaired > 0 {
-                resume.notes.insert(
-                    0,
-                    Error::repaired(
-                        journal.path(),
-                        format!("cut off a torn last line ({repaired} bytes) left by a crash"),
-                    ),
-                );
-            }
-            journal.append(&[Entry::Open(Open {
-                session: session.clone(),
-                pid: std::process::id(),
-                at: now,
-            })])?;
-            let path = dir.join(&active_name);
-            let file = dir
-                .create_new(&active_name, cfg.file_mode)
-                .map_err(|e| Error::io("create active segment", &path, e))?;
-            let first = if cfg.shared {
-                Segment::new_shared(resume.next_seq, active_name.clone(), file, now)
-            } else {
-                Segment::new(resume.next_seq, active_name.clone(), file, now)
-            }
-            .map_err(|e| Error::io("create active segment", &path, e))?;
-            if let Some(cut) = &cut {
-                share_segment(&first, &path)?;
-                write_cut_state(cut, &dir, &cfg.name, resume.next_seq, &first)?;
-                // Others may join now (they wait for the cut lock). The
-                // change is not atomic: an exclusive appender starting at
-                // this moment could take the lock in between; then this
-                // one gives up rather than write beside it.
-                let lock_path = dir.join(&name::lock_file(&cfg.name));
-                let kept = crate::sys::flock(&lock, crate::sys::Flock::TryShared)
-                    .map_err(|e| Error::io("lock log", &lock_path, e))?;
-                if !kept {
-                    return Err(Error::io(
-                        "lock log",
-                        &lock_path,
-                        io::Error::new(
-                            io::ErrorKind::ResourceBusy,
-                            "an appender that does not share the log took it while this one started",
-                        ),
-                    ));
-                }
-            }
-            for note in std::mem::take(&mut resume.notes) {
-                if let Some(h) = &cfg.handler {
-                    h.handle(note);
-                }
-            }
-            (
-                journal,
-                first,
-                resume.next_seq.saturating_add(1),
-                resume.next_first,
-                resume.sealed,
-            )
+        let opened = if alone {
+            open_alone(&dir, &cfg, cut.as_ref(), &lock, &active_name, &session, now)?
         } else {
-            // Joining a shared log: the others recovered it and keep it;
-            // this process follows the active file the cut file names.
-            let cut_path = dir.join(&name::cut_file(&cfg.name));
-            let state = match &cut {
-                Some(cut) => crate::coordinate::share::read_state(cut, &cut_path)?,
-                None => None,
-            }
-            .ok_or_else(|| {
-                Error::io(
-                    "join shared log",
-                    &cut_path,
-                    io::Error::other("the cut file does not name the active file"),
-                )
-            })?;
-            let first = crate::coordinate::share::open_for_join(&dir, &cfg.name, state, now)?;
-            // Parts of the segments this process may seal: from its first.
-            let (mut journal, _, _) = Journal::open_shared(
-                &dir,
-                &manifest_name,
-                cfg.file_mode,
-                sync_manifest,
-                Some(first.seq),
-            )?;
-            journal.append(&[Entry::Open(Open {
-                session: session.clone(),
-                pid: std::process::id(),
-                at: now,
-            })])?;
-            (journal, first, state.seq.saturating_add(1), 0, Vec::new())
+            join_shared(&dir, &cfg, cut.as_ref(), &session, now)?
         };
+        let (journal, first, next_seq, next_first, sealed) = opened;
         {
             let mut st = first.lock();
             first.set_deadline(
@@ -601,6 +477,20 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if self.shared.rt.on_runtime_thread() {
+            // Dropped by a task (an error handler's last clone): a runtime
+            // thread must not wait for the shutdown, so a thread of its own
+            // shuts the log down.
+            let h = Handle {
+                shared: Arc::clone(&self.shared),
+                worker: Mutex::new(self.worker.lock().unwrap_or_else(|e| e.into_inner()).take()),
+                result: Mutex::new(None),
+            };
+            let _ = std::thread::Builder::new()
+                .name("logcut-shutdown".to_string())
+                .spawn(move || drop(h));
+            return;
+        }
         // Errors were reported to the handler and counted; nobody is left
         // to return them to.
         let _ = self.shutdown();
@@ -745,6 +635,181 @@ impl io::Write for Appender {
     fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
         (&*self).write_fmt(args)
     }
+}
+
+/// What a start found or made: the manifest open for appending, the first
+/// segment, the next sequence number to prepare, the first record index of
+/// the next seal, and the sealed segments for the keeper.
+type Opened = (
+    Journal,
+    Segment,
+    u64,
+    u64,
+    Vec<crate::sealed::keeper::Sealed>,
+);
+
+/// Starting alone (exclusive, or the first process of a shared log):
+/// recovers what an earlier run left, records the session's start, and
+/// creates the active segment.
+fn open_alone(
+    dir: &Dir,
+    cfg: &Config,
+    cut: Option<&std::fs::File>,
+    lock: &std::fs::File,
+    active_name: &str,
+    session: &str,
+    now: Timestamp,
+) -> Result<Opened, Error> {
+    let sync_manifest = cfg.fsync != Fsync::Never;
+    let manifest_name = name::manifest_file(&cfg.name);
+    let (mut journal, manifest, repaired) = if cfg.shared {
+        Journal::open_shared(dir, &manifest_name, cfg.file_mode, sync_manifest, None)?
+    } else {
+        Journal::open(dir, &manifest_name, cfg.file_mode, sync_manifest)?
+    };
+    let hint = shared_hint(dir, cfg, cut, active_name)?;
+    let mut resume = recovery::recover(dir, &cfg.name, &mut journal, &manifest, now, hint)?;
+    let repairs = recovery::recover_entries(&manifest, repaired, now);
+    if !repairs.is_empty() {
+        journal.append(&repairs)?;
+    }
+    if repaired > 0 {
+        resume.notes.insert(
+            0,
+            Error::repaired(
+                journal.path(),
+                format!("cut off a torn last line ({repaired} bytes) left by a crash"),
+            ),
+        );
+    }
+    journal.append(&[Entry::Open(Open {
+        session: session.to_string(),
+        pid: std::process::id(),
+        at: now,
+    })])?;
+    let path = dir.join(active_name);
+    let file = dir
+        .create_new(active_name, cfg.file_mode)
+        .map_err(|e| Error::io("create active segment", &path, e))?;
+    let first = if cfg.shared {
+        Segment::new_shared(resume.next_seq, active_name.to_string(), file, now)
+    } else {
+        Segment::new(resume.next_seq, active_name.to_string(), file, now)
+    }
+    .map_err(|e| Error::io("create active segment", &path, e))?;
+    if let Some(cut) = &cut {
+        share_segment(&first, &path)?;
+        write_cut_state(cut, dir, &cfg.name, resume.next_seq, &first)?;
+        // Others may join now (they wait for the cut lock). The
+        // change is not atomic: an exclusive appender starting at
+        // this moment could take the lock in between; then this
+        // one gives up rather than write beside it.
+        let lock_path = dir.join(&name::lock_file(&cfg.name));
+        let kept = crate::sys::flock(lock, crate::sys::Flock::TryShared)
+            .map_err(|e| Error::io("lock log", &lock_path, e))?;
+        if !kept {
+            return Err(Error::io(
+                "lock log",
+                &lock_path,
+                io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "an appender that does not share the log took it while this one started",
+                ),
+            ));
+        }
+    }
+    for note in std::mem::take(&mut resume.notes) {
+        if let Some(h) = &cfg.handler {
+            h.handle(note);
+        }
+    }
+    Ok((
+        journal,
+        first,
+        resume.next_seq.saturating_add(1),
+        resume.next_first,
+        resume.sealed,
+    ))
+}
+
+/// Shared mode: what the cut file says about the active file, for
+/// recovery (see `recovery::SharedHint`).
+fn shared_hint(
+    dir: &Dir,
+    cfg: &Config,
+    cut: Option<&std::fs::File>,
+    active_name: &str,
+) -> Result<Option<recovery::SharedHint>, Error> {
+    Ok(match &cut {
+        Some(cut) => {
+            let cut_path = dir.join(&name::cut_file(&cfg.name));
+            crate::coordinate::share::read_state(cut, &cut_path)?.map(|st| {
+                let is = |n: &str| {
+                    dir.stat(n)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|i| i.dev == st.dev && i.ino == st.ino)
+                };
+                if is(active_name) {
+                    recovery::SharedHint {
+                        active_seq: Some(st.seq),
+                    }
+                } else if is(&name::prepared_file(&cfg.name, st.seq)) {
+                    // A cut interrupted before its rename: the
+                    // active file is the segment before.
+                    let before = st.seq.saturating_sub(1);
+                    recovery::SharedHint {
+                        active_seq: Some(before),
+                    }
+                } else {
+                    recovery::SharedHint { active_seq: None }
+                }
+            })
+        }
+        None => None,
+    })
+}
+
+/// Joining a shared log that others keep: follows the active file the cut
+/// file names, and records this session's start.
+fn join_shared(
+    dir: &Dir,
+    cfg: &Config,
+    cut: Option<&std::fs::File>,
+    session: &str,
+    now: Timestamp,
+) -> Result<Opened, Error> {
+    let sync_manifest = cfg.fsync != Fsync::Never;
+    let manifest_name = name::manifest_file(&cfg.name);
+    // Joining a shared log: the others recovered it and keep it;
+    // this process follows the active file the cut file names.
+    let cut_path = dir.join(&name::cut_file(&cfg.name));
+    let state = match &cut {
+        Some(cut) => crate::coordinate::share::read_state(cut, &cut_path)?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        Error::io(
+            "join shared log",
+            &cut_path,
+            io::Error::other("the cut file does not name the active file"),
+        )
+    })?;
+    let first = crate::coordinate::share::open_for_join(dir, &cfg.name, state, now)?;
+    // Parts of the segments this process may seal: from its first.
+    let (mut journal, _, _) = Journal::open_shared(
+        dir,
+        &manifest_name,
+        cfg.file_mode,
+        sync_manifest,
+        Some(first.seq),
+    )?;
+    journal.append(&[Entry::Open(Open {
+        session: session.to_string(),
+        pid: std::process::id(),
+        at: now,
+    })])?;
+    Ok((journal, first, state.seq.saturating_add(1), 0, Vec::new()))
 }
 
 /// Takes the log's lock file, so that a second appender on the same log

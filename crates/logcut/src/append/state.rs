@@ -209,6 +209,8 @@ impl SealerLink for Shared {
                 Counters::add(&c.rotations, 1);
             }
         }
+        // Shutdown's last rounds wait for the seals (on `wake`).
+        self.mail.wake.notify_one();
     }
 
     fn close_by(&self) -> Option<Instant> {

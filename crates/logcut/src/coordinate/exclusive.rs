@@ -328,6 +328,10 @@ pub(crate) struct Ahead {
     next: Mutex<AheadState>,
     /// A refill task is queued or running.
     busy: AtomicBool,
+    /// The last refill's outcome, for the worker (apart from `next`, which
+    /// a refill holds while it creates files: the worker looks at this
+    /// every round without waiting for it).
+    outcome: Mutex<Option<Result<(), Error>>>,
     /// How many next segments to keep ready: `PREPARE_AHEAD`, doubled
     /// (up to `MAX_AHEAD`) each time a cut found the pool empty.
     want: AtomicUsize,
@@ -341,10 +345,10 @@ const MAX_AHEAD: usize = 64;
 #[derive(Debug)]
 struct AheadState {
     next_seq: u64,
-    /// The last refill's outcome, for the worker.
-    outcome: Option<Result<(), Error>>,
     /// Shutdown took the pool: nothing more is created.
     closed: bool,
+    /// Shutdown began: a refill no longer makes a waiting cut.
+    no_cuts: bool,
 }
 
 impl Ahead {
@@ -352,9 +356,10 @@ impl Ahead {
         Ahead {
             next: Mutex::new(AheadState {
                 next_seq,
-                outcome: None,
                 closed: false,
+                no_cuts: false,
             }),
+            outcome: Mutex::new(None),
             busy: AtomicBool::new(false),
             want: AtomicUsize::new(PREPARE_AHEAD),
             log: std::sync::OnceLock::new(),
@@ -417,7 +422,16 @@ impl Ahead {
     }
 
     fn outcome(&self) -> Option<Result<(), Error>> {
-        self.lock().outcome.take()
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Shutdown begins: waits for a refill under way, after which none
+    /// makes a cut.
+    pub(super) fn stop_cuts(&self) {
+        self.lock().no_cuts = true;
     }
 
     /// Creates next segments until `want` are ready (or the first failure).
@@ -472,9 +486,14 @@ impl crate::runtime::Task for AheadJob {
     fn run(&mut self) -> crate::runtime::Next {
         let res = self.ahead.fill(&self.sh, self.ahead.want());
         if res.is_ok() && self.sh.cfg.mode == crate::Mode::Direct {
-            cut_deferred(&self.sh);
+            // Under the lock, so that shutdown (`stop_cuts`) either waits
+            // for this cut, and promotes it, or sees none.
+            let st = self.ahead.lock();
+            if !st.no_cuts && !st.closed {
+                cut_deferred(&self.sh);
+            }
         }
-        self.ahead.lock().outcome = Some(res);
+        *self.ahead.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
         // Release: pairs with the Acquire loads in `start` and `busy`.
         self.ahead.busy.store(false, Ordering::Release);
         // The worker takes the outcome, and makes a cut that waited.

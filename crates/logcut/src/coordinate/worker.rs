@@ -115,6 +115,30 @@ pub(crate) struct WorkerTask {
 /// The worker and the caller waiting for shutdown's result.
 pub(crate) type Handoff = (Worker, std::sync::mpsc::SyncSender<Result<(), Error>>);
 
+/// A worker task dropped without handing its worker over (its step
+/// panicked, or the runtime is gone): the log takes no more records, and
+/// whoever waits (a command, `flush`, a writer waiting for room) is
+/// answered instead of waiting forever.
+impl Drop for WorkerTask {
+    fn drop(&mut self) {
+        let Some(w) = self.worker.take() else {
+            return;
+        };
+        let sh = Arc::clone(&w.sh);
+        {
+            let mut q = sh.lock_inbox();
+            q.stop = true;
+            q.gone = true;
+            for (_, c) in q.cmds.drain(..) {
+                reply(c, Err(Error::shutdown("background work")));
+            }
+        }
+        sh.mail.written.notify_all();
+        sh.mail.space.notify_all();
+        drop(w);
+    }
+}
+
 impl Task for WorkerTask {
     fn run(&mut self) -> Next {
         let Some(w) = self.worker.as_mut() else {
@@ -349,7 +373,10 @@ impl Worker {
         let current = sh.path.current.load_full();
         {
             let st = current.lock();
-            if current.has_records(&st) {
+            // A due cut that waits for the refill under way: the refill
+            // kicks this task when it is done.
+            let waits_for_refill = st.cut_pending.is_some() && self.ahead.busy();
+            if current.has_records(&st) && !waits_for_refill {
                 // A due cut that failed is tried again after the backoff,
                 // not in a loop meanwhile.
                 consider(
@@ -974,6 +1001,9 @@ impl Worker {
             .checked_add(sh.cfg.shutdown_timeout)
             .unwrap_or(far);
         *sh.close_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        // No refill makes a cut from now on (one under way ends first): the
+        // rounds below promote every cut made so far.
+        self.ahead.stop_cuts();
         let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
         loop {
             let _ = self.wait_nonblocking();

@@ -392,6 +392,11 @@ impl Keeper {
             .collect();
         let chosen = retain::select(&cands, &policy, now, |q| self.sh.pins.is_pinned(q));
         if chosen.is_empty() {
+            // A retry whose time came with nothing left to delete (being
+            // compressed, pinned, or under the limits now): no retry is
+            // due any more, or the task would be asked to run at once, again
+            // and again.
+            self.retain_retry = None;
             return;
         }
         let entries: Vec<Entry> = chosen

@@ -194,3 +194,51 @@ fn a_command_from_a_runtime_thread_fails_instead_of_waiting() {
     assert_eq!(verify_ok(&tmp.join("a")).records(), 1);
     assert_eq!(verify_ok(&tmp.join("other")).records(), 1);
 }
+
+/// An error handler that panics on a runtime thread stops that log's
+/// background task, not the runtime: the command that was waiting gets an
+/// error, later writes and `shutdown` fail at once instead of waiting
+/// forever, and another log on the same runtime goes on.
+#[test]
+fn a_panicking_handler_stops_its_log_without_hanging_anyone() {
+    let tmp = TempDir::new("rt-panic");
+    let dir = tmp.join("a");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The next segment cannot be created: every rotation fails and calls
+    // the handler.
+    std::fs::create_dir(dir.join("app.log.next.2")).unwrap();
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = std::sync::Arc::clone(&calls);
+    let a = Appender::builder()
+        .dir(&dir)
+        .mode(Mode::Buffered)
+        .runtime(&rt)
+        .error_handler(move |_e: logcut::Error| {
+            // The first call comes from `build`, on this test's thread.
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1 {
+                panic!("handler panics on purpose");
+            }
+        })
+        .build()
+        .unwrap();
+    let other = Appender::builder()
+        .dir(tmp.join("other"))
+        .runtime(&rt)
+        .build()
+        .unwrap();
+    a.write_record(b"before\n").unwrap();
+    let err = a
+        .rotate()
+        .expect_err("the rotation fails and the handler panics");
+    assert!(err.is_shutdown() || err.is_io(), "{err}");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let w = a.write_record(b"after\n");
+    assert!(w.as_ref().is_err_and(logcut::Error::is_shutdown), "{w:?}");
+    let s = a.shutdown();
+    assert!(s.as_ref().is_err_and(logcut::Error::is_shutdown), "{s:?}");
+    other.write_record(b"still here\n").unwrap();
+    other.rotate().unwrap();
+    other.shutdown().unwrap();
+    assert_eq!(verify_ok(&tmp.join("other")).records(), 1);
+}
