@@ -65,6 +65,25 @@ impl Worker {
         }
     }
 
+    /// `tick`: refills the pool on this task if a refill is due (its
+    /// backoff passed), after one under way.
+    pub(super) fn prepare_due(&mut self) {
+        if self.sh.cfg.shared {
+            return;
+        }
+        self.collect_ahead();
+        if !self.prepare.allow(self.now()) {
+            return;
+        }
+        match self.ahead.fill(&self.sh, self.ahead.want()) {
+            Ok(()) => {
+                self.prepare.succeed();
+                self.set_fallback();
+            }
+            Err(err) => self.rotation_failed(err),
+        }
+    }
+
     /// Refills the pool of next segments on another runtime thread, so
     /// that a cut never waits for a file to be created (on a busy file
     /// system a creation takes a millisecond or more, and this task would
@@ -335,6 +354,9 @@ pub(crate) struct Ahead {
     /// How many next segments to keep ready: `PREPARE_AHEAD`, doubled
     /// (up to `MAX_AHEAD`) each time a cut found the pool empty.
     want: AtomicUsize,
+    /// While creation fails: no refill before this time (the worker's
+    /// backoff, which a refill a writer starts keeps to as well).
+    blocked_until: Mutex<Option<Timestamp>>,
     /// The log, for a refill a writer asks for (`refill`).
     log: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
@@ -360,10 +382,22 @@ impl Ahead {
                 no_cuts: false,
             }),
             outcome: Mutex::new(None),
+            blocked_until: Mutex::new(None),
             busy: AtomicBool::new(false),
             want: AtomicUsize::new(PREPARE_AHEAD),
             log: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(super) fn block_until(&self, until: Option<Timestamp>) {
+        *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    fn blocked(&self, now: Timestamp) -> bool {
+        self.blocked_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| now < t)
     }
 
     /// Set once by the worker, before any write.
@@ -381,7 +415,11 @@ impl Ahead {
         };
         // Acquire: pairs with shutdown's SeqCst store; a refill that starts
         // anyway finds the pool closed (`close`).
-        if sh.cfg.shared || sh.path.closed.load(Ordering::Acquire) || !self.start() {
+        if sh.cfg.shared
+            || sh.path.closed.load(Ordering::Acquire)
+            || self.blocked(sh.cfg.clock.now())
+            || !self.start()
+        {
             return;
         }
         let job = AheadJob {
@@ -484,6 +522,13 @@ struct AheadJob {
 
 impl crate::runtime::Task for AheadJob {
     fn run(&mut self) -> crate::runtime::Next {
+        if self.ahead.blocked(self.sh.cfg.clock.now()) {
+            // Creation failed since this refill was asked for: it waits for
+            // the backoff like every other attempt.
+            // Release: pairs with the Acquire loads in `start` and `busy`.
+            self.ahead.busy.store(false, Ordering::Release);
+            return crate::runtime::Next::Done;
+        }
         let res = self.ahead.fill(&self.sh, self.ahead.want());
         if res.is_ok() && self.sh.cfg.mode == crate::Mode::Direct {
             // Under the lock, so that shutdown (`stop_cuts`) either waits

@@ -129,6 +129,18 @@ impl Drop for WorkerTask {
             let mut q = sh.lock_inbox();
             q.stop = true;
             q.gone = true;
+            // Records accepted that nobody will write now: counted as lost
+            // (Buffered mode: the buffer and the batch under way).
+            let mut lost = (q.ends.len() as u64, q.buf.len() as u64);
+            if let Some(b) = &w.batch {
+                let start = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
+                lost.0 += (b.ends.len() - b.next) as u64;
+                lost.1 += (b.buf.len() - start) as u64;
+            }
+            q.ends.clear();
+            q.buf.clear();
+            Counters::add(&sh.counters.records_lost, lost.0);
+            Counters::add(&sh.counters.bytes_lost, lost.1);
             for (_, c) in q.cmds.drain(..) {
                 reply(c, Err(Error::shutdown("background work")));
             }
@@ -241,6 +253,9 @@ impl Worker {
         for cmd in urgent {
             match cmd {
                 Cmd::Tick(tx) => {
+                    // The periodic work, now and waited for: a refill of
+                    // the pool that is due runs here, not on the runtime.
+                    self.prepare_due();
                     self.seal_ready();
                     // The sealer answers once it has sealed everything
                     // before, or passes the tick on to the keeper, which
@@ -440,6 +455,8 @@ impl Worker {
     }
 
     pub(super) fn set_fallback(&self) {
+        // A refill a writer starts keeps to the same backoff.
+        self.ahead.block_until(self.prepare.open_until);
         let s = self.prepare.state(self.now());
         // Relaxed: a status value read on its own by `stats`.
         self.sh
