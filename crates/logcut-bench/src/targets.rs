@@ -558,6 +558,9 @@ pub(crate) fn many_logs_child(dir: &Path) -> Result<(), String> {
             }
         }
         seq += MANY_RECORDS;
+        // The workload itself, not a wait for a condition: the logs are
+        // written "now and then", idle in between (buffers shrink, tasks
+        // sleep), and the idle process is what is measured.
         thread::sleep(MANY_PAUSE);
         threads_max = threads_max.max(task_count()?);
         rss_max = rss_max.max(rss_kib()?);

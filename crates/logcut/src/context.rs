@@ -96,3 +96,11 @@ pub(crate) trait SealerLink: Send + Sync {
     /// Shared mode: shutdown's deadline, once shutdown has set it.
     fn close_by(&self) -> Option<Instant>;
 }
+
+/// What a Direct writer may ask of the cut's coordination when its cut
+/// finds no prepared segment: a refill of the pool, which then makes the
+/// cut. Exclusive mode only; the write path sees nothing more of it.
+pub(crate) trait Refill: Send + Sync {
+    /// Starts a refill unless one is under way or creation is backing off.
+    fn refill(&self);
+}

@@ -185,7 +185,7 @@ impl Appender {
                 current: ArcSwap::from_pointee(first),
                 next: Mutex::new(VecDeque::new()),
                 closed: AtomicBool::new(false),
-                ahead: std::sync::OnceLock::new(),
+                refill: std::sync::OnceLock::new(),
             },
             mail: Mailbox {
                 inbox: Mutex::new(Inbox::default()),

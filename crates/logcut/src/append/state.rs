@@ -113,7 +113,7 @@ pub(crate) struct WritePath {
     pub(crate) closed: AtomicBool,
     /// The refill of `next` (exclusive mode), set once at start: a Direct
     /// writer whose cut finds the pool empty starts one.
-    pub(crate) ahead: OnceLock<Arc<crate::coordinate::exclusive::Ahead>>,
+    pub(crate) refill: OnceLock<Arc<dyn crate::context::Refill>>,
 }
 
 /// The mailbox: records (Buffered mode) and commands for the background

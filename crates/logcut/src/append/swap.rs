@@ -74,7 +74,7 @@ impl Shared {
         if st.cut_pending.is_none() {
             Counters::add(&self.counters.cuts_deferred, 1);
             if self.cfg.mode == crate::Mode::Direct {
-                if let Some(a) = self.path.ahead.get() {
+                if let Some(a) = self.path.refill.get() {
                     a.refill();
                 }
             }

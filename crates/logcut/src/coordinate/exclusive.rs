@@ -28,16 +28,37 @@ impl Worker {
     /// `<name>.log.next.<seq>` on this task if the pool is empty (after a
     /// creation under way on the runtime, which may bring it). Returns the
     /// error if it failed. For the paths that need a segment now: a cut
-    /// with the pool empty, `rotate`, `reopen`, the start; the pool is
-    /// otherwise refilled off this task (`prepare_ahead`).
+    /// with the pool empty, `rotate`, `reopen`; the pool is otherwise
+    /// refilled off this task (`prepare_ahead`).
     pub(crate) fn prepare_next(&mut self) -> Option<Error> {
+        self.collect_ahead();
+        self.fill_here(1)
+    }
+
+    /// At start: fills the pool of next segments on this thread, before the
+    /// first write can need one.
+    pub(crate) fn prepare_pool(&mut self) -> Option<Error> {
+        self.fill_here(PREPARE_AHEAD)
+    }
+
+    /// `tick`: refills the pool on this task if a refill is due (its
+    /// backoff passed), after one under way.
+    pub(super) fn prepare_due(&mut self) {
+        self.collect_ahead();
+        if self.prepare.allow(self.now()) {
+            self.fill_here(self.ahead.want());
+        }
+    }
+
+    /// Creates next segments on this task until `want` are ready; the
+    /// outcome goes to the breaker (and a failure to the handler).
+    fn fill_here(&mut self, want: usize) -> Option<Error> {
         if self.sh.cfg.shared {
             // Sequence numbers are handed out at the cut, under the cut
             // lock: nothing can be prepared ahead.
             return None;
         }
-        self.collect_ahead();
-        match self.ahead.fill(&self.sh, 1) {
+        match self.ahead.fill(&self.sh, want) {
             Ok(()) => {
                 self.prepare.succeed();
                 self.set_fallback();
@@ -50,49 +71,16 @@ impl Worker {
         }
     }
 
-    /// At start: fills the pool of next segments on this thread, before the
-    /// first write can need one.
-    pub(crate) fn prepare_pool(&mut self) -> Option<Error> {
-        if self.sh.cfg.shared {
-            return None;
-        }
-        match self.ahead.fill(&self.sh, PREPARE_AHEAD) {
-            Ok(()) => None,
-            Err(err) => {
-                self.rotation_failed(err.clone());
-                Some(err)
-            }
-        }
-    }
-
-    /// `tick`: refills the pool on this task if a refill is due (its
-    /// backoff passed), after one under way.
-    pub(super) fn prepare_due(&mut self) {
-        if self.sh.cfg.shared {
-            return;
-        }
-        self.collect_ahead();
-        if !self.prepare.allow(self.now()) {
-            return;
-        }
-        match self.ahead.fill(&self.sh, self.ahead.want()) {
-            Ok(()) => {
-                self.prepare.succeed();
-                self.set_fallback();
-            }
-            Err(err) => self.rotation_failed(err),
-        }
-    }
-
     /// Refills the pool of next segments on another runtime thread, so
     /// that a cut never waits for a file to be created (on a busy file
     /// system a creation takes a millisecond or more, and this task would
     /// stop writing meanwhile). At most one such task runs at a time.
     pub(super) fn prepare_ahead(&mut self) {
+        // The last refill's outcome first: a failure opens the breaker.
+        self.collect_ahead();
         if self.sh.cfg.shared || !self.prepare.allow(self.now()) {
             return;
         }
-        self.collect_ahead();
         // A cut found the pool empty since the last look: the writers cut
         // faster than this task refills between its turns on a thread (a
         // busy machine); keep more ready.
@@ -409,7 +397,7 @@ impl Ahead {
     /// refill (which then makes the cut) unless one is under way, without
     /// waiting for the worker's next turn. Once per segment (the first
     /// time its cut waits), so a failing file system is not hammered.
-    pub(crate) fn refill(self: &Arc<Ahead>) {
+    fn refill(self: &Arc<Ahead>) {
         let Some(sh) = self.log.get().and_then(std::sync::Weak::upgrade) else {
             return;
         };
@@ -511,6 +499,12 @@ fn cut_deferred(sh: &Shared) {
     }
     if let Some(reason) = st.cut_pending.clone() {
         sh.try_swap(&cur, &mut st, reason);
+    }
+}
+
+impl crate::context::Refill for Arc<Ahead> {
+    fn refill(&self) {
+        Ahead::refill(self);
     }
 }
 

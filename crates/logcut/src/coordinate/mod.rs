@@ -6,7 +6,7 @@
 //! the backoff behind every retry (`breaker`).
 
 pub(crate) mod breaker;
-pub(crate) mod exclusive;
+mod exclusive;
 pub(crate) mod share;
 mod shared;
 pub(crate) mod worker;

@@ -211,7 +211,10 @@ impl Worker {
         rt.install(&waker, Box::new(SealerTask::new(sealer, rx)));
         let ahead = Arc::new(super::exclusive::Ahead::new(next_seq));
         ahead.set_log(&sh);
-        let _ = sh.path.ahead.set(Arc::clone(&ahead));
+        let _ = sh
+            .path
+            .refill
+            .set(Arc::new(Arc::clone(&ahead)) as Arc<dyn crate::context::Refill>);
         Ok(Worker {
             // The active file was just created: the first check is due one
             // interval from now.

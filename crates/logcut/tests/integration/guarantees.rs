@@ -376,15 +376,10 @@ fn descriptors(pid: &str) -> BTreeMap<u32, String> {
 fn child_processes_inherit_no_descriptor_of_the_appender() {
     let tmp = TempDir::new("cloexec");
     std::fs::create_dir_all(tmp.path()).unwrap();
-    let out = child_test("guarantees::cloexec_child")
-        .env("LOGCUT_CLOEXEC_DIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_child_test(
+        "guarantees::cloexec_child",
+        "LOGCUT_CLOEXEC_DIR",
+        tmp.path(),
     );
 }
 

@@ -151,6 +151,18 @@ pub fn child_test(name: &str) -> std::process::Command {
     cmd
 }
 
+/// Runs the ignored test `name` alone in a child process with `var` set to
+/// `dir`, and asserts that it passed (its output shown otherwise).
+pub fn run_child_test(name: &str, var: &str, dir: &Path) {
+    let out = child_test(name).env(var, dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The environment variable `var` of a child helper (an ignored test that
 /// `parent` runs with `child_test`). Run without it (`cargo test --
 /// --ignored`), the helper fails rather than pass having done nothing.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use logcut::{Appender, Fsync, Mode, Runtime};
 
-use crate::kit::{TempDir, check_records, child_env, child_test, read_log, record, verify_ok};
+use crate::kit::{TempDir, check_records, child_env, read_log, record, run_child_test, verify_ok};
 
 /// The threads of this process (`/proc/self/task`).
 fn threads() -> usize {
@@ -36,16 +36,7 @@ fn raise_nofile() -> u64 {
 fn a_thousand_appenders_add_at_most_eight_threads() {
     let tmp = TempDir::new("many-logs");
     std::fs::create_dir_all(tmp.path()).unwrap();
-    let out = child_test("runtime::many_logs_child")
-        .env("LOGCUT_MANY_DIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_child_test("runtime::many_logs_child", "LOGCUT_MANY_DIR", tmp.path());
 }
 
 #[test]
