@@ -104,7 +104,7 @@ impl Shared {
         if let Some(max) = self.cfg.max_size {
             if !seg.overshoot.load(Ordering::Relaxed) {
                 let planned = seg.reserved.load(Ordering::Relaxed)
-                    + seg.others.load(Ordering::Relaxed)
+                    + seg.others()
                     + seg.locked_bytes.load(Ordering::Relaxed);
                 if planned > 0 && planned + buf.len() as u64 > max {
                     return Fast::Locked;
@@ -130,7 +130,7 @@ impl Shared {
                         self.kick();
                     }
                 }
-                if seg.shared && seg.probe_due(1) {
+                if seg.probe_due(1) {
                     self.probe(seg, 0);
                 }
                 self.leave(seg, true);
@@ -167,15 +167,14 @@ impl Shared {
         };
         // Relaxed: an estimate (see Segment::others).
         let mine = seg.reserved.load(Ordering::Relaxed) + own;
-        seg.others
-            .store(info.len.saturating_sub(mine), Ordering::Relaxed);
+        seg.set_others(info.len.saturating_sub(mine));
         let moved_on = self
             .cut
             .as_ref()
             .and_then(crate::coordinate::share::peek_state)
             .is_some_and(|st| st.seq != seg.seq);
         let marked = self.cfg.file_mode & 0o200 != 0 && info.mode & 0o200 == 0;
-        if (moved_on || marked) && !seg.stale.swap(true, Ordering::Relaxed) {
+        if (moved_on || marked) && seg.mark_stale() {
             self.kick();
         }
     }
@@ -209,7 +208,7 @@ impl Shared {
             st = seg.lock();
         }
         let mut err = err;
-        if written > 0 && seg.shared {
+        if written > 0 && seg.is_shared() {
             // Other processes append to this file: cutting it back could
             // cut off their records. The fragment stays, counted.
             err = io::Error::new(

@@ -52,8 +52,7 @@ use crate::{
     builder::{Config, Fsync},
     context::{Context, Watch},
     coordinate::share::{CutGuard, share_segment, take_shared_lock, write_cut_state},
-    coordinate::worker::{Handoff, Worker, WorkerTask},
-    runtime::Lane,
+    coordinate::worker::Handoff,
     seal::journal::Journal,
     seal::recovery,
     segment::Segment,
@@ -199,27 +198,15 @@ impl Appender {
             close_by: Mutex::new(None),
             trigger_lock: Mutex::new(trigger_lock),
         });
-        let mut worker = Worker::new(Arc::clone(&shared), journal, next_seq, next_first, sealed)?;
-        // Prepare the next segment before the first write can need it.
-        worker.prepare_pool();
+        // The background task, in this log's mode; it prepares what the
+        // first cut needs before it starts.
+        let handed = crate::coordinate::start(&shared, journal, next_seq, next_first, sealed)?;
         let weak = Arc::downgrade(&shared);
         shared.cfg.clock.subscribe(Arc::new(move || {
             if let Some(sh) = weak.upgrade() {
                 sh.kick();
             }
         }));
-        let (handoff, handed) = mpsc::sync_channel(1);
-        // The waker is in place before the task first runs, so that no
-        // wake-up is missed.
-        let waker = shared.rt.idle_cell(Lane::Core);
-        shared.mail.wake.set_task(waker.clone());
-        shared.rt.install(
-            &waker,
-            Box::new(WorkerTask {
-                worker: Some(worker),
-                handoff,
-            }),
-        );
         let appender = Appender {
             handle: Arc::new(Handle {
                 shared: Arc::clone(&shared),

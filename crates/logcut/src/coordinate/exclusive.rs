@@ -1,129 +1,139 @@
-//! Exclusive mode's side of the cut: the pool of prepared next segments,
-//! and the promotion of a swapped-out segment to its sealed name (a hard
-//! link, then the successor renamed over the active path), never
-//! overwriting a file and noticing when someone else moved it.
+//! Exclusive mode's cut: this appender alone writes the log. Next segments
+//! are prepared ahead, off the writers' path, into a pool (`Ahead`, refilled
+//! by a one-shot task on the runtime); a cut takes one and swaps it in, and
+//! the worker then promotes the old segment to its sealed name.
 
 use std::{
     io,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
 use jiff::Timestamp;
-use logcut_format::{
-    lock::CutState,
-    name::{self, SealedName},
+use logcut_format::{manifest::SealReason, name};
+
+use super::{
+    Coordinator,
+    worker::{PREPARE_AHEAD, Worker},
+};
+use crate::append::state::Shared;
+use crate::{
+    Error,
+    segment::{SegState, Segment},
 };
 
-use super::worker::{PREPARE_AHEAD, Worker};
-use crate::append::state::Shared;
-use crate::{Error, segment::Segment, stats::Counters};
+/// The exclusive mode's state: the pool's refill, and how many cuts had
+/// found the pool empty when its size was last looked at.
+pub(super) struct ExclusiveLog {
+    ahead: Arc<Ahead>,
+    seen_deferred: u64,
+}
 
-impl Worker {
-    // === Rotation ===
-
-    /// Makes sure a next segment is ready, creating one at
-    /// `<name>.log.next.<seq>` on this task if the pool is empty (after a
-    /// creation under way on the runtime, which may bring it). Returns the
-    /// error if it failed. For the paths that need a segment now: a cut
-    /// with the pool empty, `rotate`, `reopen`; the pool is otherwise
-    /// refilled off this task (`prepare_ahead`).
-    pub(crate) fn prepare_next(&mut self) -> Option<Error> {
-        self.collect_ahead();
-        self.fill_here(1)
-    }
-
-    /// At start: fills the pool of next segments on this thread, before the
-    /// first write can need one.
-    pub(crate) fn prepare_pool(&mut self) -> Option<Error> {
-        self.fill_here(PREPARE_AHEAD)
-    }
-
-    /// `tick`: refills the pool on this task if a refill is due (its
-    /// backoff passed), after one under way.
-    pub(super) fn prepare_due(&mut self) {
-        self.collect_ahead();
-        if self.prepare.allow(self.now()) {
-            self.fill_here(self.ahead.want());
+impl ExclusiveLog {
+    /// Segments are numbered from `next_seq` on; a writer whose cut finds
+    /// the pool empty starts a refill through `sh`'s write path.
+    pub(super) fn new(sh: &Arc<Shared>, next_seq: u64) -> ExclusiveLog {
+        let ahead = Arc::new(Ahead::new(next_seq));
+        ahead.set_log(sh);
+        let _ = sh
+            .path
+            .refill
+            .set(Arc::new(Arc::clone(&ahead)) as Arc<dyn crate::context::Refill>);
+        ExclusiveLog {
+            ahead,
+            seen_deferred: 0,
         }
     }
+}
 
-    /// Creates next segments on this task until `want` are ready; the
-    /// outcome goes to the breaker (and a failure to the handler).
-    fn fill_here(&mut self, want: usize) -> Option<Error> {
-        if self.sh.cfg.shared {
-            // Sequence numbers are handed out at the cut, under the cut
-            // lock: nothing can be prepared ahead.
-            return None;
-        }
-        match self.ahead.fill(&self.sh, want) {
-            Ok(()) => {
-                self.prepare.succeed();
-                self.set_fallback();
-                None
-            }
-            Err(err) => {
-                self.rotation_failed(err.clone());
-                Some(err)
-            }
-        }
+type W = Worker<ExclusiveLog>;
+
+impl Coordinator for ExclusiveLog {
+    fn start(w: &mut W) {
+        // Before the first write can need one; a failure is reported, and
+        // the first cut tries again.
+        fill_here(w, PREPARE_AHEAD);
     }
 
-    /// Refills the pool of next segments on another runtime thread, so
-    /// that a cut never waits for a file to be created (on a busy file
-    /// system a creation takes a millisecond or more, and this task would
-    /// stop writing meanwhile). At most one such task runs at a time.
-    pub(super) fn prepare_ahead(&mut self) {
+    /// Creates one next segment on this task if the pool is empty (after
+    /// a refill under way, which may bring it).
+    fn prepare_next(w: &mut W) -> Option<Error> {
+        Self::collect(w);
+        fill_here(w, 1)
+    }
+
+    /// Refills the pool on another runtime thread, so that a cut never
+    /// waits for a file to be created (on a busy file system a creation
+    /// takes a millisecond or more, and this task would stop writing
+    /// meanwhile). At most one such refill runs at a time.
+    fn prepare_ahead(w: &mut W) {
         // The last refill's outcome first: a failure opens the breaker.
-        self.collect_ahead();
-        if self.sh.cfg.shared || !self.prepare.allow(self.now()) {
+        Self::collect(w);
+        if !w.prepare.allow(w.now()) {
             return;
         }
         // A cut found the pool empty since the last look: the writers cut
         // faster than this task refills between its turns on a thread (a
         // busy machine); keep more ready.
         // Relaxed: a counter read on its own.
-        let deferred = self.sh.counters.cuts_deferred.load(Ordering::Relaxed);
-        if deferred > self.seen_deferred {
-            self.seen_deferred = deferred;
-            self.ahead.grow();
+        let deferred = w.sh.counters.cuts_deferred.load(Ordering::Relaxed);
+        if deferred > w.mode.seen_deferred {
+            w.mode.seen_deferred = deferred;
+            w.mode.ahead.grow();
         }
-        if self.sh.lock_next().len() >= self.ahead.want() || !self.ahead.start() {
+        if w.sh.lock_next().len() >= w.mode.ahead.want() || !w.mode.ahead.start() {
             return;
         }
         let job = AheadJob {
-            sh: Arc::clone(&self.sh),
-            ahead: Arc::clone(&self.ahead),
+            sh: Arc::clone(&w.sh),
+            ahead: Arc::clone(&w.mode.ahead),
         };
-        self.sh.rt.spawn(crate::runtime::Lane::Core, Box::new(job));
+        w.sh.rt.spawn(crate::runtime::Lane::Core, Box::new(job));
+    }
+
+    /// Refills the pool on this task if a refill is due (its backoff
+    /// passed), after one under way.
+    fn prepare_due(w: &mut W) {
+        Self::collect(w);
+        if w.prepare.allow(w.now()) {
+            fill_here(w, w.mode.ahead.want());
+        }
     }
 
     /// The outcome of the last background refill: a failure counts as a
     /// rotation failure (backoff, fallback state, the handler).
-    pub(super) fn collect_ahead(&mut self) {
-        match self.ahead.outcome() {
-            Some(Ok(())) if self.prepare.failures > 0 => {
-                self.prepare.succeed();
-                self.set_fallback();
+    fn collect(w: &mut W) {
+        match w.mode.ahead.outcome() {
+            Some(Ok(())) if w.prepare.failures > 0 => {
+                w.prepare.succeed();
+                w.set_fallback();
             }
-            Some(Err(e)) => self.rotation_failed(e),
+            Some(Err(e)) => w.rotation_failed(e),
             Some(Ok(())) | None => {}
         }
     }
 
+    fn wants_segments(w: &W) -> bool {
+        w.sh.lock_next().len() < w.mode.ahead.want() && !w.mode.ahead.busy()
+    }
+
+    fn preparing(w: &W) -> bool {
+        w.mode.ahead.busy()
+    }
+
+    fn backoff_changed(w: &W, until: Option<Timestamp>) {
+        // A refill a writer starts keeps to the same backoff.
+        w.mode.ahead.block_until(until);
+    }
+
     /// Moves every swapped-out segment that still sits at the active path
     /// to its sealed name, and the segment that replaced it from the next
-    /// path to the active path. In swap order.
-    pub(super) fn promote_pending(&mut self) -> Result<(), Error> {
-        if self.sh.cfg.shared {
-            // Shared cuts promote at once, under the cut lock, and retry
-            // there (`shared_retry`).
-            return Ok(());
-        }
-        let sealing = self.sh.lock_inbox().sealing.clone();
-        let current = self.sh.path.current.load_full();
+    /// path to the active path.
+    fn promote_pending(w: &mut W) -> Result<(), Error> {
+        let sealing = w.sh.lock_inbox().sealing.clone();
+        let current = w.sh.path.current.load_full();
         for seg in &sealing {
             if seg.lock().sealed_name.is_some() {
                 continue;
@@ -133,7 +143,7 @@ impl Worker {
             // are installed in order) is known. A writer that swapped may
             // not have listed its old segment yet; it kicks this thread
             // when it has.
-            if seg.seq != self.active_seq {
+            if seg.seq != w.active_seq {
                 return Ok(());
             }
             let successor = match sealing.iter().find(|s| s.seq == seg.seq + 1) {
@@ -141,188 +151,180 @@ impl Worker {
                 None if current.seq == seg.seq + 1 => &current,
                 None => return Ok(()),
             };
-            self.promote(seg, Some(successor))?;
-            self.active_seq = seg.seq + 1;
+            w.promote(seg, Some(successor))?;
+            w.active_seq = seg.seq + 1;
         }
         Ok(())
     }
 
-    /// Gives `seg` (at the active path) its sealed name without ever
-    /// overwriting a file, then moves the next segment to the active path
-    /// (or, at shutdown, removes the active name). If someone else moved
-    /// `seg` away (logrotate, `mv`), it is recorded as moved instead.
-    pub(super) fn promote(
-        &mut self,
-        seg: &Segment,
-        successor: Option<&Segment>,
+    fn before_batch(_: &mut W, _: &Arc<Segment>, _: &mut bool) -> bool {
+        true
+    }
+
+    fn cut_in_batch<'a>(
+        w: &mut W,
+        seg: &'a Arc<Segment>,
+        mut st: MutexGuard<'a, SegState>,
+        reason: SealReason,
+        now: Timestamp,
+    ) {
+        if w.sh.lock_next().is_empty() && w.prepare.allow(now) {
+            // This thread is the only writer here: preparing the next
+            // segment now delays no caller, and keeps the cut exact.
+            drop(st);
+            Self::prepare_next(w);
+            st = seg.lock();
+        }
+        Self::cut_due(w, seg, st, reason, now);
+    }
+
+    fn cut_due<'a>(
+        w: &mut W,
+        seg: &'a Arc<Segment>,
+        mut st: MutexGuard<'a, SegState>,
+        reason: SealReason,
+        _: Timestamp,
+    ) {
+        if w.sh.try_swap(seg, &mut st, reason.clone()) {
+            drop(st);
+            w.after_swap();
+        } else {
+            w.sh.defer_cut(&mut st, reason);
+        }
+    }
+
+    fn rotate(w: &mut W) -> Result<(), Error> {
+        Self::promote_pending(w)?;
+        let cur = w.sh.path.current.load_full();
+        {
+            let st = cur.lock();
+            if !cur.has_records(&st) {
+                return Ok(());
+            }
+        }
+        // An explicit request tries at once, whatever the backoff.
+        swap_now(w, &cur, SealReason::Manual, "rotate")
+    }
+
+    /// If the active path no longer holds the active segment (someone
+    /// renamed or removed it), cuts, and installs the next segment there.
+    fn reopen(w: &mut W) -> Result<(), Error> {
+        Self::promote_pending(w)?;
+        if !w.all_promoted() {
+            // A cut is under way; its promotion checks the path itself.
+            return Ok(());
+        }
+        let cur = w.sh.path.current.load_full();
+        if cur.seq != w.active_seq {
+            return Ok(());
+        }
+        let sh = Arc::clone(&w.sh);
+        let here = sh
+            .dir
+            .stat(&sh.active_name)
+            .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
+        if here.is_some_and(|i| i.dev == cur.id.dev && i.ino == cur.id.ino) {
+            return Ok(());
+        }
+        swap_now(w, &cur, SealReason::Reopen, "reopen")
+    }
+
+    fn check_due(w: &W, interval_passed: bool, now: Timestamp) -> bool {
+        // The check may cut: it waits for the backoff like every cut.
+        interval_passed && w.prepare.allow(now)
+    }
+
+    /// Whether a writer swapped segments and the old one is not at its
+    /// sealed name yet (or not even listed: the writer lists it right after
+    /// the swap, and kicks this task).
+    fn cut_under_way(w: &W) -> bool {
+        w.sh.path.current.load().seq != w.active_seq || !w.all_promoted()
+    }
+
+    fn stop_cuts(w: &mut W) {
+        // No refill makes a cut from now on (one under way ends first).
+        w.mode.ahead.stop_cuts();
+    }
+
+    fn before_last(w: &mut W) {
+        // A refill under way ends first; none follows.
+        w.mode.ahead.close();
+    }
+
+    fn finish_last(
+        w: &mut W,
+        cur: &Arc<Segment>,
+        records: u64,
+        accepted: u64,
     ) -> Result<(), Error> {
-        let last = successor.is_none();
-        let sh = Arc::clone(&self.sh);
-        let (start, linked) = {
-            let st = seg.lock();
-            (st.start, st.linked_name.clone())
-        };
-        let active = &sh.active_name;
-        let sealed = match linked {
-            // A retry: the sealed name exists already; do not link again.
-            Some(name) => name,
-            None => {
-                let at_active = self.is_at(active, seg)?;
-                let name = if at_active {
-                    self.link_sealed(seg, start, last)?
-                } else {
-                    None
-                };
-                let name = match name {
-                    Some(n) => n,
-                    None => {
-                        // Moved away by someone else: its records stay in
-                        // the moved file; the manifest says so.
-                        Counters::add(&sh.counters.reopens, 1);
-                        name::MOVED.to_string()
-                    }
-                };
-                seg.lock().linked_name = Some(name.clone());
-                name
-            }
-        };
-        let mut sealed = sealed;
-        if let Some(succ) = successor {
-            self.install(succ)?;
-            // Between the link and the rename, someone else may have
-            // renamed the active file (logrotate racing with a cut): it then
-            // has their name besides ours. It is theirs now; once it is not
-            // at the active path, nobody else can take it, so this check is
-            // final.
-            if sealed != name::MOVED
-                && crate::sys::file_info(&seg.file).is_ok_and(|i| i.nlink > 1)
-                && sh.dir.unlink(&sealed).is_ok()
-            {
-                Counters::add(&sh.counters.reopens, 1);
-                sealed = name::MOVED.to_string();
-            }
+        let sh = Arc::clone(&w.sh);
+        if !w.all_promoted() {
+            // Its records are recovered at the next start; keep the close
+            // entry's count consistent with what was accepted.
+            w.accepted += accepted;
+            return Err(Error::io(
+                "shut down",
+                sh.dir.join(&sh.active_name),
+                io::Error::other(
+                    "earlier segments could not be renamed; the next start recovers them",
+                ),
+            ));
         }
-        seg.lock().sealed_name = Some(sealed);
+        if records == 0 {
+            w.accepted += accepted;
+            return sh
+                .dir
+                .unlink(&sh.active_name)
+                .map_err(|e| Error::io("remove empty segment", sh.dir.join(&sh.active_name), e));
+        }
+        w.promote(cur, None)?;
+        sh.lock_inbox().sealing.push(Arc::clone(cur));
         Ok(())
     }
+}
 
-    /// Whether the file at `name` is `seg`'s file.
-    pub(super) fn is_at(&self, name: &str, seg: &Segment) -> Result<bool, Error> {
-        let dir = &self.sh.dir;
-        match dir.stat(name) {
-            Ok(found) => Ok(found.is_some_and(|i| i.dev == seg.id.dev && i.ino == seg.id.ino)),
-            Err(e) => Err(Error::io("seal", dir.join(name), e)),
+/// Creates next segments on this task until `want` are ready; the outcome
+/// goes to the breaker (and a failure to the handler).
+fn fill_here(w: &mut W, want: usize) -> Option<Error> {
+    match w.mode.ahead.fill(&w.sh, want) {
+        Ok(()) => {
+            w.prepare.succeed();
+            w.set_fallback();
+            None
+        }
+        Err(err) => {
+            w.rotation_failed(err.clone());
+            Some(err)
         }
     }
+}
 
-    /// Moves the prepared segment `succ` to the active path. Whatever is
-    /// there is replaced: normally the segment just given its sealed name;
-    /// after someone else moved that one away, an empty file logrotate
-    /// created in its place. A non-empty file someone else put there is
-    /// kept, renamed to `<name>.log.foreign-<ms>`, and reported.
-    pub(super) fn install(&self, succ: &Segment) -> Result<(), Error> {
-        let sh = &self.sh;
-        let dir = &sh.dir;
-        let active = &sh.active_name;
-        let known = |i: &crate::sys::FileInfo| {
-            let live = sh.lock_inbox().sealing.clone();
-            live.iter().any(|s| s.id.dev == i.dev && s.id.ino == i.ino)
-        };
-        if let Ok(Some(i)) = dir.stat(active) {
-            // Shared mode: the file the cut file names is the log's live
-            // active segment, never someone else's file to move aside.
-            let named = sh
-                .cut
-                .as_ref()
-                .and_then(|c| crate::sys::read_small(c).ok())
-                .and_then(|t| CutState::parse(&t))
-                .is_some_and(|st| st.dev == i.dev && st.ino == i.ino);
-            if named {
-                return Err(Error::io(
-                    "install next segment",
-                    dir.join(active),
-                    io::Error::other(
-                        "the active path holds the live active segment of the shared log",
-                    ),
-                ));
-            }
-            if i.len > 0 && !known(&i) {
-                let aside = format!("{active}.foreign-{}", self.now().as_millisecond());
-                if dir.rename_noreplace(active, &aside).is_ok() {
-                    sh.report(Error::io(
-                        "install next segment",
-                        dir.join(&aside),
-                        io::Error::other(format!(
-                            "someone else put a file of {} bytes at the active path; it was kept under this name",
-                            i.len
-                        )),
-                    ));
-                }
-            }
-        }
-        dir.rename(&succ.prep_name, active)
-            .map_err(|e| Error::io("install next segment", dir.join(active), e))
-    }
-
-    /// Gives the segment at the active path its sealed name, never
-    /// overwriting a file: a hard link (the active path stays in place
-    /// until the successor replaces it), or at shutdown, or where the file
-    /// system has no hard links, a rename. `None` if the file at the active
-    /// path turned out not to be `seg` (someone else moved it meanwhile).
-    pub(super) fn link_sealed(
-        &self,
-        seg: &Segment,
-        start: Timestamp,
-        last: bool,
-    ) -> Result<Option<String>, Error> {
-        let dir = &self.sh.dir;
-        let active = &self.sh.active_name;
-        let mut dup = 0;
-        loop {
-            let candidate = SealedName {
-                start_ms: start.as_millisecond(),
-                seq: seg.seq,
-                dup,
-            }
-            .file_name(&self.sh.cfg.name);
-            let mut renamed = last;
-            let mut res = if last {
-                dir.rename_noreplace(active, &candidate)
-            } else {
-                dir.link(active, &candidate)
-            };
-            if !last
-                && matches!(
-                    res.as_ref().map_err(io::Error::raw_os_error),
-                    Err(Some(1 | 95))
-                )
-            {
-                // EPERM / EOPNOTSUPP: no hard links on this file system.
-                // Rename instead; the active path is briefly absent.
-                res = dir.rename_noreplace(active, &candidate);
-                renamed = true;
-            }
-            match res {
-                Ok(()) => {
-                    // The path was checked before; someone may have moved
-                    // the file in between. Make sure the name is ours.
-                    if self.is_at(&candidate, seg)? {
-                        return Ok(Some(candidate));
-                    }
-                    if renamed {
-                        // Put the other file back where it was.
-                        let _ = dir.rename_noreplace(&candidate, active);
-                    } else {
-                        let _ = dir.unlink(&candidate);
-                    }
-                    return Ok(None);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::io("seal", dir.join(&candidate), e)),
-            }
+/// Cuts `cur` now for `rotate` or `reopen`: creates a next segment here if
+/// the pool is empty, swaps, and promotes.
+fn swap_now(
+    w: &mut W,
+    cur: &Arc<Segment>,
+    reason: SealReason,
+    op: &'static str,
+) -> Result<(), Error> {
+    if w.sh.lock_next().is_empty() {
+        if let Some(e) = ExclusiveLog::prepare_next(w) {
+            return Err(e);
         }
     }
+    {
+        let mut st = cur.lock();
+        if !st.closed && !w.sh.try_swap(cur, &mut st, reason) {
+            return Err(Error::io(
+                op,
+                w.sh.dir.join(&w.sh.active_name),
+                io::Error::other("no next segment is ready"),
+            ));
+        }
+    }
+    ExclusiveLog::promote_pending(w)?;
+    ExclusiveLog::prepare_ahead(w);
+    Ok(())
 }
 
 /// The next sequence number to prepare, and the state of the refill on the
@@ -331,7 +333,7 @@ impl Worker {
 /// cut needs one now) waits for a refill under way rather than racing it
 /// for a sequence number.
 #[derive(Debug)]
-pub(crate) struct Ahead {
+struct Ahead {
     next: Mutex<AheadState>,
     /// A refill task is queued or running.
     busy: AtomicBool,
@@ -362,7 +364,7 @@ struct AheadState {
 }
 
 impl Ahead {
-    pub(crate) fn new(next_seq: u64) -> Ahead {
+    fn new(next_seq: u64) -> Ahead {
         Ahead {
             next: Mutex::new(AheadState {
                 next_seq,
@@ -377,7 +379,7 @@ impl Ahead {
         }
     }
 
-    pub(super) fn block_until(&self, until: Option<Timestamp>) {
+    fn block_until(&self, until: Option<Timestamp>) {
         *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
     }
 
@@ -389,7 +391,7 @@ impl Ahead {
     }
 
     /// Set once by the worker, before any write.
-    pub(super) fn set_log(&self, sh: &Arc<Shared>) {
+    fn set_log(&self, sh: &Arc<Shared>) {
         let _ = self.log.set(Arc::downgrade(sh));
     }
 
@@ -403,8 +405,7 @@ impl Ahead {
         };
         // Acquire: pairs with shutdown's SeqCst store; a refill that starts
         // anyway finds the pool closed (`close`).
-        if sh.cfg.shared
-            || sh.path.closed.load(Ordering::Acquire)
+        if sh.path.closed.load(Ordering::Acquire)
             || self.blocked(sh.cfg.clock.now())
             || !self.start()
         {
@@ -418,7 +419,7 @@ impl Ahead {
     }
 
     /// How many next segments to keep ready.
-    pub(super) fn want(&self) -> usize {
+    fn want(&self) -> usize {
         // Relaxed: read and written by the worker task; the refill task
         // only reads it, and any recent value will do.
         self.want.load(Ordering::Relaxed)
@@ -442,7 +443,7 @@ impl Ahead {
 
     /// Whether a refill is queued or running (the worker then need not
     /// wake for the pool: the refill kicks it when done).
-    pub(super) fn busy(&self) -> bool {
+    fn busy(&self) -> bool {
         // Acquire: pairs with the Release store at the end of a refill.
         self.busy.load(Ordering::Acquire)
     }
@@ -456,14 +457,14 @@ impl Ahead {
 
     /// Shutdown begins: waits for a refill under way, after which none
     /// makes a cut.
-    pub(super) fn stop_cuts(&self) {
+    fn stop_cuts(&self) {
         self.lock().no_cuts = true;
     }
 
     /// Creates next segments until `want` are ready (or the first failure).
     fn fill(&self, sh: &Shared, want: usize) -> Result<(), Error> {
         let mut st = self.lock();
-        if st.closed || sh.cfg.shared {
+        if st.closed {
             return Ok(());
         }
         while sh.lock_next().len() < want {
@@ -482,7 +483,7 @@ impl Ahead {
     }
 
     /// Shutdown: waits for a refill under way, and stops later ones.
-    pub(super) fn close(&self) {
+    fn close(&self) {
         self.lock().closed = true;
     }
 }

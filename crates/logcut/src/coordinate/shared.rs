@@ -5,39 +5,162 @@
 
 use std::{
     io,
-    sync::{Arc, atomic::Ordering},
+    sync::{Arc, MutexGuard, atomic::Ordering},
 };
 
+use jiff::Timestamp;
 use logcut_format::{
     lock::CutState,
     manifest::SealReason,
     name::{self, SealedName},
 };
 
-use super::worker::{Worker, next_seq, same};
+use super::{
+    Coordinator,
+    worker::{Worker, next_seq, same},
+};
 use crate::{
     Error,
     coordinate::share::{self, CutGuard},
-    segment::Segment,
+    segment::{SegState, Segment},
     sys::FileInfo,
 };
 
-impl Worker {
-    // === Shared mode ===
+/// The shared mode: its state is all on disk (the cut file and the lock
+/// file, in `Shared`), so that every process sees the same.
+pub(super) struct SharedLog;
 
+type W = Worker<SharedLog>;
+
+impl Coordinator for SharedLog {
+    /// Nothing: sequence numbers are handed out at the cut, under the cut
+    /// lock, so nothing can be prepared ahead.
+    fn start(_: &mut W) {}
+
+    fn prepare_next(_: &mut W) -> Option<Error> {
+        None
+    }
+
+    fn prepare_ahead(_: &mut W) {}
+
+    fn prepare_due(_: &mut W) {}
+
+    fn collect(_: &mut W) {}
+
+    fn wants_segments(_: &W) -> bool {
+        false
+    }
+
+    fn preparing(_: &W) -> bool {
+        false
+    }
+
+    fn backoff_changed(_: &W, _: Option<Timestamp>) {}
+
+    /// Shared cuts promote at once, under the cut lock, and retry there
+    /// (`shared_retry`).
+    fn promote_pending(_: &mut W) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Looks at the file before writing a batch to it: another process may
+    /// have cut it (follow first, once per batch at most: if that fails,
+    /// records go on to it, and its sealer waits for this process) or
+    /// filled it (the batch's size check counts its bytes).
+    fn before_batch(w: &mut W, seg: &Arc<Segment>, followed: &mut bool) -> bool {
+        let own = seg.lock().bytes;
+        w.sh.probe(seg, own);
+        if seg.is_stale() && !*followed {
+            *followed = true;
+            if let Err(e) = w.shared_check() {
+                w.rotation_failed(e);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// This thread cuts a shared log itself, at once.
+    fn cut_in_batch<'a>(
+        w: &mut W,
+        seg: &'a Arc<Segment>,
+        st: MutexGuard<'a, SegState>,
+        reason: SealReason,
+        _: Timestamp,
+    ) {
+        drop(st);
+        if let Err(e) = w.shared_step(Some(reason.clone())) {
+            w.rotation_failed(e);
+        }
+        if Arc::ptr_eq(&w.sh.path.current.load_full(), seg) {
+            w.sh.defer_cut(&mut seg.lock(), reason);
+        }
+    }
+
+    fn cut_due<'a>(
+        w: &mut W,
+        _: &'a Arc<Segment>,
+        st: MutexGuard<'a, SegState>,
+        reason: SealReason,
+        now: Timestamp,
+    ) {
+        drop(st);
+        if w.prepare.allow(now) {
+            if let Err(e) = w.shared_step(Some(reason)) {
+                w.rotation_failed(e);
+            }
+        }
+    }
+
+    fn rotate(w: &mut W) -> Result<(), Error> {
+        w.shared_step(Some(SealReason::Manual))
+    }
+
+    fn reopen(w: &mut W) -> Result<(), Error> {
+        w.shared_check()
+    }
+
+    /// Following another process's cut (and repairing) goes on during a
+    /// backoff, and at once when a probe saw the segment cut; only this
+    /// process's own cuts wait.
+    fn check_due(w: &W, interval_passed: bool, _: Timestamp) -> bool {
+        interval_passed || w.sh.path.current.load().is_stale()
+    }
+
+    /// Never: a shared cut is promoted at once, under the cut lock.
+    fn cut_under_way(_: &W) -> bool {
+        false
+    }
+
+    fn stop_cuts(_: &mut W) {}
+
+    /// Follows a cut that another process made (and perhaps left after):
+    /// if this process is the last, the active file it seals must be the
+    /// one at the active path.
+    fn before_last(w: &mut W) {
+        if let Err(e) = w.shared_step(None) {
+            w.sh.report(e);
+        }
+    }
+
+    fn finish_last(w: &mut W, cur: &Arc<Segment>, _: u64, accepted: u64) -> Result<(), Error> {
+        w.finish_shared(cur, accepted)
+    }
+}
+
+impl Worker<SharedLog> {
     /// Shared mode, on every check: refreshes the estimate of the other
     /// processes' bytes in the current segment, and takes the cut lock
     /// only if the active path holds another file (someone cut, or moved
     /// it) or the size limit is reached.
-    pub(super) fn shared_check(&mut self) -> Result<(), Error> {
+    fn shared_check(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let cur = sh.path.current.load_full();
         let len = crate::sys::file_info(&cur.file).map_or(0, |i| i.len);
         let size_due = {
             let st = cur.lock();
             let own = st.bytes + cur.reserved.load(Ordering::Relaxed);
-            // Relaxed: an estimate for the size checks (see Segment).
-            cur.others.store(len.saturating_sub(own), Ordering::Relaxed);
+            cur.set_others(len.saturating_sub(own));
             !st.closed
                 && sh
                     .cfg
@@ -71,7 +194,7 @@ impl Worker {
     /// promotion failed (its link or rename) is retried, unless another
     /// process finished it meanwhile (it found the cut interrupted): that
     /// one seals the segment, and this one only records its part.
-    pub(super) fn shared_retry(&mut self) -> Result<(), Error> {
+    fn shared_retry(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let sealing = sh.lock_inbox().sealing.clone();
         let cur = sh.path.current.load_full();
@@ -105,7 +228,7 @@ impl Worker {
     /// replaces an active file someone else moved away, follows a cut
     /// another process made) and then cuts for `cut`, unless the segment
     /// it was asked for has been cut already.
-    pub(super) fn shared_step(&mut self, cut: Option<SealReason>) -> Result<(), Error> {
+    fn shared_step(&mut self, cut: Option<SealReason>) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let Some(cut_file) = sh.cut.as_ref() else {
             return Ok(());
@@ -170,7 +293,7 @@ impl Worker {
     /// Removes the write permission bits of a segment this process cut:
     /// the other processes' probes see it and follow at once (see
     /// `Shared::probe`). Sealed segments of a shared log are so read-only.
-    pub(super) fn mark_cut(&self, seg: &Segment) {
+    fn mark_cut(&self, seg: &Segment) {
         let mode = self.sh.cfg.file_mode;
         if mode & 0o200 == 0 || seg.lock().sealed_name.as_deref() == Some(name::MOVED) {
             // A moved segment is someone else's file now.
@@ -194,7 +317,7 @@ impl Worker {
 
     /// Creates segment `seq` at its prepared name, with its shared lock,
     /// and names it in the cut file (under the cut lock).
-    pub(super) fn create_shared(&mut self, seq: u64) -> Result<(Arc<Segment>, u64), Error> {
+    fn create_shared(&mut self, seq: u64) -> Result<(Arc<Segment>, u64), Error> {
         let sh = Arc::clone(&self.sh);
         let prepared = name::prepared_file(&sh.cfg.name, seq);
         let path = sh.dir.join(&prepared);
@@ -221,7 +344,7 @@ impl Worker {
     /// Makes `new` the current segment. The old one is sealed by this
     /// process (after `promote`), or if `followed`, by the process that
     /// cut it; this one then only records its part.
-    pub(super) fn swap_to(&mut self, new: Arc<Segment>, followed: bool) -> Result<(), Error> {
+    fn swap_to(&mut self, new: Arc<Segment>, followed: bool) -> Result<(), Error> {
         let cur = self.sh.path.current.load_full();
         let mut st = cur.lock();
         // Under the current segment's lock: no writer can take `new` for a
@@ -245,12 +368,7 @@ impl Worker {
     /// A process was killed between naming the prepared segment `state.seq`
     /// in the cut file and moving it to the active path: finish its cut,
     /// and seal the segment it cut.
-    pub(super) fn finish_cut(
-        &mut self,
-        state: CutState,
-        prepared: &str,
-        here: FileInfo,
-    ) -> Result<(), Error> {
+    fn finish_cut(&mut self, state: CutState, prepared: &str, here: FileInfo) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let cur = sh.path.current.load_full();
         if state.seq < 2 {
@@ -302,7 +420,7 @@ impl Worker {
     }
 
     /// The sealed name of this log that `info`'s file has, if any.
-    pub(super) fn sealed_name_of(&self, seq: u64, info: &FileInfo) -> Option<String> {
+    fn sealed_name_of(&self, seq: u64, info: &FileInfo) -> Option<String> {
         let rd = std::fs::read_dir(self.sh.dir.path()).ok()?;
         rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|f| SealedName::parse(&self.sh.cfg.name, f).is_some_and(|n| n.seq == seq))
@@ -320,7 +438,7 @@ impl Worker {
     /// takes its place. If this process was writing the moved segment, it
     /// seals it (as moved); otherwise whoever still writes it only records
     /// a part. Returns the new cut state.
-    pub(super) fn replace_moved(&mut self, state: CutState) -> Result<CutState, Error> {
+    fn replace_moved(&mut self, state: CutState) -> Result<CutState, Error> {
         let sh = Arc::clone(&self.sh);
         let cur = sh.path.current.load_full();
         let ours = cur.id.dev == state.dev && cur.id.ino == state.ino;
@@ -346,7 +464,7 @@ impl Worker {
     /// Shared mode, at shutdown: the last process to leave seals the active
     /// segment (or removes it if empty); the others only record their part
     /// of it and leave it to the process that cuts it next.
-    pub(super) fn finish_shared(&mut self, cur: &Arc<Segment>, accepted: u64) -> Result<(), Error> {
+    fn finish_shared(&mut self, cur: &Arc<Segment>, accepted: u64) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let Some(cut_file) = sh.cut.as_ref() else {
             return Ok(());

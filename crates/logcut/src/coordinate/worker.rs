@@ -35,7 +35,7 @@ use crate::{
     Error, Mode,
     append::state::{Cmd, Shared},
     builder::Fsync,
-    coordinate::breaker::Breaker,
+    coordinate::{Coordinator, breaker::Breaker},
     runtime::{Lane, Mail, Next, Task},
     seal::journal::Journal,
     seal::sealer::{CloseJob, Job, Sealer, SealerTask},
@@ -63,17 +63,15 @@ pub(super) struct Batch {
     pub(super) cmds: VecDeque<(usize, Cmd)>,
 }
 
-pub(crate) struct Worker {
+pub(crate) struct Worker<C> {
     pub(super) sh: Arc<Shared>,
+    /// What differs between an exclusive and a shared log.
+    pub(super) mode: C,
     /// Sequence number of the segment at the active path.
     pub(super) active_seq: u64,
     pub(super) sealer: Mail<Job>,
     /// The keeper (compression, retention), when configured.
     pub(super) keeper: Option<Mail<keeper::Msg>>,
-    /// The next sequence number to prepare, and the refill on the runtime.
-    pub(super) ahead: Arc<super::exclusive::Ahead>,
-    /// `cuts_deferred` when the pool's size was last looked at.
-    pub(super) seen_deferred: u64,
     pub(super) prepare: Breaker,
     pub(super) write: Breaker,
     pub(super) batch: Option<Batch>,
@@ -107,19 +105,34 @@ pub(crate) enum Step {
 /// The worker as a runtime task. At shutdown it hands the worker to the
 /// thread that called `shutdown`, which finishes there: finishing waits
 /// for the sealer and the keeper, tasks that may need this very thread.
-pub(crate) struct WorkerTask {
-    pub(crate) worker: Option<Worker>,
-    pub(crate) handoff: std::sync::mpsc::SyncSender<Handoff>,
+struct WorkerTask<C> {
+    worker: Option<Worker<C>>,
+    handoff: std::sync::mpsc::SyncSender<Handoff>,
 }
 
 /// The worker and the caller waiting for shutdown's result.
-pub(crate) type Handoff = (Worker, std::sync::mpsc::SyncSender<Result<(), Error>>);
+pub(crate) type Handoff = (
+    Box<dyn Close>,
+    std::sync::mpsc::SyncSender<Result<(), Error>>,
+);
+
+/// A worker handed over at shutdown, whatever its mode.
+pub(crate) trait Close: Send {
+    /// Finishes the session on this thread and answers `tx`.
+    fn close(self: Box<Self>, tx: std::sync::mpsc::SyncSender<Result<(), Error>>);
+}
+
+impl<C: Coordinator> Close for Worker<C> {
+    fn close(self: Box<Self>, tx: std::sync::mpsc::SyncSender<Result<(), Error>>) {
+        (*self).close(tx);
+    }
+}
 
 /// A worker task dropped without handing its worker over (its step
 /// panicked, or the runtime is gone): the log takes no more records, and
 /// whoever waits (a command, `flush`, a writer waiting for room) is
 /// answered instead of waiting forever.
-impl Drop for WorkerTask {
+impl<C> Drop for WorkerTask<C> {
     fn drop(&mut self) {
         let Some(w) = self.worker.take() else {
             return;
@@ -151,7 +164,7 @@ impl Drop for WorkerTask {
     }
 }
 
-impl Task for WorkerTask {
+impl<C: Coordinator> Task for WorkerTask<C> {
     fn run(&mut self) -> Next {
         let Some(w) = self.worker.as_mut() else {
             return Next::Done;
@@ -166,7 +179,7 @@ impl Task for WorkerTask {
                     if let Err(
                         std::sync::mpsc::TrySendError::Full((w, tx))
                         | std::sync::mpsc::TrySendError::Disconnected((w, tx)),
-                    ) = self.handoff.try_send((w, tx))
+                    ) = self.handoff.try_send((Box::new(w), tx))
                     {
                         // Nobody waits (cannot happen: shutdown waits for
                         // it); finish here rather than not at all.
@@ -179,14 +192,15 @@ impl Task for WorkerTask {
     }
 }
 
-impl Worker {
-    pub(crate) fn new(
+impl<C: Coordinator> Worker<C> {
+    pub(super) fn new(
         sh: Arc<Shared>,
         journal: Journal,
         next_seq: u64,
         next_first: u64,
         sealed: Vec<keeper::Sealed>,
-    ) -> Result<Worker, Error> {
+        mode: C,
+    ) -> Result<Worker<C>, Error> {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
         let rt = sh.rt.clone();
         let journal = Arc::new(std::sync::Mutex::new(journal));
@@ -209,22 +223,15 @@ impl Worker {
             next_first,
         );
         rt.install(&waker, Box::new(SealerTask::new(sealer, rx)));
-        let ahead = Arc::new(super::exclusive::Ahead::new(next_seq));
-        ahead.set_log(&sh);
-        let _ = sh
-            .path
-            .refill
-            .set(Arc::new(Arc::clone(&ahead)) as Arc<dyn crate::context::Refill>);
         Ok(Worker {
             // The active file was just created: the first check is due one
             // interval from now.
             last_check: Some(sh.cfg.clock.now()),
             active_seq: next_seq - 1,
             sh,
+            mode,
             sealer: Mail::new(tx, waker),
             keeper,
-            ahead,
-            seen_deferred: 0,
             prepare: Breaker::new(min, max),
             write: Breaker::new(min, max),
             batch: None,
@@ -237,6 +244,24 @@ impl Worker {
             lingering: false,
             reopens: Vec::new(),
         })
+    }
+
+    /// Prepares what the first cut needs, then puts the worker on the
+    /// runtime. Returns where it is handed over at shutdown.
+    pub(super) fn spawn(mut self) -> Result<std::sync::mpsc::Receiver<Handoff>, Error> {
+        C::start(&mut self);
+        let sh = Arc::clone(&self.sh);
+        let (handoff, handed) = std::sync::mpsc::sync_channel(1);
+        // The waker is in place before the task first runs, so that no
+        // wake-up is missed.
+        let waker = sh.rt.idle_cell(Lane::Core);
+        sh.mail.wake.set_task(waker.clone());
+        let task = WorkerTask {
+            worker: Some(self),
+            handoff,
+        };
+        sh.rt.install(&waker, Box::new(task));
+        Ok(handed)
     }
 
     pub(super) fn now(&self) -> Timestamp {
@@ -258,7 +283,7 @@ impl Worker {
                 Cmd::Tick(tx) => {
                     // The periodic work, now and waited for: a refill of
                     // the pool that is due runs here, not on the runtime.
-                    self.prepare_due();
+                    C::prepare_due(self);
                     self.seal_ready();
                     // The sealer answers once it has sealed everything
                     // before, or passes the tick on to the keeper, which
@@ -278,7 +303,7 @@ impl Worker {
                         // A writer's cut is under way: the new file reaches
                         // the active path once it is promoted; `reopen`
                         // returns then (see `answer_reopens`).
-                        Some(tx) if res.is_ok() && self.cut_under_way() => self.reopens.push(tx),
+                        Some(tx) if res.is_ok() && C::cut_under_way(self) => self.reopens.push(tx),
                         tx => answer(tx, res, &self.sh),
                     }
                 }
@@ -393,7 +418,7 @@ impl Worker {
             let st = current.lock();
             // A due cut that waits for the refill under way: the refill
             // kicks this task when it is done.
-            let waits_for_refill = st.cut_pending.is_some() && self.ahead.busy();
+            let waits_for_refill = st.cut_pending.is_some() && C::preparing(self);
             if current.has_records(&st) && !waits_for_refill {
                 // A due cut that failed is tried again after the backoff,
                 // not in a loop meanwhile.
@@ -403,7 +428,7 @@ impl Worker {
                 );
             }
         }
-        if !sh.cfg.shared && sh.lock_next().len() < self.ahead.want() && !self.ahead.busy() {
+        if C::wants_segments(self) {
             consider(Some(self.prepare.open_until.unwrap_or(now)));
         }
         if self.batch.is_some() || self.has_held() {
@@ -459,7 +484,7 @@ impl Worker {
 
     pub(super) fn set_fallback(&self) {
         // A refill a writer starts keeps to the same backoff.
-        self.ahead.block_until(self.prepare.open_until);
+        C::backoff_changed(self, self.prepare.open_until);
         let s = self.prepare.state(self.now());
         // Relaxed: a status value read on its own by `stats`.
         self.sh
@@ -502,7 +527,7 @@ impl Worker {
         // Shared mode: a segment found cut by another process is followed
         // once per batch at most (if that fails, records go on to it: its
         // sealer waits for this process).
-        let mut tried_follow = false;
+        let mut followed = false;
         loop {
             while b.cmds.front().is_some_and(|(pos, _)| *pos <= b.next) {
                 if let Some((_, Cmd::Rotate(tx))) = b.cmds.pop_front() {
@@ -514,19 +539,8 @@ impl Worker {
                 break;
             }
             let seg = self.sh.path.current.load_full();
-            if seg.shared {
-                // Look at the file before writing a batch to it: another
-                // process may have cut it (follow first) or filled it (the
-                // size check below counts its bytes).
-                let own = seg.lock().bytes;
-                self.sh.probe(&seg, own);
-                if seg.stale.load(Ordering::Relaxed) && !tried_follow {
-                    tried_follow = true;
-                    if let Err(e) = self.shared_check() {
-                        self.rotation_failed(e);
-                    }
-                    continue;
-                }
+            if !C::before_batch(self, &seg, &mut followed) {
+                continue;
             }
             let mut st = seg.lock();
             // A time boundary that passed before this batch: cut first.
@@ -590,31 +604,7 @@ impl Worker {
                 }
             }
             if let Some(reason) = cut {
-                if seg.shared {
-                    // This thread cuts a shared log itself, at once.
-                    drop(st);
-                    if let Err(e) = self.shared_step(Some(reason.clone())) {
-                        self.rotation_failed(e);
-                    }
-                    if Arc::ptr_eq(&self.sh.path.current.load_full(), &seg) {
-                        self.sh.defer_cut(&mut seg.lock(), reason);
-                    }
-                    continue;
-                }
-                if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
-                    // This thread is the only writer here: preparing the
-                    // next segment now delays no caller, and keeps the cut
-                    // exact.
-                    drop(st);
-                    self.prepare_next();
-                    st = seg.lock();
-                }
-                if self.sh.try_swap(&seg, &mut st, reason.clone()) {
-                    drop(st);
-                    self.after_swap();
-                } else {
-                    self.sh.defer_cut(&mut st, reason);
-                }
+                C::cut_in_batch(self, &seg, st, reason, now);
             }
         }
         {
@@ -637,12 +627,12 @@ impl Worker {
     /// After a swap: give the old segment its sealed name and prepare the
     /// next one, so the following cut finds it ready.
     pub(super) fn after_swap(&mut self) {
-        if let Err(e) = self.promote_pending() {
+        if let Err(e) = C::promote_pending(self) {
             self.rotation_failed(e);
             return;
         }
         if self.prepare.allow(self.now()) {
-            self.prepare_ahead();
+            C::prepare_ahead(self);
         }
     }
 
@@ -661,23 +651,12 @@ impl Worker {
 
     /// Handles `rotate()`, a trigger file event or SIGUSR1.
     pub(super) fn rotate(&mut self, tx: Option<std::sync::mpsc::SyncSender<Result<(), Error>>>) {
-        let res = self.rotate_now();
+        let res = C::rotate(self);
         if res.is_err() && tx.is_none() {
             Counters::add(&self.sh.counters.rotation_failures, 1);
         }
         self.seal_ready();
         answer(tx, res, &self.sh);
-    }
-
-    /// Whether a writer swapped segments and the old one is not at its
-    /// sealed name yet (or not even listed: the writer lists it right after
-    /// the swap, and kicks this task).
-    pub(super) fn cut_under_way(&self) -> bool {
-        // Shared mode promotes a cut at once, under the cut lock.
-        if self.sh.cfg.shared {
-            return false;
-        }
-        self.sh.path.current.load().seq != self.active_seq || !self.all_promoted()
     }
 
     /// Answers the `reopen` calls that waited for a cut under way, once it
@@ -688,7 +667,7 @@ impl Worker {
         }
         let res = match failed {
             Some(e) => Err(e.clone()),
-            None if self.cut_under_way() => return,
+            None if C::cut_under_way(self) => return,
             None => self.reopen_now(),
         };
         for tx in self.reopens.drain(..) {
@@ -696,49 +675,10 @@ impl Worker {
         }
     }
 
-    /// Handles `reopen()`, SIGHUP and the periodic check: if the active
-    /// path no longer holds the active segment (someone renamed or removed
-    /// it), cuts, and installs the next segment there.
+    /// Handles `reopen()`, SIGHUP and the periodic check.
     pub(super) fn reopen_now(&mut self) -> Result<(), Error> {
         self.last_check = Some(self.now());
-        if self.sh.cfg.shared {
-            return self.shared_check();
-        }
-        self.promote_pending()?;
-        if !self.all_promoted() {
-            // A cut is under way; its promotion checks the path itself.
-            return Ok(());
-        }
-        let cur = self.sh.path.current.load_full();
-        if cur.seq != self.active_seq {
-            return Ok(());
-        }
-        let sh = Arc::clone(&self.sh);
-        let here = sh
-            .dir
-            .stat(&sh.active_name)
-            .map_err(|e| Error::io("check active file", sh.dir.join(&sh.active_name), e))?;
-        if here.is_some_and(|i| i.dev == cur.id.dev && i.ino == cur.id.ino) {
-            return Ok(());
-        }
-        if sh.lock_next().is_empty() {
-            if let Some(e) = self.prepare_next() {
-                return Err(e);
-            }
-        }
-        {
-            let mut st = cur.lock();
-            if !st.closed && !sh.try_swap(&cur, &mut st, SealReason::Reopen) {
-                return Err(Error::io(
-                    "reopen",
-                    sh.dir.join(&sh.active_name),
-                    io::Error::other("no next segment is ready"),
-                ));
-            }
-        }
-        self.promote_pending()?;
-        self.prepare_ahead();
-        Ok(())
+        C::reopen(self)
     }
 
     /// The periodic check of the active path.
@@ -746,15 +686,11 @@ impl Worker {
         let Some(every) = self.sh.cfg.watch_interval else {
             return;
         };
-        let stale = self.sh.cfg.shared && self.sh.path.current.load().stale.load(Ordering::Relaxed);
-        let due = stale
-            || self.last_check.is_none_or(|t| {
-                let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
-                t.checked_add(every).is_ok_and(|d| now >= d) || now < t
-            });
-        // Shared mode: following another process's cut (and repairing)
-        // goes on during a backoff; only this process's own cuts wait.
-        if !due || (!self.sh.cfg.shared && !self.prepare.allow(now)) {
+        let passed = self.last_check.is_none_or(|t| {
+            let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
+            t.checked_add(every).is_ok_and(|d| now >= d) || now < t
+        });
+        if !C::check_due(self, passed, now) {
             return;
         }
         if let Err(e) = self.reopen_now() {
@@ -762,44 +698,11 @@ impl Worker {
         }
     }
 
-    pub(super) fn rotate_now(&mut self) -> Result<(), Error> {
-        if self.sh.cfg.shared {
-            return self.shared_step(Some(SealReason::Manual));
-        }
-        self.promote_pending()?;
-        let cur = self.sh.path.current.load_full();
-        {
-            let st = cur.lock();
-            if !cur.has_records(&st) {
-                return Ok(());
-            }
-        }
-        if self.sh.lock_next().is_empty() {
-            // An explicit request tries at once, whatever the backoff.
-            if let Some(e) = self.prepare_next() {
-                return Err(e);
-            }
-        }
-        {
-            let mut st = cur.lock();
-            if !st.closed && !self.sh.try_swap(&cur, &mut st, SealReason::Manual) {
-                return Err(Error::io(
-                    "rotate",
-                    self.sh.dir.join(&self.sh.active_name),
-                    io::Error::other("no next segment is ready"),
-                ));
-            }
-        }
-        self.promote_pending()?;
-        self.prepare_ahead();
-        Ok(())
-    }
-
     // === Periodic work ===
 
     pub(super) fn housekeeping(&mut self) {
         self.report_write_errors();
-        let promoted = self.promote_pending();
+        let promoted = C::promote_pending(self);
         self.answer_reopens(promoted.as_ref().err());
         if let Err(e) = promoted {
             if self.prepare.allow(self.now()) {
@@ -807,10 +710,10 @@ impl Worker {
             }
         }
         let now = self.now();
-        if self.sh.lock_next().len() < self.ahead.want() && self.prepare.allow(now) {
-            self.prepare_ahead();
+        if self.prepare.allow(now) {
+            C::prepare_ahead(self);
         } else {
-            self.collect_ahead();
+            C::collect(self);
         }
         self.cut_if_due(now);
         self.check_active(now);
@@ -838,21 +741,7 @@ impl Worker {
                 .then_some(SealReason::Time),
         };
         let Some(reason) = reason else { return };
-        if self.sh.cfg.shared {
-            drop(st);
-            if self.prepare.allow(now) {
-                if let Err(e) = self.shared_step(Some(reason)) {
-                    self.rotation_failed(e);
-                }
-            }
-            return;
-        }
-        if self.sh.try_swap(&cur, &mut st, reason.clone()) {
-            drop(st);
-            self.after_swap();
-        } else {
-            self.sh.defer_cut(&mut st, reason);
-        }
+        C::cut_due(self, &cur, st, reason, now);
     }
 
     pub(super) fn report_write_errors(&mut self) {
@@ -884,7 +773,7 @@ impl Worker {
                 return;
             }
             if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
-                self.prepare_next();
+                C::prepare_next(self);
             }
         }
     }
@@ -1016,14 +905,59 @@ impl Worker {
     /// the session's totals.
     pub(super) fn finish(&mut self) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let deadline = Instant::now()
             .checked_add(sh.cfg.shutdown_timeout)
-            .unwrap_or(far);
+            .unwrap_or_else(far_future);
         *sh.close_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
-        // No refill makes a cut from now on (one under way ends first): the
-        // rounds below promote every cut made so far.
-        self.ahead.stop_cuts();
+        // No cut starts elsewhere from now on (one under way ends first):
+        // the rounds below promote every cut made so far.
+        C::stop_cuts(self);
+        self.finish_rounds(deadline);
+        C::before_last(self);
+        // The last segment: closed, nothing more goes in. Empty the pool of
+        // prepared segments first, so that no writer still under way can
+        // swap in a new one; then take the segment that is current after
+        // any swap that was already happening.
+        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
+        let cur = self.close_current();
+        self.wait_quiet(deadline);
+        self.count_unwritten();
+        let mut first_err: Option<Error> = None;
+        // Give the last segment its sealed name, or remove it if empty.
+        let (records, accepted) = {
+            let st = cur.lock();
+            let fast = cur.fast_records();
+            (st.records + fast, st.accepted + fast)
+        };
+        if let Err(e) = C::finish_last(self, &cur, records, accepted) {
+            first_err.get_or_insert(e);
+        }
+        for next in unused {
+            if let Err(e) = sh.dir.unlink(&next.prep_name) {
+                first_err.get_or_insert(Error::io(
+                    "remove unused next segment",
+                    sh.dir.join(&next.prep_name),
+                    e,
+                ));
+            }
+        }
+        self.seal_ready();
+        if let Err(e) = self.close_sealer(deadline) {
+            first_err.get_or_insert(e);
+        }
+        self.close_keeper();
+        #[cfg(feature = "metrics")]
+        crate::metrics::publish(&sh.cfg.name, &sh.stats());
+        // The session is recorded as closed: another appender may take the
+        // log now.
+        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.outcome(first_err)
+    }
+
+    /// Shutdown's rounds: write, promote, seal, retry, until nothing waits
+    /// or the deadline passed.
+    fn finish_rounds(&mut self, deadline: Instant) {
+        let sh = Arc::clone(&self.sh);
         let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
         loop {
             let _ = self.wait_nonblocking();
@@ -1035,10 +969,10 @@ impl Worker {
             let pending_records = { !sh.lock_inbox().ends.is_empty() };
             let unsealed = sh.lock_inbox().sealing.len();
             if self.batch.is_none() && !pending_records && !self.has_held() && unsealed == 0 {
-                break;
+                return;
             }
             if Instant::now() >= deadline {
-                break;
+                return;
             }
             let left = deadline
                 .saturating_duration_since(Instant::now())
@@ -1047,23 +981,13 @@ impl Worker {
             let _ = sh.mail.wake.wait_timeout(q, left);
             retry = (retry * 2).min(Duration::from_millis(500));
         }
+    }
 
-        if sh.cfg.shared {
-            // Follow a cut that another process made (and perhaps left
-            // after): if this process is the last, the active file it
-            // seals must be the one at the active path.
-            if let Err(e) = self.shared_step(None) {
-                sh.report(e);
-            }
-        }
-        // The last segment: closed, nothing more goes in. Empty the pool of
-        // prepared segments first, so that no writer still under way can
-        // swap in a new one; then take the segment that is current after
-        // any swap that was already happening.
-        // A refill under way ends first; none follows.
-        self.ahead.close();
-        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
-        let cur = loop {
+    /// Closes the current segment (the one current after any swap already
+    /// happening) and returns it.
+    fn close_current(&self) -> Arc<Segment> {
+        let sh = &self.sh;
+        loop {
             let cur = sh.path.current.load_full();
             let mut st = cur.lock();
             if !Arc::ptr_eq(&sh.path.current.load_full(), &cur) {
@@ -1071,12 +995,14 @@ impl Worker {
             }
             st.closed = true;
             st.reason = Some(SealReason::Shutdown);
-            break Arc::clone(&cur);
-        };
-        // Let writes already under way finish (queued writers take over
-        // from a leaving combiner, so this ends), on every live segment,
-        // before counting what is held; bounded, for a write stuck in the
-        // kernel.
+            return Arc::clone(&cur);
+        }
+    }
+
+    /// Lets writes already under way finish (queued writers take over from
+    /// a leaving combiner, so this ends), on every live segment, before
+    /// what is held is counted; bounded, for a write stuck in the kernel.
+    fn wait_quiet(&self, deadline: Instant) {
         let quiet_deadline = deadline.max(Instant::now() + Duration::from_secs(1));
         for seg in self.live() {
             // A write under way ends within a system call; no new one
@@ -1085,7 +1011,12 @@ impl Worker {
                 std::thread::yield_now();
             }
         }
-        // Whatever is still held could not be written in time: lost.
+    }
+
+    /// Whatever is still held or queued could not be written in time:
+    /// counted as lost.
+    fn count_unwritten(&mut self) {
+        let sh = Arc::clone(&self.sh);
         let mut lost_now = (0u64, 0u64);
         if let Some(b) = self.batch.take() {
             let n = (b.ends.len() - b.next) as u64;
@@ -1114,62 +1045,14 @@ impl Worker {
         self.lost_bytes += lost_now.1;
         Counters::add(&sh.counters.records_lost, lost_now.0);
         Counters::add(&sh.counters.bytes_lost, lost_now.1);
+    }
 
-        // Give the last segment its sealed name, or remove it if empty.
-        let mut first_err: Option<Error> = None;
-        let all_promoted = self.all_promoted();
-        let (records, accepted) = {
-            let st = cur.lock();
-            let fast = cur.fast_records();
-            (st.records + fast, st.accepted + fast)
-        };
-        if sh.cfg.shared {
-            if let Err(e) = self.finish_shared(&cur, accepted) {
-                first_err.get_or_insert(e);
-            }
-        } else if all_promoted {
-            if records == 0 {
-                self.accepted += accepted;
-                if let Err(e) = sh.dir.unlink(&sh.active_name) {
-                    first_err.get_or_insert(Error::io(
-                        "remove empty segment",
-                        sh.dir.join(&sh.active_name),
-                        e,
-                    ));
-                }
-            } else {
-                match self.promote(&cur, None) {
-                    Ok(()) => sh.lock_inbox().sealing.push(Arc::clone(&cur)),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-        } else {
-            // Its records are recovered at the next start; keep the close
-            // entry's count consistent with what was accepted.
-            self.accepted += accepted;
-            first_err.get_or_insert(Error::io(
-                "shut down",
-                sh.dir.join(&sh.active_name),
-                io::Error::other(
-                    "earlier segments could not be renamed; the next start recovers them",
-                ),
-            ));
-        }
-        for next in unused {
-            if let Err(e) = sh.dir.unlink(&next.prep_name) {
-                first_err.get_or_insert(Error::io(
-                    "remove unused next segment",
-                    sh.dir.join(&next.prep_name),
-                    e,
-                ));
-            }
-        }
-        self.seal_ready();
-        let accepted = match sh.cfg.mode {
+    /// Hands the session's totals to the sealer, which seals what is left
+    /// and records the close; waits for it.
+    fn close_sealer(&mut self, deadline: Instant) -> Result<(), Error> {
+        let accepted = match self.sh.cfg.mode {
             Mode::Direct => None,
-            Mode::Buffered => Some(sh.lock_inbox().accepted),
+            Mode::Buffered => Some(self.sh.lock_inbox().accepted),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let close = CloseJob {
@@ -1180,31 +1063,31 @@ impl Worker {
             deadline: deadline.max(Instant::now() + Duration::from_millis(100)),
             reply: tx,
         };
-        let sealed = if self.sealer.send(Job::Close(close)).is_ok() {
+        if self.sealer.send(Job::Close(close)).is_ok() {
             rx.recv().unwrap_or_else(|_| Err(Error::shutdown("seal")))
         } else {
             Err(Error::shutdown("seal"))
-        };
-        if let Err(e) = sealed {
-            first_err.get_or_insert(e);
         }
-        // Every segment is sealed and handed over: let the keeper compress
-        // what waits (within the shutdown timeout; the rest waits for the
-        // next start) and apply retention a last time.
+    }
+
+    /// Every segment is sealed and handed over: lets the keeper compress
+    /// what waits (within the shutdown timeout; the rest waits for the
+    /// next start) and apply retention a last time.
+    fn close_keeper(&mut self) {
         if let Some(k) = self.keeper.take() {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let until = Instant::now()
-                .checked_add(sh.cfg.shutdown_timeout)
-                .unwrap_or(far);
+                .checked_add(self.sh.cfg.shutdown_timeout)
+                .unwrap_or_else(far_future);
             if k.send(keeper::Msg::Shutdown(until, tx)).is_ok() {
                 let _ = rx.recv();
             }
         }
-        #[cfg(feature = "metrics")]
-        crate::metrics::publish(&sh.cfg.name, &sh.stats());
-        // The session is recorded as closed: another appender may take the
-        // log now.
-        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Shutdown's result: records lost first, then the first error.
+    fn outcome(&self, first_err: Option<Error>) -> Result<(), Error> {
+        let sh = &self.sh;
         if self.lost_records > 0 {
             let err = Error::lost(
                 sh.dir.join(&sh.active_name),
@@ -1240,8 +1123,11 @@ impl Worker {
     }
 }
 
-/// The sequence number after the cut state's (a corrupt cut file must not
-/// make it wrap).
+/// An instant a year away: "no deadline" where an `Instant` is needed.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
 /// A written batch's buffers, kept for the next batch (they alternate with
 /// the inbox's), and shrunk when this batch used little of them: a log
 /// that had one burst does not keep megabytes while it is quiet.
@@ -1259,6 +1145,8 @@ fn recycle(mut buf: Vec<u8>, mut ends: Vec<usize>) -> (Vec<u8>, Vec<usize>) {
     (buf, ends)
 }
 
+/// The sequence number after the cut state's (a corrupt cut file must not
+/// make it wrap).
 pub(super) fn next_seq(state: CutState, path: &std::path::Path) -> Result<u64, Error> {
     state.seq.checked_add(1).ok_or_else(|| {
         Error::io(

@@ -79,23 +79,30 @@ pub(crate) struct Segment {
     /// Mirror of `SegState::deadline` in milliseconds (`i64::MAX`: none);
     /// `Relaxed`: a stale value only delays the check to the locked path.
     pub(crate) deadline_ms: AtomicI64,
-    /// Shared mode: other processes write to this file too. Its partial
-    /// writes are never cut off (that could cut off their records).
-    pub(crate) shared: bool,
-    /// Shared mode: bytes the other processes wrote, as of the last check
-    /// (the file's length less ours), for the size limit. `Relaxed`: an
-    /// estimate, refreshed by the background thread.
-    pub(crate) others: AtomicU64,
-    /// Shared mode: a probe saw that another process cut this segment (its
-    /// write bits are gone); the background thread follows now. `Relaxed`:
-    /// a hint, checked again under the cut lock.
-    pub(crate) stale: AtomicBool,
-    /// Shared mode: records this process wrote here, for `probe_due`.
-    /// `Relaxed`: a counter.
-    pub(crate) probes: std::sync::atomic::AtomicU32,
+    /// Other processes write to this file too (shared mode): what this
+    /// process knows of them. Its partial writes are never cut off (that
+    /// could cut off their records). `None` for a log written by one
+    /// appender alone.
+    outside: Option<Outside>,
     /// The directory was synced since this segment took the active path,
     /// so its name survives a power loss (see `sync_records`).
     name_synced: AtomicBool,
+}
+
+/// What a process knows of the other processes writing a segment's file.
+#[derive(Debug, Default)]
+struct Outside {
+    /// Bytes the other processes wrote, as of the last check (the file's
+    /// length less ours), for the size limit. `Relaxed`: an estimate,
+    /// refreshed by the background thread.
+    others: AtomicU64,
+    /// A probe saw that another process cut this segment (its write bits
+    /// are gone); the background thread follows now. `Relaxed`: a hint,
+    /// checked again under the cut lock.
+    stale: AtomicBool,
+    /// Records this process wrote here, for `probe_due`. `Relaxed`: a
+    /// counter.
+    probes: std::sync::atomic::AtomicU32,
 }
 
 /// Held records moved from one segment to the next at a cut.
@@ -152,14 +159,51 @@ pub(crate) struct SegState {
 impl Segment {
     /// Bytes in the file or on their way: where the next record would end.
     pub(crate) fn planned_bytes(&self, st: &SegState) -> u64 {
-        st.bytes + self.reserved.load(Ordering::Relaxed) + self.others.load(Ordering::Relaxed)
+        st.bytes + self.reserved.load(Ordering::Relaxed) + self.others()
+    }
+
+    /// Whether other processes write to this file too (shared mode).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.outside.is_some()
+    }
+
+    /// Bytes the other processes wrote here, as of the last look.
+    pub(crate) fn others(&self) -> u64 {
+        // Relaxed: an estimate (see Outside).
+        self.outside
+            .as_ref()
+            .map_or(0, |o| o.others.load(Ordering::Relaxed))
+    }
+
+    /// Records what the last look found the other processes wrote.
+    pub(crate) fn set_others(&self, bytes: u64) {
+        if let Some(o) = &self.outside {
+            o.others.store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a probe saw another process cut this segment.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.outside
+            .as_ref()
+            .is_some_and(|o| o.stale.load(Ordering::Relaxed))
+    }
+
+    /// Notes that another process cut this segment; true the first time.
+    pub(crate) fn mark_stale(&self) -> bool {
+        self.outside
+            .as_ref()
+            .is_some_and(|o| !o.stale.swap(true, Ordering::Relaxed))
     }
 
     /// Shared mode: counts `n` records written here by this process, and
     /// says whether it is time to look at the file again (every
-    /// `PROBE_EVERY` records).
+    /// `PROBE_EVERY` records). Never for a segment no one else writes.
     pub(crate) fn probe_due(&self, n: u32) -> bool {
-        let before = self.probes.fetch_add(n, Ordering::Relaxed);
+        let Some(o) = &self.outside else {
+            return false;
+        };
+        let before = o.probes.fetch_add(n, Ordering::Relaxed);
         before % PROBE_EVERY + n.min(PROBE_EVERY) >= PROBE_EVERY
     }
 
@@ -266,10 +310,10 @@ impl Segment {
             reserved: AtomicU64::new(0),
             locked_bytes: AtomicU64::new(bytes),
             deadline_ms: AtomicI64::new(i64::MAX),
-            shared,
-            others: AtomicU64::new(if shared { id.len } else { 0 }),
-            stale: AtomicBool::new(false),
-            probes: std::sync::atomic::AtomicU32::new(0),
+            outside: shared.then(|| Outside {
+                others: AtomicU64::new(id.len),
+                ..Outside::default()
+            }),
             name_synced: AtomicBool::new(false),
         })
     }
@@ -325,7 +369,7 @@ impl Segment {
         };
         let whole = ends.partition_point(|e| *e <= written);
         let keep = if whole == 0 { 0 } else { ends[whole - 1] };
-        if written > keep && self.shared {
+        if written > keep && self.is_shared() {
             // Other processes append to this file: the fragment may no
             // longer be at its end, and cutting the file back could cut
             // off their records. It stays, counted, and the record is
@@ -373,7 +417,7 @@ impl Segment {
     /// lock-free path), and the file's length agreeing. `None` otherwise:
     /// the caller reads the file back.
     pub(crate) fn counted_checksum(&self, st: &SegState, buffered: bool) -> Option<(u32, u64)> {
-        if !buffered || self.shared || !st.crc_from_start || self.fast_bytes() != 0 {
+        if !buffered || self.is_shared() || !st.crc_from_start || self.fast_bytes() != 0 {
             return None;
         }
         let len = sys::file_info(&self.file).ok()?.len;
