@@ -281,7 +281,9 @@ impl AppenderBuilder {
     }
 
     /// The buffer of [`Mode::Buffered`], in bytes: writers wait when it is
-    /// full. A larger record is accepted alone. By default, 1 MiB. While
+    /// full (but for an error handler or hook, which runs on the runtime
+    /// and never waits: its records go past the bound). A larger record is
+    /// accepted alone. By default, 1 MiB. While
     /// the background thread writes one buffer's worth, the next fills:
     /// a crash loses at most twice this (see the crate's Guarantees).
     pub fn buffer_size(mut self, bytes: usize) -> Self {
@@ -290,8 +292,8 @@ impl AppenderBuilder {
     }
 
     /// How many bytes of records [`Mode::Direct`] holds in memory while
-    /// writes fail (disk full, file too large); writers wait beyond it. By
-    /// default, 8 MiB.
+    /// writes fail (disk full, file too large); writers wait beyond it (but
+    /// for an error handler or hook, which never waits). By default, 8 MiB.
     pub fn max_held(mut self, bytes: usize) -> Self {
         self.max_held = bytes;
         self
@@ -332,6 +334,13 @@ impl AppenderBuilder {
 
     /// Where errors of the background thread go. By default, nowhere (they
     /// are still counted in [`Appender::stats`]).
+    ///
+    /// The handler runs on a thread of the appender's runtime. It may write
+    /// records to any appender, this one included (they are accepted past
+    /// the memory bounds rather than wait for the task it interrupted), but
+    /// `flush`, `rotate`, `reopen`, `tick` and `shutdown` called there fail
+    /// with [`WouldBlock`](std::io::ErrorKind::WouldBlock) instead of
+    /// waiting for that task.
     pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
         self.handler = Some(Arc::new(handler));
         self

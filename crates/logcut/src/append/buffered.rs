@@ -13,7 +13,13 @@ impl Shared {
             if q.stop {
                 return Err(Error::shutdown("write record"));
             }
-            if q.ends.is_empty() || q.buf.len() + buf.len() <= self.cfg.buffer_size {
+            if q.ends.is_empty()
+                || q.buf.len() + buf.len() <= self.cfg.buffer_size
+                || self.rt.on_runtime_thread()
+            {
+                // A runtime thread (an error handler, a hook) never waits
+                // for room: the task that makes room may need this very
+                // thread. Its records go past the bound instead.
                 break;
             }
             q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -45,7 +51,11 @@ impl Shared {
                 if q.stop {
                     return Err(Error::shutdown("write record"));
                 }
-                if q.ends.is_empty() || q.buf.len() + (ends[i] - start) <= self.cfg.buffer_size {
+                if q.ends.is_empty()
+                    || q.buf.len() + (ends[i] - start) <= self.cfg.buffer_size
+                    || self.rt.on_runtime_thread()
+                {
+                    // See `write_buffered`.
                     break;
                 }
                 q = self.mail.space.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -97,6 +107,10 @@ impl Shared {
                 let mut q = self.lock_inbox();
                 let target = q.accepted;
                 let generation = q.fail_gen;
+                if q.written < target && self.rt.on_runtime_thread() {
+                    // The task that writes them may need this very thread.
+                    return Err(self.would_block("flush"));
+                }
                 q.flush_req = true;
                 q.sleeping = false;
                 self.mail.wake.notify_one();

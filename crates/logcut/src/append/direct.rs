@@ -74,7 +74,12 @@ impl Shared {
             }
             // Writes are failing: queue behind the held records, in order,
             // within the memory bound.
-            while st.held_bytes + buf.len() > self.cfg.max_held && !st.held.is_empty() && !st.closed
+            // A runtime thread (an error handler) never waits: the task
+            // that writes the held records may need this very thread.
+            while st.held_bytes + buf.len() > self.cfg.max_held
+                && !st.held.is_empty()
+                && !st.closed
+                && !self.rt.on_runtime_thread()
             {
                 st = seg.space.wait(st).unwrap_or_else(|e| e.into_inner());
             }

@@ -243,6 +243,19 @@ impl Shared {
         self.mail.wake.notify_one();
     }
 
+    /// The error for a call from a runtime thread that would have to wait
+    /// for a task: that task might need this very thread.
+    pub(crate) fn would_block(&self, op: &'static str) -> Error {
+        Error::io(
+            op,
+            self.dir.path(),
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "called from a background thread of the appender's runtime (an error handler?)",
+            ),
+        )
+    }
+
     pub(crate) fn command(&self, kind: CmdKind, op: &'static str) -> Result<(), Error> {
         let rx = self.enqueue(kind, op)?;
         rx.recv().unwrap_or_else(|_| Err(Error::shutdown(op)))
@@ -256,14 +269,7 @@ impl Shared {
         op: &'static str,
     ) -> Result<mpsc::Receiver<Result<(), Error>>, Error> {
         if self.rt.on_runtime_thread() {
-            return Err(Error::io(
-                op,
-                self.dir.path(),
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "called from a background thread of the appender's runtime (an error handler?)",
-                ),
-            ));
+            return Err(self.would_block(op));
         }
         let (tx, rx) = mpsc::sync_channel(1);
         {

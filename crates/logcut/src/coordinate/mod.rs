@@ -8,8 +8,11 @@
 //! one log under a lock. Both give a segment its sealed name the same way
 //! (`promote`); every retry backs off the same way (`breaker`).
 
+mod batch;
 pub(crate) mod breaker;
 mod exclusive;
+mod finish;
+mod held;
 mod promote;
 pub(crate) mod share;
 mod shared;

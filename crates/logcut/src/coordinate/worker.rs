@@ -26,41 +26,25 @@ pub(super) const PREPARE_AHEAD: usize = 4;
 /// nobody flushes.
 const LINGER: Duration = Duration::from_millis(1);
 
-/// At most this many cuts for held records in one retry (each writes a
-/// segment's worth); the rest waits for the next wake-up, which comes at
-/// once while records are held.
-const HELD_CUTS_PER_RETRY: usize = 64;
-
 use crate::{
-    Error, Mode,
+    Error,
     append::state::{Cmd, Shared},
     builder::Fsync,
-    coordinate::{Coordinator, breaker::Breaker},
+    coordinate::{Coordinator, batch::Batch, breaker::Breaker},
     runtime::{Lane, Mail, Next, Task},
     seal::journal::Journal,
-    seal::sealer::{CloseJob, Job, Sealer, SealerTask},
+    seal::sealer::{Job, Sealer, SealerTask},
     sealed::keeper::{self, Keeper},
-    segment::{SegState, Segment},
+    segment::Segment,
     stats::Counters,
     sys::FileInfo,
 };
 use logcut_format::lock::CutState;
 
 /// What `poll` found.
-enum Poll {
+pub(super) enum Poll {
     Sleep(Option<Duration>),
     Work(Vec<Cmd>),
-}
-
-/// Records taken from the buffer and not yet all written.
-#[derive(Default)]
-pub(super) struct Batch {
-    pub(super) buf: Vec<u8>,
-    pub(super) ends: Vec<usize>,
-    /// Index of the first record not yet written.
-    pub(super) next: usize,
-    /// Rotate commands, with the record index they come before.
-    pub(super) cmds: VecDeque<(usize, Cmd)>,
 }
 
 pub(crate) struct Worker<C> {
@@ -334,7 +318,7 @@ impl<C: Coordinator> Worker<C> {
     /// Looks for work; takes buffered records and commands. Returns the
     /// commands that are not tied to a position among the records, or how
     /// long to sleep (writers wake the task once `sleeping` is set).
-    fn poll(&mut self) -> Poll {
+    pub(super) fn poll(&mut self) -> Poll {
         let sh = Arc::clone(&self.sh);
         // Computed before taking the inbox lock: it locks segments, and a
         // segment's lock is always taken before the inbox's, never after.
@@ -512,118 +496,6 @@ impl<C: Coordinator> Worker<C> {
         self.sh.report(err);
     }
 
-    // === Buffered writing ===
-
-    /// Writes the taken batch, cutting between records where the policy
-    /// says and where rotate commands stand. Stops at a failed write and
-    /// keeps the rest for a retry.
-    pub(super) fn process_batch(&mut self) {
-        let Some(mut b) = self.batch.take() else {
-            return;
-        };
-        let now = self.now();
-        let mut written_now = 0u64;
-        let mut failed = None;
-        // Shared mode: a segment found cut by another process is followed
-        // once per batch at most (if that fails, records go on to it: its
-        // sealer waits for this process).
-        let mut followed = false;
-        loop {
-            while b.cmds.front().is_some_and(|(pos, _)| *pos <= b.next) {
-                if let Some((_, Cmd::Rotate(tx))) = b.cmds.pop_front() {
-                    self.sh.lock_inbox().written += std::mem::take(&mut written_now);
-                    self.rotate(tx);
-                }
-            }
-            if b.next >= b.ends.len() {
-                break;
-            }
-            let seg = self.sh.path.current.load_full();
-            if !C::before_batch(self, &seg, &mut followed) {
-                continue;
-            }
-            let mut st = seg.lock();
-            // A time boundary that passed before this batch: cut first.
-            if st.cut_pending.is_none() && self.sh.time_cut_due(&seg, &mut st, now) {
-                if self.sh.try_swap(&seg, &mut st, SealReason::Time) {
-                    drop(st);
-                    self.after_swap();
-                    continue;
-                }
-                self.sh.defer_cut(&mut st, SealReason::Time);
-            }
-            // Gather records up to the size limit or the next command.
-            let stop_at = b
-                .cmds
-                .front()
-                .map_or(b.ends.len(), |(p, _)| (*p).min(b.ends.len()));
-            let start_byte = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
-            let mut j = b.next;
-            let mut cut = None;
-            while j < stop_at {
-                let rec_len = b.ends[j] - if j == 0 { 0 } else { b.ends[j - 1] };
-                let run_bytes = (if j == 0 { 0 } else { b.ends[j - 1] }) - start_byte;
-                let records_before = st.records + (j - b.next) as u64;
-                if let Some(max) = self.sh.cfg.max_size {
-                    if records_before > 0
-                        && seg.planned_bytes(&st) + (run_bytes + rec_len) as u64 > max
-                        && st.cut_pending.is_none()
-                    {
-                        cut = Some(SealReason::Size);
-                        break;
-                    }
-                }
-                j += 1;
-            }
-            if j > b.next {
-                let end_byte = b.ends[j - 1];
-                let n = (j - b.next) as u64;
-                let rel: Vec<usize> = b.ends[b.next..j].iter().map(|e| e - start_byte).collect();
-                match seg.append_records(&mut st, &b.buf[start_byte..end_byte], &rel) {
-                    Ok(()) => {
-                        b.next = j;
-                        written_now += n;
-                        if self.sh.cfg.fsync == Fsync::Always {
-                            if let Err(e) = seg.sync_records(&self.sh.dir) {
-                                drop(st);
-                                self.sh.report(Error::io(
-                                    "sync segment",
-                                    self.sh.dir.join(&self.sh.active_name),
-                                    e,
-                                ));
-                                st = seg.lock();
-                            }
-                        }
-                    }
-                    Err((e, whole)) => {
-                        b.next += whole;
-                        written_now += whole as u64;
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(reason) = cut {
-                C::cut_in_batch(self, &seg, st, reason, now);
-            }
-        }
-        {
-            let mut q = self.sh.lock_inbox();
-            q.written += written_now;
-        }
-        self.sh.mail.written.notify_all();
-        if let Some(e) = failed {
-            let path = self.sh.dir.join(&self.sh.active_name);
-            self.batch = Some(b);
-            self.note_write_failure(Error::io("write records", path, e), true);
-            return;
-        }
-        if self.write.failures > 0 {
-            self.write_recovered();
-        }
-        self.spare = recycle(b.buf, b.ends);
-    }
-
     /// After a swap: give the old segment its sealed name and prepare the
     /// next one, so the following cut finds it ready.
     pub(super) fn after_swap(&mut self) {
@@ -744,109 +616,6 @@ impl<C: Coordinator> Worker<C> {
         C::cut_due(self, &cur, st, reason, now);
     }
 
-    pub(super) fn report_write_errors(&mut self) {
-        for seg in self.live() {
-            let err = seg.lock().error.take();
-            if let Some(e) = err {
-                let path = self.path_of(&seg);
-                self.note_write_failure(Error::io("write record", path, e), false);
-            }
-        }
-    }
-
-    /// Writes records held after failed writes, once the backoff allows.
-    pub(super) fn retry_held(&mut self, now: Timestamp) {
-        if !self.write.allow(now) {
-            return;
-        }
-        if self.batch.is_some() {
-            self.process_batch();
-            if self.batch.is_some() {
-                return;
-            }
-        }
-        // A cut for held records that do not fit gives the next segment
-        // records to write at once: go on until everything is written (or
-        // a write fails), not one segment per wake-up.
-        for _ in 0..HELD_CUTS_PER_RETRY {
-            if !self.drain_live_held() {
-                return;
-            }
-            if self.sh.lock_next().is_empty() && self.prepare.allow(now) {
-                C::prepare_next(self);
-            }
-        }
-    }
-
-    /// One pass of `retry_held` over the live segments, oldest first.
-    /// Returns true if it cut the current segment (its successor then
-    /// holds records to write).
-    pub(super) fn drain_live_held(&mut self) -> bool {
-        for seg in self.live() {
-            let mut st = seg.lock();
-            // While a combiner writes, the file is its; it moves anything
-            // queued behind the held records and leaves.
-            if st.held.is_empty() || !seg.is_quiet() {
-                continue;
-            }
-            // Written within the size limit: what does not fit goes to
-            // the next segment (the cut moves it there).
-            let res = seg.drain_held_within(&mut st, self.sh.cfg.max_size);
-            let swapped = match res {
-                Ok(false) => {
-                    // Everything held is written: writers may take the
-                    // lock-free path again (they were waiting on this lock).
-                    seg.failing
-                        .store(false, std::sync::atomic::Ordering::SeqCst);
-                    false
-                }
-                Ok(true) => self.cut_for_held(&seg, &mut st),
-                Err(_) => false,
-            };
-            drop(st);
-            seg.space.notify_all();
-            match res {
-                Ok(_) => self.write_recovered(),
-                Err(e) => {
-                    let path = self.path_of(&seg);
-                    self.note_write_failure(Error::io("write held records", path, e), true);
-                    return false;
-                }
-            }
-            if swapped {
-                self.after_swap();
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The current segment is full and still holds records (written out
-    /// after a failure): cut it, the rest going to the next segment. If no
-    /// next segment is ready, the cut waits (`cut_if_due` makes it once
-    /// one is) while creating one still succeeds; while creation fails,
-    /// the records go to this segment after all, past the limit, as
-    /// records do in the fallback. Returns true if it swapped.
-    pub(super) fn cut_for_held(&mut self, seg: &Arc<Segment>, st: &mut SegState) -> bool {
-        if st.closed || !Arc::ptr_eq(&self.sh.path.current.load_full(), seg) {
-            return false;
-        }
-        if self.sh.try_swap(seg, st, SealReason::Size) {
-            return true;
-        }
-        if self.prepare.open_until.is_some() {
-            if seg.drain_held(st).is_ok() {
-                seg.failing
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-            }
-        } else {
-            self.sh.defer_cut(st, SealReason::Size);
-            seg.overshoot
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        false
-    }
-
     /// Hands swapped-out segments that have a sealed name and no held
     /// records to the sealer thread, oldest first.
     pub(super) fn seal_ready(&mut self) {
@@ -897,252 +666,6 @@ impl<C: Coordinator> Worker<C> {
             }
         }
     }
-
-    // === Shutdown ===
-
-    /// Writes everything it can within the shutdown timeout, seals the last
-    /// segment, counts and records what could not be written, and records
-    /// the session's totals.
-    pub(super) fn finish(&mut self) -> Result<(), Error> {
-        let sh = Arc::clone(&self.sh);
-        let deadline = Instant::now()
-            .checked_add(sh.cfg.shutdown_timeout)
-            .unwrap_or_else(far_future);
-        *sh.close_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
-        // No cut starts elsewhere from now on (one under way ends first):
-        // the rounds below promote every cut made so far.
-        C::stop_cuts(self);
-        self.finish_rounds(deadline);
-        C::before_last(self);
-        // The last segment: closed, nothing more goes in. Empty the pool of
-        // prepared segments first, so that no writer still under way can
-        // swap in a new one; then take the segment that is current after
-        // any swap that was already happening.
-        let unused: Vec<Arc<Segment>> = sh.lock_next().drain(..).collect();
-        let cur = self.close_current();
-        self.wait_quiet(deadline);
-        self.count_unwritten();
-        let mut first_err: Option<Error> = None;
-        // Give the last segment its sealed name, or remove it if empty.
-        let (records, accepted) = {
-            let st = cur.lock();
-            let fast = cur.fast_records();
-            (st.records + fast, st.accepted + fast)
-        };
-        if let Err(e) = C::finish_last(self, &cur, records, accepted) {
-            first_err.get_or_insert(e);
-        }
-        for next in unused {
-            if let Err(e) = sh.dir.unlink(&next.prep_name) {
-                first_err.get_or_insert(Error::io(
-                    "remove unused next segment",
-                    sh.dir.join(&next.prep_name),
-                    e,
-                ));
-            }
-        }
-        self.seal_ready();
-        if let Err(e) = self.close_sealer(deadline) {
-            first_err.get_or_insert(e);
-        }
-        self.close_keeper();
-        #[cfg(feature = "metrics")]
-        crate::metrics::publish(&sh.cfg.name, &sh.stats());
-        // The session is recorded as closed: another appender may take the
-        // log now.
-        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.outcome(first_err)
-    }
-
-    /// Shutdown's rounds: write, promote, seal, retry, until nothing waits
-    /// or the deadline passed.
-    fn finish_rounds(&mut self, deadline: Instant) {
-        let sh = Arc::clone(&self.sh);
-        let mut retry = sh.cfg.backoff_min.min(Duration::from_millis(10));
-        loop {
-            let _ = self.wait_nonblocking();
-            self.process_batch();
-            // During shutdown, retries follow real time, not the clock.
-            self.write.open_until = None;
-            self.prepare.open_until = None;
-            self.housekeeping();
-            let pending_records = { !sh.lock_inbox().ends.is_empty() };
-            let unsealed = sh.lock_inbox().sealing.len();
-            if self.batch.is_none() && !pending_records && !self.has_held() && unsealed == 0 {
-                return;
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .min(retry);
-            let q = sh.lock_inbox();
-            let _ = sh.mail.wake.wait_timeout(q, left);
-            retry = (retry * 2).min(Duration::from_millis(500));
-        }
-    }
-
-    /// Closes the current segment (the one current after any swap already
-    /// happening) and returns it.
-    fn close_current(&self) -> Arc<Segment> {
-        let sh = &self.sh;
-        loop {
-            let cur = sh.path.current.load_full();
-            let mut st = cur.lock();
-            if !Arc::ptr_eq(&sh.path.current.load_full(), &cur) {
-                continue;
-            }
-            st.closed = true;
-            st.reason = Some(SealReason::Shutdown);
-            return Arc::clone(&cur);
-        }
-    }
-
-    /// Lets writes already under way finish (queued writers take over from
-    /// a leaving combiner, so this ends), on every live segment, before
-    /// what is held is counted; bounded, for a write stuck in the kernel.
-    fn wait_quiet(&self, deadline: Instant) {
-        let quiet_deadline = deadline.max(Instant::now() + Duration::from_secs(1));
-        for seg in self.live() {
-            // A write under way ends within a system call; no new one
-            // starts on a closed segment.
-            while !seg.is_quiet() && Instant::now() < quiet_deadline {
-                std::thread::yield_now();
-            }
-        }
-    }
-
-    /// Whatever is still held or queued could not be written in time:
-    /// counted as lost.
-    fn count_unwritten(&mut self) {
-        let sh = Arc::clone(&self.sh);
-        let mut lost_now = (0u64, 0u64);
-        if let Some(b) = self.batch.take() {
-            let n = (b.ends.len() - b.next) as u64;
-            let start = if b.next == 0 { 0 } else { b.ends[b.next - 1] };
-            lost_now.0 += n;
-            lost_now.1 += (b.buf.len() - start) as u64;
-        }
-        {
-            // Records still queued behind the failed batch.
-            let mut q = sh.lock_inbox();
-            lost_now.0 += q.ends.len() as u64;
-            lost_now.1 += q.buf.len() as u64;
-            q.ends.clear();
-            q.buf.clear();
-        }
-        for seg in self.live() {
-            let mut st = seg.lock();
-            lost_now.0 += st.held.len() as u64;
-            lost_now.1 += st.held_bytes as u64;
-            st.held.clear();
-            st.held_bytes = 0;
-            drop(st);
-            seg.space.notify_all();
-        }
-        self.lost_records += lost_now.0;
-        self.lost_bytes += lost_now.1;
-        Counters::add(&sh.counters.records_lost, lost_now.0);
-        Counters::add(&sh.counters.bytes_lost, lost_now.1);
-    }
-
-    /// Hands the session's totals to the sealer, which seals what is left
-    /// and records the close; waits for it.
-    fn close_sealer(&mut self, deadline: Instant) -> Result<(), Error> {
-        let accepted = match self.sh.cfg.mode {
-            Mode::Direct => None,
-            Mode::Buffered => Some(self.sh.lock_inbox().accepted),
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let close = CloseJob {
-            lost_records: self.lost_records,
-            lost_bytes: self.lost_bytes,
-            accepted,
-            extra_accepted: self.accepted,
-            deadline: deadline.max(Instant::now() + Duration::from_millis(100)),
-            reply: tx,
-        };
-        if self.sealer.send(Job::Close(close)).is_ok() {
-            rx.recv().unwrap_or_else(|_| Err(Error::shutdown("seal")))
-        } else {
-            Err(Error::shutdown("seal"))
-        }
-    }
-
-    /// Every segment is sealed and handed over: lets the keeper compress
-    /// what waits (within the shutdown timeout; the rest waits for the
-    /// next start) and apply retention a last time.
-    fn close_keeper(&mut self) {
-        if let Some(k) = self.keeper.take() {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let until = Instant::now()
-                .checked_add(self.sh.cfg.shutdown_timeout)
-                .unwrap_or_else(far_future);
-            if k.send(keeper::Msg::Shutdown(until, tx)).is_ok() {
-                let _ = rx.recv();
-            }
-        }
-    }
-
-    /// Shutdown's result: records lost first, then the first error.
-    fn outcome(&self, first_err: Option<Error>) -> Result<(), Error> {
-        let sh = &self.sh;
-        if self.lost_records > 0 {
-            let err = Error::lost(
-                sh.dir.join(&sh.active_name),
-                self.lost_records,
-                self.lost_bytes,
-            );
-            sh.report(err.clone());
-            return Err(err);
-        }
-        match first_err {
-            Some(e) => {
-                sh.report(e.clone());
-                Err(e)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Takes whatever records and commands are queued, without waiting.
-    pub(super) fn wait_nonblocking(&mut self) -> Vec<Cmd> {
-        {
-            let mut q = self.sh.lock_inbox();
-            q.kick = true;
-        }
-        let urgent = match self.poll() {
-            Poll::Work(u) => u,
-            Poll::Sleep(_) => Vec::new(),
-        };
-        for c in urgent {
-            reply(c, Err(Error::shutdown("tick")));
-        }
-        Vec::new()
-    }
-}
-
-/// An instant a year away: "no deadline" where an `Instant` is needed.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-/// A written batch's buffers, kept for the next batch (they alternate with
-/// the inbox's), and shrunk when this batch used little of them: a log
-/// that had one burst does not keep megabytes while it is quiet.
-fn recycle(mut buf: Vec<u8>, mut ends: Vec<usize>) -> (Vec<u8>, Vec<usize>) {
-    const KEEP: usize = 64 << 10;
-    let (used, records) = (buf.len(), ends.len());
-    buf.clear();
-    ends.clear();
-    if buf.capacity() > KEEP && used < buf.capacity() / 8 {
-        buf.shrink_to(KEEP.max(used * 2));
-    }
-    if ends.capacity() > KEEP / 16 && records < ends.capacity() / 8 {
-        ends.shrink_to((KEEP / 16).max(records * 2));
-    }
-    (buf, ends)
 }
 
 /// The sequence number after the cut state's (a corrupt cut file must not
@@ -1187,31 +710,5 @@ pub(super) fn answer(
                 sh.report(e);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::recycle;
-
-    #[test]
-    fn buffers_shrink_after_a_small_batch_and_keep_their_size_under_load() {
-        let big = vec![0u8; 1 << 20];
-        let (buf, ends) = recycle(big, vec![0; 10_000]);
-        // A full batch: kept as it is.
-        assert!(buf.capacity() >= 1 << 20 && buf.is_empty());
-        assert!(ends.capacity() >= 10_000 && ends.is_empty());
-        let mut small = buf;
-        small.extend_from_slice(&[1u8; 1000]);
-        let mut few = ends;
-        few.extend([1, 2, 3]);
-        let (buf, ends) = recycle(small, few);
-        assert!(
-            buf.capacity() < 1 << 20 && buf.capacity() >= 64 << 10,
-            "{}",
-            buf.capacity()
-        );
-        assert!(ends.capacity() < 10_000, "{}", ends.capacity());
-        assert!(buf.is_empty() && ends.is_empty());
     }
 }

@@ -419,63 +419,37 @@ impl Sealer {
         true
     }
 
-    fn close(
-        &mut self,
-        backlog: &mut Vec<Arc<Segment>>,
-        lost_records: u64,
-        lost_bytes: u64,
-        accepted: Option<u64>,
-        extra_accepted: u64,
-        deadline: Instant,
-    ) -> Result<(), Error> {
+    /// Records the session's close, once the backlog is sealed (`sealed`)
+    /// or shutdown's deadline passed with segments left unrecorded.
+    fn close(&mut self, sealed: bool, job: &CloseJob) -> Result<(), Error> {
         let sh = Arc::clone(&self.sh);
         let mut first_err = None;
-        let mut retry = Duration::from_millis(10);
-        let mut pause = Duration::from_micros(50);
-        loop {
-            self.not_alone = false;
-            if self.seal(backlog) {
-                break;
-            }
-            if self.not_alone {
-                // Others still write a segment: look again shortly (past
-                // shutdown's deadline, `try_alone` gives up on it).
-                std::thread::park_timeout(pause);
-                pause = (pause * 2).min(Duration::from_millis(2));
-                continue;
-            }
-            if Instant::now() >= deadline {
-                let path = self
-                    .journal
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .path()
-                    .to_path_buf();
-                first_err = Some(Error::io(
-                    "shut down",
-                    path,
-                    std::io::Error::other(
-                        "some segments could not be recorded in the manifest; the next start recovers them",
-                    ),
-                ));
-                break;
-            }
-            // A bounded wait between retries at shutdown; nothing else to wait on.
-            std::thread::park_timeout(
-                retry.min(deadline.saturating_duration_since(Instant::now())),
-            );
-            retry = (retry * 2).min(Duration::from_millis(500));
+        if !sealed {
+            let path = self
+                .journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .path()
+                .to_path_buf();
+            first_err = Some(Error::io(
+                "shut down",
+                path,
+                std::io::Error::other(
+                    "some segments could not be recorded in the manifest; the next start recovers them",
+                ),
+            ));
         }
         if let Some(e) = self.gave_up.take() {
             first_err.get_or_insert(e);
         }
-        let accepted = accepted.unwrap_or(self.accepted + extra_accepted);
+        let accepted = job.accepted.unwrap_or(self.accepted + job.extra_accepted);
+        let lost_records = job.lost_records;
         let mut entries = Vec::new();
         if lost_records > 0 {
             entries.push(Entry::Lost(Lost {
                 session: sh.session.clone(),
                 records: lost_records,
-                bytes: lost_bytes,
+                bytes: job.lost_bytes,
                 reason: "shutdown-timeout".to_string(),
             }));
         }
@@ -527,6 +501,18 @@ pub(crate) struct SealerTask {
     /// Shared mode: the delay before looking again whether the other
     /// writers left a segment.
     pause: Duration,
+    /// Shutdown's close, once it came: tried in rounds until the backlog
+    /// is sealed or its deadline passed, each round a turn on the runtime
+    /// (not a thread held while it waits).
+    closing: Option<Closing>,
+}
+
+/// Shutdown's close under way, and its own retry delays (shorter than the
+/// backoff: shutdown is waited for).
+struct Closing {
+    job: CloseJob,
+    retry: Duration,
+    pause: Duration,
 }
 
 impl SealerTask {
@@ -540,7 +526,37 @@ impl SealerTask {
             retry,
             retry_at: None,
             pause: Duration::from_micros(50),
+            closing: None,
         }
+    }
+
+    /// One round of shutdown's close: seals the backlog; if that is not
+    /// done, looks again after a pause (shared mode: others still write a
+    /// segment; past the deadline `try_alone` gives up on it) or a retry
+    /// delay, until the deadline. Then records the close and answers.
+    fn close_round(&mut self) -> Next {
+        let Some(c) = self.closing.as_mut() else {
+            return Next::Done;
+        };
+        self.sealer.not_alone = false;
+        let sealed = self.sealer.seal(&mut self.backlog);
+        if !sealed && self.sealer.not_alone {
+            let wait = c.pause;
+            c.pause = (c.pause * 2).min(Duration::from_millis(2));
+            return Next::After(wait);
+        }
+        let left = c.job.deadline.saturating_duration_since(Instant::now());
+        if !sealed && !left.is_zero() {
+            let wait = c.retry.min(left);
+            c.retry = (c.retry * 2).min(Duration::from_millis(500));
+            return Next::After(wait);
+        }
+        let Some(c) = self.closing.take() else {
+            return Next::Done;
+        };
+        let res = self.sealer.close(sealed, &c.job);
+        let _ = c.job.reply.send(res);
+        Next::Done
     }
 
     /// One attempt at sealing the backlog; what to do next if it failed.
@@ -569,6 +585,9 @@ impl SealerTask {
 
 impl Task for SealerTask {
     fn run(&mut self) -> Next {
+        if self.closing.is_some() {
+            return self.close_round();
+        }
         loop {
             let job = match self.next.take() {
                 Some(j) => Some(j),
@@ -632,17 +651,13 @@ impl Task for SealerTask {
                         }
                     }
                 }
-                Some(Job::Close(c)) => {
-                    let res = self.sealer.close(
-                        &mut self.backlog,
-                        c.lost_records,
-                        c.lost_bytes,
-                        c.accepted,
-                        c.extra_accepted,
-                        c.deadline,
-                    );
-                    let _ = c.reply.send(res);
-                    return Next::Done;
+                Some(Job::Close(job)) => {
+                    self.closing = Some(Closing {
+                        job,
+                        retry: Duration::from_millis(10),
+                        pause: Duration::from_micros(50),
+                    });
+                    return self.close_round();
                 }
                 None if self.backlog.is_empty() => return Next::Idle,
                 None => {

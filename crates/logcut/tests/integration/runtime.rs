@@ -250,3 +250,155 @@ fn a_panicking_handler_stops_its_log_without_hanging_anyone() {
     other.shutdown().unwrap();
     assert_eq!(verify_ok(&tmp.join("other")).records(), 1);
 }
+
+/// Shutdown's last seal waits, in shared mode, for every other writer to
+/// leave the segment. That wait takes turns on the runtime rather than
+/// holding one of its threads: here two logs on a runtime of two threads
+/// wait at once (a stand-in for another process holds each last segment's
+/// shared lock), and a third log on the same runtime still cuts and ticks
+/// meanwhile. Once the stand-ins leave, both seal everything. (Were the
+/// waits to hold the threads, the third log's `tick` would return only
+/// after both shutdowns gave up at their deadline, with an error.)
+#[test]
+fn a_shutdown_waiting_for_other_writers_leaves_the_runtime_to_other_logs() {
+    let tmp = TempDir::new("rt-close-wait");
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let waiting: Vec<Appender> = (0..2)
+        .map(|i| {
+            Appender::builder()
+                .dir(tmp.join(&format!("wait{i}")))
+                .shared(true)
+                .shutdown_timeout(std::time::Duration::from_secs(60))
+                .runtime(&rt)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let other = Appender::builder()
+        .dir(tmp.join("other"))
+        .runtime(&rt)
+        .build()
+        .unwrap();
+    // Another "process" writing each last segment: a shared lock on it.
+    let mut holders = Vec::new();
+    for (i, a) in waiting.iter().enumerate() {
+        a.write_record(format!("w{i}\n").as_bytes()).unwrap();
+        std::io::Write::flush(&mut &*a).unwrap();
+        let f = std::fs::File::open(tmp.join(&format!("wait{i}/app.log"))).unwrap();
+        // SAFETY: flock on a valid descriptor this function owns.
+        assert_eq!(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) },
+            0
+        );
+        holders.push(f);
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for (i, a) in waiting.into_iter().enumerate() {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || tx.send((i, a.shutdown())).unwrap());
+    }
+    // Both last segments are promoted: their seals (and the closes) wait.
+    for i in 0..2 {
+        let dir = tmp.join(&format!("wait{i}"));
+        crate::kit::wait_for("the last segment's sealed name", || {
+            !dir.join("app.log").exists()
+                && crate::kit::files(&dir)
+                    .iter()
+                    .any(|f| f.starts_with("app.") && f.ends_with(".log") && f != "app.log")
+        });
+    }
+    other.write_record(b"one\n").unwrap();
+    other.rotate().unwrap();
+    other.write_record(b"two\n").unwrap();
+    other.tick().unwrap();
+    assert!(
+        done_rx.try_recv().is_err(),
+        "a shutdown finished while its segment was still held"
+    );
+    drop(holders);
+    let mut results: Vec<(usize, Result<(), logcut::Error>)> =
+        (0..2).map(|_| done_rx.recv().unwrap()).collect();
+    results.sort_by_key(|r| r.0);
+    for (i, res) in results {
+        res.unwrap_or_else(|e| panic!("log {i}: {e}"));
+        assert_eq!(verify_ok(&tmp.join(&format!("wait{i}"))).records(), 1);
+    }
+    other.shutdown().unwrap();
+    assert_eq!(verify_ok(&tmp.join("other")).records(), 2);
+}
+
+/// An error handler runs on the worker's own turn on the runtime; one that
+/// writes to its own Buffered log (logging the error there, say) finds the
+/// buffer full and must not wait for room: the worker that makes room is
+/// the very task it interrupted. Its records go past the bound, and every
+/// record reaches the log. Here creating the next segment fails (a
+/// directory sits at its name), so each size cut reports to the handler,
+/// which writes 50 records into a buffer of 256 bytes, then flushes (which
+/// cannot wait there either).
+#[test]
+fn an_error_handler_writing_to_its_own_full_log_does_not_wait_for_room() {
+    let tmp = TempDir::new("rt-handler-full");
+    let dir = tmp.join("log");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The first next segments (the log starts at 1) cannot be created.
+    for seq in 2..6 {
+        std::fs::create_dir(dir.join(format!("app.log.next.{seq}"))).unwrap();
+    }
+    let me: std::sync::Arc<std::sync::OnceLock<Appender>> = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (hook_me, hook_written) = (std::sync::Arc::clone(&me), std::sync::Arc::clone(&written));
+    let hook_tx = std::sync::Mutex::new(tx);
+    let a = Appender::builder()
+        .dir(&dir)
+        .mode(Mode::Buffered)
+        .buffer_size(256)
+        .max_size(1024)
+        .fsync(Fsync::Never)
+        .error_handler(move |e: logcut::Error| {
+            let Some(a) = hook_me.get() else {
+                return;
+            };
+            for i in 0..50 {
+                a.write_record(format!("handler {i:03} after {:?}\n", e.operation()).as_bytes())
+                    .unwrap();
+                hook_written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let flushed = std::io::Write::flush(&mut &*a);
+            let _ = hook_tx.lock().unwrap().send(flushed);
+        })
+        .build()
+        .unwrap();
+    me.set(a.clone()).unwrap();
+    for i in 0..100 {
+        a.write_record(format!("writer {i:03} {}\n", "x".repeat(40)).as_bytes())
+            .unwrap();
+    }
+    // The writer's records cross the size limit: the cut fails and the
+    // handler runs (a wait for room there would never end).
+    let flushed = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the handler returned");
+    if let Err(e) = flushed {
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+    }
+    for seq in 2..6 {
+        std::fs::remove_dir(dir.join(format!("app.log.next.{seq}"))).unwrap();
+    }
+    a.shutdown().unwrap();
+    let handler = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(handler >= 50, "{handler}");
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), 100 + handler, "{report}");
+    let data = read_log(&dir, "app");
+    let lines = data.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let (mut w, mut h) = (0u64, 0u64);
+    for l in lines {
+        if l.starts_with(b"writer ") {
+            w += 1;
+        } else if l.starts_with(b"handler ") {
+            h += 1;
+        }
+    }
+    assert_eq!((w, h), (100, handler));
+}
