@@ -285,11 +285,10 @@ fn a_shutdown_waiting_for_other_writers_leaves_the_runtime_to_other_logs() {
         a.write_record(format!("w{i}\n").as_bytes()).unwrap();
         std::io::Write::flush(&mut &*a).unwrap();
         let f = std::fs::File::open(tmp.join(&format!("wait{i}/app.log"))).unwrap();
-        // SAFETY: flock on a valid descriptor this function owns.
-        assert_eq!(
-            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) },
-            0
-        );
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: flock on a valid descriptor that `f` owns.
+        let rc = unsafe { libc::flock(fd, libc::LOCK_SH) };
+        assert_eq!(rc, 0);
         holders.push(f);
     }
     let (done_tx, done_rx) = std::sync::mpsc::channel();
