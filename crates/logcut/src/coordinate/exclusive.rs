@@ -24,11 +24,13 @@ use crate::{
     segment::{SegState, Segment},
 };
 
-/// The exclusive mode's state: the pool's refill, and how many cuts had
-/// found the pool empty when its size was last looked at.
+/// The exclusive mode's state: the pool's refill, how many cuts had found
+/// the pool empty when its size was last looked at, and the segment that
+/// was active when the pool last changed size.
 pub(super) struct ExclusiveLog {
     ahead: Arc<Ahead>,
     seen_deferred: u64,
+    resized_at: u64,
 }
 
 impl ExclusiveLog {
@@ -44,6 +46,7 @@ impl ExclusiveLog {
         ExclusiveLog {
             ahead,
             seen_deferred: 0,
+            resized_at: next_seq,
         }
     }
 }
@@ -74,15 +77,7 @@ impl Coordinator for ExclusiveLog {
         if !w.prepare.allow(w.now()) {
             return;
         }
-        // A cut found the pool empty since the last look: the writers cut
-        // faster than this task refills between its turns on a thread (a
-        // busy machine); keep more ready.
-        // Relaxed: a counter read on its own.
-        let deferred = w.sh.counters.cuts_deferred.load(Ordering::Relaxed);
-        if deferred > w.mode.seen_deferred {
-            w.mode.seen_deferred = deferred;
-            w.mode.ahead.grow();
-        }
+        resize_pool(w);
         if w.sh.lock_next().len() >= w.mode.ahead.want() || !w.mode.ahead.start() {
             return;
         }
@@ -283,6 +278,45 @@ impl Coordinator for ExclusiveLog {
     }
 }
 
+/// Grows the pool when a cut found it empty since the last look (the
+/// writers cut faster than this task refills between its turns on a
+/// thread: a busy machine), and shrinks it back once many cuts went by
+/// without that, removing the segments it no longer keeps: a log past its
+/// burst does not hold dozens of open files.
+fn resize_pool(w: &mut W) {
+    // Relaxed: a counter read on its own.
+    let deferred = w.sh.counters.cuts_deferred.load(Ordering::Relaxed);
+    let found_empty = deferred > w.mode.seen_deferred;
+    w.mode.seen_deferred = deferred;
+    let want = w.mode.ahead.want();
+    let calm_cuts = w.active_seq.saturating_sub(w.mode.resized_at);
+    let new = pool_size(want, found_empty, calm_cuts);
+    if new == want {
+        return;
+    }
+    w.mode.resized_at = w.active_seq;
+    w.mode.ahead.set_want(new);
+    if new < want {
+        if let Err(e) = w.mode.ahead.trim(&w.sh, new) {
+            w.sh.report(e);
+        }
+    }
+}
+
+/// How many next segments to keep ready: `want` doubled (up to
+/// `MAX_AHEAD`) when a cut found the pool empty; halved (down to
+/// `PREPARE_AHEAD`) after `calm_cuts`, eight times `want` cuts in a row,
+/// found it ready.
+fn pool_size(want: usize, found_empty: bool, calm_cuts: u64) -> usize {
+    if found_empty {
+        (want * 2).min(MAX_AHEAD)
+    } else if calm_cuts >= 8 * want as u64 {
+        (want / 2).max(PREPARE_AHEAD)
+    } else {
+        want
+    }
+}
+
 /// Creates next segments on this task until `want` are ready; the outcome
 /// goes to the breaker (and a failure to the handler).
 fn fill_here(w: &mut W, want: usize) -> Option<Error> {
@@ -425,10 +459,37 @@ impl Ahead {
         self.want.load(Ordering::Relaxed)
     }
 
-    fn grow(&self) {
-        let w = self.want();
+    fn set_want(&self, want: usize) {
         // Relaxed: see `want`.
-        self.want.store((w * 2).min(MAX_AHEAD), Ordering::Relaxed);
+        self.want.store(want, Ordering::Relaxed);
+    }
+
+    /// Removes prepared segments beyond `want`, the last ones first (their
+    /// sequence numbers are handed out again). A segment whose file cannot
+    /// be removed stays in the pool: its number must not be created again.
+    fn trim(&self, sh: &Shared, want: usize) -> Result<(), Error> {
+        // Under `next`: no refill creates meanwhile.
+        let mut st = self.lock();
+        while !st.closed {
+            let seg = {
+                let mut next = sh.lock_next();
+                let last = next.back().is_some_and(|s| s.seq + 1 == st.next_seq);
+                if next.len() <= want || !last {
+                    return Ok(());
+                }
+                next.pop_back()
+            };
+            let Some(seg) = seg else {
+                return Ok(());
+            };
+            if let Err(e) = sh.dir.unlink(&seg.prep_name) {
+                let path = sh.dir.join(&seg.prep_name);
+                sh.lock_next().push_back(seg);
+                return Err(Error::io("remove unused next segment", path, e));
+            }
+            st.next_seq -= 1;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AheadState> {
@@ -547,15 +608,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pool_grows_by_doubling_up_to_its_bound_and_one_refill_runs_at_a_time() {
+    fn the_pool_doubles_up_to_its_bound_and_halves_after_calm_cuts() {
+        let p = PREPARE_AHEAD;
+        assert_eq!(pool_size(p, true, 0), 2 * p);
+        assert_eq!(pool_size(MAX_AHEAD, true, 1000), MAX_AHEAD);
+        let mut want = p;
+        for _ in 0..10 {
+            want = pool_size(want, true, 0);
+        }
+        assert_eq!(want, MAX_AHEAD);
+        // Fewer than eight times its size in calm cuts: it stays.
+        assert_eq!(
+            pool_size(MAX_AHEAD, false, 8 * MAX_AHEAD as u64 - 1),
+            MAX_AHEAD
+        );
+        assert_eq!(
+            pool_size(MAX_AHEAD, false, 8 * MAX_AHEAD as u64),
+            MAX_AHEAD / 2
+        );
+        assert_eq!(pool_size(p, false, 1_000_000), p);
+        assert_eq!(pool_size(2 * p + 2, false, 1_000_000), p + 1);
+        assert_eq!(pool_size(p + 1, false, 1_000_000), p);
+    }
+
+    #[test]
+    fn one_refill_runs_at_a_time() {
         let a = Ahead::new(7);
         assert_eq!(a.want(), PREPARE_AHEAD);
-        a.grow();
-        assert_eq!(a.want(), 2 * PREPARE_AHEAD);
-        for _ in 0..10 {
-            a.grow();
-        }
-        assert_eq!(a.want(), MAX_AHEAD);
         assert!(a.start());
         assert!(a.busy());
         assert!(!a.start(), "a second refill while one is under way");

@@ -401,3 +401,78 @@ fn an_error_handler_writing_to_its_own_full_log_does_not_wait_for_room() {
     }
     assert_eq!((w, h), (100, handler));
 }
+
+/// The prepared next segments of `dir` (`app.log.next.<seq>`).
+fn prepared(dir: &Path) -> usize {
+    crate::kit::files(dir)
+        .iter()
+        .filter(|f| f.starts_with("app.log.next."))
+        .count()
+}
+
+/// The pool of prepared next segments grows when a cut finds it empty and
+/// shrinks back once cuts find it ready again, removing the files it no
+/// longer keeps: a log past its burst does not keep dozens of open files.
+/// Every record stays, once, in order.
+#[test]
+fn the_pool_of_next_segments_grows_after_a_cut_found_it_empty_and_shrinks_back() {
+    let tmp = TempDir::new("rt-pool");
+    let dir = tmp.join("log");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Creating the first next segments fails: the cuts find the pool empty.
+    for seq in 2..6 {
+        std::fs::create_dir(dir.join(format!("app.log.next.{seq}"))).unwrap();
+    }
+    let a = Appender::builder()
+        .dir(&dir)
+        .max_size(30)
+        .fsync(Fsync::Never)
+        .error_handler(|_: logcut::Error| {})
+        .build()
+        .unwrap();
+    let mut n = 0u64;
+    let mut write = |a: &Appender| {
+        a.write_record(format!("record {n:012}\n").as_bytes())
+            .unwrap();
+        n += 1;
+    };
+    for _ in 0..3 {
+        write(&a);
+    }
+    assert!(a.stats().cuts_deferred > 0, "{:?}", a.stats());
+    for seq in 2..6 {
+        std::fs::remove_dir(dir.join(format!("app.log.next.{seq}"))).unwrap();
+    }
+    // The backoff passes on the real clock: the next segments come, and the
+    // cut that waited is made.
+    let mut grown = 0;
+    crate::kit::wait_for("a larger pool", || {
+        write(&a);
+        a.tick().unwrap();
+        grown = prepared(&dir);
+        grown > 4
+    });
+    // Cuts that find the pool ready, until it is back to its first size.
+    let mut cuts = 0;
+    while prepared(&dir) > 4 {
+        assert!(
+            cuts < 2000,
+            "still {} prepared after {cuts} cuts",
+            prepared(&dir)
+        );
+        write(&a);
+        write(&a);
+        a.tick().unwrap();
+        cuts += 1;
+    }
+    assert_eq!(prepared(&dir), 4);
+    a.shutdown().unwrap();
+    assert_eq!(prepared(&dir), 0);
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), n, "{report}");
+    let data = read_log(&dir, "app");
+    let expected: Vec<u8> = (0..n)
+        .flat_map(|i| format!("record {i:012}\n").into_bytes())
+        .collect();
+    assert_eq!(data, expected);
+}
