@@ -235,8 +235,9 @@ writers cut faster than the next files are prepared, or creation fails,
 the segment keeps receiving records until a prepared segment is ready and
 the cut is made (or, while creation fails, until it succeeds again). Four
 next files are kept ready, refilled on a runtime thread; each time a cut
-finds none, the pool doubles (up to 64), and the writer that found it empty
-starts a refill that makes the cut as soon as it has a file. On a busy
+finds none, the pool doubles (up to 64; it halves back, removing the files
+it no longer keeps, once eight times its size in cuts found it ready), and
+the writer that found it empty starts a refill that makes the cut as soon as it has a file. On a busy
 machine that still takes a runtime thread's turn, so writers that write
 flat out into very small segments can take one far past its limit
 (measured with 4 writer threads on 2 cores, 64 KiB segments, 120-byte
@@ -411,12 +412,15 @@ configuration error, and readers report its segments as unreadable.
   write to a slow disk, and in shared mode another process's lock on the
   cut file. Other logs' tasks then run on the remaining threads (there are
   at least 2), later than they would. Shared mode's sealer does not wait
-  for the other processes to leave a segment: it looks again every few
-  milliseconds.
-- `rotate`, `reopen`, `tick` and `shutdown` called from a runtime thread
-  (an error handler) fail with `WouldBlock` for every appender on that
-  runtime, not only the handler's own: the task they would wait for may
-  need that very thread.
+  for the other processes to leave a segment, during the session or at
+  shutdown: it looks again every few milliseconds.
+- `rotate`, `reopen`, `tick`, `shutdown` and a Buffered `flush` that would
+  wait, called from a runtime thread (an error handler, a compression hook),
+  fail with `WouldBlock` for every appender on that runtime, not only the
+  handler's own: the task they would wait for may need that very thread.
+  Records written there are accepted past [`buffer_size`](AppenderBuilder::buffer_size)
+  and [`max_held`](AppenderBuilder::max_held) rather than wait for room, so
+  a handler that writes without bound grows memory without bound.
 - Many logs in **one directory** make each start slower: recovery reads
   the whole directory, so a thousand logs there take seconds to start
   where a thousand directories take half a second.
@@ -426,7 +430,9 @@ configuration error, and readers report its segments as unreadable.
 
 // The modules follow the pipeline: a record goes through `append` (the
 // write path and the swap) into a `segment`; the `coordinate` stage cuts
-// and names segments (alone, or with other processes); `seal` makes them
+// and names segments, through one `Coordinator` interface with two
+// implementations (a log of one appender, a log shared by several
+// processes); `seal` makes them
 // durable and records them; `sealed` compresses and retires them; `watch`
 // turns triggers and signals into requests. `runtime` runs the background
 // stages of every log; `context` is what they see of one.
