@@ -166,6 +166,11 @@ impl Default for AppenderBuilder {
 }
 
 impl AppenderBuilder {
+    /// Whether it asks for a trigger file or signals (threads of their own).
+    pub(crate) fn has_watches(&self) -> bool {
+        self.trigger.is_some() || self.signals
+    }
+
     /// A builder with the defaults in the table above.
     pub fn new() -> AppenderBuilder {
         AppenderBuilder {

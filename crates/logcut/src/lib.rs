@@ -447,6 +447,7 @@ mod handler;
 mod integrations;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod route;
 mod runtime;
 mod seal;
 mod sealed;
@@ -466,6 +467,9 @@ pub use crate::{
     error::{Error, Result},
     guard::ShutdownGuard,
     handler::ErrorHandler,
+    route::{
+        MAX_NAME_LEN, NO_TENANT, QUARANTINE, Router, RouterBuilder, RouterStats, RoutingTable,
+    },
     runtime::{Runtime, RuntimeBuilder},
     sealed::compress::Compression,
     segment::policy::{Interval, parse_duration, parse_size},

@@ -122,6 +122,11 @@ impl Appender {
         AppenderBuilder::new()
     }
 
+    /// Whether both are clones of one appender.
+    pub(crate) fn same(&self, other: &Appender) -> bool {
+        Arc::ptr_eq(&self.handle, &other.handle)
+    }
+
     pub(crate) fn start(mut cfg: Config) -> Result<Appender, Error> {
         // First: without threads to run on, nothing is touched on disk.
         let rt = match cfg.runtime.take() {

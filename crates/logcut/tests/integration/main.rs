@@ -12,6 +12,8 @@ mod diskfull;
 mod faults;
 // Integrations with tracing and log.
 mod integrations;
+// Routing records to per-tenant logs under group policies.
+mod route;
 // One runtime for many logs: bounded threads, records kept apart.
 mod runtime;
 // Several appenders and processes sharing one log.

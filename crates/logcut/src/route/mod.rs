@@ -1,0 +1,488 @@
+//! Routing records to per-tenant logs: a [`Router`] picks, for each record,
+//! a strategy group from its fields ([`RoutingTable`]) and the tenant's log
+//! in that group, at `<root>/<group>/<tenant>/`, opening it on its first
+//! record and closing the least recently used one past `max_open`.
+//!
+//! One directory per tenant, not one name per tenant in the group's
+//! directory: a log's start reads its whole directory (recovery), so a
+//! thousand logs in one directory start about four times slower than in a
+//! thousand directories (measured: 6.5 s against 1.6 s); and each tenant's
+//! directory is a complete log that `logcut verify`, `cat` and retention
+//! handle on their own.
+
+mod name;
+mod open;
+mod table;
+
+use std::{
+    collections::HashMap,
+    io,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Condvar, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+pub use name::MAX_NAME_LEN;
+pub use table::RoutingTable;
+
+use crate::{Appender, AppenderBuilder, Error, Runtime};
+use open::{Found, Key, OpenLogs};
+
+/// The group (and directory under the root) of records whose tenant value
+/// is not a safe name. Not a valid group name to configure.
+pub const QUARANTINE: &str = "quarantine";
+
+/// The directory, under its group, of the log of records without a tenant
+/// field (it cannot be a tenant's: tenant names start with a letter or a
+/// digit).
+pub const NO_TENANT: &str = "_none";
+
+/// Builds a [`Router`].
+///
+/// | Setting | Default |
+/// |---|---|
+/// | [`tenant_field`](Self::tenant_field) | `"tenant"` |
+/// | [`max_open`](Self::max_open) | 64 |
+/// | [`routes`](Self::routes) | every record to the first group added |
+/// | [`runtime`](Self::runtime) | the default runtime |
+/// | root directory mode | `0o750` |
+#[derive(Debug)]
+pub struct RouterBuilder {
+    root: PathBuf,
+    groups: Vec<(String, AppenderBuilder)>,
+    table: Option<RoutingTable>,
+    tenant_field: String,
+    max_open: usize,
+    runtime: Option<Runtime>,
+}
+
+impl RouterBuilder {
+    /// Adds a strategy group: the policy (size, interval, mode, fsync,
+    /// compression, retention, file modes, error handler) of each of its
+    /// tenants' logs. The builder's directory and runtime are the
+    /// router's.
+    pub fn group(mut self, name: impl Into<String>, policy: AppenderBuilder) -> Self {
+        self.groups.push((name.into(), policy));
+        self
+    }
+
+    /// The routing table (see [`RoutingTable`]). Every group it names must
+    /// be added with [`group`](Self::group).
+    pub fn routes(mut self, table: RoutingTable) -> Self {
+        self.table = Some(table);
+        self
+    }
+
+    /// The field whose value names the tenant (and its directory).
+    pub fn tenant_field(mut self, name: impl Into<String>) -> Self {
+        self.tenant_field = name.into();
+        self
+    }
+
+    /// At most this many logs open at once (at least 1); past it, the least
+    /// recently used one is sealed and closed, and opened again on its next
+    /// record.
+    pub fn max_open(mut self, n: usize) -> Self {
+        self.max_open = n;
+        self
+    }
+
+    /// The runtime every routed log runs on.
+    pub fn runtime(mut self, rt: &Runtime) -> Self {
+        self.runtime = Some(rt.clone());
+        self
+    }
+
+    /// Checks the settings, creates the root directory and returns the
+    /// router. No tenant's log is opened before its first record.
+    pub fn build(self) -> Result<Router, Error> {
+        let table =
+            match self.table {
+                Some(t) => t,
+                None => {
+                    let first = self.groups.first().map(|(n, _)| n.clone());
+                    RoutingTable::new(first.ok_or_else(|| {
+                        Error::config("group", "a router needs at least one group")
+                    })?)
+                }
+            };
+        let groups = check_groups(self.groups, &table)?;
+        // Quarantine follows the default group's policy as built.
+        let quarantine = groups
+            .get(table.default_group())
+            .cloned()
+            .ok_or_else(|| Error::config("routes", "the default group was not added"))?;
+        if self.max_open == 0 {
+            return Err(Error::config("max_open", "at least one log must stay open"));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode_0750()
+            .create(&self.root)
+            .map_err(|e| Error::io("create router root", &self.root, e))?;
+        let rt = match self.runtime {
+            Some(rt) => rt,
+            None => Runtime::shared_default()?,
+        };
+        Ok(Router {
+            inner: Arc::new(Inner {
+                root: self.root,
+                groups,
+                quarantine,
+                table: RwLock::new(Arc::new(table)),
+                tenant_field: self.tenant_field,
+                max_open: self.max_open,
+                rt,
+                open: Mutex::new(OpenLogs::default()),
+                changed: Condvar::new(),
+                shut: AtomicBool::new(false),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// `DirBuilder` with mode 0750 (the crate's default for directories).
+trait Mode0750 {
+    fn mode_0750(&mut self) -> &mut Self;
+}
+
+impl Mode0750 for std::fs::DirBuilder {
+    fn mode_0750(&mut self) -> &mut Self {
+        use std::os::unix::fs::DirBuilderExt;
+        self.mode(0o750)
+    }
+}
+
+/// Checks group names (a path component each, never the quarantine's),
+/// that every group the table names exists, and that no group asks for
+/// what a router does not do per tenant.
+fn check_groups(
+    list: Vec<(String, AppenderBuilder)>,
+    table: &RoutingTable,
+) -> Result<HashMap<String, AppenderBuilder>, Error> {
+    let mut groups = HashMap::new();
+    for (name, policy) in list {
+        if !name::is_safe(name.as_bytes()) || name == QUARANTINE {
+            return Err(Error::config(
+                "group",
+                format!(
+                    "group name {name:?}: lowercase ASCII letters, digits, '_' and '-', starting with a letter or digit, at most {MAX_NAME_LEN} bytes, not {QUARANTINE:?}"
+                ),
+            ));
+        }
+        if policy.has_watches() {
+            return Err(Error::config(
+                "group",
+                format!("group {name:?}: trigger files and signals are not routed per tenant"),
+            ));
+        }
+        if groups.insert(name.clone(), policy).is_some() {
+            return Err(Error::config(
+                "group",
+                format!("group {name:?} added twice"),
+            ));
+        }
+    }
+    if let Some(g) = table.groups().find(|g| !groups.contains_key(*g)) {
+        return Err(Error::config(
+            "routes",
+            format!("the routing table names group {g:?}, which was not added"),
+        ));
+    }
+    Ok(groups)
+}
+
+/// Routes each record to its tenant's log, under the policy of the group
+/// its fields select. Cheap to clone; every clone routes through the same
+/// open logs.
+///
+/// ```no_run
+/// use logcut::{Appender, Interval, Router, RoutingTable};
+/// let router = Router::builder("/var/log/svc")
+///     .group("premium", Appender::builder().interval(Interval::HOURLY).keep(24 * 90))
+///     .group("standard", Appender::builder().max_size(16 << 20).keep(7))
+///     .routes(RoutingTable::new("standard").route("plan=premium", "premium")?)
+///     .build()?;
+/// router.write_to(&[("tenant", "acme"), ("plan", "premium")], b"order 42 paid\n")?;
+/// router.shutdown()?;
+/// # Ok::<(), logcut::Error>(())
+/// ```
+///
+/// A tenant value outside the safe alphabet (see [`MAX_NAME_LEN`] and the
+/// crate docs) never becomes part of a path: the record goes to the
+/// quarantine log at `<root>/quarantine/`, behind the value, quoted and
+/// escaped, so that nothing of it is lost.
+#[derive(Clone, Debug)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    groups: HashMap<String, AppenderBuilder>,
+    /// The policy of the quarantine log.
+    quarantine: AppenderBuilder,
+    /// Writers hold it shared while they route and write a record, so
+    /// `set_routes` returns only once no record is being written under the
+    /// old table.
+    table: RwLock<Arc<RoutingTable>>,
+    tenant_field: String,
+    max_open: usize,
+    rt: Runtime,
+    open: Mutex<OpenLogs>,
+    /// A log finished starting or closing (see `OpenLogs::busy`).
+    changed: Condvar,
+    shut: AtomicBool,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("root", &self.root)
+            .field("max_open", &self.max_open)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    quarantined: AtomicU64,
+    opened: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// A router's counters (see [`Router::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouterStats {
+    /// Records accepted.
+    pub records: u64,
+    /// Records whose tenant value was not a safe name, written to the
+    /// quarantine log.
+    pub quarantined: u64,
+    /// Logs open now.
+    pub open: u64,
+    /// Logs opened (a log closed and opened again counts again).
+    pub opened: u64,
+    /// Logs closed to stay within `max_open`.
+    pub evictions: u64,
+}
+
+impl Router {
+    /// A builder for a router whose logs live under `root`.
+    pub fn builder(root: impl Into<PathBuf>) -> RouterBuilder {
+        RouterBuilder {
+            root: root.into(),
+            groups: Vec::new(),
+            table: None,
+            tenant_field: "tenant".to_string(),
+            max_open: 64,
+            runtime: None,
+        }
+    }
+
+    /// Writes one record to the log its fields (name, value) select. Like
+    /// [`Appender::write_record`], it returns once the record is accepted.
+    pub fn write_to(&self, fields: &[(&str, &str)], record: &[u8]) -> Result<(), Error> {
+        let inner = &self.inner;
+        let table = inner.table.read().unwrap_or_else(|e| e.into_inner());
+        let tenant = fields
+            .iter()
+            .find(|(n, _)| *n == inner.tenant_field)
+            .map(|(_, v)| *v);
+        let (key, quarantined) = match tenant {
+            None => (
+                (table.default_group().to_string(), NO_TENANT.to_string()),
+                None,
+            ),
+            Some(t) if name::is_safe(t.as_bytes()) => {
+                ((table.group_for(fields).to_string(), t.to_string()), None)
+            }
+            Some(t) => ((QUARANTINE.to_string(), String::new()), Some(t)),
+        };
+        let res = match quarantined {
+            Some(t) => {
+                let mut rec = format!("[tenant {}] ", name::quoted(t.as_bytes())).into_bytes();
+                rec.extend_from_slice(record);
+                let res = self.write_key(&key, &rec);
+                if res.is_ok() {
+                    // Relaxed: counters read on their own.
+                    inner.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+                }
+                res
+            }
+            None => self.write_key(&key, record),
+        };
+        drop(table);
+        if res.is_ok() {
+            inner.counters.records.fetch_add(1, Ordering::Relaxed);
+        }
+        res
+    }
+
+    /// Replaces the routing table while records flow. When it returns, no
+    /// record is being written under the old table, and every later one
+    /// follows the new. Fails, leaving the old table, if the new one names
+    /// a group that was not added.
+    pub fn set_routes(&self, table: RoutingTable) -> Result<(), Error> {
+        if let Some(g) = table.groups().find(|g| !self.inner.groups.contains_key(*g)) {
+            return Err(Error::config(
+                "routes",
+                format!("the routing table names group {g:?}, which was not added"),
+            ));
+        }
+        *self.inner.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    /// The router's counters.
+    pub fn stats(&self) -> RouterStats {
+        let c = &self.inner.counters;
+        // Relaxed: counters read on their own.
+        RouterStats {
+            records: c.records.load(Ordering::Relaxed),
+            quarantined: c.quarantined.load(Ordering::Relaxed),
+            open: self.lock_open().len() as u64,
+            opened: c.opened.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Seals and closes every open log. Later writes fail. Returns the
+    /// first error of the logs' shutdowns (each also went to its group's
+    /// error handler).
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.inner.shut.store(true, Ordering::SeqCst);
+        let logs = self.lock_open().drain();
+        let mut first = None;
+        for (_, app) in logs {
+            if let Err(e) = app.shutdown() {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, OpenLogs> {
+        self.inner.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `record` to the log `key`, opening it if needed. A log closed
+    /// to make room while this thread held it refuses the record (whole):
+    /// it is written again to the log opened anew.
+    fn write_key(&self, key: &Key, record: &[u8]) -> Result<(), Error> {
+        loop {
+            let app = self.open(key)?;
+            match app.write_record(record) {
+                Err(e) if e.is_shutdown() && !self.inner.shut.load(Ordering::SeqCst) => {
+                    if self.lock_open().holds(key, &app) {
+                        // Shut down for another reason (its task died).
+                        return Err(e);
+                    }
+                }
+                res => return res,
+            }
+        }
+    }
+
+    /// The open appender of `key`: opened (closing the least recently used
+    /// past `max_open`) if needed. Starting and closing happen outside the
+    /// lock, the log marked busy meanwhile.
+    fn open(&self, key: &Key) -> Result<Appender, Error> {
+        let inner = &self.inner;
+        let mut open = self.lock_open();
+        loop {
+            if inner.shut.load(Ordering::SeqCst) {
+                return Err(Error::shutdown("route record"));
+            }
+            match open.take(key) {
+                Found::Open(app) => return Ok(app),
+                Found::Busy => {
+                    open = inner.changed.wait(open).unwrap_or_else(|e| e.into_inner());
+                }
+                Found::Missing if open.full(inner.max_open) => match open.evict() {
+                    Some((victim, app)) => {
+                        drop(open);
+                        // Errors went to the group's handler.
+                        let _ = app.shutdown();
+                        inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                        open = self.lock_open();
+                        open.done(&victim);
+                        inner.changed.notify_all();
+                    }
+                    // Every slot is starting or closing: wait for one.
+                    None => {
+                        open = inner.changed.wait(open).unwrap_or_else(|e| e.into_inner());
+                    }
+                },
+                Found::Missing => {
+                    open.opening(key);
+                    drop(open);
+                    let started = self.start(key);
+                    open = self.lock_open();
+                    open.done(key);
+                    inner.changed.notify_all();
+                    let app = started?;
+                    inner.counters.opened.fetch_add(1, Ordering::Relaxed);
+                    if inner.shut.load(Ordering::SeqCst) {
+                        // `shutdown` took the open logs meanwhile.
+                        drop(open);
+                        let _ = app.shutdown();
+                        return Err(Error::shutdown("route record"));
+                    }
+                    open.insert(key.clone(), app.clone());
+                    return Ok(app);
+                }
+            }
+        }
+    }
+
+    /// Starts the appender of `key` under its group's policy.
+    fn start(&self, key: &Key) -> Result<Appender, Error> {
+        let inner = &self.inner;
+        let (group, tenant) = key;
+        let (policy, dir) = if group == QUARANTINE {
+            (Some(&inner.quarantine), inner.root.join(QUARANTINE))
+        } else {
+            (inner.groups.get(group), inner.root.join(group).join(tenant))
+        };
+        let policy = policy.ok_or_else(|| Error::config("group", format!("no group {group:?}")))?;
+        check_no_symlink(&inner.root, &dir)?;
+        policy.clone().dir(dir).runtime(&inner.rt).build()
+    }
+}
+
+/// Refuses a symlink anywhere between the root and `dir` (which lies
+/// under it): a routed log never follows one out of the root.
+fn check_no_symlink(root: &Path, dir: &Path) -> Result<(), Error> {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return Err(Error::config("route", "a log outside the router's root"));
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+                return Err(Error::io(
+                    "open routed log",
+                    &at,
+                    io::Error::other("not a directory (a symlink is never followed here)"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("open routed log", &at, e)),
+        }
+    }
+    Ok(())
+}

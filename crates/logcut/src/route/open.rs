@@ -1,0 +1,117 @@
+//! The open logs of a router, at most `max_open`: the least recently used
+//! one is closed (sealed) to make room, and opened again on its next
+//! record. A log being opened or closed is marked busy (the work is done
+//! outside the lock, so that other logs' records go on meanwhile), and
+//! whoever needs it waits until it is done: an appender must have let go
+//! of a log's files before the next one takes them.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::Appender;
+
+/// Which log: its group and its directory under the group (the tenant).
+pub(crate) type Key = (String, String);
+
+#[derive(Default)]
+pub(crate) struct OpenLogs {
+    logs: HashMap<Key, Entry>,
+    /// Logs whose appender is starting or shutting down.
+    busy: HashSet<Key>,
+    /// A counter of uses, for the least recently used.
+    clock: u64,
+}
+
+struct Entry {
+    app: Appender,
+    used: u64,
+}
+
+/// What `take` found for a key.
+pub(crate) enum Found {
+    Open(Appender),
+    /// Being opened or closed: wait, and look again.
+    Busy,
+    Missing,
+}
+
+impl OpenLogs {
+    /// The open appender of `key`, marked as used now.
+    pub(crate) fn take(&mut self, key: &Key) -> Found {
+        self.clock += 1;
+        if let Some(e) = self.logs.get_mut(key) {
+            e.used = self.clock;
+            return Found::Open(e.app.clone());
+        }
+        if self.busy.contains(key) {
+            return Found::Busy;
+        }
+        Found::Missing
+    }
+
+    /// The number of open logs.
+    pub(crate) fn len(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Whether another log may be opened: open ones and those starting
+    /// stay within `max`.
+    pub(crate) fn full(&self, max: usize) -> bool {
+        self.logs.len() + self.busy.len() >= max
+    }
+
+    /// Marks `key` busy while it is started, outside the lock.
+    pub(crate) fn opening(&mut self, key: &Key) {
+        self.busy.insert(key.clone());
+    }
+
+    /// Removes the least recently used log and marks it busy; the caller
+    /// shuts it down and then calls `done`.
+    pub(crate) fn evict(&mut self) -> Option<(Key, Appender)> {
+        let key = victim(self.logs.iter().map(|(k, e)| (k, e.used)))?.clone();
+        let e = self.logs.remove(&key)?;
+        self.busy.insert(key.clone());
+        Some((key, e.app))
+    }
+
+    /// Opening or closing `key` is over.
+    pub(crate) fn done(&mut self, key: &Key) {
+        self.busy.remove(key);
+    }
+
+    pub(crate) fn insert(&mut self, key: Key, app: Appender) {
+        self.clock += 1;
+        let used = self.clock;
+        self.logs.insert(key, Entry { app, used });
+    }
+
+    /// Whether `app` is still the open appender of `key`.
+    pub(crate) fn holds(&self, key: &Key, app: &Appender) -> bool {
+        self.logs.get(key).is_some_and(|e| e.app.same(app))
+    }
+
+    /// Takes every open log (shutdown).
+    pub(crate) fn drain(&mut self) -> Vec<(Key, Appender)> {
+        self.logs.drain().map(|(k, e)| (k, e.app)).collect()
+    }
+}
+
+/// The least recently used of `(key, last use)`.
+fn victim<'a, K>(entries: impl Iterator<Item = (&'a K, u64)>) -> Option<&'a K>
+where
+    K: 'a,
+{
+    entries.min_by_key(|(_, used)| *used).map(|(k, _)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::victim;
+
+    #[test]
+    fn the_least_recently_used_is_the_victim() {
+        let e = [("a", 5), ("b", 2), ("c", 9)];
+        assert_eq!(victim(e.iter().map(|(k, u)| (k, *u))), Some(&"b"));
+        let none: [(&str, u64); 0] = [];
+        assert_eq!(victim(none.iter().map(|(k, u)| (k, *u))), None);
+    }
+}
