@@ -460,6 +460,8 @@ mod watch;
 pub use crate::integrations::log::LogBackend;
 #[cfg(feature = "tracing")]
 pub use crate::integrations::tracing::EventWriter;
+#[cfg(feature = "tracing")]
+pub use crate::route::{RouteLayer, RouteWriter};
 pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},

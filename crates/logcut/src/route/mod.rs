@@ -13,6 +13,8 @@
 mod name;
 mod open;
 mod table;
+#[cfg(feature = "tracing")]
+mod tracing;
 
 use std::{
     collections::HashMap,
@@ -26,6 +28,8 @@ use std::{
 
 pub use name::MAX_NAME_LEN;
 pub use table::RoutingTable;
+#[cfg(feature = "tracing")]
+pub use tracing::{RouteLayer, RouteWriter};
 
 use crate::{Appender, AppenderBuilder, Error, Runtime};
 use open::{Found, Key, OpenLogs};
@@ -54,11 +58,20 @@ pub struct RouterBuilder {
     groups: Vec<(String, AppenderBuilder)>,
     table: Option<RoutingTable>,
     tenant_field: String,
+    extra_fields: Vec<String>,
     max_open: usize,
     runtime: Option<Runtime>,
 }
 
 impl RouterBuilder {
+    /// Another field for [`RouteLayer`] to pick from events and spans, for
+    /// a routing table set later with [`Router::set_routes`] (the fields of
+    /// the table given at build are picked anyway).
+    pub fn route_field(mut self, name: impl Into<String>) -> Self {
+        self.extra_fields.push(name.into());
+        self
+    }
+
     /// Adds a strategy group: the policy (size, interval, mode, fsync,
     /// compression, retention, file modes, error handler) of each of its
     /// tenants' logs. The builder's directory and runtime are the
@@ -133,6 +146,7 @@ impl RouterBuilder {
                 quarantine,
                 table: RwLock::new(Arc::new(table)),
                 tenant_field: self.tenant_field,
+                extra_fields: self.extra_fields,
                 max_open: self.max_open,
                 rt,
                 open: Mutex::new(OpenLogs::default()),
@@ -230,6 +244,9 @@ struct Inner {
     /// old table.
     table: RwLock<Arc<RoutingTable>>,
     tenant_field: String,
+    /// See `RouterBuilder::route_field`.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    extra_fields: Vec<String>,
     max_open: usize,
     rt: Runtime,
     open: Mutex<OpenLogs>,
@@ -281,6 +298,7 @@ impl Router {
             groups: Vec::new(),
             table: None,
             tenant_field: "tenant".to_string(),
+            extra_fields: Vec::new(),
             max_open: 64,
             runtime: None,
         }

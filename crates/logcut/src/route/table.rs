@@ -79,6 +79,14 @@ impl RoutingTable {
         &self.default
     }
 
+    /// Every field the table's rules test.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn fields(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.conds.iter().map(|(n, _)| n.as_str()))
+    }
+
     /// Every group the table names, the default first.
     pub(crate) fn groups(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.default.as_str()).chain(self.rules.iter().map(|r| r.group.as_str()))

@@ -320,3 +320,65 @@ fn a_routing_table_swapped_while_records_flow_loses_nothing() {
     );
     assert!(!old_n.is_empty() && !new_n.is_empty());
 }
+
+/// Events routed by their fields and their spans' (the innermost value
+/// wins), formatted by the usual `fmt` layer: each in its tenant's log
+/// under the group the table picks, whole, one record each; an event with
+/// no tenant goes to the default group's `_none` log.
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_events_are_routed_by_their_spans_fields() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let tmp = TempDir::new("route-tracing");
+    let root = tmp.join("root");
+    let router = Router::builder(&root)
+        .group("std", policy(1 << 20))
+        .group("prod", policy(1 << 20))
+        .routes(RoutingTable::new("std").route("env=prod", "prod").unwrap())
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(router.layer()).with(
+        tracing_subscriber::fmt::layer()
+            .without_time()
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(router.clone()),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!("request", tenant = "acme", env = "prod");
+        let _o = outer.enter();
+        tracing::info!("m-one");
+        {
+            let inner = tracing::info_span!("step", tenant = "zeta");
+            let _i = inner.enter();
+            tracing::info!("m-two");
+            tracing::info!(env = "dev", "m-three");
+        }
+        tracing::info!(tenant = "bolt", "m-four");
+        drop(_o);
+        tracing::info!("m-five");
+        let late = tracing::info_span!("late", tenant = tracing::field::Empty);
+        late.record("tenant", "acme");
+        let _l = late.enter();
+        tracing::info!("m-six");
+    });
+    router.shutdown().unwrap();
+    let log = |g: &str, t: &str| -> Vec<String> {
+        let dir = root.join(g).join(t);
+        verify_ok(&dir);
+        String::from_utf8(read_log(&dir, "app"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let w = l.split_whitespace().find(|w| w.starts_with("m-"));
+                w.unwrap_or(l).to_string()
+            })
+            .collect()
+    };
+    assert_eq!(log("prod", "acme"), ["m-one"]);
+    assert_eq!(log("prod", "zeta"), ["m-two"]);
+    assert_eq!(log("std", "zeta"), ["m-three"]);
+    assert_eq!(log("prod", "bolt"), ["m-four"]);
+    assert_eq!(log("std", logcut::NO_TENANT), ["m-five"]);
+    assert_eq!(log("std", "acme"), ["m-six"]);
+}
