@@ -15,6 +15,29 @@
 //! tz = "Europe/Berlin"
 //! ```
 //!
+//! With `route_field`, lines are routed to per-tenant logs under strategy
+//! groups: each `[groups.NAME]` table takes the options of one log (the
+//! top-level ones are its defaults), `[[routes]]` map field values to a
+//! group (first match wins), and `default_group` takes the rest.
+//!
+//! ```toml
+//! dir = "/var/log/svc"
+//! route_field = "tenant"
+//! default_group = "standard"
+//!
+//! [groups.premium]
+//! interval = "1h"
+//! max_age = "90d"
+//!
+//! [groups.standard]
+//! interval = "1d"
+//! max_age = "7d"
+//!
+//! [[routes]]
+//! match = "plan=premium"
+//! group = "premium"
+//! ```
+//!
 //! To add a key: a field in [`ConfigFile`] and a line in [`apply`] naming
 //! the flag's field and its parser.
 
@@ -54,6 +77,50 @@ pub(crate) struct ConfigFile {
     shared: Option<Spanned<bool>>,
     /// `run` only.
     stderr_name: Option<Spanned<String>>,
+    route_field: Option<Spanned<String>>,
+    max_open: Option<Spanned<Text>>,
+    default_group: Option<Spanned<String>>,
+    groups: Option<std::collections::BTreeMap<String, Spanned<GroupFile>>>,
+    routes: Option<Vec<Spanned<RouteFile>>>,
+}
+
+/// A `[groups.NAME]` table: the options of each log of the group.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupFile {
+    max_size: Option<Spanned<Text>>,
+    interval: Option<Spanned<Text>>,
+    tz: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    fsync: Option<Spanned<Text>>,
+    compress: Option<Spanned<String>>,
+    compress_level: Option<Spanned<Text>>,
+    keep: Option<Spanned<Text>>,
+    max_age: Option<Spanned<Text>>,
+    max_total: Option<Spanned<Text>>,
+}
+
+/// A `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(rename = "match")]
+    pattern: Spanned<String>,
+    group: Spanned<String>,
+}
+
+/// The routing part of a config file: each group's options, and the table.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    pub(crate) groups: Vec<(String, WriteArgs)>,
+    pub(crate) table: logcut::RoutingTable,
+}
+
+impl Routes {
+    /// Which routing keys there are, for an error message.
+    pub(crate) fn what(&self) -> &'static str {
+        "[groups] or [[routes]]"
+    }
 }
 
 /// A value written as a string or, for convenience, a bare integer (a size
@@ -137,9 +204,9 @@ pub(crate) fn apply(
     args: &mut WriteArgs,
     stderr_name: Option<&mut Option<String>>,
     matches: &ArgMatches,
-) -> Result<()> {
+) -> Result<Option<Routes>> {
     let Some(path) = args.config.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     let cfg = load(&path)?;
     let given = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
@@ -189,6 +256,8 @@ pub(crate) fn apply(
     layer!(max_total, crate::write::positive_size, |v| args.max_total =
         Some(v));
     layer!(shared, crate::write::boolean, |v| args.shared = v);
+    layer!(route_field, ok, |v| args.route_field = Some(v));
+    layer!(max_open, crate::write::keep, |v| args.max_open = v);
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {
@@ -206,6 +275,75 @@ pub(crate) fn apply(
         }
         (None, _) => {}
     }
+    routes(&cfg, args)
+}
+
+/// The groups and routes of the file, each group's options layered over
+/// `args` (the file's top level and the flags); `None` if it has neither.
+fn routes(cfg: &Loaded, args: &WriteArgs) -> Result<Option<Routes>> {
+    let f = &cfg.file;
+    if f.groups.is_none() && f.routes.is_none() && f.default_group.is_none() {
+        return Ok(None);
+    }
+    let mut groups = Vec::new();
+    for (name, g) in f.groups.iter().flatten() {
+        let mut a = args.clone();
+        group_options(cfg, name, g.get_ref(), &mut a)?;
+        groups.push((name.clone(), a));
+    }
+    let default = match &f.default_group {
+        Some(d) => d.get_ref().clone(),
+        None if groups.is_empty() => "default".to_string(),
+        None => {
+            return Err(UsageError(format!(
+                "bad config file {}: default_group names the group of the lines no route matches",
+                cfg.path.display()
+            ))
+            .into());
+        }
+    };
+    if groups.is_empty() {
+        groups.push((default.clone(), args.clone()));
+    }
+    let mut table = logcut::RoutingTable::new(default);
+    for r in f.routes.iter().flatten() {
+        let r = r.get_ref();
+        table = table
+            .route(r.pattern.get_ref(), r.group.get_ref().clone())
+            .map_err(|e| cfg.bad("match", r.pattern.span(), &crate::write::config_message(&e)))?;
+    }
+    Ok(Some(Routes { groups, table }))
+}
+
+/// Layers a `[groups.NAME]` table over `args`.
+fn group_options(cfg: &Loaded, name: &str, g: &GroupFile, args: &mut WriteArgs) -> Result<()> {
+    macro_rules! key {
+        ($key:ident, $parse:expr, $set:expr) => {
+            if let Some(v) = &g.$key {
+                let parsed = $parse(&v.get_ref().to_string()).map_err(|m: String| {
+                    cfg.bad(&format!("groups.{name}.{}", stringify!($key)), v.span(), &m)
+                })?;
+                #[allow(clippy::redundant_closure_call)]
+                $set(parsed);
+            }
+        };
+    }
+    let ok = |s: &String| Ok::<_, String>(s.clone());
+    key!(max_size, crate::write::size_or_none, |v| args.max_size = v);
+    key!(interval, crate::write::interval, |v| args.interval =
+        Some(v));
+    key!(tz, ok, |v| args.tz = Some(v));
+    key!(mode, crate::write::mode, |v| args.mode = v);
+    key!(fsync, crate::write::fsync, |v| args.fsync = v);
+    key!(compress, crate::write::compress, |v| args.compress = v);
+    key!(compress_level, crate::write::level, |v| args
+        .compress_level =
+        Some(v));
+    key!(keep, crate::write::keep, |v| args.keep = Some(v));
+    key!(max_age, crate::write::positive_duration, |v| args.max_age =
+        Some(v));
+    key!(max_total, crate::write::positive_size, |v| args.max_total =
+        Some(v));
     Ok(())
 }
 

@@ -17,6 +17,7 @@ mod progress;
 mod range;
 mod read;
 mod rotate;
+mod route;
 mod run;
 mod write;
 

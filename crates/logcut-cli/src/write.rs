@@ -38,12 +38,14 @@ use crate::UsageError;
 ///
 /// A `--config` file may give any of them (see `config.rs`); a flag on the
 /// command line wins over the file, so the fields are public to it.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
     /// metrics, grace, trigger, compress, compress_level, keep, max_age,
-    /// max_total, shared, and stderr_name for run); flags given here win.
+    /// max_total, shared, route_field, max_open, and stderr_name for run;
+    /// for routing, default_group, [groups.NAME] tables and [[routes]]);
+    /// flags given here win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// The log directory (created if missing, mode 0750). Required, here or
@@ -109,6 +111,19 @@ pub(crate) struct WriteArgs {
     /// compression or retention (yet).
     #[arg(long)]
     pub(crate) shared: bool,
+    /// Route each line (a JSON object) to its tenant's log: the value of
+    /// this field (a dotted path for a nested one: ctx.tenant) names the
+    /// tenant, whose log is DIR/GROUP/TENANT/. Groups and routes come from
+    /// the config file ([groups.NAME], [[routes]], default_group); without
+    /// them, one group "default" with the options given here. A line that
+    /// is not JSON, or lacks the field, goes to DIR/DEFAULT/_none/; an
+    /// unsafe tenant value to DIR/quarantine/.
+    #[arg(long, value_name = "FIELD")]
+    pub(crate) route_field: Option<String>,
+    /// With --route-field: at most this many tenants' logs open at once
+    /// (the least recently used is sealed and closed).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_open: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -203,6 +218,36 @@ impl WriteArgs {
     /// touches the file system: a configuration the library would refuse
     /// creates no directory and no file.
     pub(crate) fn prepare(&self, name: &str, flag: &str) -> Result<Prepared> {
+        let dir = self.dir()?.to_path_buf();
+        let mut b = self
+            .policy()?
+            .dir(&dir)
+            .name(name)
+            // SIGUSR1 rotates, SIGHUP reopens, handled by the library's
+            // own thread: no polling delay.
+            .signals(true);
+        if let Some(t) = self.trigger_path(&dir, name)? {
+            b = b.trigger_file(t);
+        }
+        if let Err(e) = b.check() {
+            return Err(self.build_error(&e, &dir, flag));
+        }
+        // The default trigger file: DIR/NAME.trigger, the name checked.
+        let default_trigger = self
+            .trigger
+            .is_none()
+            .then(|| dir.join(format!("{name}.trigger")));
+        Ok(Prepared {
+            builder: b,
+            dir,
+            default_trigger,
+            flag: flag.to_string(),
+        })
+    }
+
+    /// The options every log shares, whatever its directory and name (a
+    /// routed group's policy): mode, fsync, compression, retention, limits.
+    pub(crate) fn policy(&self) -> Result<logcut::AppenderBuilder> {
         let compression = match (self.compress, self.compress_level) {
             (CompressArg::None, Some(_)) => {
                 return Err(UsageError(
@@ -220,24 +265,15 @@ impl WriteArgs {
             (CompressArg::Zstd, None) => logcut::Compression::zstd(),
             (CompressArg::Zstd, Some(level)) => logcut::Compression::Zstd { level },
         };
-        let dir = self.dir()?.to_path_buf();
         let mut b = logcut::Appender::builder()
-            .dir(&dir)
-            .name(name)
             .mode(match self.mode {
                 ModeArg::Direct => logcut::Mode::Direct,
                 ModeArg::Buffered => logcut::Mode::Buffered,
             })
             .fsync(self.fsync)
-            // SIGUSR1 rotates, SIGHUP reopens, handled by the library's
-            // own thread: no polling delay.
-            .signals(true)
             .compress(compression)
             .shared(self.shared)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
-        if let Some(t) = self.trigger_path(&dir, name)? {
-            b = b.trigger_file(t);
-        }
         if let Some(n) = self.keep {
             b = b.keep(usize::try_from(n).unwrap_or(usize::MAX));
         }
@@ -257,27 +293,14 @@ impl WriteArgs {
         if let Some(tz) = &self.tz {
             b = b.time_zone(tz);
         }
-        if let Err(e) = b.check() {
-            return Err(self.build_error(&e, &dir, flag));
-        }
-        // The default trigger file: DIR/NAME.trigger, the name checked.
-        let default_trigger = self
-            .trigger
-            .is_none()
-            .then(|| dir.join(format!("{name}.trigger")));
-        Ok(Prepared {
-            builder: b,
-            dir,
-            default_trigger,
-            flag: flag.to_string(),
-        })
+        Ok(b)
     }
 
     /// The error to report for `e`, from building the appender: a bad
     /// option value is a usage error naming its flag; a directory that is
     /// a file, or one this user cannot write, is the machine's state: a
     /// runtime error, with what to do about it.
-    fn build_error(&self, e: &logcut::Error, dir: &Path, flag: &str) -> anyhow::Error {
+    pub(crate) fn build_error(&self, e: &logcut::Error, dir: &Path, flag: &str) -> anyhow::Error {
         if let Some(field) = e.config_field() {
             if field != "dir" || dir.as_os_str().is_empty() {
                 let flag = match field {
@@ -408,9 +431,31 @@ pub(crate) fn config_message(e: &logcut::Error) -> String {
 }
 
 pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
-    crate::config::apply(&mut args, None, matches)?;
+    let routes = crate::config::apply(&mut args, None, matches)?;
+    if args.route_field.is_some() {
+        return crate::route::run(&args, routes);
+    }
+    if let Some(r) = routes {
+        return Err(UsageError(format!(
+            "the config file has {}: they need --route-field (or route_field in the file)",
+            r.what()
+        ))
+        .into());
+    }
     let appender = args.prepare(&args.name, "--name")?.open(&args)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
+    pump(&args, |buf, ends| appender.write_batch(buf, ends))?;
+    appender.shutdown().context("cannot finish the log")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads standard input until it ends (or, after SIGTERM or SIGINT, until
+/// nothing comes for the grace), handing whole lines to `emit` in batches
+/// (the bytes, and where each line ends in them).
+pub(crate) fn pump(
+    args: &WriteArgs,
+    mut emit: impl FnMut(&[u8], &[usize]) -> logcut::Result<()>,
+) -> Result<()> {
     // The stop signal received (SIGTERM or SIGINT), 0 for none yet.
     let term = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -478,11 +523,10 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
             Err(e) => return Err(std::io::Error::from(e)).context("cannot read standard input"),
         };
         last_input = Instant::now();
-        lines.feed(&chunk[..n], |buf, ends| appender.write_batch(buf, ends))?;
+        lines.feed(&chunk[..n], &mut emit)?;
     }
-    lines.finish(|buf, ends| appender.write_batch(buf, ends))?;
-    appender.shutdown().context("cannot finish the log")?;
-    Ok(ExitCode::SUCCESS)
+    lines.finish(&mut emit)?;
+    Ok(())
 }
 
 /// The name of the stop signal `sig`.

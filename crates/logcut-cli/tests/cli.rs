@@ -2438,3 +2438,107 @@ fn sigusr1_cuts_the_log_of_write() {
     assert!(logcut(&["cat", dir.0.to_str().unwrap()]).stdout == expected);
     assert_verified(&dir.0, 100 + 150 + 200 + 10);
 }
+
+/// `write --route-field`: JSON lines routed to their tenant's log under the
+/// group the config file's routes pick; lines that are not JSON or lack the
+/// field to the default group's `_none` log; an unsafe tenant value to
+/// quarantine, behind its quoted value; every log verifies and `cat` gives
+/// back exactly its lines, in order.
+#[test]
+fn write_routes_json_lines_to_their_tenants_logs() {
+    let dir = TempDir::new("route");
+    let root = dir.0.join("root");
+    let cfg = dir.0.join("route.toml");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(
+        &cfg,
+        "route_field = \"ctx.tenant\"\ndefault_group = \"std\"\nmax_open = 2\n\
+         [groups.std]\nmax_size = 200\n\
+         [groups.prod]\nmax_size = \"1KiB\"\n\
+         [[routes]]\nmatch = \"env=prod\"\ngroup = \"prod\"\n",
+    )
+    .unwrap();
+    let mut input = String::new();
+    let mut want: std::collections::BTreeMap<&str, String> = Default::default();
+    for i in 0..200 {
+        let (tenant, env, group) = match i % 5 {
+            0 => ("acme", "prod", "prod/acme"),
+            1 => ("acme", "dev", "std/acme"),
+            2 => ("zeta", "prod", "prod/zeta"),
+            3 => ("bolt", "dev", "std/bolt"),
+            _ => ("../../etc", "prod", "quarantine"),
+        };
+        let line = format!("{{\"ctx\":{{\"tenant\":\"{tenant}\"}},\"env\":\"{env}\",\"i\":{i}}}\n");
+        input.push_str(&line);
+        let kept = if group == "quarantine" {
+            format!("[tenant \"../../etc\"] {line}")
+        } else {
+            line
+        };
+        want.entry(group).or_default().push_str(&kept);
+    }
+    input.push_str("not json\n{\"env\":\"prod\"}\n");
+    want.insert("std/_none", "not json\n{\"env\":\"prod\"}\n".to_string());
+    let out = write_input(
+        &root,
+        &["--config", cfg.to_str().unwrap()],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (log, text) in &want {
+        let d = root.join(log);
+        let v = logcut(&["verify", d.to_str().unwrap()]);
+        assert!(
+            v.status.success(),
+            "{log}: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+        let c = logcut(&["cat", d.to_str().unwrap()]);
+        assert_eq!(String::from_utf8(c.stdout).unwrap(), *text, "{log}");
+    }
+    // Nothing else under the root, nothing outside it.
+    let mut logs: Vec<String> = tree(&root)
+        .iter()
+        .filter(|p| p.join("app.manifest").exists())
+        .map(|p| {
+            p.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    logs.sort();
+    let expected: Vec<String> = want.keys().map(|s| s.to_string()).collect();
+    assert_eq!(logs, expected);
+    assert_eq!(
+        tree(&dir.0)
+            .iter()
+            .filter(|p| !p.starts_with(&root))
+            .count(),
+        1,
+        "only the config file beside the root: {:?}",
+        tree(&dir.0)
+    );
+    // A pattern that does not parse is a usage error naming its line.
+    std::fs::write(
+        &cfg,
+        "route_field = \"t\"\n[[routes]]\nmatch = \"env\"\ngroup = \"x\"\n",
+    )
+    .unwrap();
+    let out = write_input(&root, &["--config", cfg.to_str().unwrap()], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

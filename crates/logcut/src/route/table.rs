@@ -79,9 +79,8 @@ impl RoutingTable {
         &self.default
     }
 
-    /// Every field the table's rules test.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    pub(crate) fn fields(&self) -> impl Iterator<Item = &str> {
+    /// Every field the table's rules test (with repeats).
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.rules
             .iter()
             .flat_map(|r| r.conds.iter().map(|(n, _)| n.as_str()))
