@@ -39,6 +39,12 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   thousand open logs cost its 4 threads (plus at most 2 for compression,
   started when needed), not thousands. Only a trigger file's watch and
   signal handling start threads of their own, when asked for.
+- **Many tenants**: a [`Router`] sends each record to its tenant's log,
+  `<root>/<group>/<tenant>/`, under the policy of the strategy group a
+  [`RoutingTable`] picks from its fields; tenant values outside a small
+  safe alphabet go to a quarantine log, never into a path; at most
+  `max_open` logs stay open (the least recently used is sealed, and opened
+  again on its next record).
 - **External triggers**: a trigger file ([`AppenderBuilder::trigger_file`],
   feature `trigger`: a cron job's `touch`, `logcut rotate`), SIGUSR1 and
   SIGHUP ([`AppenderBuilder::signals`], feature `signals`). When someone
@@ -327,7 +333,8 @@ and an existing file is never overwritten.
 
 | feature | adds | default |
 |---|---|---|
-| `tracing` | `tracing_subscriber::fmt::MakeWriter` for [`Appender`] | no |
+| `tracing` | `tracing_subscriber::fmt::MakeWriter` for [`Appender`] and [`Router`]; `RouteLayer`, which routes events by their spans' fields | no |
+| `json` | `JsonLayer`: each event as one JSON line, with `trace_id`, `span_id` and business keys from its spans (implies `tracing`) | no |
 | `log` | `LogBackend`, a `log::Log` backend | no |
 | `metrics` | publishes [`Stats`] through the `metrics` facade (`logcut_*`) | no |
 | `gzip` | [`Compression::Gzip`] (flate2, pure Rust); readers decompress `.gz` segments | no |
@@ -456,6 +463,8 @@ mod stats;
 mod sys;
 mod watch;
 
+#[cfg(feature = "json")]
+pub use crate::integrations::json::JsonLayer;
 #[cfg(feature = "log")]
 pub use crate::integrations::log::LogBackend;
 #[cfg(feature = "tracing")]

@@ -330,3 +330,77 @@ fn shutdown_guard_seals_everything_when_main_returns_with_a_global_subscriber() 
 fn shutdown_guard_seals_everything_when_main_returns_with_a_global_logger() {
     shutdown_guard_through("log");
 }
+
+/// `JsonLayer`: every event one line that parses as JSON, with its level,
+/// target, message and fields; `trace_id`, `span_id` and the lifted
+/// business keys from the enclosing spans (the innermost value wins),
+/// late-recorded span fields too; the span path from the root; strings
+/// escaped whatever they hold. Through a router, the lines land in their
+/// tenants' logs.
+#[cfg(feature = "json")]
+#[test]
+fn json_lines_carry_the_trace_context_of_their_spans() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let tmp = crate::kit::TempDir::new("json");
+    let router = logcut::Router::builder(tmp.join("root"))
+        .group(
+            "std",
+            logcut::Appender::builder().fsync(logcut::Fsync::Never),
+        )
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(router.layer())
+        .with(logcut::JsonLayer::new(router.clone()).lift(["order_id", "user_id"]));
+    tracing::subscriber::with_default(subscriber, || {
+        let req = tracing::info_span!(
+            "request",
+            tenant = "acme",
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+            user_id = 7,
+            order_id = tracing::field::Empty
+        );
+        let _r = req.enter();
+        tracing::info!(amount = 9.5, ok = true, "start \"quoted\"\nnext");
+        req.record("order_id", 42);
+        let step = tracing::warn_span!("step", span_id = "00f067aa0ba902b7", user_id = 8);
+        let _s = step.enter();
+        tracing::warn!(note = ?vec![1, 2], "inner");
+    });
+    router.shutdown().unwrap();
+    let text = String::from_utf8(crate::kit::read_log(&tmp.join("root/std/acme"), "app")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let (a, b) = (&lines[0], &lines[1]);
+    assert_eq!(a["level"], "INFO");
+    assert_eq!(a["message"], "start \"quoted\"\nnext");
+    assert_eq!(a["fields"]["amount"], 9.5);
+    assert_eq!(a["fields"]["ok"], true);
+    assert_eq!(a["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(a["user_id"], 7);
+    assert!(
+        a.get("order_id").is_none() && a.get("span_id").is_none(),
+        "{a}"
+    );
+    assert_eq!(a["spans"], serde_json::json!(["request"]));
+    assert!(
+        a["target"].as_str().unwrap().contains("integrations"),
+        "{a}"
+    );
+    let ts = a["timestamp"].as_str().unwrap();
+    assert!(
+        ts.parse::<jiff::Timestamp>().is_ok() && ts.ends_with('Z'),
+        "{ts}"
+    );
+    assert_eq!(b["level"], "WARN");
+    assert_eq!(b["message"], "inner");
+    assert_eq!(b["fields"]["note"], "[1, 2]");
+    assert_eq!(b["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(b["span_id"], "00f067aa0ba902b7");
+    assert_eq!(b["order_id"], 42);
+    assert_eq!(b["user_id"], 8);
+    assert_eq!(b["spans"], serde_json::json!(["request", "step"]));
+}

@@ -1,0 +1,286 @@
+//! [`JsonLayer`] (feature `json`): a `tracing` layer that writes each event
+//! as one JSON line, with the trace context a search needs on every line.
+//!
+//! A line holds `timestamp` (RFC 3339, UTC), `level`, `target`, `message`,
+//! the event's other `fields`, `spans` (the names from the root span to the
+//! innermost), `trace_id` and `span_id` when an enclosing span has such a
+//! field (the innermost wins), and the configured business keys
+//! ([`JsonLayer::lift`]: `order_id`, `user_id`) from the enclosing spans,
+//! at the top level, so that every line of a request carries its keys
+//! without the call site repeating them.
+//!
+//! A span's fields are rendered once, when it is created (or recorded); an
+//! event costs one buffer per thread, reused, and the writer's own work.
+
+use std::{cell::RefCell, fmt::Write as _, io::Write as _, sync::Arc};
+
+use tracing_core::{
+    Event, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+};
+use tracing_subscriber::{
+    fmt::MakeWriter,
+    layer::{Context, Layer},
+    registry::LookupSpan,
+};
+
+thread_local! {
+    /// The line being built, reused from event to event.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes each event as one JSON line to `W` (an [`Appender`](crate::Appender)
+/// or a [`Router`](crate::Router): one event is one record).
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// # let dir = std::env::temp_dir().join(format!("logcut-doc-json-{}", std::process::id()));
+/// let appender = logcut::Appender::builder().dir(&dir).build()?;
+/// let layer = logcut::JsonLayer::new(appender.clone()).lift(["order_id"]);
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     let span = tracing::info_span!("checkout", trace_id = "4bf92f3577b34da6", order_id = 42);
+///     let _in = span.enter();
+///     tracing::info!(amount = 9.5, "paid");
+/// });
+/// appender.shutdown()?;
+/// let line = String::from_utf8(logcut_format::read_all(&dir, "app")?)?;
+/// assert!(line.contains(r#""trace_id":"4bf92f3577b34da6""#) && line.contains(r#""order_id":42"#), "{line}");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct JsonLayer<W> {
+    writer: W,
+    lifted: Arc<[String]>,
+}
+
+impl<W> JsonLayer<W>
+where
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    /// A layer writing to `writer`.
+    pub fn new(writer: W) -> JsonLayer<W> {
+        JsonLayer {
+            writer,
+            lifted: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Fields of enclosing spans copied to the top level of every line
+    /// beneath them (the innermost span's value wins), besides `trace_id`
+    /// and `span_id`, which always are.
+    pub fn lift<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut v: Vec<String> = self.lifted.iter().cloned().collect();
+        v.extend(keys.into_iter().map(Into::into));
+        self.lifted = v.into();
+        self
+    }
+}
+
+/// A span's fields, each as `"name":value` (JSON), rendered once.
+struct SpanJson {
+    fields: Vec<(&'static str, String)>,
+}
+
+/// Renders fields as JSON values.
+struct Render<'a> {
+    out: &'a mut Vec<(&'static str, String)>,
+}
+
+impl Render<'_> {
+    fn put(&mut self, field: &Field, value: String) {
+        match self.out.iter_mut().find(|(n, _)| *n == field.name()) {
+            Some(slot) => slot.1 = value,
+            None => self.out.push((field.name(), value)),
+        }
+    }
+}
+
+impl Visit for Render<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let mut s = String::with_capacity(value.len() + 2);
+        quote(&mut s, value);
+        self.put(field, s);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity: those become strings.
+        let s = if value.is_finite() {
+            value.to_string()
+        } else {
+            format!("\"{value}\"")
+        };
+        self.put(field, s);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        let mut s = String::with_capacity(text.len() + 2);
+        quote(&mut s, &text);
+        self.put(field, s);
+    }
+}
+
+/// Appends `s` to `out` as a JSON string.
+fn quote(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Vec::new();
+        attrs.record(&mut Render { out: &mut fields });
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanJson { fields });
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut ext = span.extensions_mut();
+            if let Some(j) = ext.get_mut::<SpanJson>() {
+                values.record(&mut Render { out: &mut j.fields });
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Vec::new();
+        event.record(&mut Render { out: &mut fields });
+        let _ = LINE.try_with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return;
+            };
+            line.clear();
+            self.render(&mut line, event, &fields, &ctx);
+            let mut w = self.writer.make_writer_for(event.metadata());
+            // One write: the writer takes the whole line as one record.
+            let _ = w.write_all(line.as_bytes());
+        });
+    }
+}
+
+impl<W> JsonLayer<W> {
+    /// Renders one event's line into `line`.
+    fn render<S>(
+        &self,
+        line: &mut String,
+        event: &Event<'_>,
+        fields: &[(&'static str, String)],
+        ctx: &Context<'_, S>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        line.push_str("{\"timestamp\":\"");
+        let now = jiff::Timestamp::now();
+        let _ = write!(line, "{now:.6}");
+        line.push_str("\",\"level\":\"");
+        line.push_str(meta.level().as_str());
+        line.push_str("\",\"target\":");
+        quote(line, meta.target());
+        if let Some((_, m)) = fields.iter().find(|(n, _)| *n == "message") {
+            line.push_str(",\"message\":");
+            line.push_str(m);
+        }
+        // Lifted keys: the innermost span's value of each.
+        let mut lifted: Vec<(&str, String)> = Vec::new();
+        let mut spans: Vec<String> = Vec::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                spans.push(span.name().to_string());
+                let ext = span.extensions();
+                let Some(j) = ext.get::<SpanJson>() else {
+                    continue;
+                };
+                for (name, value) in &j.fields {
+                    let wanted = *name == "trace_id"
+                        || *name == "span_id"
+                        || self.lifted.iter().any(|k| k == name);
+                    if wanted && !lifted.iter().any(|(n, _)| n == name) {
+                        lifted.push((name, value.clone()));
+                    }
+                }
+            }
+        }
+        for (name, value) in &lifted {
+            line.push(',');
+            quote(line, name);
+            line.push(':');
+            line.push_str(value);
+        }
+        let others: Vec<&(&str, String)> = fields.iter().filter(|(n, _)| *n != "message").collect();
+        if !others.is_empty() {
+            line.push_str(",\"fields\":{");
+            for (i, (name, value)) in others.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                quote(line, name);
+                line.push(':');
+                line.push_str(value);
+            }
+            line.push('}');
+        }
+        if !spans.is_empty() {
+            line.push_str(",\"spans\":[");
+            for (i, name) in spans.iter().rev().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                quote(line, name);
+            }
+            line.push(']');
+        }
+        line.push_str("}\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn strings_are_escaped_as_json_wants() {
+        let mut s = String::new();
+        quote(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    }
+}
