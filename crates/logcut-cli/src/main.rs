@@ -12,6 +12,7 @@ mod cat;
 mod config;
 mod demo;
 mod follow;
+mod grep;
 mod metrics;
 mod progress;
 mod range;
@@ -59,6 +60,10 @@ enum Command {
     /// Print every record of a log, oldest first, across sealed and active
     /// segments; or only the segments of a time range; or follow it.
     Cat(cat::CatArgs),
+    /// Print every JSON line whose fields have the given values (such as
+    /// --field trace_id=ID), across all segments of a log or of every
+    /// tenant under a root, in time order. Exits 1 if none matches.
+    Grep(grep::GrepArgs),
     /// Show a log directory's segments, sizes, records and losses.
     Status {
         /// The log directory.
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Rotate(args) => rotate::run(args),
         Command::Verify { dir, json } => read::verify(&dir, json),
         Command::Cat(args) => cat::run(args),
+        Command::Grep(args) => grep::run(args),
         Command::Status { dir } => read::status(&dir),
     };
     match res {

@@ -77,9 +77,14 @@ fn fields_of(line: &[u8], names: &[String]) -> Vec<(String, String)> {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) else {
         return Vec::new();
     };
+    lookup_all(&v, names)
+}
+
+/// The values of the fields `names` (dotted paths) of the JSON value `v`.
+pub(crate) fn lookup_all(v: &serde_json::Value, names: &[String]) -> Vec<(String, String)> {
     names
         .iter()
-        .filter_map(|n| Some((n.clone(), lookup(&v, n)?)))
+        .filter_map(|n| Some((n.clone(), lookup(v, n)?)))
         .collect()
 }
 

@@ -2542,3 +2542,107 @@ fn write_routes_json_lines_to_their_tenants_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `grep --field`: exactly the lines a brute-force scan of the input finds,
+/// across tenants, groups, sealed, compressed and active segments, in time
+/// order; `--tenant` and `--group` narrow it; an id that is nowhere prints
+/// nothing and exits 1; one log directory works as well as a root.
+#[test]
+fn grep_finds_every_line_of_a_trace_across_tenants_and_compressed_segments() {
+    let dir = TempDir::new("grep");
+    let root = dir.0.join("root");
+    let cfg = dir.0.join("route.toml");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(
+        &cfg,
+        "route_field = \"tenant\"\ndefault_group = \"std\"\n\
+         [groups.std]\nmax_size = 600\n\
+         [groups.zip]\nmax_size = 600\ncompress = \"zstd\"\n\
+         [[routes]]\nmatch = \"tenant=bolt\"\ngroup = \"zip\"\n",
+    )
+    .unwrap();
+    let tenants = ["acme", "bolt", "zeta"];
+    let mut input = String::new();
+    for i in 0..600u32 {
+        let tenant = tenants[(i % 3) as usize];
+        let trace = format!("t{:03}", i / 7);
+        // Distinct times: lines of one trace from several tenants
+        // interleave, and only the time says their order.
+        let sec = i;
+        input.push_str(&format!(
+            "{{\"timestamp\":\"2026-12-02T10:{:02}:{:02}Z\",\"tenant\":\"{tenant}\",\"trace_id\":\"{trace}\",\"i\":{i}}}\n",
+            sec / 60,
+            sec % 60
+        ));
+    }
+    // A line that holds the id's bytes but not as its trace_id.
+    input.push_str("{\"tenant\":\"acme\",\"trace_id\":\"t0055\",\"note\":\"t055\"}\n");
+    let out = write_input(
+        &root,
+        &["--config", cfg.to_str().unwrap()],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Compressed segments are there.
+    let zipped = tree(&root.join("zip/bolt"))
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".zst"))
+        .count();
+    assert!(zipped > 0, "{:?}", tree(&root.join("zip/bolt")));
+    let brute = |trace: &str, tenant: Option<&str>| -> String {
+        input
+            .lines()
+            .filter(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["trace_id"] == trace && tenant.is_none_or(|t| v["tenant"] == t)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let grep = |args: &[&str]| {
+        let mut a = vec!["grep", root.to_str().unwrap()];
+        a.extend_from_slice(args);
+        logcut(&a)
+    };
+    for trace in ["t000", "t055", "t085"] {
+        let out = grep(&["--field", &format!("trace_id={trace}")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = brute(trace, None);
+        assert!(want.lines().count() >= 7 || trace == "t085", "{want}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{trace}");
+    }
+    let out = grep(&["--field", "trace_id=t055", "--tenant", "bolt"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        brute("t055", Some("bolt"))
+    );
+    let out = grep(&[
+        "--field",
+        "trace_id=t055",
+        "--group",
+        "std",
+        "--field",
+        "tenant=zeta",
+    ]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        brute("t055", Some("zeta"))
+    );
+    let out = grep(&["--field", "trace_id=nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let one = root.join("std/acme");
+    let out = logcut(&["grep", one.to_str().unwrap(), "--field", "trace_id=t055"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        brute("t055", Some("acme"))
+    );
+}
