@@ -67,7 +67,7 @@ pub(crate) fn run(args: GrepArgs) -> Result<ExitCode> {
         until: args.until,
     };
     range.validate().map_err(UsageError)?;
-    let dirs = log_dirs(&args.dir, args.group.as_deref(), args.tenant.as_deref())?;
+    let dirs = crate::read::log_dirs(&args.dir, args.group.as_deref(), args.tenant.as_deref())?;
     let names: Vec<String> = args.fields.iter().map(|(k, _)| k.clone()).collect();
     let mut hits = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
@@ -91,60 +91,6 @@ pub(crate) fn run(args: GrepArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The log directories to search: `dir` itself if it holds a log, else
-/// the tenants' directories under it (`GROUP/TENANT`, and `quarantine`),
-/// narrowed to `group` and `tenant`.
-fn log_dirs(dir: &Path, group: Option<&str>, tenant: Option<&str>) -> Result<Vec<PathBuf>> {
-    let has_log = |d: &Path| logcut_format::log_names(d).is_ok_and(|n| !n.is_empty());
-    if has_log(dir) {
-        if group.is_some() || tenant.is_some() {
-            return Err(UsageError(format!(
-                "{} is one log, not a root: --group and --tenant do not apply",
-                dir.display()
-            ))
-            .into());
-        }
-        return Ok(vec![dir.to_path_buf()]);
-    }
-    let subdirs = |d: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
-    let name_is = |p: &Path, want: Option<&str>| {
-        want.is_none_or(|w| p.file_name().and_then(|n| n.to_str()) == Some(w))
-    };
-    let mut out = Vec::new();
-    for g in subdirs(dir) {
-        if !name_is(&g, group) {
-            continue;
-        }
-        if has_log(&g) {
-            // The quarantine log sits right under the root.
-            if tenant.is_none() {
-                out.push(g);
-            }
-            continue;
-        }
-        out.extend(
-            subdirs(&g)
-                .into_iter()
-                .filter(|t| name_is(t, tenant) && has_log(t)),
-        );
-    }
-    if out.is_empty() {
-        return Err(crate::read::no_log(dir));
-    }
-    Ok(out)
 }
 
 /// Searches every log in `dir`, adding what matches to `hits`.

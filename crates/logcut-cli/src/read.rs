@@ -3,7 +3,7 @@
 use std::{
     fmt::Write as _,
     io::{self, Write},
-    path::Path,
+    path::{Path, PathBuf},
     process::ExitCode,
 };
 
@@ -13,6 +13,9 @@ use logcut_format::{Report, segments, verify as check};
 use crate::progress::Progress;
 
 pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
+    if is_root(dir) {
+        return verify_root(dir, json);
+    }
     // verify reads every sealed segment once: a bar over their total size.
     let progress = Progress::bytes(crate::progress::log_bytes(dir), "verify");
     let report = progress
@@ -35,7 +38,93 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     })
 }
 
+/// Whether `dir` is a router's root: no log of its own, logs below.
+fn is_root(dir: &Path) -> bool {
+    logcut_format::log_names(dir).is_ok_and(|n| n.is_empty()) && log_dirs(dir, None, None).is_ok()
+}
+
+/// `dir` relative to `root`, for a table.
+fn rel(dir: &Path, root: &Path) -> String {
+    dir.strip_prefix(root).unwrap_or(dir).display().to_string()
+}
+
+/// `verify ROOT`: every tenant's log, one line each (or one JSON object
+/// with every report); exit 1 if any has a problem.
+fn verify_root(root: &Path, json: bool) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    let mut failed = 0;
+    let mut reports = Vec::new();
+    for dir in log_dirs(root, None, None)? {
+        let report = check(&dir)
+            .map_err(|e| cannot(&format!("cannot verify {}", dir.display()), &dir, &e))?;
+        if !report.is_ok() {
+            failed += 1;
+        }
+        reports.push((rel(&dir, root), report));
+    }
+    if json {
+        let logs: Vec<String> = reports
+            .iter()
+            .map(|(name, r)| format!("{{\"log\":{},\"report\":{}}}", quote(name), to_json(r)))
+            .collect();
+        writeln!(
+            out,
+            "{{\"root\":{},\"ok\":{},\"logs\":[{}]}}",
+            quote(&root.display().to_string()),
+            failed == 0,
+            logs.join(",")
+        )?;
+    } else {
+        for (name, r) in &reports {
+            let records: u64 = r.logs.iter().map(|l| l.records).sum();
+            let lost: u64 = r.logs.iter().map(|l| l.lost).sum();
+            let state = if r.is_ok() { "ok" } else { "FAIL" };
+            writeln!(
+                out,
+                "{state:<4}  {name:<40}  {records:>10} records  {lost:>6} lost  {} problems",
+                r.problems.len()
+            )?;
+        }
+        writeln!(out, "{} logs, {failed} with problems", reports.len())?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `status ROOT`: one line per tenant's log.
+fn status_root(root: &Path) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{:<40}  {:>8}  {:>12}  {:>10}  {:>6}  {:>12}",
+        "log", "segments", "bytes", "records", "lost", "active bytes"
+    )?;
+    for dir in log_dirs(root, None, None)? {
+        let r =
+            check(&dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), &dir, &e))?;
+        for l in &r.logs {
+            writeln!(
+                out,
+                "{:<40}  {:>8}  {:>12}  {:>10}  {:>6}  {:>12}",
+                rel(&dir, root),
+                l.segments,
+                l.bytes,
+                l.records,
+                l.lost,
+                l.active_bytes.map_or("-".to_string(), |b| b.to_string())
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
+    if is_root(dir) {
+        return status_root(dir);
+    }
     let report =
         check(dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
     let mut out = io::stdout().lock();
@@ -128,6 +217,64 @@ pub(crate) fn cannot(what: &str, dir: &Path, e: &logcut_format::Error) -> anyhow
         Some(io) if e.path() == Some(dir) => anyhow::anyhow!("{what}: {io}"),
         _ => anyhow::anyhow!("{what}: {e}"),
     }
+}
+
+/// The log directories of `dir`: `dir` itself if it holds a log, else
+/// the tenants' directories under it (`GROUP/TENANT`, and `quarantine`),
+/// narrowed to `group` and `tenant`.
+pub(crate) fn log_dirs(
+    dir: &Path,
+    group: Option<&str>,
+    tenant: Option<&str>,
+) -> Result<Vec<PathBuf>> {
+    let has_log = |d: &Path| logcut_format::log_names(d).is_ok_and(|n| !n.is_empty());
+    if has_log(dir) {
+        if group.is_some() || tenant.is_some() {
+            return Err(crate::UsageError(format!(
+                "{} is one log, not a root: --group and --tenant do not apply",
+                dir.display()
+            ))
+            .into());
+        }
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let name_is = |p: &Path, want: Option<&str>| {
+        want.is_none_or(|w| p.file_name().and_then(|n| n.to_str()) == Some(w))
+    };
+    let mut out = Vec::new();
+    for g in subdirs(dir) {
+        if !name_is(&g, group) {
+            continue;
+        }
+        if has_log(&g) {
+            // The quarantine log sits right under the root.
+            if tenant.is_none() {
+                out.push(g);
+            }
+            continue;
+        }
+        out.extend(
+            subdirs(&g)
+                .into_iter()
+                .filter(|t| name_is(t, tenant) && has_log(t)),
+        );
+    }
+    if out.is_empty() {
+        return Err(no_log(dir));
+    }
+    Ok(out)
 }
 
 /// The error for a directory that holds no log.

@@ -2523,6 +2523,48 @@ fn write_routes_json_lines_to_their_tenants_logs() {
         "only the config file beside the root: {:?}",
         tree(&dir.0)
     );
+    // The whole root at once: verify (a table, or JSON) and status.
+    let v = logcut(&["verify", root.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let text = String::from_utf8(v.stdout).unwrap();
+    for log in want.keys() {
+        assert!(
+            text.lines().any(|l| l.starts_with("ok") && l.contains(log)),
+            "{log}: {text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("{} logs, 0 with problems", want.len())),
+        "{text}"
+    );
+    let j = logcut(&["verify", root.to_str().unwrap(), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["logs"].as_array().unwrap().len(), want.len());
+    let st = logcut(&["status", root.to_str().unwrap()]);
+    let st = String::from_utf8(st.stdout).unwrap();
+    assert!(want.keys().all(|l| st.contains(l)), "{st}");
+    // One tenant's sealed segment damaged: verify of the root fails, and
+    // names that log.
+    let victim = tree(&root.join("std/bolt"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "log") && !p.ends_with("app.log"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let v = logcut(&["verify", root.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(1));
+    let text = String::from_utf8(v.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("std/bolt")),
+        "{text}"
+    );
+    assert!(text.contains("1 with problems"), "{text}");
     // A pattern that does not parse is a usage error naming its line.
     std::fs::write(
         &cfg,
