@@ -51,7 +51,8 @@ enum Command {
     /// Check a log directory: every segment present, sizes and checksums
     /// match, counts add up. Exits 1 if anything is wrong.
     Verify {
-        /// The log directory.
+        /// The log directory, or a router's root (`write --route-field`):
+        /// then every tenant's log, a line each.
         dir: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -66,7 +67,7 @@ enum Command {
     Grep(grep::GrepArgs),
     /// Show a log directory's segments, sizes, records and losses.
     Status {
-        /// The log directory.
+        /// The log directory, or a router's root: a line per tenant's log.
         dir: PathBuf,
     },
 }
