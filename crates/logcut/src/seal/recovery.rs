@@ -93,6 +93,10 @@ pub(crate) fn recover_entries(manifest: &Manifest, torn: u64, now: Timestamp) ->
     out
 }
 
+/// Recovers log `log` in `dir`: finishes compressions and deletions cut
+/// short, records sealed segments missing from the manifest and the
+/// files a crash left at the active and next paths, and says where
+/// numbering continues.
 pub(crate) fn recover(
     dir: &Dir,
     log: &str,
@@ -101,36 +105,83 @@ pub(crate) fn recover(
     now: Timestamp,
     shared: Option<SharedHint>,
 ) -> Result<Resume, Error> {
-    // Sequence numbers stay gap-free in the manifest: a number handed out
-    // in shared mode (the cut file's) whose segment left nothing (removed
-    // empty, or its name lost with the power) is used again, unless a
-    // `part` entry names it. Adopted segments are numbered after the last
-    // recorded one, never beyond (a power cut can keep a prepared file's
-    // data and lose the rename that made it active, and the active segment
-    // before it).
-    let mut last_seq = manifest
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            // An empty part names a segment that was removed empty: its
-            // number is free again.
-            Entry::Part(p) if p.records > 0 || p.bytes > 0 => Some(p.seq),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let mut next_first = 0;
-    let mut listed = std::collections::HashSet::new();
-    let mut used = std::collections::HashSet::new();
-    for s in manifest.seals() {
-        used.insert(s.seq);
-        last_seq = last_seq.max(s.seq);
-        if let (Some(f), Some(r)) = (s.first, s.records) {
-            next_first = f.saturating_add(r);
-        }
-        listed.insert(s.file.clone());
+    let mut numbers = Numbering::of(manifest);
+    let session = crashed_session(manifest);
+    let mut notes = Vec::new();
+    // The directory is listed once (a listing costs as much as the
+    // directory is large: many logs may share it).
+    let mut names = list(dir, log)?;
+    finish_compression(dir, log, journal, manifest, &names, &mut notes)?;
+    // Also after a clean close: with `Fsync::Never` the close entry can
+    // reach the disk before the segments do. What is left of a segment cut
+    // short is moved to a prepared file's name (added to `names`), adopted
+    // below.
+    let manifest_now = Manifest::read(journal.path())?;
+    check_sealed(
+        dir,
+        log,
+        journal,
+        &manifest_now,
+        &session,
+        &mut names,
+        &mut notes,
+    )?;
+    let mut found = Found::default();
+    found.orphans(dir, log, &names, &numbers.listed)?;
+    found.tail(dir, log, &names, &mut notes)?;
+    for (file, info, parsed) in found.candidates {
+        let seq = numbers.adopt(log, &file, parsed.as_ref(), shared);
+        let adopted = Adopted {
+            file,
+            info,
+            parsed,
+            seq,
+        };
+        adopted.record(dir, log, journal, &session, now, &mut notes)?;
     }
-    // The session that crashed, if the manifest shows one.
+    record_vanished(
+        log,
+        journal,
+        manifest,
+        &numbers.used,
+        numbers.last_seq,
+        &session,
+        now,
+        &mut notes,
+    )?;
+    dir.sync()
+        .map_err(|e| Error::io("recover", dir.path(), e))?;
+    // What is on disk now, with this run's recovery entries.
+    let manifest = Manifest::read(journal.path())?;
+    Ok(Resume {
+        next_seq: numbers.last_seq.saturating_add(1),
+        next_first: numbers.next_first,
+        notes,
+        sealed: keeper::sealed_from(dir, log, &manifest),
+    })
+}
+
+/// The names in `dir` that may belong to log `log` (every file of a log
+/// starts with `<log>.`), read once.
+fn list(dir: &Dir, log: &str) -> Result<Vec<String>, Error> {
+    let list_err = |e| Error::io("recover", dir.path(), e);
+    let prefix = format!("{log}.");
+    let mut names = Vec::new();
+    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
+        let ent = ent.map_err(list_err)?;
+        let raw = ent.file_name();
+        if !raw.as_encoded_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        if let Some(f) = raw.to_str() {
+            names.push(f.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// The session that crashed, if the manifest shows one.
+fn crashed_session(manifest: &Manifest) -> String {
     let mut open_sessions: Vec<String> = Vec::new();
     for e in &manifest.entries {
         match e {
@@ -139,142 +190,229 @@ pub(crate) fn recover(
             _ => {}
         }
     }
-    let session = open_sessions.pop().unwrap_or_else(|| "unknown".to_string());
-    let mut notes = Vec::new();
-    finish_compression(dir, log, journal, manifest, &mut notes)?;
-    // Also after a clean close: with `Fsync::Never` the close entry can
-    // reach the disk before the segments do.
-    let manifest_now = Manifest::read(journal.path())?;
-    check_sealed(dir, log, journal, &manifest_now, &session, &mut notes)?;
+    open_sessions.pop().unwrap_or_else(|| "unknown".to_string())
+}
 
-    let list_err = |e| Error::io("recover", dir.path(), e);
-    let mut orphans: Vec<(SealedName, String)> = Vec::new();
-    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
-        let ent = ent.map_err(list_err)?;
-        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if let Some(n) = SealedName::parse(log, &f) {
-            if !listed.contains(&f) {
-                orphans.push((n, f));
+/// What the manifest says of the sequence: the last number, the first
+/// record number after the last counted seal, the files and numbers
+/// recorded.
+struct Numbering {
+    last_seq: u64,
+    next_first: u64,
+    listed: std::collections::HashSet<String>,
+    used: std::collections::HashSet<u64>,
+}
+
+impl Numbering {
+    fn of(manifest: &Manifest) -> Numbering {
+        // Sequence numbers stay gap-free in the manifest: a number handed
+        // out in shared mode (the cut file's) whose segment left nothing
+        // (removed empty, or its name lost with the power) is used again,
+        // unless a `part` entry names it. Adopted segments are numbered
+        // after the last recorded one, never beyond (a power cut can keep
+        // a prepared file's data and lose the rename that made it active,
+        // and the active segment before it).
+        let mut last_seq = manifest
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                // An empty part names a segment that was removed empty: its
+                // number is free again.
+                Entry::Part(p) if p.records > 0 || p.bytes > 0 => Some(p.seq),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut next_first = 0;
+        let mut listed = std::collections::HashSet::new();
+        let mut used = std::collections::HashSet::new();
+        for s in manifest.seals() {
+            used.insert(s.seq);
+            last_seq = last_seq.max(s.seq);
+            if let (Some(f), Some(r)) = (s.first, s.records) {
+                next_first = f.saturating_add(r);
             }
+            listed.insert(s.file.clone());
         }
-    }
-    orphans.sort();
-    let mut candidates: Vec<(String, FileInfo, Option<SealedName>)> = Vec::new();
-    // A second name of a file that is already recorded (a crash between a
-    // link and the removal of the old name) is removed, not adopted again:
-    // that would duplicate its records.
-    // The same holds for the active path: after a power loss it can still
-    // name a recorded segment (the cut's link and the seal entry reached the
-    // disk, the successor's rename over the active path did not).
-    let mut known: Vec<(u64, u64)> = Vec::new();
-    for file in &listed {
-        if SealedName::parse(log, file).is_some() {
-            if let Ok(Some(i)) = dir.stat(file) {
-                known.push((i.dev, i.ino));
-            }
+        Numbering {
+            last_seq,
+            next_first,
+            listed,
+            used,
         }
-    }
-    for (n, f) in orphans {
-        let Some(info) = dir
-            .stat(&f)
-            .map_err(|e| Error::io("recover", dir.join(&f), e))?
-        else {
-            continue;
-        };
-        if !info.is_file {
-            continue;
-        }
-        if known.contains(&(info.dev, info.ino)) {
-            dir.unlink(&f)
-                .map_err(|e| Error::io("recover", dir.join(&f), e))?;
-            continue;
-        }
-        known.push((info.dev, info.ino));
-        candidates.push((f, info, Some(n)));
-    }
-    let mut tail = vec![name::active_file(log)];
-    let mut prepared: Vec<(u64, String)> = Vec::new();
-    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
-        let ent = ent.map_err(list_err)?;
-        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if let Some(seq) = name::parse_prepared(log, &f) {
-            prepared.push((seq, f));
-        }
-    }
-    prepared.sort();
-    tail.extend(prepared.into_iter().map(|(_, f)| f));
-    for f in tail {
-        let path = dir.join(&f);
-        let Some(info) = dir.stat(&f).map_err(|e| Error::io("recover", &path, e))? else {
-            continue;
-        };
-        if !info.is_file {
-            // A symlink (or other non-file) where only logcut's own files
-            // belong is removed, never followed. A directory cannot be
-            // removed safely: the caller fails when creating the file.
-            if dir.unlink(&f).is_ok() {
-                notes.push(Error::repaired(
-                    &path,
-                    "removed a non-regular file (such as a symlink) at a path logcut owns",
-                ));
-            }
-            continue;
-        }
-        let duplicate = known.contains(&(info.dev, info.ino))
-            || candidates
-                .iter()
-                .any(|(_, i, _)| i.dev == info.dev && i.ino == info.ino);
-        if info.len == 0 || duplicate {
-            dir.unlink(&f).map_err(|e| Error::io("recover", &path, e))?;
-            continue;
-        }
-        candidates.push((f, info, None));
     }
 
-    let active = name::active_file(log);
-    for (file, info, parsed) in candidates {
-        let path = dir.join(&file);
-        let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
-        // A segment keeps the sequence number it was given if no seal has
-        // it: in shared mode a process killed before it sealed a segment it
-        // cut leaves it behind while the others go on (the `part` entries
-        // name it by that number).
-        let own = match &parsed {
+    /// The number an adopted file gets. It keeps the one it was given if
+    /// no seal has it: in shared mode a process killed before it sealed a
+    /// segment it cut leaves it behind while the others go on (the `part`
+    /// entries name it by that number).
+    fn adopt(
+        &mut self,
+        log: &str,
+        file: &str,
+        parsed: Option<&SealedName>,
+        shared: Option<SharedHint>,
+    ) -> u64 {
+        let own = match parsed {
             Some(p) => Some(p.seq),
-            None if file == active => shared.and_then(|h| h.active_seq),
-            None => name::parse_prepared(log, &file),
+            None if file == name::active_file(log) => shared.and_then(|h| h.active_seq),
+            None => name::parse_prepared(log, file),
         };
         let seq = match own {
-            Some(n) if n > 0 && !used.contains(&n) && n <= last_seq.saturating_add(1) => n,
-            _ => last_seq.saturating_add(1),
+            Some(n) if n > 0 && !self.used.contains(&n) && n <= self.last_seq.saturating_add(1) => {
+                n
+            }
+            _ => self.last_seq.saturating_add(1),
         };
-        used.insert(seq);
+        self.used.insert(seq);
+        self.last_seq = self.last_seq.max(seq);
+        seq
+    }
+}
+
+/// Files to adopt as segments (name, what it is, its sealed name if it
+/// has one), and the files already recorded (device, inode).
+#[derive(Default)]
+struct Found {
+    candidates: Vec<(String, FileInfo, Option<SealedName>)>,
+    known: Vec<(u64, u64)>,
+}
+
+impl Found {
+    /// Files named like sealed segments that the manifest does not record.
+    /// A second name of a file that is already recorded (a crash between a
+    /// link and the removal of the old name) is removed, not adopted again:
+    /// that would duplicate its records.
+    fn orphans(
+        &mut self,
+        dir: &Dir,
+        log: &str,
+        names: &[String],
+        listed: &std::collections::HashSet<String>,
+    ) -> Result<(), Error> {
+        let mut orphans: Vec<(SealedName, &String)> = names
+            .iter()
+            .filter(|f| !listed.contains(*f))
+            .filter_map(|f| Some((SealedName::parse(log, f)?, f)))
+            .collect();
+        orphans.sort();
+        for file in listed {
+            if SealedName::parse(log, file).is_some() {
+                if let Ok(Some(i)) = dir.stat(file) {
+                    self.known.push((i.dev, i.ino));
+                }
+            }
+        }
+        for (n, f) in orphans {
+            let Some(info) = dir
+                .stat(f)
+                .map_err(|e| Error::io("recover", dir.join(f), e))?
+            else {
+                continue;
+            };
+            if !info.is_file {
+                continue;
+            }
+            if self.known.contains(&(info.dev, info.ino)) {
+                dir.unlink(f)
+                    .map_err(|e| Error::io("recover", dir.join(f), e))?;
+                continue;
+            }
+            self.known.push((info.dev, info.ino));
+            self.candidates.push((f.clone(), info, Some(n)));
+        }
+        Ok(())
+    }
+
+    /// The active file and the prepared next files, in order. Empty ones
+    /// and second names of known files are removed; a symlink (or other
+    /// non-file) where only logcut's own files belong is removed, never
+    /// followed. (After a power loss the active path can still name a
+    /// recorded segment: the cut's link and the seal entry reached the
+    /// disk, the successor's rename over the active path did not.)
+    fn tail(
+        &mut self,
+        dir: &Dir,
+        log: &str,
+        names: &[String],
+        notes: &mut Vec<Error>,
+    ) -> Result<(), Error> {
+        let mut prepared: Vec<(u64, &String)> = names
+            .iter()
+            .filter_map(|f| Some((name::parse_prepared(log, f)?, f)))
+            .collect();
+        prepared.sort();
+        let mut tail = vec![name::active_file(log)];
+        tail.extend(prepared.into_iter().map(|(_, f)| f.clone()));
+        for f in tail {
+            let path = dir.join(&f);
+            let Some(info) = dir.stat(&f).map_err(|e| Error::io("recover", &path, e))? else {
+                continue;
+            };
+            if !info.is_file {
+                // A directory cannot be removed safely: the caller fails
+                // when creating the file.
+                if dir.unlink(&f).is_ok() {
+                    notes.push(Error::repaired(
+                        &path,
+                        "removed a non-regular file (such as a symlink) at a path logcut owns",
+                    ));
+                }
+                continue;
+            }
+            let duplicate = self.known.contains(&(info.dev, info.ino))
+                || self
+                    .candidates
+                    .iter()
+                    .any(|(_, i, _)| i.dev == info.dev && i.ino == info.ino);
+            if info.len == 0 || duplicate {
+                dir.unlink(&f).map_err(|e| Error::io("recover", &path, e))?;
+                continue;
+            }
+            self.candidates.push((f, info, None));
+        }
+        Ok(())
+    }
+}
+
+/// A file adopted as segment `seq`.
+struct Adopted {
+    file: String,
+    info: FileInfo,
+    parsed: Option<SealedName>,
+    seq: u64,
+}
+
+impl Adopted {
+    /// Gives it its sealed name (a link, never overwriting) and records its
+    /// seal, with an unknown record count.
+    fn record(
+        self,
+        dir: &Dir,
+        log: &str,
+        journal: &mut Journal,
+        session: &str,
+        now: Timestamp,
+        notes: &mut Vec<Error>,
+    ) -> Result<(), Error> {
+        let Adopted {
+            file,
+            info,
+            parsed,
+            seq,
+        } = self;
+        let path = dir.join(&file);
+        let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
         let start_ms = parsed.map_or(info.mtime_ms, |p| p.start_ms);
         let final_name = match parsed {
             Some(p) if p.seq == seq => file.clone(),
-            _ => {
-                let mut dup = 0;
-                loop {
-                    let candidate = SealedName { start_ms, seq, dup }.file_name(log);
-                    match dir.link(&file, &candidate) {
-                        Ok(()) => break candidate,
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dup < 1000 => {
-                            dup += 1
-                        }
-                        Err(e) => return Err(Error::io("recover", dir.join(&candidate), e)),
-                    }
-                }
-            }
+            _ => link_free_name(dir, log, &file, start_ms, seq)?,
         };
         let start = Timestamp::from_millisecond(start_ms).unwrap_or(now);
         journal.append(&[Entry::Seal(Seal {
             seq,
             file: final_name.clone(),
-            session: session.clone(),
+            session: session.to_string(),
             start,
             end: Timestamp::from_millisecond(info.mtime_ms).unwrap_or(now),
             first: None,
@@ -287,27 +425,33 @@ pub(crate) fn recover(
             dir.unlink(&file)
                 .map_err(|e| Error::io("recover", &path, e))?;
         }
-        last_seq = last_seq.max(seq);
         notes.push(Error::repaired(
             dir.join(&final_name),
             format!(
                 "adopted {file} left by an earlier run as segment {seq} (record count unknown)"
             ),
         ));
+        Ok(())
     }
-    record_vanished(
-        log, journal, manifest, &used, last_seq, &session, now, &mut notes,
-    )?;
-    dir.sync()
-        .map_err(|e| Error::io("recover", dir.path(), e))?;
-    // What is on disk now, with this run's recovery entries.
-    let manifest = Manifest::read(journal.path())?;
-    Ok(Resume {
-        next_seq: last_seq.saturating_add(1),
-        next_first,
-        notes,
-        sealed: keeper::sealed_from(dir, log, &manifest),
-    })
+}
+
+/// Links `file` to the first free sealed name for segment `seq`.
+fn link_free_name(
+    dir: &Dir,
+    log: &str,
+    file: &str,
+    start_ms: i64,
+    seq: u64,
+) -> Result<String, Error> {
+    let mut dup = 0;
+    loop {
+        let candidate = SealedName { start_ms, seq, dup }.file_name(log);
+        match dir.link(file, &candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dup < 1000 => dup += 1,
+            Err(e) => return Err(Error::io("recover", dir.join(&candidate), e)),
+        }
+    }
 }
 
 /// Completes compressions and deletions a crash cut short (see the module
@@ -317,17 +461,17 @@ fn finish_compression(
     log: &str,
     journal: &mut Journal,
     manifest: &Manifest,
+    names: &[String],
     notes: &mut Vec<Error>,
 ) -> Result<(), Error> {
     let err = |f: &str, e| Error::io("recover", dir.join(f), e);
-    let list_err = |e| Error::io("recover", dir.path(), e);
-    for ent in std::fs::read_dir(dir.path()).map_err(list_err)? {
-        let ent = ent.map_err(list_err)?;
-        let Some(f) = ent.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if Codec::split_tmp(&f).is_some_and(|(base, _)| SealedName::parse(log, base).is_some()) {
-            dir.unlink(&f).map_err(|e| err(&f, e))?;
+    for f in names {
+        if Codec::split_tmp(f).is_some_and(|(base, _)| SealedName::parse(log, base).is_some()) {
+            match dir.unlink(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(f, e)),
+            }
         }
     }
     let present = |f: &str| -> Result<bool, Error> {
@@ -508,6 +652,7 @@ fn check_sealed(
     journal: &mut Journal,
     manifest: &Manifest,
     session: &str,
+    names: &mut Vec<String>,
     notes: &mut Vec<Error>,
 ) -> Result<(), Error> {
     let err = |f: &str, e| Error::io("recover", dir.join(f), e);
@@ -548,6 +693,7 @@ fn check_sealed(
             let aside = name::prepared_file(log, s.seq);
             dir.rename_noreplace(file, &aside)
                 .map_err(|e| err(file, e))?;
+            names.push(aside);
             have
         };
         journal.append(&[
