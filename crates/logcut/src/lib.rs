@@ -428,9 +428,10 @@ configuration error, and readers report its segments as unreadable.
   Records written there are accepted past [`buffer_size`](AppenderBuilder::buffer_size)
   and [`max_held`](AppenderBuilder::max_held) rather than wait for room, so
   a handler that writes without bound grows memory without bound.
-- Many logs in **one directory** make each start slower: recovery reads
-  the whole directory, so a thousand logs there take seconds to start
-  where a thousand directories take half a second.
+- Many logs in **one directory** make each start slower: recovery lists
+  the whole directory (once), so a thousand logs there take 3.3 to 3.9 s
+  to start where a thousand directories take 1.5 s (fresh ext4, this
+  machine). A [`Router`] gives each tenant a directory of its own.
 */
 
 #![deny(missing_docs)]
