@@ -526,28 +526,8 @@ impl AppenderBuilder {
         self.clone().validate().map(drop)
     }
 
-    fn validate(self) -> Result<Config, Error> {
-        let dir = self
-            .dir
-            .ok_or_else(|| Error::config("dir", "no directory was given; call .dir(path)"))?;
-        if dir.as_os_str().is_empty() {
-            return Err(Error::config(
-                "dir",
-                "the directory is empty; give a path such as /var/log/app",
-            ));
-        }
-        if let Ok(md) = std::fs::metadata(&dir) {
-            if !md.is_dir() {
-                return Err(Error::config(
-                    "dir",
-                    format!(
-                        "{} exists and is not a directory; give a directory",
-                        dir.display()
-                    ),
-                ));
-            }
-        }
-        logcut_format::name::validate_name(&self.name).map_err(|m| Error::config("name", m))?;
+    /// The size limit, the minimum size for time cuts, the interval.
+    fn check_limits(&self) -> Result<(), Error> {
         if self.max_size == Some(0) {
             return Err(Error::config(
                 "max_size",
@@ -557,12 +537,6 @@ impl AppenderBuilder {
         if let Some(iv) = &self.interval {
             iv.validate()?;
         }
-        let tz = match &self.tz {
-            None => TimeZone::UTC,
-            Some(name) => TimeZone::get(name).map_err(|e| {
-                Error::config("time_zone", format!("{name:?} is not a known time zone ({e}); use an IANA name such as Europe/Berlin"))
-            })?,
-        };
         if let Some(max) = self.max_size {
             if self.min_size > max {
                 return Err(Error::config(
@@ -574,6 +548,11 @@ impl AppenderBuilder {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The memory bounds and the permission bits of what is created.
+    fn check_memory_and_modes(&self) -> Result<(), Error> {
         if self.buffer_size == 0 {
             return Err(Error::config(
                 "buffer_size",
@@ -601,6 +580,11 @@ impl AppenderBuilder {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The fsync interval and the backoff.
+    fn check_timing(&self) -> Result<(), Error> {
         if let Fsync::Every(d) = self.fsync {
             if d.is_zero() {
                 return Err(Error::config(
@@ -615,6 +599,13 @@ impl AppenderBuilder {
                 "the minimum must be above zero and at most the maximum",
             ));
         }
+        Ok(())
+    }
+
+    /// The interval of the active path's check (50 ms by default in shared
+    /// mode, which follows other processes' cuts by it), and what shared
+    /// mode does not offer yet.
+    fn watch_interval_checked(&self) -> Result<Option<Duration>, Error> {
         let watch_interval = if self.shared && !self.watch_interval_set {
             Some(Duration::from_millis(50))
         } else {
@@ -640,31 +631,11 @@ impl AppenderBuilder {
                 "zero; give an interval such as 500 ms, or None to never check",
             ));
         }
-        let trigger = match self.trigger {
-            None => None,
-            Some(t) => {
-                if t.as_os_str().is_empty() || t.file_name().is_none() {
-                    return Err(Error::config(
-                        "trigger_file",
-                        format!(
-                            "{:?} does not name a file; give a path such as /var/log/app/rotate.trigger",
-                            t
-                        ),
-                    ));
-                }
-                // Absolute, so a later change of the working directory does
-                // not move the watch, and tools reading the lock file find it.
-                let abs = std::path::absolute(&t)
-                    .map_err(|e| Error::config("trigger_file", format!("{}: {e}", t.display())))?;
-                if abs.is_dir() {
-                    return Err(Error::config(
-                        "trigger_file",
-                        format!("{} is a directory; give a file path", abs.display()),
-                    ));
-                }
-                Some(abs)
-            }
-        };
+        Ok(watch_interval)
+    }
+
+    /// Compression and retention.
+    fn check_keeping(&self) -> Result<(), Error> {
         self.compression.validate()?;
         if self.compress_threads == 0 {
             return Err(Error::config(
@@ -687,6 +658,24 @@ impl AppenderBuilder {
         if self.retention.max_total == Some(0) {
             return Err(Error::config("max_total", "zero; give at least 1 byte"));
         }
+        Ok(())
+    }
+
+    fn validate(self) -> Result<Config, Error> {
+        let dir = check_dir(self.dir.as_deref())?;
+        logcut_format::name::validate_name(&self.name).map_err(|m| Error::config("name", m))?;
+        self.check_limits()?;
+        let tz = match &self.tz {
+            None => TimeZone::UTC,
+            Some(name) => TimeZone::get(name).map_err(|e| {
+                Error::config("time_zone", format!("{name:?} is not a known time zone ({e}); use an IANA name such as Europe/Berlin"))
+            })?,
+        };
+        self.check_memory_and_modes()?;
+        self.check_timing()?;
+        let watch_interval = self.watch_interval_checked()?;
+        let trigger = trigger_path(self.trigger.as_deref())?;
+        self.check_keeping()?;
         Ok(Config {
             trigger,
             signals: self.signals,
@@ -716,4 +705,54 @@ impl AppenderBuilder {
             runtime: self.runtime,
         })
     }
+}
+
+/// The log directory: given, not empty, and not a file.
+fn check_dir(dir: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+    let dir = dir.ok_or_else(|| Error::config("dir", "no directory was given; call .dir(path)"))?;
+    if dir.as_os_str().is_empty() {
+        return Err(Error::config(
+            "dir",
+            "the directory is empty; give a path such as /var/log/app",
+        ));
+    }
+    if let Ok(md) = std::fs::metadata(dir) {
+        if !md.is_dir() {
+            return Err(Error::config(
+                "dir",
+                format!(
+                    "{} exists and is not a directory; give a directory",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The trigger file, made absolute (so that a later change of the working
+/// directory does not move the watch, and tools reading the lock file find
+/// it): a file's path, not a directory.
+fn trigger_path(t: Option<&std::path::Path>) -> Result<Option<PathBuf>, Error> {
+    let Some(t) = t else {
+        return Ok(None);
+    };
+    if t.as_os_str().is_empty() || t.file_name().is_none() {
+        return Err(Error::config(
+            "trigger_file",
+            format!(
+                "{:?} does not name a file; give a path such as /var/log/app/rotate.trigger",
+                t
+            ),
+        ));
+    }
+    let abs = std::path::absolute(t)
+        .map_err(|e| Error::config("trigger_file", format!("{}: {e}", t.display())))?;
+    if abs.is_dir() {
+        return Err(Error::config(
+            "trigger_file",
+            format!("{} is a directory; give a file path", abs.display()),
+        ));
+    }
+    Ok(Some(abs))
 }
