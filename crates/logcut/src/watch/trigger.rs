@@ -174,7 +174,7 @@ impl Follower {
                 // changed since it was last seen: one trigger for all the
                 // dropped touches, none for events on other files (a busy
                 // directory watched while the file does not exist).
-                self.follow(false, true);
+                self.follow(true);
             }
             match rx.recv_timeout(RESCAN) {
                 Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -200,10 +200,16 @@ impl Follower {
                     // taken. A new touch sets a new modification time (to
                     // the nanosecond), a write a new length: a trigger
                     // again.
-                    let fires = fires && (self.seen.is_none() || stamp(&self.path) != self.seen);
+                    let now = stamp(&self.path);
+                    let fires = fires && (self.seen.is_none() || now != self.seen);
                     if fires || ev.need_rescan() {
+                        // The stamp this trigger stands for, taken before
+                        // the cut it asks for: a touch that comes while it
+                        // is served has a newer one, and fires in its turn
+                        // (a stamp read after firing would take it for
+                        // this one, and swallow it).
+                        self.seen = now;
                         self.fire();
-                        self.seen = stamp(&self.path);
                     }
                     // Only events on the path or a directory above it can
                     // change what must be watched (a busy log in the same
@@ -219,15 +225,18 @@ impl Follower {
                             .as_ref()
                             .is_some_and(|t| ev.paths.iter().any(|p| t.path.starts_with(p)));
                     if ev.need_rescan() || ev.paths.iter().any(|p| self.path.starts_with(p)) {
-                        self.follow(fires, removed);
+                        // Not told that it fired: `seen` holds what it fired
+                        // for, so a change the move of the watch finds is a
+                        // later touch.
+                        self.follow(removed);
                     }
                 }
                 Ok(Msg::Event(Err(e))) => {
                     self.report(e);
-                    self.follow(false, true);
+                    self.follow(true);
                 }
                 // Also renews the watch, in case one was dropped unseen.
-                Err(mpsc::RecvTimeoutError::Timeout) => self.follow(false, true),
+                Err(mpsc::RecvTimeoutError::Timeout) => self.follow(true),
             }
         }
     }
@@ -243,11 +252,11 @@ impl Follower {
         }
     }
 
-    /// Moves the watch if needed; a trigger file that appeared or was
-    /// replaced fires (unless the event did already).
-    fn follow(&mut self, fired: bool, renew: bool) {
+    /// Moves the watch if needed; a trigger file that appeared, was
+    /// replaced or changed since it was last seen fires.
+    fn follow(&mut self, renew: bool) {
         match self.rewatch(renew) {
-            Ok(true) if !fired => self.fire(),
+            Ok(true) => self.fire(),
             Ok(_) => self.failing = false,
             Err(e) => self.report(e),
         }

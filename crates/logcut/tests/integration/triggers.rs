@@ -625,3 +625,52 @@ fn opening_and_closing_the_trigger_file_unchanged_is_not_a_trigger() {
     let records: Vec<Option<u64>> = seals.iter().map(|s| s.records).collect();
     assert_eq!(records, [Some(1), Some(2)], "{seals:?}");
 }
+
+/// Each touch after a record cuts, however soon it follows the cut before:
+/// a touch that came while the trigger thread was still taking the one
+/// before (the cut was quick, the next touch quicker) was swallowed, and
+/// the record waited for a cut that never came. 400 times: record, touch,
+/// wait for the new segment.
+#[test]
+fn a_touch_right_after_a_cut_still_cuts() {
+    let tmp = TempDir::new("trigger-quick");
+    let dir = tmp.join("log");
+    let trigger = tmp.join("rotate.trigger");
+    std::fs::create_dir_all(tmp.path()).unwrap();
+    touch(&trigger);
+    let a = Appender::builder()
+        .dir(&dir)
+        .manual_only()
+        .trigger_file(&trigger)
+        .fsync(logcut::Fsync::Never)
+        .build()
+        .unwrap();
+    // Touched through a descriptor kept open: one event per touch.
+    let tf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&trigger)
+        .unwrap();
+    let active = dir.join("app.log");
+    let ino = || {
+        std::fs::symlink_metadata(&active)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(0)
+    };
+    for i in 0..400u64 {
+        a.write_record(&record(0, i, LEN)).unwrap();
+        let before = ino();
+        tf.set_modified(std::time::SystemTime::now()).unwrap();
+        wait_for(&format!("the cut of touch {i}"), || {
+            let now = ino();
+            now != 0 && now != before
+        });
+    }
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), 400);
+    assert_eq!(report.logs[0].segments, 400, "{report}");
+    assert_eq!(
+        check_records(&read_log(&dir, "app"), LEN).get(&0),
+        Some(&400)
+    );
+}
