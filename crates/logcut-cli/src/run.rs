@@ -43,7 +43,13 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitCode> {
-    crate::config::apply(&mut args.log, Some(&mut args.stderr_name), matches)?;
+    let routes = crate::config::apply(&mut args.log, Some(&mut args.stderr_name), matches)?;
+    if routes.is_some() || args.log.route_field.is_some() {
+        return Err(crate::UsageError(
+            "routing (--route-field, [groups], [[routes]]) is for `logcut write`, not `run`".into(),
+        )
+        .into());
+    }
     // Both logs are checked before either creates a file.
     let out_prepared = args.log.prepare(args.log.name(), "--name")?;
     let err_prepared = match &args.stderr_name {
