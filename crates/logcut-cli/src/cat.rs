@@ -52,6 +52,15 @@ pub(crate) struct CatArgs {
     /// printed. Waits for a writer if none has opened the log yet.
     #[arg(long, requires = "follow")]
     until_closed: bool,
+    /// DIR is a router's root (`write --route-field`): print this tenant's
+    /// logs, in every group it was routed to, their segments merged in
+    /// time order.
+    #[arg(long, conflicts_with = "follow")]
+    tenant: Option<String>,
+    /// DIR is a router's root: only this group's logs (with --tenant, that
+    /// tenant's log in the group; alone, every tenant of the group).
+    #[arg(long, conflicts_with = "follow")]
+    group: Option<String>,
 }
 
 pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
@@ -63,6 +72,14 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
         return Err(crate::UsageError(msg).into());
     }
     let dir = &args.dir;
+    if args.tenant.is_some() || args.group.is_some() {
+        if args.name.is_some() {
+            return Err(
+                crate::UsageError("--name does not go with --tenant or --group".into()).into(),
+            );
+        }
+        return cat_root(&args, &range);
+    }
     let name = if args.follow {
         follow_name(dir, args.name.as_deref())?
     } else {
@@ -123,6 +140,44 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     progress.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cat ROOT --tenant T --group G`: the segments of every selected log,
+/// merged by the time each became active (records are not read for
+/// times), each log's in order.
+fn cat_root(args: &CatArgs, range: &TimeRange) -> Result<ExitCode> {
+    let dirs = crate::read::log_dirs(&args.dir, args.group.as_deref(), args.tenant.as_deref())?;
+    let mut chosen = Vec::new();
+    for (d, dir) in dirs.iter().enumerate() {
+        let name = crate::read::pick_log(dir, None)?;
+        let segs = segments(dir, &name).map_err(|e| {
+            crate::read::cannot(
+                &format!("cannot list the segments of {name} in {}", dir.display()),
+                dir,
+                &e,
+            )
+        })?;
+        let starts = range::spans(&segs, &name);
+        let selected = range.select(&segs, &name);
+        for (i, seg) in segs.into_iter().enumerate() {
+            if selected[i] {
+                chosen.push((starts[i].0, d, i, seg));
+            }
+        }
+    }
+    chosen.sort_by_key(|(start, d, i, _)| (*start, *d, *i));
+    let mut out = io::stdout().lock();
+    for (_, _, _, seg) in chosen {
+        let mut f = seg
+            .open()
+            .with_context(|| format!("cannot open {}", seg.path.display()))?;
+        match io::copy(&mut f, &mut out) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            other => other.with_context(|| format!("cannot copy {}", seg.path.display()))?,
+        };
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -88,7 +88,10 @@ impl TimeRange {
 }
 
 /// The span of each of `segs`, by the rule in the module docs.
-fn spans(segs: &[SegmentFile], log: &str) -> Vec<(Option<Timestamp>, Option<Timestamp>)> {
+pub(crate) fn spans(
+    segs: &[SegmentFile],
+    log: &str,
+) -> Vec<(Option<Timestamp>, Option<Timestamp>)> {
     let starts: Vec<Option<Timestamp>> = segs.iter().map(|s| known_start(s, log)).collect();
     let mut out = Vec::with_capacity(segs.len());
     let mut prev_end = None;

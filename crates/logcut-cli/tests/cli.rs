@@ -2523,6 +2523,32 @@ fn write_routes_json_lines_to_their_tenants_logs() {
         "only the config file beside the root: {:?}",
         tree(&dir.0)
     );
+    // One tenant across its groups: every line of both its logs, each
+    // log's in order.
+    let c = logcut(&["cat", root.to_str().unwrap(), "--tenant", "acme"]);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let got = String::from_utf8(c.stdout).unwrap();
+    let mut got_sorted: Vec<&str> = got.lines().collect();
+    let mut want_sorted: Vec<&str> = want["prod/acme"]
+        .lines()
+        .chain(want["std/acme"].lines())
+        .collect();
+    got_sorted.sort_unstable();
+    want_sorted.sort_unstable();
+    assert_eq!(got_sorted, want_sorted);
+    for log in ["prod/acme", "std/acme"] {
+        let mine: Vec<&str> = got.lines().filter(|l| want[log].contains(*l)).collect();
+        assert_eq!(mine, want[log].lines().collect::<Vec<_>>(), "{log}");
+    }
+    let c = logcut(&[
+        "cat",
+        root.to_str().unwrap(),
+        "--group",
+        "prod",
+        "--tenant",
+        "acme",
+    ]);
+    assert_eq!(String::from_utf8(c.stdout).unwrap(), want["prod/acme"]);
     // The whole root at once: verify (a table, or JSON) and status.
     let v = logcut(&["verify", root.to_str().unwrap()]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
