@@ -480,7 +480,8 @@ pub use crate::{
     guard::ShutdownGuard,
     handler::ErrorHandler,
     route::{
-        MAX_NAME_LEN, NO_TENANT, QUARANTINE, Router, RouterBuilder, RouterStats, RoutingTable,
+        GroupStats, MAX_NAME_LEN, NO_TENANT, QUARANTINE, Router, RouterBuilder, RouterStats,
+        RoutingTable, TenantStats, TopTenants,
     },
     runtime::{Runtime, RuntimeBuilder},
     sealed::compress::Compression,

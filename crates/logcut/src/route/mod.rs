@@ -289,6 +289,54 @@ pub struct RouterStats {
     pub opened: u64,
     /// Logs closed to stay within `max_open`.
     pub evictions: u64,
+    /// Each group's totals (the quarantine's as group `quarantine`), by
+    /// name.
+    pub groups: Vec<GroupStats>,
+}
+
+/// One group's totals (see [`RouterStats::groups`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// The group.
+    pub name: String,
+    /// Records accepted into its logs.
+    pub records: u64,
+    /// Bytes of those records.
+    pub bytes: u64,
+    /// Its logs open now.
+    pub open: u64,
+    /// Its logs opened so far (one per tenant).
+    pub tenants: u64,
+}
+
+/// One tenant's log (see [`Router::top_tenants`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TenantStats {
+    /// Its group.
+    pub group: String,
+    /// The tenant (its directory under the group).
+    pub tenant: String,
+    /// Records accepted.
+    pub records: u64,
+    /// Bytes of those records.
+    pub bytes: u64,
+}
+
+/// The busiest tenants and the sum of the rest: a bounded view however
+/// many tenants there are (for metrics labels, a status page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopTenants {
+    /// The busiest, by records, most first.
+    pub top: Vec<TenantStats>,
+    /// How many other tenants' logs there are.
+    pub others: u64,
+    /// Their records, summed.
+    pub other_records: u64,
+    /// Their bytes, summed.
+    pub other_bytes: u64,
 }
 
 impl Router {
@@ -362,13 +410,56 @@ impl Router {
     /// The router's counters.
     pub fn stats(&self) -> RouterStats {
         let c = &self.inner.counters;
-        // Relaxed: counters read on their own.
+        let (open, tallies) = {
+            let o = self.lock_open();
+            (o.len() as u64, o.tallies())
+        };
+        let mut groups: std::collections::BTreeMap<String, GroupStats> = Default::default();
+        for ((group, _), t, is_open) in tallies {
+            let g = groups.entry(group.clone()).or_insert_with(|| GroupStats {
+                name: group,
+                ..GroupStats::default()
+            });
+            // Relaxed: counters read on their own.
+            g.records += t.records.load(Ordering::Relaxed);
+            g.bytes += t.bytes.load(Ordering::Relaxed);
+            g.open += u64::from(is_open);
+            g.tenants += 1;
+        }
         RouterStats {
             records: c.records.load(Ordering::Relaxed),
             quarantined: c.quarantined.load(Ordering::Relaxed),
-            open: self.lock_open().len() as u64,
+            open,
             opened: c.opened.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            groups: groups.into_values().collect(),
+        }
+    }
+
+    /// The `n` busiest tenants' logs by records, and the rest summed.
+    pub fn top_tenants(&self, n: usize) -> TopTenants {
+        let tallies = self.lock_open().tallies();
+        let mut all: Vec<TenantStats> = tallies
+            .into_iter()
+            .map(|((group, tenant), t, _)| TenantStats {
+                group,
+                tenant,
+                // Relaxed: counters read on their own.
+                records: t.records.load(Ordering::Relaxed),
+                bytes: t.bytes.load(Ordering::Relaxed),
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            b.records
+                .cmp(&a.records)
+                .then_with(|| (&a.group, &a.tenant).cmp(&(&b.group, &b.tenant)))
+        });
+        let rest = all.split_off(n.min(all.len()));
+        TopTenants {
+            top: all,
+            others: rest.len() as u64,
+            other_records: rest.iter().map(|t| t.records).sum(),
+            other_bytes: rest.iter().map(|t| t.bytes).sum(),
         }
     }
 
@@ -401,8 +492,16 @@ impl Router {
     /// it is written again to the log opened anew.
     fn write_key(&self, key: &Key, record: &[u8]) -> Result<(), Error> {
         loop {
-            let app = self.open(key)?;
+            let (app, tally) = self.open(key)?;
             match app.write_record(record) {
+                Ok(()) => {
+                    // Relaxed: counters read on their own.
+                    tally.records.fetch_add(1, Ordering::Relaxed);
+                    tally
+                        .bytes
+                        .fetch_add(record.len() as u64, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(e) if e.is_shutdown() && !self.inner.shut.load(Ordering::SeqCst) => {
                     if self.lock_open().holds(key, &app) {
                         // Shut down for another reason (its task died).
@@ -417,7 +516,7 @@ impl Router {
     /// The open appender of `key`: opened (closing the least recently used
     /// past `max_open`) if needed. Starting and closing happen outside the
     /// lock, the log marked busy meanwhile.
-    fn open(&self, key: &Key) -> Result<Appender, Error> {
+    fn open(&self, key: &Key) -> Result<(Appender, Arc<open::Tally>), Error> {
         let inner = &self.inner;
         let mut open = self.lock_open();
         loop {
@@ -425,7 +524,7 @@ impl Router {
                 return Err(Error::shutdown("route record"));
             }
             match open.take(key) {
-                Found::Open(app) => return Ok(app),
+                Found::Open(app, tally) => return Ok((app, tally)),
                 Found::Busy => {
                     open = inner.changed.wait(open).unwrap_or_else(|e| e.into_inner());
                 }
@@ -459,8 +558,8 @@ impl Router {
                         let _ = app.shutdown();
                         return Err(Error::shutdown("route record"));
                     }
-                    open.insert(key.clone(), app.clone());
-                    return Ok(app);
+                    let tally = open.insert(key.clone(), app.clone());
+                    return Ok((app, tally));
                 }
             }
         }

@@ -5,7 +5,10 @@
 //! whoever needs it waits until it is done: an appender must have let go
 //! of a log's files before the next one takes them.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, atomic::AtomicU64},
+};
 
 use crate::Appender;
 
@@ -19,16 +22,28 @@ pub(crate) struct OpenLogs {
     busy: HashSet<Key>,
     /// A counter of uses, for the least recently used.
     clock: u64,
+    /// What each log took, open or closed since (one small entry per log
+    /// ever opened).
+    tallies: HashMap<Key, Arc<Tally>>,
+}
+
+/// Records and bytes a log took through the router. `Relaxed`: counters
+/// read on their own.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
 }
 
 struct Entry {
     app: Appender,
     used: u64,
+    tally: Arc<Tally>,
 }
 
 /// What `take` found for a key.
 pub(crate) enum Found {
-    Open(Appender),
+    Open(Appender, Arc<Tally>),
     /// Being opened or closed: wait, and look again.
     Busy,
     Missing,
@@ -40,7 +55,7 @@ impl OpenLogs {
         self.clock += 1;
         if let Some(e) = self.logs.get_mut(key) {
             e.used = self.clock;
-            return Found::Open(e.app.clone());
+            return Found::Open(e.app.clone(), Arc::clone(&e.tally));
         }
         if self.busy.contains(key) {
             return Found::Busy;
@@ -78,10 +93,28 @@ impl OpenLogs {
         self.busy.remove(key);
     }
 
-    pub(crate) fn insert(&mut self, key: Key, app: Appender) {
+    /// Adds the open appender of `key`; returns its tally.
+    pub(crate) fn insert(&mut self, key: Key, app: Appender) -> Arc<Tally> {
         self.clock += 1;
         let used = self.clock;
-        self.logs.insert(key, Entry { app, used });
+        let tally = Arc::clone(self.tallies.entry(key.clone()).or_default());
+        self.logs.insert(
+            key,
+            Entry {
+                app,
+                used,
+                tally: Arc::clone(&tally),
+            },
+        );
+        tally
+    }
+
+    /// Every log's tally, and whether it is open.
+    pub(crate) fn tallies(&self) -> Vec<(Key, Arc<Tally>, bool)> {
+        self.tallies
+            .iter()
+            .map(|(k, t)| (k.clone(), Arc::clone(t), self.logs.contains_key(k)))
+            .collect()
     }
 
     /// Whether `app` is still the open appender of `key`.

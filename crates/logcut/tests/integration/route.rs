@@ -87,6 +87,25 @@ fn a_thousand_tenants_from_four_threads_each_get_exactly_their_records() {
     // Every tenant opened in each round at least (64 of 1,000 stay open).
     assert!(s.opened >= (TENANTS as u64) * ROUNDS - 64, "{s:?}");
     assert_eq!(s.quarantined, 0);
+    // Per group and per tenant, bounded: the top 10 and the rest summed.
+    let per = THREADS as u64 * ROUNDS * BURST;
+    assert_eq!(s.groups.len(), 1);
+    let g = &s.groups[0];
+    assert_eq!(
+        (g.name.as_str(), g.records, g.tenants, g.open),
+        ("std", s.records, 1000, s.open)
+    );
+    assert_eq!(g.bytes, s.records * LEN as u64);
+    let top = router.top_tenants(10);
+    assert_eq!(top.top.len(), 10);
+    assert!(
+        top.top
+            .iter()
+            .all(|t| t.records == per && t.bytes == per * LEN as u64),
+        "{top:?}"
+    );
+    assert_eq!(top.top[0].tenant, "t0000");
+    assert_eq!((top.others, top.other_records), (990, 990 * per));
     router.shutdown().unwrap();
     for i in 0..TENANTS {
         let dir = root.join("std").join(format!("t{i:04}"));
@@ -158,7 +177,14 @@ fn route_values(values: &[String]) {
             .unwrap();
     }
     let unsafe_count = values.iter().filter(|v| !safe(v)).count() as u64;
-    assert_eq!(router.stats().quarantined, unsafe_count);
+    let stats = router.stats();
+    assert_eq!(stats.quarantined, unsafe_count);
+    let in_quarantine = stats
+        .groups
+        .iter()
+        .find(|g| g.name == logcut::QUARANTINE)
+        .map_or(0, |g| g.records);
+    assert_eq!(in_quarantine, unsafe_count, "{stats:?}");
     router.shutdown().unwrap();
     // Outside the root: exactly what was there.
     let after: BTreeSet<PathBuf> = tree(tmp.path())
