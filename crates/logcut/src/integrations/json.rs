@@ -143,6 +143,12 @@ impl Visit for Render<'_> {
 /// Appends `s` to `out` as a JSON string.
 fn quote(out: &mut String, s: &str) {
     out.push('"');
+    escape_into(out, s);
+    out.push('"');
+}
+
+/// Appends `s` to `out`, escaped for the inside of a JSON string.
+fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -156,7 +162,6 @@ fn quote(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 impl<S, W> Layer<S> for JsonLayer<W>
@@ -182,14 +187,12 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Vec::new();
-        event.record(&mut Render { out: &mut fields });
         let _ = LINE.try_with(|line| {
             let Ok(mut line) = line.try_borrow_mut() else {
                 return;
             };
             line.clear();
-            self.render(&mut line, event, &fields, &ctx);
+            self.render(&mut line, event, &ctx);
             let mut w = self.writer.make_writer_for(event.metadata());
             // One write: the writer takes the whole line as one record.
             let _ = w.write_all(line.as_bytes());
@@ -197,15 +200,97 @@ where
     }
 }
 
+/// Writes an event's fields straight into the line (no allocation per
+/// field): the `message` alone, or every other field as the `fields`
+/// object.
+struct Direct<'a> {
+    line: &'a mut String,
+    message: bool,
+    /// No field written yet (the object is still to be opened).
+    first: bool,
+}
+
+impl Direct<'_> {
+    /// Writes the separator and name of `field`, if it is one this pass
+    /// writes; false otherwise.
+    fn key(&mut self, field: &Field) -> bool {
+        if (field.name() == "message") != self.message {
+            return false;
+        }
+        if self.message {
+            self.line.push_str(",\"message\":");
+        } else {
+            self.line
+                .push_str(if self.first { ",\"fields\":{" } else { "," });
+            quote(self.line, field.name());
+            self.line.push(':');
+        }
+        self.first = false;
+        true
+    }
+}
+
+impl Visit for Direct<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
+            quote(self.line, value);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            let _ = write!(self.line, "{value}");
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            let _ = write!(self.line, "{value}");
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            let _ = write!(self.line, "{value}");
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            if value.is_finite() {
+                let _ = write!(self.line, "{value}");
+            } else {
+                // JSON has no NaN or infinity.
+                let _ = write!(self.line, "\"{value}\"");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.key(field) {
+            self.line.push('"');
+            let _ = write!(Escaped(self.line), "{value:?}");
+            self.line.push('"');
+        }
+    }
+}
+
+/// A `fmt::Write` that escapes what it is given for a JSON string.
+struct Escaped<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
+
 impl<W> JsonLayer<W> {
-    /// Renders one event's line into `line`.
-    fn render<S>(
-        &self,
-        line: &mut String,
-        event: &Event<'_>,
-        fields: &[(&'static str, String)],
-        ctx: &Context<'_, S>,
-    ) where
+    /// Renders one event's line into `line`, with no allocation of its own
+    /// (the line is reused; span fields were rendered when the spans were
+    /// made).
+    fn render<S>(&self, line: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = event.metadata();
@@ -216,60 +301,66 @@ impl<W> JsonLayer<W> {
         line.push_str(meta.level().as_str());
         line.push_str("\",\"target\":");
         quote(line, meta.target());
-        if let Some((_, m)) = fields.iter().find(|(n, _)| *n == "message") {
-            line.push_str(",\"message\":");
-            line.push_str(m);
-        }
-        // Lifted keys: the innermost span's value of each.
-        let mut lifted: Vec<(&str, String)> = Vec::new();
-        let mut spans: Vec<String> = Vec::new();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope {
-                spans.push(span.name().to_string());
-                let ext = span.extensions();
-                let Some(j) = ext.get::<SpanJson>() else {
-                    continue;
-                };
-                for (name, value) in &j.fields {
-                    let wanted = *name == "trace_id"
-                        || *name == "span_id"
-                        || self.lifted.iter().any(|k| k == name);
-                    if wanted && !lifted.iter().any(|(n, _)| n == name) {
-                        lifted.push((name, value.clone()));
-                    }
-                }
-            }
-        }
-        for (name, value) in &lifted {
-            line.push(',');
-            quote(line, name);
-            line.push(':');
-            line.push_str(value);
-        }
-        let others: Vec<&(&str, String)> = fields.iter().filter(|(n, _)| *n != "message").collect();
-        if !others.is_empty() {
-            line.push_str(",\"fields\":{");
-            for (i, (name, value)) in others.iter().enumerate() {
-                if i > 0 {
-                    line.push(',');
-                }
-                quote(line, name);
-                line.push(':');
-                line.push_str(value);
-            }
+        event.record(&mut Direct {
+            line,
+            message: true,
+            first: true,
+        });
+        self.lift_into(line, event, ctx);
+        let mut rest = Direct {
+            line,
+            message: false,
+            first: true,
+        };
+        event.record(&mut rest);
+        if !rest.first {
             line.push('}');
         }
-        if !spans.is_empty() {
+        if let Some(scope) = ctx.event_scope(event) {
             line.push_str(",\"spans\":[");
-            for (i, name) in spans.iter().rev().enumerate() {
+            for (i, span) in scope.from_root().enumerate() {
                 if i > 0 {
                     line.push(',');
                 }
-                quote(line, name);
+                quote(line, span.name());
             }
             line.push(']');
         }
         line.push_str("}\n");
+    }
+
+    /// Writes `trace_id`, `span_id` and the lifted keys of the enclosing
+    /// spans, the innermost span's value of each.
+    fn lift_into<S>(&self, line: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // Names written so far, on the stack: a few keys per line.
+        let mut seen: [&str; 16] = [""; 16];
+        let mut n = 0;
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            let ext = span.extensions();
+            let Some(j) = ext.get::<SpanJson>() else {
+                continue;
+            };
+            for (name, value) in &j.fields {
+                let wanted = *name == "trace_id"
+                    || *name == "span_id"
+                    || self.lifted.iter().any(|k| k == name);
+                if !wanted || seen[..n].contains(name) || n == seen.len() {
+                    continue;
+                }
+                seen[n] = name;
+                n += 1;
+                line.push(',');
+                quote(line, name);
+                line.push(':');
+                line.push_str(value);
+            }
+        }
     }
 }
 
