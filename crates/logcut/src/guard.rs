@@ -8,7 +8,7 @@
 //! the active segment unsealed. A guard held in `main` runs the shutdown
 //! on the way out, as tracing-appender's `WorkerGuard` does.
 
-use crate::Appender;
+use crate::{Appender, Router};
 
 /// Shuts its appender down when dropped: writes every accepted record,
 /// seals the active segment and records the session's totals (see
@@ -16,7 +16,8 @@ use crate::Appender;
 /// [`ErrorHandler`](crate::ErrorHandler), as they do for a shutdown on drop;
 /// [`ShutdownGuard::shutdown`] returns them instead.
 ///
-/// Made by [`Appender::shutdown_guard`]. Keep it in `main` (or wherever the
+/// Made by [`Appender::shutdown_guard`] (or [`Router::shutdown_guard`],
+/// which shuts every open log of the router down). Keep it in `main` (or wherever the
 /// program ends) for as long as it logs:
 ///
 /// ```
@@ -36,21 +37,35 @@ use crate::Appender;
 #[must_use = "dropping the guard at once shuts the appender down; bind it with `let _guard = ...`"]
 #[derive(Debug)]
 pub struct ShutdownGuard {
-    appender: Option<Appender>,
+    target: Option<Target>,
+}
+
+/// What a guard shuts down.
+#[derive(Debug)]
+enum Target {
+    Appender(Appender),
+    Router(Router),
 }
 
 impl ShutdownGuard {
     pub(crate) fn new(appender: Appender) -> ShutdownGuard {
         ShutdownGuard {
-            appender: Some(appender),
+            target: Some(Target::Appender(appender)),
         }
     }
 
-    /// Shuts the appender down now and returns the outcome (the error is
-    /// also given to the error handler).
+    pub(crate) fn for_router(router: Router) -> ShutdownGuard {
+        ShutdownGuard {
+            target: Some(Target::Router(router)),
+        }
+    }
+
+    /// Shuts the appender (or router) down now and returns the outcome
+    /// (the error is also given to the error handler).
     pub fn shutdown(mut self) -> crate::Result<()> {
-        match self.appender.take() {
-            Some(a) => a.shutdown(),
+        match self.target.take() {
+            Some(Target::Appender(a)) => a.shutdown(),
+            Some(Target::Router(r)) => r.shutdown(),
             None => Ok(()),
         }
     }
@@ -58,10 +73,12 @@ impl ShutdownGuard {
 
 impl Drop for ShutdownGuard {
     fn drop(&mut self) {
-        if let Some(a) = self.appender.take() {
-            // Reported to the error handler by the shutdown itself; nobody
-            // is left to return it to.
-            let _ = a.shutdown();
-        }
+        // Reported to the error handlers by the shutdown itself; nobody is
+        // left to return it to.
+        let _ = match self.target.take() {
+            Some(Target::Appender(a)) => a.shutdown(),
+            Some(Target::Router(r)) => r.shutdown(),
+            None => Ok(()),
+        };
     }
 }

@@ -269,6 +269,7 @@ impl std::fmt::Debug for Inner {
 #[derive(Default)]
 struct Counters {
     records: AtomicU64,
+    rejected: AtomicU64,
     quarantined: AtomicU64,
     opened: AtomicU64,
     evictions: AtomicU64,
@@ -280,6 +281,9 @@ struct Counters {
 pub struct RouterStats {
     /// Records accepted.
     pub records: u64,
+    /// Records refused (after `shutdown`, or a log that could not be
+    /// opened); `write_to` returned the error.
+    pub rejected: u64,
     /// Records whose tenant value was not a safe name, written to the
     /// quarantine log.
     pub quarantined: u64,
@@ -386,9 +390,11 @@ impl Router {
             None => self.write_key(&key, record),
         };
         drop(table);
-        if res.is_ok() {
-            inner.counters.records.fetch_add(1, Ordering::Relaxed);
-        }
+        // Relaxed: counters read on their own.
+        match &res {
+            Ok(()) => inner.counters.records.fetch_add(1, Ordering::Relaxed),
+            Err(_) => inner.counters.rejected.fetch_add(1, Ordering::Relaxed),
+        };
         res
     }
 
@@ -428,6 +434,7 @@ impl Router {
         }
         RouterStats {
             records: c.records.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
             quarantined: c.quarantined.load(Ordering::Relaxed),
             open,
             opened: c.opened.load(Ordering::Relaxed),
@@ -461,6 +468,13 @@ impl Router {
             other_records: rest.iter().map(|t| t.records).sum(),
             other_bytes: rest.iter().map(|t| t.bytes).sum(),
         }
+    }
+
+    /// A guard that shuts the router down when dropped: for a program
+    /// whose global logger keeps a clone of the router, which is then never
+    /// dropped (see [`ShutdownGuard`](crate::ShutdownGuard)).
+    pub fn shutdown_guard(&self) -> crate::ShutdownGuard {
+        crate::ShutdownGuard::for_router(self.clone())
     }
 
     /// The root directory.

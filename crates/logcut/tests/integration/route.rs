@@ -408,3 +408,91 @@ fn tracing_events_are_routed_by_their_spans_fields() {
     assert_eq!(log("std", logcut::NO_TENANT), ["m-five"]);
     assert_eq!(log("std", "acme"), ["m-six"]);
 }
+
+/// What `router_guard_child` logs: 4 threads of this many events each.
+const GUARD_EVENTS: u64 = 20_000;
+
+/// A program whose global tracing subscriber routes through a router of
+/// Buffered logs and that returns from `main` (here: from the test, after
+/// which the harness exits without dropping the global subscriber): the
+/// router's guard must write and seal everything on the way out.
+#[cfg(feature = "tracing")]
+#[test]
+#[ignore = "run as a child process by a_routers_guard_seals_every_tenant_when_main_returns"]
+fn router_guard_child() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let root = crate::kit::child_env(
+        "LOGCUT_ROUTER_GUARD_DIR",
+        "a_routers_guard_seals_every_tenant_when_main_returns",
+    );
+    let buffered = || {
+        Appender::builder()
+            .mode(logcut::Mode::Buffered)
+            .max_size(64 << 10)
+    };
+    let router = Router::builder(&root)
+        .group("std", buffered())
+        .group("prod", buffered())
+        .routes(RoutingTable::new("std").route("env=prod", "prod").unwrap())
+        .build()
+        .unwrap();
+    let _guard = router.shutdown_guard();
+    tracing_subscriber::registry()
+        .with(router.layer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(router.clone()),
+        )
+        .init();
+    drop(router);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let env = if t % 2 == 0 { "prod" } else { "dev" };
+                let span = tracing::info_span!("work", tenant = "acme", env);
+                let _in = span.enter();
+                for i in 0..GUARD_EVENTS {
+                    tracing::info!("thread={t} seq={i}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Runs `router_guard_child` and checks that every event is in its
+/// tenant's log (threads 0 and 2 in `prod`, 1 and 3 in `std`), exactly
+/// once, in order per thread, and that both logs verify.
+#[cfg(feature = "tracing")]
+#[test]
+fn a_routers_guard_seals_every_tenant_when_main_returns() {
+    let tmp = TempDir::new("route-guard");
+    let root = tmp.join("root");
+    crate::kit::run_child_test(
+        "route::router_guard_child",
+        "LOGCUT_ROUTER_GUARD_DIR",
+        &root,
+    );
+    for (group, threads) in [("prod", [0usize, 2]), ("std", [1, 3])] {
+        let dir = root.join(group).join("acme");
+        let report = verify_ok(&dir);
+        assert_eq!(report.records(), 2 * GUARD_EVENTS, "{report}");
+        let text = String::from_utf8(read_log(&dir, "app")).unwrap();
+        let mut next = [0u64; 4];
+        for line in text.lines() {
+            let rest = line.split("thread=").nth(1).unwrap();
+            let (t, seq) = rest.split_once(" seq=").unwrap();
+            let t: usize = t.parse().unwrap();
+            assert!(threads.contains(&t), "thread {t} in {group}");
+            assert_eq!(seq.parse::<u64>().unwrap(), next[t], "thread {t}");
+            next[t] += 1;
+        }
+        for t in threads {
+            assert_eq!(next[t], GUARD_EVENTS, "{group}: thread {t}");
+        }
+    }
+}
