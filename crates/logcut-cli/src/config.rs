@@ -74,6 +74,7 @@ pub(crate) struct ConfigFile {
     keep: Option<Spanned<Text>>,
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
+    min_free: Option<Spanned<Text>>,
     shared: Option<Spanned<bool>>,
     /// `run` only.
     stderr_name: Option<Spanned<String>>,
@@ -98,6 +99,7 @@ struct GroupFile {
     keep: Option<Spanned<Text>>,
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
+    min_free: Option<Spanned<Text>>,
 }
 
 /// A `[[routes]]` entry.
@@ -255,6 +257,8 @@ pub(crate) fn apply(
         Some(v));
     layer!(max_total, crate::write::positive_size, |v| args.max_total =
         Some(v));
+    layer!(min_free, crate::write::positive_size, |v| args.min_free =
+        Some(v));
     layer!(shared, crate::write::boolean, |v| args.shared = v);
     layer!(route_field, ok, |v| args.route_field = Some(v));
     layer!(max_open, crate::write::keep, |v| args.max_open = v);
@@ -343,6 +347,8 @@ fn group_options(cfg: &Loaded, name: &str, g: &GroupFile, args: &mut WriteArgs) 
     key!(max_age, crate::write::positive_duration, |v| args.max_age =
         Some(v));
     key!(max_total, crate::write::positive_size, |v| args.max_total =
+        Some(v));
+    key!(min_free, crate::write::positive_size, |v| args.min_free =
         Some(v));
     Ok(())
 }

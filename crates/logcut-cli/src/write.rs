@@ -43,7 +43,8 @@ pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
     /// metrics, grace, trigger, compress, compress_level, keep, max_age,
-    /// max_total, shared, route_field, max_open, and stderr_name for run;
+    /// max_total, min_free, shared, route_field, max_open, and stderr_name
+    /// for run;
     /// for routing, default_group, [groups.NAME] tables and [[routes]]);
     /// flags given here win.
     #[arg(long, value_name = "FILE")]
@@ -105,6 +106,10 @@ pub(crate) struct WriteArgs {
     /// disk: 10GiB.
     #[arg(long, value_parser = positive_size)]
     pub(crate) max_total: Option<u64>,
+    /// Delete the oldest sealed segments while the file system holding the
+    /// log has less than this free: 2GiB.
+    #[arg(long, value_parser = positive_size)]
+    pub(crate) min_free: Option<u64>,
     /// Share the log with other processes writing it with --shared (other
     /// `logcut write` pipes, or programs using the library's shared mode):
     /// each cut is made by one of them, the others follow. Not with
@@ -282,6 +287,9 @@ impl WriteArgs {
         }
         if let Some(n) = self.max_total {
             b = b.max_total(n);
+        }
+        if let Some(n) = self.min_free {
+            b = b.min_free(n);
         }
         b = match self.max_size.0 {
             Some(n) => b.max_size(n),

@@ -193,6 +193,9 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
         err.contains("not a size") && !err.contains("`size`"),
         "{err}"
     );
+    let o = logcut(&["write", "--dir", x, "--min-free", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--min-free"));
     let o = logcut(&["write", "--dir", x, "--tz", "Nowhere/City"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -217,6 +217,8 @@ pub enum DeleteReason {
     Age,
     /// The sealed segments took more bytes than the size limit.
     Bytes,
+    /// The file system had less free space than the floor (`min_free`).
+    Free,
     /// Not a retention: after a crash, the segment was gone or shorter
     /// than its seal says (a power loss before its data or its name was
     /// synced, as [`Fsync::Never`](https://docs.rs/logcut) allows). What is
@@ -234,6 +236,7 @@ impl DeleteReason {
             DeleteReason::Count => "count",
             DeleteReason::Age => "age",
             DeleteReason::Bytes => "bytes",
+            DeleteReason::Free => "free",
             DeleteReason::Lost => "lost",
             DeleteReason::Other(s) => s,
         }
@@ -244,6 +247,7 @@ impl DeleteReason {
             "count" => DeleteReason::Count,
             "age" => DeleteReason::Age,
             "bytes" => DeleteReason::Bytes,
+            "free" => DeleteReason::Free,
             "lost" => DeleteReason::Lost,
             other => DeleteReason::Other(other.to_string()),
         }

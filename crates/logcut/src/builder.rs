@@ -114,6 +114,7 @@ impl fmt::Debug for Config {
 /// | [`keep`](Self::keep) | no limit |
 /// | [`max_age`](Self::max_age) | no limit |
 /// | [`max_total`](Self::max_total) | no limit |
+/// | [`min_free`](Self::min_free) | no floor |
 /// | [`runtime`](Self::runtime) | the default [`Runtime`](crate::Runtime), shared |
 #[must_use]
 #[derive(Clone)]
@@ -499,6 +500,17 @@ impl AppenderBuilder {
         self
     }
 
+    /// A free-space floor: delete the oldest sealed segments while the file
+    /// system holding the log has less than `bytes` free (to unprivileged
+    /// users), so that old segments go before the disk fills. Looked at
+    /// after each seal and compression. The active segment is never
+    /// deleted, so a disk filled by something else can still fill. By
+    /// default, no floor.
+    pub fn min_free(mut self, bytes: u64) -> Self {
+        self.retention.min_free = Some(bytes);
+        self
+    }
+
     /// Checks the configuration, creates the directory, recovers what an
     /// earlier run left behind, opens the active segment and prepares the
     /// next one.
@@ -621,7 +633,7 @@ impl AppenderBuilder {
             if self.compression.codec().is_some() || !self.retention.is_none() {
                 return Err(Error::config(
                     "shared",
-                    "compression and retention (compress, keep, max_age, max_total) are not available for a shared log yet",
+                    "compression and retention (compress, keep, max_age, max_total, min_free) are not available for a shared log yet",
                 ));
             }
         }
@@ -657,6 +669,12 @@ impl AppenderBuilder {
         }
         if self.retention.max_total == Some(0) {
             return Err(Error::config("max_total", "zero; give at least 1 byte"));
+        }
+        if self.retention.min_free == Some(0) {
+            return Err(Error::config(
+                "min_free",
+                "zero is no floor; give a size such as 1 GiB, or leave it unset",
+            ));
         }
         Ok(())
     }

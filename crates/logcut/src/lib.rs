@@ -69,7 +69,9 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
 - Sealed segments can be **compressed** in the background (gzip or zstd,
   [`AppenderBuilder::compress`]) and **deleted** by retention limits
   ([`keep`](AppenderBuilder::keep), [`max_age`](AppenderBuilder::max_age),
-  [`max_total`](AppenderBuilder::max_total)); readers
+  [`max_total`](AppenderBuilder::max_total), and a free-space floor,
+  [`min_free`](AppenderBuilder::min_free), so that old segments go before
+  the disk fills); readers
   ([`logcut_format::read_all`], `logcut cat`) decompress transparently.
 - The **manifest** (`<name>.manifest`) records every sealed segment with its
   record count, byte count, checksum and the reason it was sealed (size,

@@ -242,6 +242,13 @@ impl Dir {
     pub(crate) fn sync(&self) -> io::Result<()> {
         Ok(rustix::fs::fsync(&self.fd)?)
     }
+
+    /// Bytes free to unprivileged users on the file system holding the
+    /// directory.
+    pub(crate) fn free_bytes(&self) -> io::Result<u64> {
+        let st = rustix::fs::fstatvfs(&self.fd)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
 }
 
 /// Replaces the contents of a (locked) lock file with `content`.

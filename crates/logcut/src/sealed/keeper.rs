@@ -390,7 +390,10 @@ impl Keeper {
                 busy: s.state == State::Busy,
             })
             .collect();
-        let chosen = retain::select(&cands, &policy, now, |q| self.sh.pins.is_pinned(q));
+        // Unknown free space (the call failed): the floor waits for the
+        // next look rather than delete blindly.
+        let free = policy.min_free.and_then(|_| self.sh.dir.free_bytes().ok());
+        let chosen = retain::select(&cands, &policy, now, free, |q| self.sh.pins.is_pinned(q));
         if chosen.is_empty() {
             // A retry whose time came with nothing left to delete (being
             // compressed, pinned, or under the limits now): no retry is

@@ -15,11 +15,17 @@ pub(crate) struct Retention {
     pub(crate) keep: Option<usize>,
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_total: Option<u64>,
+    /// The free-space floor: the oldest segments go while the file system
+    /// has less free than this.
+    pub(crate) min_free: Option<u64>,
 }
 
 impl Retention {
     pub(crate) fn is_none(&self) -> bool {
-        self.keep.is_none() && self.max_age.is_none() && self.max_total.is_none()
+        self.keep.is_none()
+            && self.max_age.is_none()
+            && self.max_total.is_none()
+            && self.min_free.is_none()
     }
 
     /// When the oldest of `ends` (segment end times) passes the age limit.
@@ -73,7 +79,8 @@ impl Pins {
 /// The segments to delete (indices into `segs`, oldest first) and why.
 ///
 /// `segs` are the sealed segments still on disk, oldest first (the active
-/// segment is never among them). Deletion goes strictly oldest first: a
+/// segment is never among them); `free` is what the file system holding
+/// them has free now (`None` if unknown: the floor is not applied). Deletion goes strictly oldest first: a
 /// segment that is busy or pinned stops it, so a newer segment is never
 /// deleted while an older one stays; the limits are met again once that
 /// segment is free (the keeper asks again after each event).
@@ -81,6 +88,7 @@ pub(crate) fn select(
     segs: &[Candidate],
     policy: &Retention,
     now: Timestamp,
+    free: Option<u64>,
     pinned: impl Fn(u64) -> bool,
 ) -> Vec<(usize, DeleteReason)> {
     let mut out = Vec::new();
@@ -89,6 +97,8 @@ pub(crate) fn select(
     }
     let mut count = segs.len();
     let mut total: u64 = segs.iter().map(|s| s.disk_bytes).sum();
+    // Free space after the deletions chosen so far.
+    let mut free = free;
     let cutoff = policy
         .max_age
         .and_then(|a| SignedDuration::try_from(a).ok())
@@ -100,6 +110,12 @@ pub(crate) fn select(
             DeleteReason::Age
         } else if policy.max_total.is_some_and(|m| total > m) {
             DeleteReason::Bytes
+        } else if policy
+            .min_free
+            .zip(free)
+            .is_some_and(|(floor, now_free)| now_free < floor)
+        {
+            DeleteReason::Free
         } else {
             break;
         };
@@ -109,6 +125,7 @@ pub(crate) fn select(
         out.push((i, reason));
         count -= 1;
         total -= s.disk_bytes;
+        free = free.map(|f| f.saturating_add(s.disk_bytes));
     }
     out
 }
@@ -139,6 +156,7 @@ mod tests {
                     DeleteReason::Count => "count",
                     DeleteReason::Age => "age",
                     DeleteReason::Bytes => "bytes",
+                    DeleteReason::Free => "free",
                     _ => "other",
                 };
                 (segs[*i].seq, r)
@@ -149,7 +167,7 @@ mod tests {
     #[test]
     fn nothing_without_a_policy() {
         let s = segs(10);
-        assert!(select(&s, &Retention::default(), ts(1000), |_| false).is_empty());
+        assert!(select(&s, &Retention::default(), ts(1000), None, |_| false).is_empty());
     }
 
     #[test]
@@ -159,31 +177,58 @@ mod tests {
             keep: Some(3),
             ..Retention::default()
         };
-        let got = select(&s, &keep, ts(0), |_| false);
+        let got = select(&s, &keep, ts(0), None, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "count"), (2, "count")]);
         // Ends at 10, 20, ... 50; at 55 with 30 s: ends before 25 go.
         let age = Retention {
             max_age: Some(Duration::from_secs(30)),
             ..Retention::default()
         };
-        let got = select(&s, &age, ts(55), |_| false);
+        let got = select(&s, &age, ts(55), None, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "age"), (2, "age")]);
         let bytes = Retention {
             max_total: Some(250),
             ..Retention::default()
         };
-        let got = select(&s, &bytes, ts(0), |_| false);
+        let got = select(&s, &bytes, ts(0), None, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "bytes"), (2, "bytes"), (3, "bytes")]);
         let all = Retention {
             keep: Some(4),
             max_age: Some(Duration::from_secs(30)),
             max_total: Some(150),
+            min_free: None,
         };
-        let got = select(&s, &all, ts(55), |_| false);
+        let got = select(&s, &all, ts(55), None, |_| false);
         assert_eq!(
             seqs(&s, &got),
             [(1, "count"), (2, "age"), (3, "bytes"), (4, "bytes")]
         );
+    }
+
+    #[test]
+    fn the_free_space_floor_deletes_the_oldest_until_enough_is_free() {
+        // Five segments of 100 bytes each.
+        let s = segs(5);
+        let floor = Retention {
+            min_free: Some(1000),
+            ..Retention::default()
+        };
+        // 750 free: three go (850, 950, 1050).
+        let got = select(&s, &floor, ts(0), Some(750), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "free"), (2, "free"), (3, "free")]);
+        // Enough free already, or unknown: nothing goes.
+        assert!(select(&s, &floor, ts(0), Some(1000), |_| false).is_empty());
+        assert!(select(&s, &floor, ts(0), None, |_| false).is_empty());
+        // Far too little: every sealed segment, no more.
+        assert_eq!(select(&s, &floor, ts(0), Some(0), |_| false).len(), 5);
+        // The other limits first, then the floor on what is left.
+        let both = Retention {
+            keep: Some(4),
+            min_free: Some(1000),
+            ..Retention::default()
+        };
+        let got = select(&s, &both, ts(0), Some(780), |_| false);
+        assert_eq!(seqs(&s, &got), [(1, "count"), (2, "free"), (3, "free")]);
     }
 
     #[test]
@@ -194,14 +239,14 @@ mod tests {
             keep: Some(1),
             ..Retention::default()
         };
-        let got = select(&s, &keep, ts(0), |_| false);
+        let got = select(&s, &keep, ts(0), None, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "count")]);
         s[1].busy = false;
         let pins = Pins::default();
         pins.pin(1);
-        assert!(select(&s, &keep, ts(0), |q| pins.is_pinned(q)).is_empty());
+        assert!(select(&s, &keep, ts(0), None, |q| pins.is_pinned(q)).is_empty());
         pins.unpin(1);
-        let got = select(&s, &keep, ts(0), |q| pins.is_pinned(q));
+        let got = select(&s, &keep, ts(0), None, |q| pins.is_pinned(q));
         assert_eq!(got.len(), 4);
     }
 

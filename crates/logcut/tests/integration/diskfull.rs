@@ -203,3 +203,69 @@ fn seals_and_deletions_are_recorded_on_a_full_disk() {
     assert_eq!(report.logs[0].deleted_segments, 39, "{report}");
     assert_eq!((report.records(), report.deleted()), (1, 39), "{report}");
 }
+
+/// The free-space floor: once something else fills the disk past it, the
+/// oldest sealed segments are deleted (recorded with reason `free`, their
+/// records counted as deleted by policy) until the floor is free again;
+/// the newest records all stay, and `verify` accepts the log.
+#[test]
+fn the_free_space_floor_deletes_the_oldest_segments_first() {
+    let Some(fs) = SmallFs::mount("min-free", "2m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    const FLOOR: u64 = 512 << 10;
+    let a = Appender::builder()
+        .dir(&dir)
+        .max_size(MAX)
+        .min_free(FLOOR)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let free = || {
+        let st = rustix::fs::statvfs(fs.path()).unwrap();
+        st.f_bavail * st.f_frsize
+    };
+    // Ten sealed segments of about 64 KiB: the floor is far away.
+    let per_segment = MAX / LEN as u64;
+    let total = 10 * per_segment;
+    for i in 0..total {
+        a.write_record(&record(0, i, LEN)).unwrap();
+    }
+    a.rotate().unwrap();
+    a.tick().unwrap();
+    assert_eq!(a.stats().segments_deleted, 0);
+    assert!(free() > FLOOR);
+    // Something else takes the disk down to 256 KiB free.
+    let filler = std::fs::File::create(fs.path().join("filler")).unwrap();
+    let take = free() - (256 << 10);
+    std::io::Write::write_all(&mut &filler, &vec![0u8; take as usize]).unwrap();
+    assert!(free() < FLOOR);
+    // The next seal looks at the floor.
+    a.write_record(&record(0, total, LEN)).unwrap();
+    a.rotate().unwrap();
+    a.tick().unwrap();
+    let deleted = a.stats().segments_deleted;
+    assert!(
+        (4..11).contains(&deleted),
+        "{deleted} deleted; {:?}",
+        a.stats()
+    );
+    assert!(free() >= FLOOR, "{} free", free());
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    assert_eq!(report.logs[0].deleted_segments, deleted, "{report}");
+    // The deleted are the oldest: the rest is the tail of the ids.
+    let kept = report.records();
+    check_tail_records(&read_log(&dir, "app"), LEN, 1, total + 1, total + 1 - kept);
+    let manifest = std::fs::read_to_string(dir.join("app.manifest")).unwrap();
+    let reasons: Vec<&str> = manifest
+        .lines()
+        .filter(|l| l.contains("delete seq="))
+        .collect();
+    assert_eq!(reasons.len() as u64, deleted);
+    assert!(
+        reasons.iter().all(|l| l.contains("reason=free")),
+        "{reasons:?}"
+    );
+}
