@@ -4,7 +4,42 @@
 //! see values at most about a second old while the appender is idle. Every
 //! metric carries the label `log` with the log's name.
 
-use crate::{FallbackState, Stats};
+use crate::{FallbackState, RouterStats, Stats, TopTenants};
+
+/// The tenants published by name; the rest are summed as `_other`, so that
+/// 10,000 tenants do not make 10,000 series.
+pub(crate) const TOP_TENANTS: usize = 20;
+
+/// Publishes a router's snapshot: per group, and the busiest tenants.
+/// Every metric carries the label `router` (the root's last component).
+pub(crate) fn publish_router(router: &str, s: &RouterStats, top: &TopTenants) {
+    let label = [("router", router.to_string())];
+    metrics::counter!("logcut_router_records_total", &label).absolute(s.records);
+    metrics::counter!("logcut_router_rejected_total", &label).absolute(s.rejected);
+    metrics::counter!("logcut_router_quarantined_total", &label).absolute(s.quarantined);
+    metrics::counter!("logcut_router_evictions_total", &label).absolute(s.evictions);
+    metrics::gauge!("logcut_router_open_logs", &label).set(s.open as f64);
+    for g in &s.groups {
+        let labels = [("router", router.to_string()), ("group", g.name.clone())];
+        metrics::counter!("logcut_router_group_records_total", &labels).absolute(g.records);
+        metrics::counter!("logcut_router_group_bytes_total", &labels).absolute(g.bytes);
+        metrics::gauge!("logcut_router_group_open_logs", &labels).set(g.open as f64);
+    }
+    for t in &top.top {
+        let labels = [
+            ("router", router.to_string()),
+            ("group", t.group.clone()),
+            ("tenant", t.tenant.clone()),
+        ];
+        metrics::counter!("logcut_router_tenant_records_total", &labels).absolute(t.records);
+    }
+    let other = [
+        ("router", router.to_string()),
+        ("group", "_all".to_string()),
+        ("tenant", "_other".to_string()),
+    ];
+    metrics::counter!("logcut_router_tenant_records_total", &other).absolute(top.other_records);
+}
 
 /// Publishes one snapshot.
 pub(crate) fn publish(log: &str, s: &Stats) {

@@ -391,10 +391,17 @@ impl Router {
         };
         drop(table);
         // Relaxed: counters read on their own.
-        match &res {
+        let n = match &res {
             Ok(()) => inner.counters.records.fetch_add(1, Ordering::Relaxed),
             Err(_) => inner.counters.rejected.fetch_add(1, Ordering::Relaxed),
         };
+        // Every 1,024 records (and at shutdown): a snapshot for exporters.
+        #[cfg(feature = "metrics")]
+        if n % 1024 == 1023 {
+            self.publish_metrics();
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = n;
         res
     }
 
@@ -477,6 +484,24 @@ impl Router {
         crate::ShutdownGuard::for_router(self.clone())
     }
 
+    /// Publishes the router's figures through the `metrics` facade (feature
+    /// `metrics`): totals, per group, and the busiest tenants by name (the
+    /// rest summed as tenant `_other`, so that the number of series stays
+    /// bounded). Done every 1,024 records and at shutdown; call it for a
+    /// fresher snapshot.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        let name = self.inner.root.file_name().map_or_else(
+            || self.inner.root.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        crate::metrics::publish_router(
+            &name,
+            &self.stats(),
+            &self.top_tenants(crate::metrics::TOP_TENANTS),
+        );
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.inner.root
@@ -494,6 +519,8 @@ impl Router {
                 first.get_or_insert(e);
             }
         }
+        #[cfg(feature = "metrics")]
+        self.publish_metrics();
         first.map_or(Ok(()), Err)
     }
 

@@ -187,20 +187,23 @@ fn stats_are_published_through_the_metrics_facade() {
         fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
         fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
         fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-            // Only this test's log: other tests' appenders publish too.
-            if !key
-                .labels()
-                .any(|l| l.key() == "log" && l.value() == "metricslog")
-            {
+            // Only this test's log and router: other tests' publish too.
+            let ours = key.labels().any(|l| {
+                (l.key() == "log" && l.value() == "metricslog")
+                    || (l.key() == "router" && l.value() == "metricsroot")
+            });
+            if !ours {
                 return Counter::noop();
             }
-            let cell = self
-                .0
-                .lock()
-                .unwrap()
-                .entry(key.name().to_string())
-                .or_default()
-                .clone();
+            // A router's series by name and labels (tenant, group).
+            let mut name = key.name().to_string();
+            for l in key
+                .labels()
+                .filter(|l| l.key() == "group" || l.key() == "tenant")
+            {
+                name.push_str(&format!(",{}={}", l.key(), l.value()));
+            }
+            let cell = self.0.lock().unwrap().entry(name).or_default().clone();
             Counter::from_arc(cell)
         }
         fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
@@ -238,6 +241,58 @@ fn stats_are_published_through_the_metrics_facade() {
     assert_eq!(get("logcut_records_written_total"), Some(10));
     assert_eq!(get("logcut_rotations_total"), Some(5));
     assert_eq!(get("logcut_records_lost_total"), Some(0));
+    // A router: totals, per group, and 20 tenants by name, the rest summed
+    // as `_other` (30 tenants here: the series stay bounded).
+    let router = logcut::Router::builder(dir.path().join("metricsroot"))
+        .group(
+            "std",
+            logcut::Appender::builder().fsync(logcut::Fsync::Never),
+        )
+        .build()
+        .unwrap();
+    for t in 0..30u64 {
+        for i in 0..=t {
+            router
+                .write_to(&[("tenant", &format!("t{t:02}"))], &record(0, i, 50))
+                .unwrap();
+        }
+    }
+    router.shutdown().unwrap();
+    let total: u64 = (1..=30).sum();
+    assert_eq!(get("logcut_router_records_total"), Some(total));
+    assert_eq!(
+        get("logcut_router_group_records_total,group=std"),
+        Some(total)
+    );
+    assert_eq!(
+        get("logcut_router_group_bytes_total,group=std"),
+        Some(total * 50)
+    );
+    // The busiest 20 (t10 to t29) by name; t00 to t09 summed.
+    assert_eq!(
+        get("logcut_router_tenant_records_total,group=std,tenant=t29"),
+        Some(30)
+    );
+    assert_eq!(
+        get("logcut_router_tenant_records_total,group=std,tenant=t10"),
+        Some(11)
+    );
+    assert_eq!(
+        get("logcut_router_tenant_records_total,group=std,tenant=t09"),
+        None
+    );
+    assert_eq!(
+        get("logcut_router_tenant_records_total,group=_all,tenant=_other"),
+        Some((1..=10).sum())
+    );
+    let series = capture
+        .0
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("tenant="))
+        .count();
+    assert_eq!(series, 21);
 }
 
 /// What `guard_child` logs: 4 threads of this many events each.
