@@ -366,28 +366,21 @@ impl Router {
             .iter()
             .find(|(n, _)| *n == inner.tenant_field)
             .map(|(_, v)| *v);
-        let (key, quarantined) = match tenant {
-            None => (
-                (table.default_group().to_string(), NO_TENANT.to_string()),
-                None,
-            ),
+        let res = match tenant {
+            None => self.write_key(table.default_group(), NO_TENANT, record),
             Some(t) if name::is_safe(t.as_bytes()) => {
-                ((table.group_for(fields).to_string(), t.to_string()), None)
+                self.write_key(table.group_for(fields), t, record)
             }
-            Some(t) => ((QUARANTINE.to_string(), String::new()), Some(t)),
-        };
-        let res = match quarantined {
             Some(t) => {
                 let mut rec = format!("[tenant {}] ", name::quoted(t.as_bytes())).into_bytes();
                 rec.extend_from_slice(record);
-                let res = self.write_key(&key, &rec);
+                let res = self.write_key(QUARANTINE, "", &rec);
                 if res.is_ok() {
                     // Relaxed: counters read on their own.
                     inner.counters.quarantined.fetch_add(1, Ordering::Relaxed);
                 }
                 res
             }
-            None => self.write_key(&key, record),
         };
         drop(table);
         // Relaxed: counters read on their own.
@@ -531,9 +524,9 @@ impl Router {
     /// Writes `record` to the log `key`, opening it if needed. A log closed
     /// to make room while this thread held it refuses the record (whole):
     /// it is written again to the log opened anew.
-    fn write_key(&self, key: &Key, record: &[u8]) -> Result<(), Error> {
+    fn write_key(&self, group: &str, tenant: &str, record: &[u8]) -> Result<(), Error> {
         loop {
-            let (app, tally) = self.open(key)?;
+            let (app, tally) = self.open(group, tenant)?;
             match app.write_record(record) {
                 Ok(()) => {
                     // Relaxed: counters read on their own.
@@ -544,7 +537,7 @@ impl Router {
                     return Ok(());
                 }
                 Err(e) if e.is_shutdown() && !self.inner.shut.load(Ordering::SeqCst) => {
-                    if self.lock_open().holds(key, &app) {
+                    if self.lock_open().holds(group, tenant, &app) {
                         // Shut down for another reason (its task died).
                         return Err(e);
                     }
@@ -557,14 +550,14 @@ impl Router {
     /// The open appender of `key`: opened (closing the least recently used
     /// past `max_open`) if needed. Starting and closing happen outside the
     /// lock, the log marked busy meanwhile.
-    fn open(&self, key: &Key) -> Result<(Appender, Arc<open::Tally>), Error> {
+    fn open(&self, group: &str, tenant: &str) -> Result<(Appender, Arc<open::Tally>), Error> {
         let inner = &self.inner;
         let mut open = self.lock_open();
         loop {
             if inner.shut.load(Ordering::SeqCst) {
                 return Err(Error::shutdown("route record"));
             }
-            match open.take(key) {
+            match open.take(group, tenant) {
                 Found::Open(app, tally) => return Ok((app, tally)),
                 Found::Busy => {
                     open = inner.changed.wait(open).unwrap_or_else(|e| e.into_inner());
@@ -585,11 +578,12 @@ impl Router {
                     }
                 },
                 Found::Missing => {
-                    open.opening(key);
+                    let key: Key = (group.to_string(), tenant.to_string());
+                    open.opening(&key);
                     drop(open);
-                    let started = self.start(key);
+                    let started = self.start(&key);
                     open = self.lock_open();
-                    open.done(key);
+                    open.done(&key);
                     inner.changed.notify_all();
                     let app = started?;
                     inner.counters.opened.fetch_add(1, Ordering::Relaxed);
@@ -599,7 +593,7 @@ impl Router {
                         let _ = app.shutdown();
                         return Err(Error::shutdown("route record"));
                     }
-                    let tally = open.insert(key.clone(), app.clone());
+                    let tally = open.insert(key, app.clone());
                     return Ok((app, tally));
                 }
             }

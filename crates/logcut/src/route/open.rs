@@ -17,7 +17,11 @@ pub(crate) type Key = (String, String);
 
 #[derive(Default)]
 pub(crate) struct OpenLogs {
-    logs: HashMap<Key, Entry>,
+    /// By group, then tenant: a record's lookup borrows its names, with no
+    /// allocation.
+    logs: HashMap<String, HashMap<String, Entry>>,
+    /// How many logs `logs` holds.
+    count: usize,
     /// Logs whose appender is starting or shutting down.
     busy: HashSet<Key>,
     /// A counter of uses, for the least recently used.
@@ -50,14 +54,14 @@ pub(crate) enum Found {
 }
 
 impl OpenLogs {
-    /// The open appender of `key`, marked as used now.
-    pub(crate) fn take(&mut self, key: &Key) -> Found {
+    /// The open appender of the log `group`/`tenant`, marked as used now.
+    pub(crate) fn take(&mut self, group: &str, tenant: &str) -> Found {
         self.clock += 1;
-        if let Some(e) = self.logs.get_mut(key) {
+        if let Some(e) = self.logs.get_mut(group).and_then(|m| m.get_mut(tenant)) {
             e.used = self.clock;
             return Found::Open(e.app.clone(), Arc::clone(&e.tally));
         }
-        if self.busy.contains(key) {
+        if self.busy.iter().any(|(g, t)| g == group && t == tenant) {
             return Found::Busy;
         }
         Found::Missing
@@ -65,13 +69,13 @@ impl OpenLogs {
 
     /// The number of open logs.
     pub(crate) fn len(&self) -> usize {
-        self.logs.len()
+        self.count
     }
 
     /// Whether another log may be opened: open ones and those starting
     /// stay within `max`.
     pub(crate) fn full(&self, max: usize) -> bool {
-        self.logs.len() + self.busy.len() >= max
+        self.count + self.busy.len() >= max
     }
 
     /// Marks `key` busy while it is started, outside the lock.
@@ -82,8 +86,14 @@ impl OpenLogs {
     /// Removes the least recently used log and marks it busy; the caller
     /// shuts it down and then calls `done`.
     pub(crate) fn evict(&mut self) -> Option<(Key, Appender)> {
-        let key = victim(self.logs.iter().map(|(k, e)| (k, e.used)))?.clone();
-        let e = self.logs.remove(&key)?;
+        let all = self
+            .logs
+            .iter()
+            .flat_map(|(g, m)| m.iter().map(move |(t, e)| ((g, t), e.used)));
+        let (g, t) = victim(all)?;
+        let key = (g.clone(), t.clone());
+        let e = self.logs.get_mut(&key.0)?.remove(&key.1)?;
+        self.count -= 1;
         self.busy.insert(key.clone());
         Some((key, e.app))
     }
@@ -98,14 +108,21 @@ impl OpenLogs {
         self.clock += 1;
         let used = self.clock;
         let tally = Arc::clone(self.tallies.entry(key.clone()).or_default());
-        self.logs.insert(
-            key,
-            Entry {
-                app,
-                used,
-                tally: Arc::clone(&tally),
-            },
-        );
+        let entry = Entry {
+            app,
+            used,
+            tally: Arc::clone(&tally),
+        };
+        let (group, tenant) = key;
+        if self
+            .logs
+            .entry(group)
+            .or_default()
+            .insert(tenant, entry)
+            .is_none()
+        {
+            self.count += 1;
+        }
         tally
     }
 
@@ -113,26 +130,33 @@ impl OpenLogs {
     pub(crate) fn tallies(&self) -> Vec<(Key, Arc<Tally>, bool)> {
         self.tallies
             .iter()
-            .map(|(k, t)| (k.clone(), Arc::clone(t), self.logs.contains_key(k)))
+            .map(|(k, t)| {
+                let open = self.logs.get(&k.0).is_some_and(|m| m.contains_key(&k.1));
+                (k.clone(), Arc::clone(t), open)
+            })
             .collect()
     }
 
-    /// Whether `app` is still the open appender of `key`.
-    pub(crate) fn holds(&self, key: &Key, app: &Appender) -> bool {
-        self.logs.get(key).is_some_and(|e| e.app.same(app))
+    /// Whether `app` is still the open appender of `group`/`tenant`.
+    pub(crate) fn holds(&self, group: &str, tenant: &str, app: &Appender) -> bool {
+        self.logs
+            .get(group)
+            .and_then(|m| m.get(tenant))
+            .is_some_and(|e| e.app.same(app))
     }
 
     /// Takes every open log (shutdown).
     pub(crate) fn drain(&mut self) -> Vec<(Key, Appender)> {
-        self.logs.drain().map(|(k, e)| (k, e.app)).collect()
+        self.count = 0;
+        self.logs
+            .drain()
+            .flat_map(|(g, m)| m.into_iter().map(move |(t, e)| ((g.clone(), t), e.app)))
+            .collect()
     }
 }
 
 /// The least recently used of `(key, last use)`.
-fn victim<'a, K>(entries: impl Iterator<Item = (&'a K, u64)>) -> Option<&'a K>
-where
-    K: 'a,
-{
+fn victim<K>(entries: impl Iterator<Item = (K, u64)>) -> Option<K> {
     entries.min_by_key(|(_, used)| *used).map(|(k, _)| k)
 }
 
