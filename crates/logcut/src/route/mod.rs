@@ -35,6 +35,24 @@ pub use tracing::{RouteLayer, RouteWriter};
 use crate::{Appender, AppenderBuilder, Error, Runtime};
 use open::{Found, Key, OpenLogs};
 
+/// Router ids (see `Inner::id`). Relaxed: only uniqueness matters.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The log this thread wrote to last, to write the next record of the
+    /// same tenant without the router's lock.
+    static LAST: std::cell::RefCell<Option<Cached>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A thread's last log (see `LAST`).
+struct Cached {
+    router: u64,
+    group: String,
+    tenant: String,
+    app: Appender,
+    tally: Arc<open::Tally>,
+}
+
 /// The group (and directory under the root) of records whose tenant value
 /// is not a safe name. Not a valid group name to configure.
 pub const QUARANTINE: &str = "quarantine";
@@ -142,6 +160,8 @@ impl RouterBuilder {
         };
         Ok(Router {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                start: std::time::Instant::now(),
                 root: self.root,
                 groups,
                 quarantine,
@@ -236,6 +256,10 @@ pub struct Router {
 }
 
 struct Inner {
+    /// Unique among the process's routers (for the threads' caches).
+    id: u64,
+    /// When the router was built: the clock of `Tally::used`.
+    start: std::time::Instant,
     root: PathBuf,
     groups: HashMap<String, AppenderBuilder>,
     /// The policy of the quarantine log.
@@ -255,6 +279,24 @@ struct Inner {
     changed: Condvar,
     shut: AtomicBool,
     counters: Counters,
+}
+
+/// The last router handle gone without `shutdown`: every open log is shut
+/// down now, rather than when the last clone of its appender goes (a
+/// thread's cache may keep one until the thread ends).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shut.store(true, Ordering::SeqCst);
+        let logs = self
+            .open
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain();
+        for (_, app) in logs {
+            // Errors went to the group's handler.
+            let _ = app.shutdown();
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -525,15 +567,15 @@ impl Router {
     /// to make room while this thread held it refuses the record (whole):
     /// it is written again to the log opened anew.
     fn write_key(&self, group: &str, tenant: &str, record: &[u8]) -> Result<(), Error> {
+        if let Some(res) = self.write_cached(group, tenant, record) {
+            return res;
+        }
         loop {
             let (app, tally) = self.open(group, tenant)?;
             match app.write_record(record) {
                 Ok(()) => {
-                    // Relaxed: counters read on their own.
-                    tally.records.fetch_add(1, Ordering::Relaxed);
-                    tally
-                        .bytes
-                        .fetch_add(record.len() as u64, Ordering::Relaxed);
+                    self.count(&tally, record.len());
+                    self.remember(group, tenant, app, tally);
                     return Ok(());
                 }
                 Err(e) if e.is_shutdown() && !self.inner.shut.load(Ordering::SeqCst) => {
@@ -545,6 +587,63 @@ impl Router {
                 res => return res,
             }
         }
+    }
+
+    /// Writes through this thread's last log if it is `group`/`tenant` of
+    /// this router; `None` to take the lock (no such log cached, or it was
+    /// closed meanwhile: the record was refused whole, and goes the long
+    /// way).
+    fn write_cached(&self, group: &str, tenant: &str, record: &[u8]) -> Option<Result<(), Error>> {
+        LAST.try_with(|last| {
+            let mut last = last.try_borrow_mut().ok()?;
+            let c = last.as_ref()?;
+            if c.router != self.inner.id || c.group != group || c.tenant != tenant {
+                return None;
+            }
+            match c.app.write_record(record) {
+                Ok(()) => {
+                    self.count(&c.tally, record.len());
+                    Some(Ok(()))
+                }
+                Err(e) if e.is_shutdown() && !self.inner.shut.load(Ordering::SeqCst) => {
+                    *last = None;
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Keeps `app` as this thread's last log.
+    fn remember(&self, group: &str, tenant: &str, app: Appender, tally: Arc<open::Tally>) {
+        let _ = LAST.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some(Cached {
+                    router: self.inner.id,
+                    group: group.to_string(),
+                    tenant: tenant.to_string(),
+                    app,
+                    tally,
+                });
+            }
+        });
+    }
+
+    /// Counts a record written to the log of `tally`, and marks it used.
+    fn count(&self, tally: &open::Tally, len: usize) {
+        // Relaxed: counters and a time read on their own.
+        tally.records.fetch_add(1, Ordering::Relaxed);
+        tally.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.touch(tally);
+    }
+
+    /// Marks the log of `tally` used now.
+    fn touch(&self, tally: &open::Tally) {
+        let now = u64::try_from(self.inner.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: a time read on its own (by `OpenLogs::evict`).
+        tally.used.store(now, Ordering::Relaxed);
     }
 
     /// The open appender of `key`: opened (closing the least recently used
@@ -594,6 +693,8 @@ impl Router {
                         return Err(Error::shutdown("route record"));
                     }
                     let tally = open.insert(key, app.clone());
+                    // Used now: the next eviction does not take it first.
+                    self.touch(&tally);
                     return Ok((app, tally));
                 }
             }

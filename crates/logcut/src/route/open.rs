@@ -7,7 +7,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, atomic::AtomicU64},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use crate::Appender;
@@ -24,24 +27,24 @@ pub(crate) struct OpenLogs {
     count: usize,
     /// Logs whose appender is starting or shutting down.
     busy: HashSet<Key>,
-    /// A counter of uses, for the least recently used.
-    clock: u64,
     /// What each log took, open or closed since (one small entry per log
     /// ever opened).
     tallies: HashMap<Key, Arc<Tally>>,
 }
 
-/// Records and bytes a log took through the router. `Relaxed`: counters
-/// read on their own.
+/// Records and bytes a log took through the router, and when it was last
+/// used (nanoseconds since the router started, for the least recently
+/// used: set by every record, also those that bypass the lock through a
+/// thread's cache). `Relaxed`: counters and a time read on their own.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     pub(crate) records: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    pub(crate) used: AtomicU64,
 }
 
 struct Entry {
     app: Appender,
-    used: u64,
     tally: Arc<Tally>,
 }
 
@@ -54,11 +57,9 @@ pub(crate) enum Found {
 }
 
 impl OpenLogs {
-    /// The open appender of the log `group`/`tenant`, marked as used now.
+    /// The open appender of the log `group`/`tenant`.
     pub(crate) fn take(&mut self, group: &str, tenant: &str) -> Found {
-        self.clock += 1;
-        if let Some(e) = self.logs.get_mut(group).and_then(|m| m.get_mut(tenant)) {
-            e.used = self.clock;
+        if let Some(e) = self.logs.get(group).and_then(|m| m.get(tenant)) {
             return Found::Open(e.app.clone(), Arc::clone(&e.tally));
         }
         if self.busy.iter().any(|(g, t)| g == group && t == tenant) {
@@ -89,7 +90,11 @@ impl OpenLogs {
         let all = self
             .logs
             .iter()
-            .flat_map(|(g, m)| m.iter().map(move |(t, e)| ((g, t), e.used)));
+            // Relaxed: see `Tally`.
+            .flat_map(|(g, m)| {
+                m.iter()
+                    .map(move |(t, e)| ((g, t), e.tally.used.load(Ordering::Relaxed)))
+            });
         let (g, t) = victim(all)?;
         let key = (g.clone(), t.clone());
         let e = self.logs.get_mut(&key.0)?.remove(&key.1)?;
@@ -105,12 +110,9 @@ impl OpenLogs {
 
     /// Adds the open appender of `key`; returns its tally.
     pub(crate) fn insert(&mut self, key: Key, app: Appender) -> Arc<Tally> {
-        self.clock += 1;
-        let used = self.clock;
         let tally = Arc::clone(self.tallies.entry(key.clone()).or_default());
         let entry = Entry {
             app,
-            used,
             tally: Arc::clone(&tally),
         };
         let (group, tenant) = key;

@@ -496,3 +496,37 @@ fn a_routers_guard_seals_every_tenant_when_main_returns() {
         }
     }
 }
+
+/// A router dropped without `shutdown` seals every open log at once, even
+/// one this very thread still holds (it keeps the last log it wrote to, to
+/// write the next record without the router's lock).
+#[test]
+fn a_router_dropped_without_shutdown_seals_its_logs() {
+    let tmp = TempDir::new("route-drop");
+    let root = tmp.join("root");
+    let router = Router::builder(&root)
+        .group(
+            "std",
+            Appender::builder()
+                .mode(logcut::Mode::Buffered)
+                .fsync(Fsync::Never),
+        )
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        router
+            .write_to(&[("tenant", "acme")], &record(0, i, LEN_DROP))
+            .unwrap();
+    }
+    drop(router);
+    let dir = root.join("std/acme");
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), 100, "{report}");
+    assert_eq!(report.logs[0].open_sessions, 0, "{report}");
+    assert_eq!(
+        check_records(&read_log(&dir, "app"), LEN_DROP).get(&0),
+        Some(&100)
+    );
+}
+
+const LEN_DROP: usize = 64;
