@@ -71,6 +71,7 @@ pub(crate) struct ConfigFile {
     trigger: Option<Spanned<String>>,
     compress: Option<Spanned<String>>,
     compress_level: Option<Spanned<Text>>,
+    index: Option<Spanned<String>>,
     keep: Option<Spanned<Text>>,
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
@@ -96,6 +97,7 @@ struct GroupFile {
     fsync: Option<Spanned<Text>>,
     compress: Option<Spanned<String>>,
     compress_level: Option<Spanned<Text>>,
+    index: Option<Spanned<String>>,
     keep: Option<Spanned<Text>>,
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
@@ -252,6 +254,9 @@ pub(crate) fn apply(
     layer!(compress_level, crate::write::level, |v| args
         .compress_level =
         Some(v));
+    layer!(index, |s: &String| crate::write::index_fields(s), |v| {
+        args.index = Some(v)
+    });
     layer!(keep, crate::write::keep, |v| args.keep = Some(v));
     layer!(max_age, crate::write::positive_duration, |v| args.max_age =
         Some(v));
@@ -343,6 +348,9 @@ fn group_options(cfg: &Loaded, name: &str, g: &GroupFile, args: &mut WriteArgs) 
     key!(compress_level, crate::write::level, |v| args
         .compress_level =
         Some(v));
+    key!(index, |s: &String| crate::write::index_fields(s), |v| {
+        args.index = Some(v)
+    });
     key!(keep, crate::write::keep, |v| args.keep = Some(v));
     key!(max_age, crate::write::positive_duration, |v| args.max_age =
         Some(v));

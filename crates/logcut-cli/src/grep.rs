@@ -3,19 +3,23 @@
 //! sealed and compressed segments of one log or of every tenant's log
 //! under a router's root, in time order.
 //!
-//! Each line is first searched for the wanted values' bytes (fast); only a
-//! line holding all of them is parsed and its fields compared. There is no
-//! index yet: every segment in the time range is read.
+//! A sealed segment with a search index (`write --index`, the library's
+//! `index_fields`) that says it holds none of a wanted value is not read;
+//! the others are read on a few threads at once. In each, a line is first
+//! searched for the wanted values' bytes (fast); only a line holding all of
+//! them (or with escapes, which may spell them) is parsed and its fields
+//! compared. A missing or damaged index only makes the search read more.
 
 use std::{
     io::{self, BufRead, Write},
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use logcut_format::segments;
+use logcut_format::{SegmentFile, segments};
 
 use crate::{
     UsageError,
@@ -44,6 +48,10 @@ pub(crate) struct GrepArgs {
     /// Only segments that overlap the time up to TIME (as `cat --until`).
     #[arg(long, value_name = "TIME", value_parser = range::parse_time)]
     until: Option<Timestamp>,
+    /// Afterwards, print to standard error how many segments were read and
+    /// how many their index let the search skip.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn field(s: &str) -> Result<(String, String), String> {
@@ -56,9 +64,24 @@ fn field(s: &str) -> Result<(String, String), String> {
 /// A line found, with the time it sorts by.
 struct Hit {
     at: Option<Timestamp>,
-    /// Where it was found: log order, then line order, for ties.
-    order: (usize, usize),
+    /// Where it was found: log, segment, then line, for ties.
+    order: (usize, usize, usize),
     line: Vec<u8>,
+}
+
+/// A segment to search: which log (in `dirs` order), which segment of it.
+struct Job {
+    log: usize,
+    seg: usize,
+    file: SegmentFile,
+}
+
+/// What the search did, for `--stats`.
+#[derive(Default)]
+struct Tally {
+    segments: usize,
+    skipped: usize,
+    lines: u64,
 }
 
 pub(crate) fn run(args: GrepArgs) -> Result<ExitCode> {
@@ -68,14 +91,41 @@ pub(crate) fn run(args: GrepArgs) -> Result<ExitCode> {
     };
     range.validate().map_err(UsageError)?;
     let dirs = crate::read::log_dirs(&args.dir, args.group.as_deref(), args.tenant.as_deref())?;
-    let names: Vec<String> = args.fields.iter().map(|(k, _)| k.clone()).collect();
-    let mut hits = Vec::new();
+    let mut jobs = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
-        search_dir(dir, &range, &args.fields, &names, i, &mut hits)?;
+        list_dir(dir, &range, i, &mut jobs)?;
     }
+    let mut tally = Tally {
+        segments: jobs.len(),
+        ..Tally::default()
+    };
+    // The index first: a segment that surely holds none of the values is
+    // not read.
+    jobs.retain(|j| {
+        let keep = j.file.index().is_none_or(|ix| {
+            args.fields.iter().all(|(k, v)| {
+                let leaf = k.rsplit('.').next().unwrap_or(k);
+                ix.may_contain(leaf, v) != Some(false)
+            })
+        });
+        tally.skipped += usize::from(!keep);
+        keep
+    });
+    let (mut hits, lines) = search(&jobs, &args.fields)?;
+    tally.lines = lines;
     // Time order (by the `timestamp` field) across logs; within one log,
     // as written. Lines without a timestamp come first.
     hits.sort_by_key(|h| (h.at, h.order));
+    if args.stats {
+        eprintln!(
+            "logcut grep: {} matching lines; read {} of {} segments ({} skipped by their index), {} lines",
+            hits.len(),
+            tally.segments - tally.skipped,
+            tally.segments,
+            tally.skipped,
+            tally.lines
+        );
+    }
     let mut out = io::stdout().lock();
     for h in &hits {
         if let Err(e) = out.write_all(&h.line) {
@@ -93,15 +143,8 @@ pub(crate) fn run(args: GrepArgs) -> Result<ExitCode> {
     })
 }
 
-/// Searches every log in `dir`, adding what matches to `hits`.
-fn search_dir(
-    dir: &Path,
-    range: &TimeRange,
-    fields: &[(String, String)],
-    names: &[String],
-    index: usize,
-    hits: &mut Vec<Hit>,
-) -> Result<()> {
+/// Adds the segments of every log in `dir` within `range` to `jobs`.
+fn list_dir(dir: &Path, range: &TimeRange, log: usize, jobs: &mut Vec<Job>) -> Result<()> {
     let logs = logcut_format::log_names(dir)
         .map_err(|e| crate::read::cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
     for name in logs {
@@ -109,37 +152,93 @@ fn search_dir(
             crate::read::cannot(&format!("cannot list the segments of {name}"), dir, &e)
         })?;
         let selected = range.select(&segs, &name);
-        let mut n = 0;
-        for seg in segs
-            .iter()
+        for file in segs
+            .into_iter()
             .zip(selected)
             .filter_map(|(s, y)| y.then_some(s))
         {
-            let f = seg
-                .open()
-                .with_context(|| format!("cannot open {}", seg.path.display()))?;
-            let mut r = io::BufReader::with_capacity(256 << 10, f);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let got = r
-                    .read_until(b'\n', &mut line)
-                    .with_context(|| format!("cannot read {}", seg.path.display()))?;
-                if got == 0 {
-                    break;
-                }
-                n += 1;
-                if let Some(at) = matches(&line, fields, names) {
-                    hits.push(Hit {
-                        at,
-                        order: (index, n),
-                        line: line.clone(),
-                    });
-                }
-            }
+            let seg = jobs.len();
+            jobs.push(Job { log, seg, file });
         }
     }
     Ok(())
+}
+
+/// Reads the segments of `jobs` on a few threads (one per core, at most
+/// 8): every matching line, and how many lines were read.
+fn search(jobs: &[Job], fields: &[(String, String)]) -> Result<(Vec<Hit>, u64)> {
+    let names: Vec<String> = fields.iter().map(|(k, _)| k.clone()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<(Vec<Hit>, u64)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut hits, mut lines) = (Vec::new(), 0);
+                    loop {
+                        // Relaxed: only hands out distinct indexes.
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else {
+                            return Ok((hits, lines));
+                        };
+                        lines += search_segment(job, fields, &names, &mut hits)?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a search thread failed")))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    let mut lines = 0;
+    for r in results {
+        let (hits, n) = r?;
+        all.extend(hits);
+        lines += n;
+    }
+    Ok((all, lines))
+}
+
+/// Adds the matching lines of one segment to `hits`; returns the lines read.
+fn search_segment(
+    job: &Job,
+    fields: &[(String, String)],
+    names: &[String],
+    hits: &mut Vec<Hit>,
+) -> Result<u64> {
+    let path = &job.file.path;
+    let f = job
+        .file
+        .open()
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut r = io::BufReader::with_capacity(256 << 10, f);
+    let mut line = Vec::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        let got = r
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if got == 0 {
+            return Ok(n as u64);
+        }
+        n += 1;
+        if let Some(at) = matches(&line, fields, names) {
+            hits.push(Hit {
+                at,
+                order: (job.log, job.seg, n),
+                line: line.clone(),
+            });
+        }
+    }
 }
 
 /// Whether `line` has every wanted field value; if so, its `timestamp`.
@@ -148,11 +247,11 @@ fn matches(
     fields: &[(String, String)],
     names: &[String],
 ) -> Option<Option<Timestamp>> {
-    // Cheap first: each value's bytes must be in the line somewhere.
-    if !fields
-        .iter()
-        .all(|(_, v)| memchr::memmem::find(line, v.as_bytes()).is_some())
-    {
+    // Cheap first: each value's bytes must be in the line somewhere,
+    // unless the line has escapes (`\u0041`, `\"`), which may spell them
+    // otherwise.
+    let literal = |v: &String| memchr::memmem::find(line, v.as_bytes()).is_some();
+    if !fields.iter().all(|(_, v)| literal(v)) && memchr::memchr(b'\\', line).is_none() {
         return None;
     }
     let text = line.strip_suffix(b"\n").unwrap_or(line);

@@ -42,7 +42,7 @@ use crate::UsageError;
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
-    /// metrics, grace, trigger, compress, compress_level, keep, max_age,
+    /// metrics, grace, trigger, compress, compress_level, index, keep, max_age,
     /// max_total, min_free, shared, route_field, max_open, and stderr_name
     /// for run;
     /// for routing, default_group, [groups.NAME] tables and [[routes]]);
@@ -96,6 +96,14 @@ pub(crate) struct WriteArgs {
     /// The compression level (gzip 0-9, default 6; zstd -7 to 22, default 3).
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) compress_level: Option<i32>,
+    /// Index the values of these JSON fields (comma-separated names, such
+    /// as trace_id,user_id) in each sealed segment, so that `logcut grep
+    /// --field` skips segments that cannot hold a value; "none" for no
+    /// index. By default trace_id when lines are routed (--route-field) or
+    /// segments compressed (the index is built in the same read), else
+    /// none.
+    #[arg(long, value_name = "FIELDS", value_parser = index_fields)]
+    pub(crate) index: Option<IndexFields>,
     /// Keep at most this many sealed segments (oldest deleted first).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) keep: Option<u64>,
@@ -270,7 +278,17 @@ impl WriteArgs {
             (CompressArg::Zstd, None) => logcut::Compression::zstd(),
             (CompressArg::Zstd, Some(level)) => logcut::Compression::Zstd { level },
         };
+        let index = match &self.index {
+            Some(fields) => fields.0.clone(),
+            None if !self.shared
+                && (self.route_field.is_some() || compression != logcut::Compression::None) =>
+            {
+                vec!["trace_id".to_string()]
+            }
+            None => Vec::new(),
+        };
         let mut b = logcut::Appender::builder()
+            .index_fields(index)
             .mode(match self.mode {
                 ModeArg::Direct => logcut::Mode::Direct,
                 ModeArg::Buffered => logcut::Mode::Buffered,
@@ -544,6 +562,24 @@ fn signal_name(sig: usize) -> &'static str {
     } else {
         "SIGTERM"
     }
+}
+
+/// The fields `--index` names (none for "none").
+#[derive(Debug, Clone)]
+pub(crate) struct IndexFields(pub(crate) Vec<String>);
+
+/// `--index`: comma-separated field names, or "none".
+pub(crate) fn index_fields(s: &str) -> Result<IndexFields, String> {
+    if s == "none" {
+        return Ok(IndexFields(Vec::new()));
+    }
+    s.split(',')
+        .map(|f| {
+            let f = f.trim();
+            logcut_format::index::validate_key(f).map(|()| f.to_string())
+        })
+        .collect::<Result<_, _>>()
+        .map(IndexFields)
 }
 
 pub(crate) fn compress(s: &str) -> Result<CompressArg, String> {

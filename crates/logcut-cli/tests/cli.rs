@@ -2717,3 +2717,139 @@ fn grep_finds_every_line_of_a_trace_across_tenants_and_compressed_segments() {
         brute("t055", Some("acme"))
     );
 }
+
+#[test]
+fn grep_returns_what_a_brute_force_scan_does_with_or_without_an_index() {
+    let dir = TempDir::new("grep-index");
+    let mut input = String::new();
+    let mut line = |n: u32, body: &str| {
+        input.push_str(&format!(
+            "{{\"timestamp\":\"2026-12-03T10:{:02}:{:02}.{:03}Z\",{body}}}\n",
+            n / 60_000 % 60,
+            n / 1000 % 60,
+            n % 1000
+        ));
+    };
+    for i in 0..600u32 {
+        line(i * 10, &format!("\"trace_id\":\"t{:04}\",\"i\":{i}", i / 8));
+        if i == 300 {
+            // Escapes the index cannot see through: a value spelled with
+            // `\u`, a key spelled with `\u`, a quote in a value; and a
+            // number.
+            line(i * 10 + 1, "\"trace_id\":\"t\\u0030\\u0030\\u0030\\u0035\"");
+            line(i * 10 + 2, "\"trace\\u005fid\":\"t0042\"");
+            line(i * 10 + 3, "\"trace_id\":\"q\\\"t0031\"");
+            line(i * 10 + 4, "\"span\":{\"trace_id\":12345}");
+            line(i * 10 + 5, "\"trace_id\":12345");
+        }
+    }
+    let brute = |field: &str, want: &str| -> String {
+        input
+            .lines()
+            .filter(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let mut at = &v;
+                for part in field.split('.') {
+                    match at.get(part) {
+                        Some(x) => at = x,
+                        None => return false,
+                    }
+                }
+                match at {
+                    serde_json::Value::String(s) => s == want,
+                    serde_json::Value::Number(n) => n.to_string() == want,
+                    _ => false,
+                }
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let cases = [
+        ("plain, indexed", vec!["--index", "trace_id"]),
+        ("plain, no index", vec!["--index", "none"]),
+        ("zstd, indexed by default", vec!["--compress", "zstd"]),
+    ];
+    let queries = [
+        ("trace_id", "t0000"),
+        ("trace_id", "t0005"),
+        ("trace_id", "t0042"),
+        ("trace_id", "q\"t0031"),
+        ("trace_id", "t0074"),
+        ("trace_id", "12345"),
+        ("span.trace_id", "12345"),
+        ("trace_id", "nowhere"),
+    ];
+    for (what, args) in cases {
+        let log = dir.0.join(what.replace([' ', ','], "_"));
+        let mut a = vec!["--max-size", "1500"];
+        a.extend(args.iter().copied());
+        let out = write_input(&log, &a, input.as_bytes());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let indexes: Vec<PathBuf> = tree(&log)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".idx"))
+            .collect();
+        assert_eq!(indexes.is_empty(), what.contains("no index"), "{what}");
+        let grep = |field: &str, want: &str| {
+            let q = format!("{field}={want}");
+            logcut(&["grep", log.to_str().unwrap(), "--field", &q, "--stats"])
+        };
+        let skipped = |out: &std::process::Output| -> u64 {
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            let at = err.find(" skipped").unwrap_or_else(|| panic!("{err}"));
+            let before = &err[..at];
+            before[before.rfind('(').unwrap() + 1..].parse().unwrap()
+        };
+        for (field, want) in queries {
+            let out = grep(field, want);
+            let expect = brute(field, want);
+            assert_eq!(
+                String::from_utf8(out.stdout.clone()).unwrap(),
+                expect,
+                "{what}: {field}={want}"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(if expect.is_empty() { 1 } else { 0 })
+            );
+            if field == "trace_id" && want == "nowhere" {
+                // The index rules out (nearly) every segment; without it,
+                // every segment is read.
+                let n = skipped(&out);
+                if indexes.is_empty() {
+                    assert_eq!(n, 0, "{what}");
+                } else {
+                    assert!(n >= 10, "{what}: only {n} skipped");
+                }
+            }
+        }
+        if indexes.is_empty() {
+            continue;
+        }
+        // A damaged index is none: the same lines, nothing skipped.
+        for p in &indexes {
+            let mut b = std::fs::read(p).unwrap();
+            let mid = b.len() / 2;
+            b[mid] ^= 0x55;
+            std::fs::write(p, &b).unwrap();
+        }
+        for (field, want) in queries {
+            let out = grep(field, want);
+            assert_eq!(
+                String::from_utf8(out.stdout.clone()).unwrap(),
+                brute(field, want),
+                "{what}, damaged: {field}={want}"
+            );
+            assert_eq!(skipped(&out), 0, "{what}, damaged");
+        }
+        let out = logcut(&["verify", log.to_str().unwrap()]);
+        assert!(
+            !out.status.success(),
+            "{what}: verify passes damaged indexes"
+        );
+    }
+}

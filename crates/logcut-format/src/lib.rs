@@ -11,7 +11,8 @@ runtime.
 
 See [`name`] for file names, [`manifest`] for the manifest's format,
 [`lock`] for the lock file of a running appender and [`codec`] for
-compressed segments.
+compressed segments and [`index`] for the search index of a sealed
+segment.
 [`verify()`] checks a directory; [`log_names()`] finds the logs in one;
 [`segments()`] lists a log's files in order.
 
@@ -32,6 +33,7 @@ segment as unreadable, and [`SegmentFile::open`] fails with
 
 pub mod codec;
 mod error;
+pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod name;

@@ -26,6 +26,7 @@
 //! | `delete` | a retention policy removed a sealed segment | `seq`, `file`, `reason` |
 //! | `part` | a process sharing the log left a segment | `seq`, `session`, `records`, `bytes` |
 //! | `recover` | an appender starting alone repaired what a crash left | `at`, `session`, `torn` |
+//! | `index` | a sealed segment's search index was written | `seq`, `file`, `crc32`, `bytes` |
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
@@ -49,6 +50,11 @@
 //! are removed, so a deleted segment is never mistaken for a missing one,
 //! and its records still count in its session's totals. Both kinds were
 //! added in version 1 of the format; older readers ignore them.
+//!
+//! `index` names the search index of a segment (`file`, the sealed name
+//! plus `.idx`; see [`index`](crate::index)) and the CRC-32 and length of
+//! the index file. It is written once the file is durable; older readers
+//! ignore it.
 //!
 //! `recover` records a repair made at start: `session` names a session
 //! that ended without its `close` entry (a crash; `-` if none did), and
@@ -207,6 +213,19 @@ pub struct Compress {
     pub bytes: u64,
 }
 
+/// A sealed segment's search index was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Indexed {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// The index file's name in the log directory.
+    pub file: String,
+    /// CRC-32 (IEEE) of the index file.
+    pub crc32: u32,
+    /// The index file's length in bytes.
+    pub bytes: u64,
+}
+
 /// Why a retention policy deleted a sealed segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -298,6 +317,8 @@ pub enum Entry {
     Part(Part),
     /// See [`Recover`].
     Recover(Recover),
+    /// See [`Indexed`].
+    Index(Indexed),
 }
 
 impl Entry {
@@ -351,6 +372,13 @@ impl Entry {
                 let _ = write!(
                     s,
                     "compress seq={} file={} crc32={:08x} bytes={}",
+                    c.seq, c.file, c.crc32, c.bytes
+                );
+            }
+            Entry::Index(c) => {
+                let _ = write!(
+                    s,
+                    "index seq={} file={} crc32={:08x} bytes={}",
                     c.seq, c.file, c.crc32, c.bytes
                 );
             }
@@ -475,6 +503,13 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             lost: num("lost")?,
         }),
         "compress" => Entry::Compress(Compress {
+            seq: num("seq")?,
+            file: get("file")?.to_string(),
+            crc32: u32::from_str_radix(get("crc32")?, 16)
+                .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
+            bytes: num("bytes")?,
+        }),
+        "index" => Entry::Index(Indexed {
             seq: num("seq")?,
             file: get("file")?.to_string(),
             crc32: u32::from_str_radix(get("crc32")?, 16)
@@ -622,6 +657,17 @@ impl Manifest {
             .collect()
     }
 
+    /// The latest `index` entry of each segment, by sequence number.
+    pub fn indexed(&self) -> std::collections::HashMap<u64, &Indexed> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Index(c) => Some((c.seq, c)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The `delete` entry of each segment removed by a retention policy,
     /// by sequence number.
     pub fn deleted(&self) -> std::collections::HashMap<u64, &Delete> {
@@ -688,6 +734,12 @@ mod tests {
                 file: "app.x.000001.log.zst".into(),
                 crc32: 0x0102_0304,
                 bytes: 12,
+            }),
+            Entry::Index(Indexed {
+                seq: 1,
+                file: "app.x.000001.log.idx".into(),
+                crc32: 0x0a0b_0c0d,
+                bytes: 80,
             }),
             Entry::Delete(Delete {
                 seq: 1,

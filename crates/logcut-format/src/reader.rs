@@ -49,6 +49,25 @@ impl SegmentFile {
             other => other,
         }
     }
+
+    /// The segment's search index (see [`index`](crate::index)), if it is
+    /// sealed and has one that parses; `None` otherwise (none was built, or
+    /// it is damaged): then only a full read of the segment can say what it
+    /// holds. An index too large to be one (over 64 MiB) is not read.
+    pub fn index(&self) -> Option<crate::index::Index> {
+        let seal = self.seal.as_ref()?;
+        let path = self
+            .path
+            .parent()?
+            .join(crate::index::index_file(&seal.file));
+        let mut bytes = Vec::new();
+        open_nofollow(&path)
+            .ok()?
+            .take(64 << 20)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        crate::index::Index::parse(&bytes).ok()
+    }
 }
 
 /// Opens a segment file (not following a symlink) for reading its records,

@@ -55,6 +55,10 @@ pub enum ProblemKind {
     /// A compressed segment cannot be decompressed (truncated, altered), or
     /// decompresses to other contents than were sealed.
     BadCompression,
+    /// A segment's search index (see [`index`](crate::index)) is missing,
+    /// or differs from what its `index` entry records. Searches read the
+    /// segment instead, so none is wrong, but the file was altered.
+    BadIndex,
     /// A session has no `close` entry, and no writer holds the log: it
     /// crashed (or was killed), and no appender has started since to
     /// recover what it left (which records a `recover` entry).
@@ -349,7 +353,7 @@ fn verify_log(
                 let s = sessions.entry(p.session.clone()).or_default();
                 s.0 = s.0.saturating_add(p.records);
             }
-            Entry::Compress(_) | Entry::Delete(_) => {}
+            Entry::Compress(_) | Entry::Delete(_) | Entry::Index(_) => {}
             Entry::Seal(s) => {
                 let is_deleted = deleted.contains_key(&s.seq);
                 // A segment recorded as lost after a crash is not one a
@@ -475,6 +479,7 @@ fn verify_log(
             }
         }
     }
+    check_indexes(dir, &manifest, &mut problem);
     seqs.sort_by_key(|(seq, _)| *seq);
     let mut prev_seq: Option<u64> = None;
     for (seq, file) in &seqs {
@@ -545,6 +550,60 @@ fn verify_log(
     }
     report.logs.push(sum);
     Ok(())
+}
+
+/// Checks the index file of every segment still kept against its `index`
+/// entry: present, of the recorded length and checksum, and parsing.
+fn check_indexes(
+    dir: &Path,
+    manifest: &Manifest,
+    problem: &mut impl FnMut(ProblemKind, Option<&str>, String),
+) {
+    let deleted = manifest.deleted();
+    let seals: HashMap<u64, &str> = manifest.seals().map(|s| (s.seq, s.file.as_str())).collect();
+    let mut indexed: Vec<_> = manifest.indexed().into_values().collect();
+    indexed.sort_by_key(|i| i.seq);
+    for ix in indexed {
+        if deleted.contains_key(&ix.seq) {
+            continue;
+        }
+        let file = Some(ix.file.as_str());
+        // Only the name the segment's own index has: a manifest edited to
+        // name another file never makes this open it.
+        if seals.get(&ix.seq).map(|f| crate::index::index_file(f)) != Some(ix.file.clone()) {
+            problem(
+                ProblemKind::BadFileName,
+                file,
+                format!("is not the index name of segment {}; not opened", ix.seq),
+            );
+            continue;
+        }
+        let bytes = match crate::reader::open_nofollow(&dir.join(&ix.file)).and_then(|mut f| {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b).map(|_| b)
+        }) {
+            Ok(b) => b,
+            Err(e) => {
+                problem(ProblemKind::BadIndex, file, format!("cannot be read: {e}"));
+                continue;
+            }
+        };
+        let crc = crc32fast::hash(&bytes);
+        if bytes.len() as u64 != ix.bytes || crc != ix.crc32 {
+            problem(
+                ProblemKind::BadIndex,
+                file,
+                format!(
+                    "holds {} bytes with checksum {crc:08x}, but was written with {} bytes, {:08x}",
+                    bytes.len(),
+                    ix.bytes,
+                    ix.crc32
+                ),
+            );
+        } else if let Err(e) = crate::index::Index::parse(&bytes) {
+            problem(ProblemKind::BadIndex, file, format!("is not an index: {e}"));
+        }
+    }
 }
 
 fn is_present(path: &Path) -> bool {

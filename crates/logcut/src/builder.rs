@@ -68,6 +68,7 @@ pub(crate) struct Config {
     pub(crate) watch_interval: Option<Duration>,
     pub(crate) compression: Compression,
     pub(crate) compress_threads: usize,
+    pub(crate) index: Vec<String>,
     pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
@@ -111,6 +112,7 @@ impl fmt::Debug for Config {
 /// | `signals` (feature `signals`) | off |
 /// | [`compress`](Self::compress) | [`Compression::None`] |
 /// | [`compress_threads`](Self::compress_threads) | 1 |
+/// | [`index_fields`](Self::index_fields) | none |
 /// | [`keep`](Self::keep) | no limit |
 /// | [`max_age`](Self::max_age) | no limit |
 /// | [`max_total`](Self::max_total) | no limit |
@@ -141,6 +143,7 @@ pub struct AppenderBuilder {
     watch_interval: Option<Duration>,
     compression: Compression,
     compress_threads: usize,
+    index: Vec<String>,
     before_compress: Option<BeforeCompress>,
     retention: Retention,
     shared: bool,
@@ -197,6 +200,7 @@ impl AppenderBuilder {
             watch_interval: Some(Duration::from_millis(500)),
             compression: Compression::None,
             compress_threads: 1,
+            index: Vec::new(),
             before_compress: None,
             retention: Retention::default(),
             shared: false,
@@ -465,6 +469,27 @@ impl AppenderBuilder {
         self
     }
 
+    /// Index the values of these JSON fields in every sealed segment, so
+    /// that a search for one value (`logcut grep --field trace_id=ID`)
+    /// skips the segments that cannot hold it. Each is a field name
+    /// (ASCII letters, digits, `_`, `-`), indexed at any depth of a line:
+    /// `trace_id` covers `span.trace_id` too. The index, a Bloom filter of
+    /// about 10 bits per distinct value, is written beside the segment as
+    /// `<sealed name>.idx` and recorded in the manifest; see
+    /// [`logcut_format::index`]. It is built on a compression thread
+    /// ([`compress_threads`](Self::compress_threads)), in the same read
+    /// as the compression, never on the write path. By default, none: a
+    /// log of JSON lines such as `JsonLayer` (feature `json`) writes
+    /// wants `["trace_id"]`.
+    pub fn index_fields<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.index = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// For tests only, not part of the API: `hook` runs on a compression
     /// thread before each segment it compresses, with the segment's file
     /// name. It exists so that tests can hold a compression up (block in
@@ -630,10 +655,13 @@ impl AppenderBuilder {
                     "None with shared(true): a shared log is followed by these checks; give an interval such as 50 ms",
                 ));
             }
-            if self.compression.codec().is_some() || !self.retention.is_none() {
+            if self.compression.codec().is_some()
+                || !self.retention.is_none()
+                || !self.index.is_empty()
+            {
                 return Err(Error::config(
                     "shared",
-                    "compression and retention (compress, keep, max_age, max_total, min_free) are not available for a shared log yet",
+                    "compression, indexes and retention (compress, index_fields, keep, max_age, max_total, min_free) are not available for a shared log yet",
                 ));
             }
         }
@@ -649,6 +677,15 @@ impl AppenderBuilder {
     /// Compression and retention.
     fn check_keeping(&self) -> Result<(), Error> {
         self.compression.validate()?;
+        for f in &self.index {
+            logcut_format::index::validate_key(f).map_err(|m| Error::config("index_fields", m))?;
+        }
+        if self.index.len() > 16 {
+            return Err(Error::config(
+                "index_fields",
+                "more than 16 fields; index the few a search looks for (trace_id, a user id)",
+            ));
+        }
         if self.compress_threads == 0 {
             return Err(Error::config(
                 "compress_threads",
@@ -718,6 +755,7 @@ impl AppenderBuilder {
             handler: self.handler,
             compression: self.compression,
             compress_threads: self.compress_threads,
+            index: self.index,
             before_compress: self.before_compress,
             retention: self.retention,
             runtime: self.runtime,

@@ -188,7 +188,10 @@ impl<C: Coordinator> Worker<C> {
         let (min, max) = (sh.cfg.backoff_min, sh.cfg.backoff_max);
         let rt = sh.rt.clone();
         let journal = Arc::new(std::sync::Mutex::new(journal));
-        let keeper = if sh.cfg.compression.codec().is_some() || !sh.cfg.retention.is_none() {
+        let keeper = if sh.cfg.compression.codec().is_some()
+            || !sh.cfg.index.is_empty()
+            || !sh.cfg.retention.is_none()
+        {
             Some(Keeper::start(
                 Arc::clone(&sh.ctx),
                 Arc::clone(&journal),

@@ -466,7 +466,12 @@ fn finish_compression(
 ) -> Result<(), Error> {
     let err = |f: &str, e| Error::io("recover", dir.join(f), e);
     for f in names {
-        if Codec::split_tmp(f).is_some_and(|(base, _)| SealedName::parse(log, base).is_some()) {
+        let index_tmp = f
+            .strip_suffix(".idx.tmp")
+            .is_some_and(|base| SealedName::parse(log, base).is_some());
+        if index_tmp
+            || Codec::split_tmp(f).is_some_and(|(base, _)| SealedName::parse(log, base).is_some())
+        {
             match dir.unlink(f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -495,6 +500,7 @@ fn finish_compression(
         }
         if deleted.contains_key(&s.seq) {
             remove(&s.file)?;
+            remove(&logcut_format::index::index_file(&s.file))?;
             for c in CODECS {
                 remove(&c.compressed_name(&s.file))?;
             }

@@ -211,6 +211,7 @@ impl Sealer {
                         crc32: s.crc32,
                         compressed: None,
                         disk_bytes: s.bytes,
+                        indexed: false,
                     }),
                     _ => None,
                 })

@@ -1,7 +1,7 @@
 //! Compression of sealed segments, on threads of their own.
 //!
-//! A compression worker replaces one sealed segment by its compressed file,
-//! in an order that survives a crash at any point:
+//! A worker ([`work`](crate::sealed::work)) replaces one sealed segment by
+//! its compressed file, in an order that survives a crash at any point:
 //!
 //! 1. write `<segment>.zst.tmp` (created new, mode `file_mode`), checking
 //!    that what it read matches the seal's length and checksum;
@@ -16,17 +16,11 @@
 //! original (removed at the next start). Readers find the records in
 //! whichever file holds them.
 
-use std::{
-    io::{self, BufWriter, Write},
-    sync::Mutex,
-};
+use std::io::{self, BufWriter, Write};
 
-use logcut_format::{
-    codec::Codec,
-    manifest::{Compress, Entry},
-};
+use logcut_format::{codec::Codec, index::IndexBuilder};
 
-use crate::{Error, context::Context, seal::journal::Journal};
+use crate::{Error, context::Context, sealed::work::Task};
 
 /// How sealed segments are compressed: see
 /// [`AppenderBuilder::compress`](crate::AppenderBuilder::compress).
@@ -103,27 +97,25 @@ impl Compression {
     }
 }
 
-/// A segment to compress.
-#[derive(Clone, Debug)]
-pub(crate) struct Task {
-    pub(crate) seq: u64,
-    pub(crate) file: String,
-    pub(crate) bytes: u64,
+/// A compressed file written under its temporary name, durable, not yet
+/// renamed.
+pub(crate) struct Packed {
+    pub(crate) tmp: String,
+    pub(crate) fin: String,
     pub(crate) crc32: u32,
+    pub(crate) bytes: u64,
 }
 
-/// The outcome of a task: the compressed file's name and length.
-pub(crate) type Outcome = Result<(String, u64), Error>;
-
-/// Replaces `task`'s segment by its compressed file (see the module docs).
-/// On failure, the original is left in place and any partial file removed.
-pub(crate) fn compress(
+/// Steps 1 and the `fdatasync` of 2 (see the module docs): writes `task`'s
+/// segment compressed under its temporary name, feeding what it reads to
+/// `index` too. On failure, any partial file is removed.
+pub(crate) fn encode(
     sh: &Context,
-    journal: &Mutex<Journal>,
     codec: Codec,
     level: i32,
     task: &Task,
-) -> Outcome {
+    index: Option<&mut IndexBuilder>,
+) -> Result<Packed, Error> {
     let dir = &sh.dir;
     let tmp = codec.tmp_name(&task.file);
     let fin = codec.compressed_name(&task.file);
@@ -149,55 +141,70 @@ pub(crate) fn compress(
             len: 0,
             cancel: &sh.compress_cancel,
         };
-        let (crc, len) = codec.encode(level, io::BufReader::new(input), &mut w)?;
-        if (crc, len) != (task.crc32, task.bytes) {
-            return Err(io::Error::other(format!(
-                "the segment holds {len} bytes with checksum {crc:08x}, but was sealed with {} bytes, {:08x}; left uncompressed",
-                task.bytes, task.crc32
-            )));
-        }
+        let input = Tee {
+            inner: input,
+            index,
+        };
+        let (crc, len) = codec.encode(
+            level,
+            io::BufReader::with_capacity(128 * 1024, input),
+            &mut w,
+        )?;
+        check_sum(task, crc, len)?;
         w.inner.flush()?;
         crate::sys::sync_data(&out)?;
         Ok((w.hash.finalize(), w.len))
     })();
     drop(out);
-    let (crc, len) = match written {
-        Ok(x) => x,
+    match written {
+        Ok((crc32, bytes)) => Ok(Packed {
+            tmp,
+            fin,
+            crc32,
+            bytes,
+        }),
         Err(e) => {
             let _ = dir.unlink(&tmp);
-            return Err(fail("compress", &task.file, e));
+            Err(fail("compress", &task.file, e))
         }
-    };
-    if let Err(e) = dir.rename_noreplace(&tmp, &fin) {
-        let _ = dir.unlink(&tmp);
-        return Err(fail("compress", &fin, e));
     }
-    if let Err(e) = dir.sync() {
-        // Not known to be durable: the original stays; the compressed
-        // file is recorded (or redone) at the next start.
-        return Err(Error::io("sync log directory", dir.path(), e));
+}
+
+/// The rename of step 2; the caller syncs the directory.
+pub(crate) fn install(sh: &Context, p: &Packed) -> Result<(), Error> {
+    if let Err(e) = sh.dir.rename_noreplace(&p.tmp, &p.fin) {
+        let _ = sh.dir.unlink(&p.tmp);
+        return Err(Error::io("compress", sh.dir.join(&p.fin), e));
     }
-    let entry = Entry::Compress(Compress {
-        seq: task.seq,
-        file: fin.clone(),
-        crc32: crc,
-        bytes: len,
-    });
-    let appended = journal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .append_durable(&[entry]);
-    if let Err(e) = appended {
-        // Unrecorded: take it back; the original stays the segment.
-        let _ = dir.unlink(&fin);
-        return Err(e);
+    Ok(())
+}
+
+/// An error unless `crc` and `len` are those `task`'s segment was sealed
+/// with.
+pub(crate) fn check_sum(task: &Task, crc: u32, len: u64) -> io::Result<()> {
+    if (crc, len) != (task.crc32, task.bytes) {
+        return Err(io::Error::other(format!(
+            "the segment holds {len} bytes with checksum {crc:08x}, but was sealed with {} bytes, {:08x}; left as it is",
+            task.bytes, task.crc32
+        )));
     }
-    if let Err(e) = dir.unlink(&task.file) {
-        // Recorded, so readers use the compressed file; the next start
-        // removes the original.
-        sh.report(fail("remove compressed original", &task.file, e));
+    Ok(())
+}
+
+/// Passes what it reads to an index builder too.
+struct Tee<'a, R> {
+    inner: R,
+    index: Option<&'a mut IndexBuilder>,
+}
+
+impl<R: io::Read> io::Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(ix) = self.index.as_deref_mut() {
+            ix.feed(&buf[..n]);
+        }
+        Ok(n)
     }
-    Ok((fin, len))
 }
 
 /// Counts and checksums what passes through; stops when `cancel` is set

@@ -1,8 +1,9 @@
 //! The keeper thread: looks after sealed segments once their seal entry is
-//! durable. It hands them to the compression workers, oldest first, one per
-//! idle worker, and applies the retention limits after every change.
+//! durable. It hands them to the workers that index and compress them
+//! ([`work`](crate::sealed::work)), oldest first, one per idle worker, and
+//! applies the retention limits after every change.
 //!
-//! It runs only when compression or retention is configured, and nothing
+//! It runs only when an index, compression or retention is configured, and nothing
 //! on the write path or the sealer waits for it: the sealer sends a message
 //! and goes on. While compression falls behind, segments wait uncompressed
 //! (the backlog in [`Stats`](crate::Stats)), and retention still counts
@@ -25,8 +26,8 @@ use crate::{
     context::Context,
     runtime::{self, Lane, Mail, Next, Waker},
     seal::journal::Journal,
-    sealed::compress::{self, Outcome, Task},
     sealed::retain::{self, Candidate},
+    sealed::work::{self, Outcome, Task},
     stats::Counters,
     sys::Dir,
 };
@@ -43,6 +44,8 @@ pub(crate) struct Sealed {
     pub(crate) compressed: Option<String>,
     /// Bytes on disk (the compressed file's, once compressed).
     pub(crate) disk_bytes: u64,
+    /// Whether its search index is recorded.
+    pub(crate) indexed: bool,
 }
 
 pub(crate) enum Msg {
@@ -60,8 +63,8 @@ pub(crate) enum Msg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Not compressed, and not to be (no compression, or shutdown's
-    /// deadline passed).
+    /// Left as it is: nothing to do (no compression or index), or
+    /// shutdown's deadline passed.
     Plain,
     /// Its compression failed: tried again at this time (by the
     /// appender's clock), after a backoff that doubles with each failure.
@@ -70,7 +73,8 @@ enum State {
     Waiting,
     /// A worker is on it.
     Busy,
-    Compressed,
+    /// Compressed and indexed, as configured.
+    Done,
 }
 
 struct Seg {
@@ -89,6 +93,8 @@ pub(crate) struct Keeper {
     idle: usize,
     /// How segments are compressed, if they are.
     codec: Option<(Codec, i32)>,
+    /// Whether segments are indexed.
+    index: bool,
     /// Compression tasks report here, and wake the keeper.
     done_tx: mpsc::Sender<(Task, Outcome, Duration)>,
     waker: Option<Waker>,
@@ -105,6 +111,7 @@ pub(crate) struct Keeper {
 pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Sealed> {
     let compressed = manifest.compressed();
     let deleted = manifest.deleted();
+    let indexed = manifest.indexed();
     let mut out = Vec::new();
     for s in manifest.seals() {
         if deleted.contains_key(&s.seq)
@@ -133,6 +140,10 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
             crc32: s.crc32,
             compressed,
             disk_bytes: disk,
+            indexed: indexed.get(&s.seq).is_some_and(|i| {
+                i.file == logcut_format::index::index_file(&s.file)
+                    && dir.stat(&i.file).ok().flatten().is_some()
+            }),
         });
     }
     out
@@ -148,17 +159,19 @@ impl Keeper {
         let (tx, rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let codec = sh.cfg.compression.codec();
+        let index = !sh.cfg.index.is_empty();
         let mut keeper = Keeper {
             sh: Arc::clone(&sh),
             journal: Arc::clone(&journal),
             segs: VecDeque::new(),
             waiting: VecDeque::new(),
-            idle: if codec.is_some() {
+            idle: if codec.is_some() || index {
                 sh.cfg.compress_threads
             } else {
                 0
             },
             codec,
+            index,
             done_tx,
             waker: None,
             barriers: Vec::new(),
@@ -190,11 +203,13 @@ impl Keeper {
 
     fn add(&mut self, sealed: Vec<Sealed>) {
         for info in sealed {
-            let state = if info.compressed.is_some() {
-                State::Compressed
-            } else if self.codec.is_some() {
+            let compress = self.codec.is_some() && info.compressed.is_none();
+            let index = self.index && !info.indexed;
+            let state = if compress || index {
                 self.waiting.push_back(info.seq);
                 State::Waiting
+            } else if info.compressed.is_some() {
+                State::Done
             } else {
                 State::Plain
             };
@@ -268,9 +283,9 @@ impl Keeper {
 
     /// Hands waiting segments to idle workers, oldest first.
     fn dispatch(&mut self) {
-        let Some((codec, level)) = self.codec else {
+        if self.codec.is_none() && !self.index {
             return;
-        };
+        }
         while self.idle > 0 {
             let Some(seq) = self.waiting.pop_front() else {
                 return;
@@ -283,12 +298,13 @@ impl Keeper {
                 file: seg.info.file.clone(),
                 bytes: seg.info.bytes,
                 crc32: seg.info.crc32,
+                compressed: seg.info.compressed.clone(),
+                index: self.index && !seg.info.indexed,
             };
             let job = CompressJob {
                 sh: Arc::clone(&self.sh),
                 journal: Arc::clone(&self.journal),
-                codec,
-                level,
+                codec: self.codec,
                 task: Some(task),
                 done: self.done_tx.clone(),
                 waker: self.waker.clone(),
@@ -318,13 +334,18 @@ impl Keeper {
         );
         let seg = self.segs.iter_mut().find(|s| s.info.seq == task.seq);
         match res {
-            Ok((file, len)) => {
-                Counters::add(&c.segments_compressed, 1);
+            Ok(done) => {
+                if done.compressed.is_some() {
+                    Counters::add(&c.segments_compressed, 1);
+                }
                 if let Some(s) = seg {
                     s.failures = 0;
-                    s.state = State::Compressed;
-                    s.info.compressed = Some(file);
-                    s.info.disk_bytes = len;
+                    s.state = State::Done;
+                    s.info.indexed |= done.indexed;
+                    if let Some((file, len)) = done.compressed {
+                        s.info.compressed = Some(file);
+                        s.info.disk_bytes = len;
+                    }
                 }
             }
             Err(e) => {
@@ -432,7 +453,10 @@ impl Keeper {
             self.waiting.retain(|q| *q != seg.info.seq);
             // The original and every compressed name: a compression that
             // was not recorded (a failed directory sync) may have left one.
-            let mut names = vec![seg.info.file.clone()];
+            let mut names = vec![
+                seg.info.file.clone(),
+                logcut_format::index::index_file(&seg.info.file),
+            ];
             names.extend(
                 logcut_format::codec::CODECS
                     .iter()
@@ -568,12 +592,12 @@ impl runtime::Task for KeeperTask {
     }
 }
 
-/// One segment's compression, a one-shot task on the compression lane.
+/// One segment's work (index, compression), a one-shot task on the
+/// compression lane.
 struct CompressJob {
     sh: Arc<Context>,
     journal: Arc<Mutex<Journal>>,
-    codec: Codec,
-    level: i32,
+    codec: Option<(Codec, i32)>,
     task: Option<Task>,
     done: mpsc::Sender<(Task, Outcome, Duration)>,
     waker: Option<Waker>,
@@ -586,7 +610,7 @@ impl runtime::Task for CompressJob {
                 hook(&task.file);
             }
             let t0 = Instant::now();
-            let res = compress::compress(&self.sh, &self.journal, self.codec, self.level, &task);
+            let res = work::run(&self.sh, &self.journal, self.codec, &task);
             let _ = self.done.send((task, res, t0.elapsed()));
             if let Some(w) = &self.waker {
                 w.wake();

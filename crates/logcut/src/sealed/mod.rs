@@ -1,6 +1,9 @@
-//! After the seal: compression of sealed segments and the retention
-//! limits, run by the keeper once a segment's seal entry is durable.
+//! After the seal: the search index and compression of sealed segments and
+//! the retention limits, run by the keeper once a segment's seal entry is
+//! durable.
 
 pub(crate) mod compress;
+pub(crate) mod index;
 pub(crate) mod keeper;
 pub(crate) mod retain;
+pub(crate) mod work;

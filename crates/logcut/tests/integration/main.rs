@@ -10,6 +10,8 @@ mod compress;
 mod diskfull;
 // Failures injected: unusable next segment, EFBIG, verify's detections.
 mod faults;
+// The search index of sealed segments.
+mod index;
 // Integrations with tracing and log.
 mod integrations;
 // Routing records to per-tenant logs under group policies.
