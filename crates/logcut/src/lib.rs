@@ -45,6 +45,10 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   safe alphabet go to a quarantine log, never into a path; at most
   `max_open` logs stay open (the least recently used is sealed, and opened
   again on its next record).
+- **Search index**: with [`AppenderBuilder::index_fields`] (`["trace_id"]`
+  for JSON lines) each sealed segment gets a Bloom filter of those fields'
+  values beside it, recorded in the manifest, so that `logcut grep --field
+  trace_id=ID` reads only the segments that may hold the id.
 - **External triggers**: a trigger file ([`AppenderBuilder::trigger_file`],
   feature `trigger`: a cron job's `touch`, `logcut rotate`), SIGUSR1 and
   SIGHUP ([`AppenderBuilder::signals`], feature `signals`). When someone
