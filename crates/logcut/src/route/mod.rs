@@ -542,6 +542,17 @@ impl Router {
         &self.inner.root
     }
 
+    /// Hands every record accepted so far to the kernel, in every open log
+    /// (see [`Appender::flush_records`]); errors went to each group's
+    /// handler.
+    pub fn flush(&self) {
+        // Outside the lock: a flush waits for the log's batch.
+        let apps = self.lock_open().appenders();
+        for app in apps {
+            let _ = app.flush_records();
+        }
+    }
+
     /// Seals and closes every open log. Later writes fail. Returns the
     /// first error of the logs' shutdowns (each also went to its group's
     /// error handler).

@@ -148,6 +148,14 @@ impl OpenLogs {
     }
 
     /// Takes every open log (shutdown).
+    /// Every open log's appender (clones).
+    pub(crate) fn appenders(&self) -> Vec<Appender> {
+        self.logs
+            .values()
+            .flat_map(|m| m.values().map(|e| e.app.clone()))
+            .collect()
+    }
+
     pub(crate) fn drain(&mut self) -> Vec<(Key, Appender)> {
         self.count = 0;
         self.logs

@@ -530,3 +530,65 @@ fn a_router_dropped_without_shutdown_seals_its_logs() {
 }
 
 const LEN_DROP: usize = 64;
+
+/// `log` records, routed by their key-values: each tenant's log holds
+/// exactly its records, with the key-values after the message; a record
+/// without a tenant goes to the default group's `_none` log.
+#[cfg(feature = "log")]
+#[test]
+fn log_records_are_routed_by_their_key_values() {
+    use log::Log as _;
+    let dir = TempDir::new("route-log");
+    let router = Router::builder(dir.path())
+        .group("std", policy(2000))
+        .group("vip", policy(2000))
+        .routes(
+            RoutingTable::new("std")
+                .route("tenant=acme", "vip")
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let backend = logcut::LogBackend::routed(router.clone());
+    for i in 0..300u32 {
+        let tenant = ["acme", "bolt", "zeta"][(i % 3) as usize];
+        let kv: &[(&str, &str)] = &[("tenant", tenant), ("order", "7")];
+        backend.log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .target("svc")
+                .args(format_args!("record {i:04}"))
+                .key_values(&kv)
+                .build(),
+        );
+    }
+    backend.log(
+        &log::Record::builder()
+            .level(log::Level::Warn)
+            .target("svc")
+            .args(format_args!("no tenant"))
+            .build(),
+    );
+    backend.flush();
+    router.shutdown().unwrap();
+    for (path, tenant, phase) in [
+        ("vip/acme", "acme", 0),
+        ("std/bolt", "bolt", 1),
+        ("std/zeta", "zeta", 2),
+    ] {
+        let log = dir.join(path);
+        assert_eq!(verify_ok(&log).records(), 100, "{path}");
+        let text = String::from_utf8(read_log(&log, "app")).unwrap();
+        let got: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once(" INFO  svc: ").expect(l).1)
+            .collect();
+        let want: Vec<String> = (0..100)
+            .map(|k| format!("record {:04} tenant={tenant} order=7", k * 3 + phase))
+            .collect();
+        assert_eq!(got, want, "{path}");
+    }
+    let none = String::from_utf8(read_log(&dir.join("std/_none"), "app")).unwrap();
+    assert!(none.ends_with(" WARN  svc: no tenant\n"), "{none:?}");
+    assert_eq!(none.lines().count(), 1);
+}
