@@ -4,9 +4,12 @@ use std::{cell::RefCell, io::Write as _};
 
 use crate::{Appender, Router};
 
+/// A record's line and its key-values.
+type Scratch = (Vec<u8>, Vec<(String, String)>);
+
 thread_local! {
     /// A record's line and key-values, reused.
-    static LINE: RefCell<(Vec<u8>, Vec<(String, String)>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static LINE: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Sends `log` records to an [`Appender`], one line per record:
