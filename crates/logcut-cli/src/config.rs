@@ -19,15 +19,20 @@
 //! groups: each `[groups.NAME]` table takes the options of one log (the
 //! top-level ones are its defaults), `[[routes]]` map field values to a
 //! group (first match wins), and `default_group` takes the rest.
+//! `root_max_total` and `root_min_free` are a budget across every tenant's
+//! log; a group's `priority` (0 by default) says whose segments go first
+//! (the lowest's).
 //!
 //! ```toml
 //! dir = "/var/log/svc"
 //! route_field = "tenant"
 //! default_group = "standard"
+//! root_max_total = "50GiB"
 //!
 //! [groups.premium]
 //! interval = "1h"
 //! max_age = "90d"
+//! priority = 10
 //!
 //! [groups.standard]
 //! interval = "1d"
@@ -81,6 +86,8 @@ pub(crate) struct ConfigFile {
     stderr_name: Option<Spanned<String>>,
     route_field: Option<Spanned<String>>,
     max_open: Option<Spanned<Text>>,
+    root_max_total: Option<Spanned<Text>>,
+    root_min_free: Option<Spanned<Text>>,
     default_group: Option<Spanned<String>>,
     groups: Option<std::collections::BTreeMap<String, Spanned<GroupFile>>>,
     routes: Option<Vec<Spanned<RouteFile>>>,
@@ -102,6 +109,9 @@ struct GroupFile {
     max_age: Option<Spanned<Text>>,
     max_total: Option<Spanned<Text>>,
     min_free: Option<Spanned<Text>>,
+    /// The group's priority for the root's budget (`root_max_total`): the
+    /// lowest loses its segments first.
+    priority: Option<Spanned<u32>>,
 }
 
 /// A `[[routes]]` entry.
@@ -117,6 +127,8 @@ struct RouteFile {
 #[derive(Debug)]
 pub(crate) struct Routes {
     pub(crate) groups: Vec<(String, WriteArgs)>,
+    /// Each group's `priority` for the root's budget, where given.
+    pub(crate) priorities: Vec<(String, u32)>,
     pub(crate) table: logcut::RoutingTable,
 }
 
@@ -267,6 +279,12 @@ pub(crate) fn apply(
     layer!(shared, crate::write::boolean, |v| args.shared = v);
     layer!(route_field, ok, |v| args.route_field = Some(v));
     layer!(max_open, crate::write::keep, |v| args.max_open = v);
+    layer!(root_max_total, crate::write::positive_size, |v| args
+        .root_max_total =
+        Some(v));
+    layer!(root_min_free, crate::write::positive_size, |v| args
+        .root_min_free =
+        Some(v));
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {
@@ -295,10 +313,14 @@ fn routes(cfg: &Loaded, args: &WriteArgs) -> Result<Option<Routes>> {
         return Ok(None);
     }
     let mut groups = Vec::new();
+    let mut priorities = Vec::new();
     for (name, g) in f.groups.iter().flatten() {
         let mut a = args.clone();
         group_options(cfg, name, g.get_ref(), &mut a)?;
         groups.push((name.clone(), a));
+        if let Some(p) = &g.get_ref().priority {
+            priorities.push((name.clone(), *p.get_ref()));
+        }
     }
     let default = match &f.default_group {
         Some(d) => d.get_ref().clone(),
@@ -321,7 +343,11 @@ fn routes(cfg: &Loaded, args: &WriteArgs) -> Result<Option<Routes>> {
             .route(r.pattern.get_ref(), r.group.get_ref().clone())
             .map_err(|e| cfg.bad("match", r.pattern.span(), &crate::write::config_message(&e)))?;
     }
-    Ok(Some(Routes { groups, table }))
+    Ok(Some(Routes {
+        groups,
+        priorities,
+        table,
+    }))
 }
 
 /// Layers a `[groups.NAME]` table over `args`.

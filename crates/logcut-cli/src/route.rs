@@ -27,6 +27,7 @@ pub(crate) fn run(args: &WriteArgs, routes: Option<Routes>) -> Result<ExitCode> 
     let root = args.dir()?.to_path_buf();
     let routes = routes.unwrap_or_else(|| Routes {
         groups: vec![("default".to_string(), args.clone())],
+        priorities: Vec::new(),
         table: RoutingTable::new("default"),
     });
     let mut names = vec![field.clone()];
@@ -37,6 +38,15 @@ pub(crate) fn run(args: &WriteArgs, routes: Option<Routes>) -> Result<ExitCode> 
         .tenant_field(&field)
         .max_open(usize::try_from(args.max_open).unwrap_or(usize::MAX))
         .routes(routes.table);
+    if let Some(n) = args.root_max_total {
+        b = b.root_max_total(n);
+    }
+    if let Some(n) = args.root_min_free {
+        b = b.root_min_free(n);
+    }
+    for (g, p) in routes.priorities {
+        b = b.priority(g, p);
+    }
     for (name, a) in routes.groups {
         let policy = a.policy()?;
         // The group's options, checked before anything is created.
@@ -45,6 +55,7 @@ pub(crate) fn run(args: &WriteArgs, routes: Option<Routes>) -> Result<ExitCode> 
         }
         b = b.group(name, policy);
     }
+    let again = b.clone();
     let router = b.build().map_err(|e| {
         UsageError(format!(
             "invalid routing: {}",
@@ -66,6 +77,14 @@ pub(crate) fn run(args: &WriteArgs, routes: Option<Routes>) -> Result<ExitCode> 
         Ok(())
     })?;
     router.shutdown().context("cannot finish the logs")?;
+    // The budget once more, now that every segment is sealed and recorded:
+    // a run ends within it, however short.
+    if args.root_max_total.is_some() || args.root_min_free.is_some() {
+        let last = again.build().context("cannot open the root again")?;
+        let res = last.apply_budget();
+        last.shutdown().context("cannot finish the logs")?;
+        res.context("cannot apply the budget across the tenants' logs")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

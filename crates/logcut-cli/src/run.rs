@@ -50,6 +50,7 @@ pub(crate) fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<ExitC
         )
         .into());
     }
+    args.log.refuse_root_options()?;
     // Both logs are checked before either creates a file.
     let out_prepared = args.log.prepare(args.log.name(), "--name")?;
     let err_prepared = match &args.stderr_name {

@@ -43,7 +43,8 @@ pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
     /// metrics, grace, trigger, compress, compress_level, index, keep, max_age,
-    /// max_total, min_free, shared, route_field, max_open, and stderr_name
+    /// max_total, min_free, shared, route_field, max_open, root_max_total,
+    /// root_min_free, and stderr_name
     /// for run;
     /// for routing, default_group, [groups.NAME] tables and [[routes]]);
     /// flags given here win.
@@ -137,6 +138,16 @@ pub(crate) struct WriteArgs {
     /// (the least recently used is sealed and closed).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_open: u64,
+    /// With --route-field: a budget across every tenant's log under DIR
+    /// (10GiB): past it, the oldest sealed segments of the lowest-priority
+    /// group (`priority` in its [groups.NAME] table; 0 by default) are
+    /// deleted first, across its tenants.
+    #[arg(long, value_parser = positive_size)]
+    pub(crate) root_max_total: Option<u64>,
+    /// With --route-field: delete sealed segments in the budget's order
+    /// while the file system holding DIR has less than this free (2GiB).
+    #[arg(long, value_parser = positive_size)]
+    pub(crate) root_min_free: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -256,6 +267,23 @@ impl WriteArgs {
             default_trigger,
             flag: flag.to_string(),
         })
+    }
+
+    /// An error if a router's budget is asked for without routing.
+    pub(crate) fn refuse_root_options(&self) -> Result<()> {
+        for (given, flag) in [
+            (self.root_max_total.is_some(), "--root-max-total"),
+            (self.root_min_free.is_some(), "--root-min-free"),
+        ] {
+            if given {
+                return Err(UsageError(format!(
+                    "{flag} is a budget across a router's tenants: it needs --route-field (for one log, use {})",
+                    flag.replace("root-", "")
+                ))
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The options every log shares, whatever its directory and name (a
@@ -468,6 +496,7 @@ pub(crate) fn run(mut args: WriteArgs, matches: &clap::ArgMatches) -> Result<Exi
         ))
         .into());
     }
+    args.refuse_root_options()?;
     let appender = args.prepare(&args.name, "--name")?.open(&args)?;
     args.serve_metrics(vec![(args.name.clone(), appender.clone())])?;
     pump(&args, |buf, ends| appender.write_batch(buf, ends))?;

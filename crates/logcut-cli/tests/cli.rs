@@ -2853,3 +2853,73 @@ fn grep_returns_what_a_brute_force_scan_does_with_or_without_an_index() {
         );
     }
 }
+
+#[test]
+fn write_keeps_a_root_budget_taking_the_lowest_priority_group_first() {
+    let dir = TempDir::new("root-budget");
+    let root = dir.0.join("root");
+    let cfg = dir.0.join("route.toml");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(
+        &cfg,
+        "route_field = \"tenant\"\ndefault_group = \"debug\"\nroot_max_total = \"8000\"\n\
+         mode = \"buffered\"\nmax_size = 500\n\
+         [groups.debug]\n\
+         [groups.paid]\npriority = 5\n\
+         [[routes]]\nmatch = \"tenant=acme\"\ngroup = \"paid\"\n",
+    )
+    .unwrap();
+    let mut input = String::new();
+    // The paid tenant's lines come first: its segments are the oldest.
+    for i in 0..60u32 {
+        input.push_str(&format!(
+            "{{\"tenant\":\"acme\",\"i\":{i},\"pad\":\"xxxxxxxxxxxxxx\"}}\n"
+        ));
+    }
+    for i in 0..240u32 {
+        let t = ["d1", "d2"][(i % 2) as usize];
+        input.push_str(&format!(
+            "{{\"tenant\":\"{t}\",\"i\":{i},\"pad\":\"xxxxxxxxxxxxxxxx\"}}\n"
+        ));
+    }
+    let out = write_input(
+        &root,
+        &["--config", cfg.to_str().unwrap()],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deletes = |log: &str| -> Vec<String> {
+        let m = std::fs::read_to_string(root.join(log).join("app.manifest")).unwrap();
+        m.lines()
+            .filter(|l| l.starts_with("delete "))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    assert!(
+        deletes("paid/acme").is_empty(),
+        "{:?}",
+        deletes("paid/acme")
+    );
+    let (d1, d2) = (deletes("debug/d1"), deletes("debug/d2"));
+    assert!(!d1.is_empty() && !d2.is_empty(), "{d1:?} {d2:?}");
+    assert!(
+        d1.iter()
+            .chain(&d2)
+            .all(|l| l.contains(" reason=root-bytes "))
+    );
+    // Every tenant's log checks out, the deleted records counted.
+    let out = logcut(&["verify", root.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Without routing, the flag is refused.
+    let out = write_input(&dir.0.join("one"), &["--root-max-total", "1MiB"], b"x\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--route-field"));
+}

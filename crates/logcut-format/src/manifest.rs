@@ -46,7 +46,8 @@
 //! and length of the decompressed contents. It is written once the
 //! compressed file is durable under its final name, before the original is
 //! removed. `delete` says that a retention policy removed the segment
-//! (`reason`: `count`, `age` or `bytes`); it is written before the files
+//! (`reason`: `count`, `age`, `bytes`, `free`, or, for a router's budget
+//! across its logs, `root-bytes` and `root-free`); it is written before the files
 //! are removed, so a deleted segment is never mistaken for a missing one,
 //! and its records still count in its session's totals. Both kinds were
 //! added in version 1 of the format; older readers ignore them.
@@ -238,6 +239,13 @@ pub enum DeleteReason {
     Bytes,
     /// The file system had less free space than the floor (`min_free`).
     Free,
+    /// The logs under a router's root took more than its budget
+    /// (`root_max_total`); the oldest segments of its lowest-priority
+    /// group went first.
+    RootBytes,
+    /// The file system holding a router's root had less free space than
+    /// its floor (`root_min_free`).
+    RootFree,
     /// Not a retention: after a crash, the segment was gone or shorter
     /// than its seal says (a power loss before its data or its name was
     /// synced, as [`Fsync::Never`](https://docs.rs/logcut) allows). What is
@@ -256,6 +264,8 @@ impl DeleteReason {
             DeleteReason::Age => "age",
             DeleteReason::Bytes => "bytes",
             DeleteReason::Free => "free",
+            DeleteReason::RootBytes => "root-bytes",
+            DeleteReason::RootFree => "root-free",
             DeleteReason::Lost => "lost",
             DeleteReason::Other(s) => s,
         }
@@ -267,6 +277,8 @@ impl DeleteReason {
             "age" => DeleteReason::Age,
             "bytes" => DeleteReason::Bytes,
             "free" => DeleteReason::Free,
+            "root-bytes" => DeleteReason::RootBytes,
+            "root-free" => DeleteReason::RootFree,
             "lost" => DeleteReason::Lost,
             other => DeleteReason::Other(other.to_string()),
         }

@@ -69,6 +69,9 @@ pub(crate) struct Config {
     pub(crate) compression: Compression,
     pub(crate) compress_threads: usize,
     pub(crate) index: Vec<String>,
+    /// Run the keeper even with nothing of its own to do: a router's
+    /// budget deletes through it.
+    pub(crate) always_keep: bool,
     pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
@@ -144,6 +147,7 @@ pub struct AppenderBuilder {
     compression: Compression,
     compress_threads: usize,
     index: Vec<String>,
+    always_keep: bool,
     before_compress: Option<BeforeCompress>,
     retention: Retention,
     shared: bool,
@@ -201,6 +205,7 @@ impl AppenderBuilder {
             compression: Compression::None,
             compress_threads: 1,
             index: Vec::new(),
+            always_keep: false,
             before_compress: None,
             retention: Retention::default(),
             shared: false,
@@ -490,6 +495,17 @@ impl AppenderBuilder {
         self
     }
 
+    /// The log's name (`name`).
+    pub(crate) fn log_name(&self) -> &str {
+        &self.name
+    }
+
+    /// See `Config::always_keep`.
+    pub(crate) fn always_keep(mut self) -> Self {
+        self.always_keep = true;
+        self
+    }
+
     /// For tests only, not part of the API: `hook` runs on a compression
     /// thread before each segment it compresses, with the segment's file
     /// name. It exists so that tests can hold a compression up (block in
@@ -756,6 +772,7 @@ impl AppenderBuilder {
             compression: self.compression,
             compress_threads: self.compress_threads,
             index: self.index,
+            always_keep: self.always_keep,
             before_compress: self.before_compress,
             retention: self.retention,
             runtime: self.runtime,

@@ -30,6 +30,8 @@ pub(crate) struct Context {
     pub(crate) pins: crate::sealed::retain::Pins,
     /// Set when shutdown's deadline passes: compressions under way stop.
     pub(crate) compress_cancel: AtomicBool,
+    /// The keeper's mailbox for trims, once it runs (a router's budget).
+    pub(crate) keeper: std::sync::OnceLock<crate::runtime::Mail<crate::sealed::keeper::Trim>>,
 }
 
 impl Context {
@@ -49,6 +51,7 @@ impl Context {
             counters: Counters::default(),
             pins: crate::sealed::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
+            keeper: std::sync::OnceLock::new(),
         }
     }
 

@@ -80,6 +80,12 @@ pub(crate) struct Mail<T> {
     waker: Waker,
 }
 
+impl<T> std::fmt::Debug for Mail<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail").finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for Mail<T> {
     fn clone(&self) -> Self {
         Mail {

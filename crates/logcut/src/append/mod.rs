@@ -362,6 +362,25 @@ impl Appender {
         self.handle.shared.command(CmdKind::Tick, "tick")
     }
 
+    /// Deletes the sealed segments `wanted` (sequence number, reason), of
+    /// those not being compressed and not pinned, recording each first, on
+    /// the log's keeper; returns how many went. A router's budget across
+    /// its logs uses it.
+    pub(crate) fn trim(
+        &self,
+        wanted: Vec<(u64, logcut_format::manifest::DeleteReason)>,
+    ) -> Result<usize, Error> {
+        let Some(mail) = self.handle.shared.ctx.keeper.get() else {
+            return Ok(0);
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        if mail.send((wanted, tx)).is_err() {
+            return Err(Error::shutdown("trim"));
+        }
+        // The keeper gone before it answered drops the sender.
+        rx.recv().unwrap_or_else(|_| Err(Error::shutdown("trim")))
+    }
+
     /// Writes every accepted record to its file ([`Mode::Buffered`]), and
     /// returns an error if some are held after a failed write (they are
     /// still retried).

@@ -191,6 +191,7 @@ impl<C: Coordinator> Worker<C> {
         let keeper = if sh.cfg.compression.codec().is_some()
             || !sh.cfg.index.is_empty()
             || !sh.cfg.retention.is_none()
+            || sh.cfg.always_keep
         {
             Some(Keeper::start(
                 Arc::clone(&sh.ctx),

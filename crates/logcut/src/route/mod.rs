@@ -11,6 +11,7 @@
 //! directory is a complete log that `logcut verify`, `cat` and retention
 //! handle on their own.
 
+mod budget;
 mod name;
 mod open;
 mod table;
@@ -70,8 +71,12 @@ pub const NO_TENANT: &str = "_none";
 /// | [`max_open`](Self::max_open) | 64 |
 /// | [`routes`](Self::routes) | every record to the first group added |
 /// | [`runtime`](Self::runtime) | the default runtime |
+/// | [`root_max_total`](Self::root_max_total) | no budget |
+/// | [`root_min_free`](Self::root_min_free) | no floor |
+/// | [`priority`](Self::priority) | 0 for every group |
+/// | [`budget_interval`](Self::budget_interval) | 10 s |
 /// | root directory mode | `0o750` |
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RouterBuilder {
     root: PathBuf,
     groups: Vec<(String, AppenderBuilder)>,
@@ -80,9 +85,48 @@ pub struct RouterBuilder {
     extra_fields: Vec<String>,
     max_open: usize,
     runtime: Option<Runtime>,
+    budget: budget::Budget,
+    priorities: HashMap<String, u32>,
 }
 
 impl RouterBuilder {
+    /// A budget across every tenant's log under the root: while their
+    /// sealed segments take more than `bytes` on disk, the oldest of the
+    /// lowest-[`priority`](Self::priority) group are deleted (across its
+    /// tenants, oldest first), then the next group's; each deletion is
+    /// recorded in its log's manifest (reason `root-bytes`). Distinct from
+    /// each log's own `max_total`. Active segments are not counted, and
+    /// never deleted. Logs of groups this router does not know (left from
+    /// an earlier configuration) are not counted. By default, no budget.
+    pub fn root_max_total(mut self, bytes: u64) -> Self {
+        self.budget.max_total = Some(bytes);
+        self
+    }
+
+    /// A free-space floor for the file system holding the root: while it
+    /// has less than `bytes` free, sealed segments are deleted in the
+    /// budget's order (reason `root-free`). By default, no floor.
+    pub fn root_min_free(mut self, bytes: u64) -> Self {
+        self.budget.min_free = Some(bytes);
+        self
+    }
+
+    /// Group `group`'s priority for the budget: the lowest loses its
+    /// segments first (a debug storm in a low group never pushes out a
+    /// high group's logs while the low one has any left). By default, 0.
+    pub fn priority(mut self, group: impl Into<String>, priority: u32) -> Self {
+        self.priorities.insert(group.into(), priority);
+        self
+    }
+
+    /// Records start a budget pass (on a short-lived thread of its own)
+    /// at most this often; `None`: only [`Router::apply_budget`] does.
+    /// By default, 10 s.
+    pub fn budget_interval(mut self, every: Option<std::time::Duration>) -> Self {
+        self.budget.every = every;
+        self
+    }
+
     /// Another field for [`RouteLayer`] to pick from events and spans, for
     /// a routing table set later with [`Router::set_routes`] (the fields of
     /// the table given at build are picked anyway).
@@ -149,6 +193,8 @@ impl RouterBuilder {
         if self.max_open == 0 {
             return Err(Error::config("max_open", "at least one log must stay open"));
         }
+        let (groups, quarantine) =
+            check_budget(&self.budget, &self.priorities, groups, quarantine)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode_0750()
@@ -174,9 +220,55 @@ impl RouterBuilder {
                 changed: Condvar::new(),
                 shut: AtomicBool::new(false),
                 counters: Counters::default(),
+                budget: self.budget,
+                priorities: self.priorities,
+                pace: budget::Pace::new(),
+                passing: Mutex::new(()),
             }),
         })
     }
+}
+
+/// Checks the budget's settings; with a budget, every log runs its keeper
+/// (the budget deletes through it).
+fn check_budget(
+    b: &budget::Budget,
+    priorities: &HashMap<String, u32>,
+    groups: HashMap<String, AppenderBuilder>,
+    quarantine: AppenderBuilder,
+) -> Result<(HashMap<String, AppenderBuilder>, AppenderBuilder), Error> {
+    if b.max_total == Some(0) {
+        return Err(Error::config(
+            "root_max_total",
+            "zero; give at least 1 byte",
+        ));
+    }
+    if b.min_free == Some(0) {
+        return Err(Error::config(
+            "root_min_free",
+            "zero is no floor; give a size such as 1 GiB, or leave it unset",
+        ));
+    }
+    if b.every.is_some_and(|d| d.is_zero()) {
+        return Err(Error::config(
+            "budget_interval",
+            "zero; give an interval such as 10 s, or None",
+        ));
+    }
+    if let Some(g) = priorities.keys().find(|g| !groups.contains_key(*g)) {
+        return Err(Error::config(
+            "priority",
+            format!("a priority for group {g:?}, which was not added"),
+        ));
+    }
+    if b.is_none() {
+        return Ok((groups, quarantine));
+    }
+    let groups = groups
+        .into_iter()
+        .map(|(n, p)| (n, p.always_keep()))
+        .collect();
+    Ok((groups, quarantine.always_keep()))
 }
 
 /// `DirBuilder` with mode 0750 (the crate's default for directories).
@@ -279,6 +371,11 @@ struct Inner {
     changed: Condvar,
     shut: AtomicBool,
     counters: Counters,
+    budget: budget::Budget,
+    priorities: HashMap<String, u32>,
+    pace: budget::Pace,
+    /// Held by a budget pass: one at a time.
+    passing: Mutex<()>,
 }
 
 /// The last router handle gone without `shutdown`: every open log is shut
@@ -315,6 +412,8 @@ struct Counters {
     quarantined: AtomicU64,
     opened: AtomicU64,
     evictions: AtomicU64,
+    budget_deleted: AtomicU64,
+    budget_failures: AtomicU64,
 }
 
 /// A router's counters (see [`Router::stats`]).
@@ -335,6 +434,12 @@ pub struct RouterStats {
     pub opened: u64,
     /// Logs closed to stay within `max_open`.
     pub evictions: u64,
+    /// Sealed segments the budget deleted (`root_max_total`,
+    /// `root_min_free`).
+    pub budget_deleted: u64,
+    /// Budget passes that failed (a log that could not be opened or
+    /// could not record a deletion); the next pass tries again.
+    pub budget_failures: u64,
     /// Each group's totals (the quarantine's as group `quarantine`), by
     /// name.
     pub groups: Vec<GroupStats>,
@@ -396,6 +501,11 @@ impl Router {
             extra_fields: Vec::new(),
             max_open: 64,
             runtime: None,
+            budget: budget::Budget {
+                every: Some(std::time::Duration::from_secs(10)),
+                ..budget::Budget::default()
+            },
+            priorities: HashMap::new(),
         }
     }
 
@@ -437,7 +547,95 @@ impl Router {
         }
         #[cfg(not(feature = "metrics"))]
         let _ = n;
+        if n % 1024 == 1023 {
+            self.maybe_pass();
+        }
         res
+    }
+
+    /// Starts a budget pass on a thread of its own if one is due. Not on
+    /// the runtime: a pass opens logs and waits for their keepers, which
+    /// run there.
+    fn maybe_pass(&self) {
+        let inner = &self.inner;
+        let Some(every) = inner.budget.every.filter(|_| !inner.budget.is_none()) else {
+            return;
+        };
+        if !inner.pace.due(every) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let _ = std::thread::Builder::new()
+            .name("logcut-budget".into())
+            .spawn(move || {
+                if let Some(inner) = weak.upgrade() {
+                    // Counted in the stats.
+                    let _ = Router { inner }.apply_budget();
+                }
+            });
+    }
+
+    /// Runs a budget pass now (see
+    /// [`RouterBuilder::root_max_total`]): lists every log under the root,
+    /// chooses, and has each chosen log delete its segments, opening it if
+    /// it is closed. Returns how many segments went. Records start passes
+    /// on their own ([`RouterBuilder::budget_interval`]); this is for a
+    /// caller that wants one at a known time.
+    pub fn apply_budget(&self) -> Result<u64, Error> {
+        let inner = &self.inner;
+        let b = inner.budget;
+        if b.is_none() {
+            return Ok(0);
+        }
+        let _one = inner.passing.lock().unwrap_or_else(|e| e.into_inner());
+        let res = self.pass(b);
+        // Relaxed: counters read on their own.
+        match &res {
+            Ok(n) => inner
+                .counters
+                .budget_deleted
+                .fetch_add(*n, Ordering::Relaxed),
+            Err(_) => inner
+                .counters
+                .budget_failures
+                .fetch_add(1, Ordering::Relaxed),
+        };
+        res
+    }
+
+    fn pass(&self, b: budget::Budget) -> Result<u64, Error> {
+        let inner = &self.inner;
+        let log_of = |group: &str| -> Option<(String, u32)> {
+            let policy = if group == QUARANTINE {
+                &inner.quarantine
+            } else {
+                inner.groups.get(group)?
+            };
+            let p = inner.priorities.get(group).copied().unwrap_or(0);
+            Some((policy.log_name().to_string(), p))
+        };
+        let (logs, held) = budget::scan(&inner.root, log_of);
+        let free = b
+            .min_free
+            .and_then(|_| rustix::fs::statvfs(&inner.root).ok())
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+        let chosen = budget::choose(&held, b.max_total, free, b.min_free);
+        let mut deleted = 0;
+        let mut first_err = None;
+        for (log, wanted) in budget::by_log(&held, &chosen) {
+            let (group, tenant) = &logs[log];
+            let res = self
+                .open(group, tenant)
+                .and_then(|(app, _)| app.trim(wanted));
+            match res {
+                Ok(n) => deleted += n as u64,
+                Err(e) if e.is_shutdown() => return Err(e),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(deleted), Err)
     }
 
     /// Replaces the routing table while records flow. When it returns, no
@@ -481,6 +679,8 @@ impl Router {
             open,
             opened: c.opened.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            budget_deleted: c.budget_deleted.load(Ordering::Relaxed),
+            budget_failures: c.budget_failures.load(Ordering::Relaxed),
             groups: groups.into_values().collect(),
         }
     }

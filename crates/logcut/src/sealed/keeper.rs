@@ -18,7 +18,7 @@ use std::{
 use jiff::Timestamp;
 use logcut_format::{
     codec::Codec,
-    manifest::{Delete, Entry, Manifest},
+    manifest::{Delete, DeleteReason, Entry, Manifest},
 };
 
 use crate::{
@@ -48,6 +48,15 @@ pub(crate) struct Sealed {
     pub(crate) indexed: bool,
 }
 
+/// Delete these sealed segments (a router's budget across its logs), those
+/// not being compressed or pinned; answer how many went. On a mailbox of
+/// its own, kept in the log's context: the keeper's own mailbox closing
+/// still tells it that its log is gone.
+pub(crate) type Trim = (
+    Vec<(u64, DeleteReason)>,
+    mpsc::SyncSender<Result<usize, Error>>,
+);
+
 pub(crate) enum Msg {
     /// Newly sealed segments (their entries are durable), oldest first.
     Sealed(Vec<Sealed>),
@@ -57,6 +66,7 @@ pub(crate) enum Msg {
     Barrier(mpsc::SyncSender<Result<(), Error>>),
     /// The clock moved.
     Kick,
+
     /// Finish (compress what waits until the deadline), then stop.
     Shutdown(Instant, mpsc::SyncSender<()>),
 }
@@ -181,6 +191,8 @@ impl Keeper {
         let waker = sh.rt.idle_cell(Lane::Core);
         keeper.waker = Some(waker.clone());
         let mail = Mail::new(tx, waker.clone());
+        let (trim_tx, trim_rx) = mpsc::channel();
+        let _ = sh.keeper.set(Mail::new(trim_tx, waker.clone()));
         let kick = Mutex::new(mail.clone());
         sh.cfg.clock.subscribe(Arc::new(move || {
             let _ = kick
@@ -193,6 +205,7 @@ impl Keeper {
             Box::new(KeeperTask {
                 keeper,
                 rx,
+                trim_rx,
                 done_rx,
                 shutdown: None,
                 disconnected: false,
@@ -423,6 +436,40 @@ impl Keeper {
             self.retain_retry = None;
             return;
         }
+        if let Err(e) = self.delete(&chosen) {
+            // Nothing is removed unrecorded; tried again after a backoff
+            // (or at the next change, whichever is later).
+            let failures = self.retain_retry.map_or(1, |(_, n)| n + 1);
+            self.retain_retry = Some((self.later(failures), failures));
+            self.sh.report(e);
+            return;
+        }
+        self.retain_retry = None;
+    }
+
+    /// Deletes the segments a router's budget chose, of those still here,
+    /// not being compressed and not pinned; returns how many.
+    fn trim(&mut self, wanted: &[(u64, DeleteReason)]) -> Result<usize, Error> {
+        let chosen: Vec<(usize, DeleteReason)> = self
+            .segs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state != State::Busy && !self.sh.pins.is_pinned(s.info.seq))
+            .filter_map(|(i, s)| {
+                let (_, why) = wanted.iter().find(|(q, _)| *q == s.info.seq)?;
+                Some((i, why.clone()))
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        self.delete(&chosen)?;
+        Ok(chosen.len())
+    }
+
+    /// Records the deletion of the segments at `chosen` (indexes into
+    /// `segs`, ascending), then removes their files.
+    fn delete(&mut self, chosen: &[(usize, DeleteReason)]) -> Result<(), Error> {
         let entries: Vec<Entry> = chosen
             .iter()
             .map(|(i, reason)| {
@@ -433,23 +480,14 @@ impl Keeper {
                 })
             })
             .collect();
-        let appended = self
-            .journal
+        self.journal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .append_durable(&entries);
-        if let Err(e) = appended {
-            // Nothing is removed unrecorded; tried again after a backoff
-            // (or at the next change, whichever is later).
-            let failures = self.retain_retry.map_or(1, |(_, n)| n + 1);
-            self.retain_retry = Some((self.later(failures), failures));
-            self.sh.report(e);
-            return;
-        }
-        self.retain_retry = None;
-        // `select` picks a prefix: the oldest segments.
-        let n = chosen.len();
-        for seg in self.segs.drain(..n) {
+            .append_durable(&entries)?;
+        for (i, _) in chosen.iter().rev() {
+            let Some(seg) = self.segs.remove(*i) else {
+                continue;
+            };
             self.waiting.retain(|q| *q != seg.info.seq);
             // The original and every compressed name: a compression that
             // was not recorded (a failed directory sync) may have left one.
@@ -475,6 +513,7 @@ impl Keeper {
             }
             Counters::add(&self.sh.counters.segments_deleted, 1);
         }
+        Ok(())
     }
 
     fn publish(&self) {
@@ -499,6 +538,7 @@ fn min_wait(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 struct KeeperTask {
     keeper: Keeper,
     rx: mpsc::Receiver<Msg>,
+    trim_rx: mpsc::Receiver<Trim>,
     done_rx: mpsc::Receiver<(Task, Outcome, Duration)>,
     /// Shutdown's deadline and the caller waiting for it.
     shutdown: Option<(Instant, mpsc::SyncSender<()>)>,
@@ -512,11 +552,15 @@ impl KeeperTask {
         while let Ok((task, res, took)) = self.done_rx.try_recv() {
             self.keeper.done(task, res, took);
         }
+        while let Ok((wanted, reply)) = self.trim_rx.try_recv() {
+            let _ = reply.send(self.keeper.trim(&wanted));
+        }
         loop {
             match self.rx.try_recv() {
                 Ok(Msg::Sealed(s)) => self.keeper.add(s),
                 Ok(Msg::Barrier(b)) => self.keeper.barriers.push(b),
                 Ok(Msg::Kick) => {}
+
                 Ok(Msg::Shutdown(deadline, reply)) => self.shutdown = Some((deadline, reply)),
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {

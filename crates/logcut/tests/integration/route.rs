@@ -592,3 +592,115 @@ fn log_records_are_routed_by_their_key_values() {
     assert!(none.ends_with(" WARN  svc: no tenant\n"), "{none:?}");
     assert_eq!(none.lines().count(), 1);
 }
+
+/// Sealed bytes on disk of the log in `dir`, and its delete entries
+/// (end of the deleted segment, reason).
+fn sealed_and_deleted(dir: &Path) -> (u64, Vec<(jiff::Timestamp, String)>) {
+    let bytes = logcut_format::segments(dir, "app")
+        .unwrap()
+        .iter()
+        .filter(|s| s.seal.is_some())
+        .map(|s| std::fs::metadata(&s.path).unwrap().len())
+        .sum();
+    let m = logcut_format::manifest::Manifest::read(&dir.join("app.manifest")).unwrap();
+    let ends: std::collections::HashMap<u64, jiff::Timestamp> =
+        m.seals().map(|s| (s.seq, s.end)).collect();
+    let deleted = m
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            logcut_format::manifest::Entry::Delete(d) => {
+                Some((ends[&d.seq], d.reason.as_str().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    (bytes, deleted)
+}
+
+#[test]
+fn the_root_budget_takes_the_lowest_priority_groups_oldest_segments_first() {
+    let dir = TempDir::new("route-budget");
+    let build = |max_total: u64| {
+        // Buffered: segments of exactly 1,000 bytes.
+        let p = || policy(1000).mode(logcut::Mode::Buffered);
+        Router::builder(dir.path())
+            .group("debug", p())
+            .group("paid", p())
+            .priority("paid", 10)
+            .routes(
+                RoutingTable::new("debug")
+                    .route("plan=paid", "paid")
+                    .unwrap(),
+            )
+            .root_max_total(max_total)
+            .budget_interval(None)
+            // Fewer than the logs: some are closed when the pass comes.
+            .max_open(2)
+            .build()
+            .unwrap()
+    };
+    let router = build(u64::MAX);
+    let write = |tenant: &str, plan: &str, from: u64, n: u64| {
+        for i in from..from + n {
+            router
+                .write_to(&[("tenant", tenant), ("plan", plan)], &record(0, i, 100))
+                .unwrap();
+        }
+    };
+    // The paid tenant's records are the oldest.
+    write("acme", "paid", 0, 100);
+    for k in 0..5 {
+        write("d1", "free", k * 30, 30);
+        write("d2", "free", k * 30, 30);
+    }
+    assert_eq!(router.apply_budget().unwrap(), 0, "under the budget");
+    router.shutdown().unwrap();
+    let logs = ["paid/acme", "debug/d1", "debug/d2"].map(|l| dir.join(l));
+    let before: Vec<u64> = logs.iter().map(|d| sealed_and_deleted(d).0).collect();
+    assert_eq!(before, [10_000, 15_000, 15_000]);
+    // Room for the paid tenant and 3,000 bytes of debug.
+    let router = build(before[0] + 3000);
+    let deleted = router.apply_budget().unwrap();
+    assert!(deleted > 0);
+    assert_eq!(router.stats().budget_deleted, deleted);
+    let after: Vec<_> = logs.iter().map(|d| sealed_and_deleted(d)).collect();
+    assert!(after.iter().map(|a| a.0).sum::<u64>() <= before[0] + 3000);
+    assert_eq!(after[0].0, before[0], "the paid tenant lost nothing");
+    assert!(after[0].1.is_empty());
+    // Across both debug tenants, the oldest went: every deleted segment
+    // ended no later than every kept one.
+    let gone: Vec<jiff::Timestamp> = after[1..]
+        .iter()
+        .flat_map(|a| a.1.iter().map(|d| d.0))
+        .collect();
+    assert!(
+        after[1..]
+            .iter()
+            .all(|a| a.1.iter().all(|d| d.1 == "root-bytes"))
+    );
+    assert_eq!(gone.len() as u64, deleted);
+    for d in &logs[1..] {
+        let m = logcut_format::manifest::Manifest::read(&d.join("app.manifest")).unwrap();
+        let del = m.deleted();
+        for s in m.seals().filter(|s| !del.contains_key(&s.seq)) {
+            assert!(gone.iter().all(|g| *g <= s.end), "{}", d.display());
+        }
+    }
+    // Tighter than the paid tenant alone: every debug segment, then the
+    // paid tenant's oldest.
+    let router2 = build(before[0] / 2);
+    router.shutdown().unwrap();
+    router2.apply_budget().unwrap();
+    router2.shutdown().unwrap();
+    let last: Vec<_> = logs.iter().map(|d| sealed_and_deleted(d)).collect();
+    assert_eq!((last[1].0, last[2].0), (0, 0));
+    assert_eq!(last[0].0, 5000, "{last:?}");
+    // The paid tenant's oldest went: what is left are its newest records.
+    crate::kit::check_tail_records(&read_log(&logs[0], "app"), 100, 1, 100, 50);
+    // Each log still holds every record it was given, or counts it deleted.
+    for (d, n) in logs.iter().zip([100u64, 150, 150]) {
+        let r = verify_ok(d);
+        assert_eq!(r.records() + r.deleted(), n, "{}: {r}", d.display());
+    }
+}
