@@ -341,7 +341,8 @@ and an existing file is never overwritten.
 |---|---|---|
 | `tracing` | `tracing_subscriber::fmt::MakeWriter` for [`Appender`] and [`Router`]; `RouteLayer`, which routes events by their spans' fields | no |
 | `json` | `JsonLayer`: each event as one JSON line, with `trace_id`, `span_id` and business keys from its spans (implies `tracing`) | no |
-| `log` | `LogBackend`, a `log::Log` backend | no |
+| `opentelemetry` | `JsonLayer` takes `trace_id` and `span_id` from the OpenTelemetry context of the event's span (tracing-opentelemetry, opentelemetry's API only; implies `json`) | no |
+| `log` | `LogBackend`, a `log::Log` backend; `LogBackend::routed` routes records by their key-values | no |
 | `metrics` | publishes [`Stats`] through the `metrics` facade (`logcut_*`) | no |
 | `gzip` | [`Compression::Gzip`] (flate2, pure Rust); readers decompress `.gz` segments | no |
 | `zstd` | [`Compression::Zstd`] (the zstd crate; builds the zstd C library) | no |

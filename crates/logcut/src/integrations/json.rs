@@ -4,7 +4,9 @@
 //! A line holds `timestamp` (RFC 3339, UTC), `level`, `target`, `message`,
 //! the event's other `fields`, `spans` (the names from the root span to the
 //! innermost), `trace_id` and `span_id` when an enclosing span has such a
-//! field (the innermost wins), and the configured business keys
+//! field (the innermost wins) or, with feature `opentelemetry`, from the
+//! OpenTelemetry context of the event's span (tracing-opentelemetry's
+//! layer must be in the subscriber), and the configured business keys
 //! ([`JsonLayer::lift`]: `order_id`, `user_id`) from the enclosing spans,
 //! at the top level, so that every line of a request carries its keys
 //! without the call site repeating them.
@@ -54,6 +56,10 @@ thread_local! {
 pub struct JsonLayer<W> {
     writer: W,
     lifted: Arc<[String]>,
+    /// The subscriber this layer is part of: the OpenTelemetry context is
+    /// looked up through it (`get_default` gives none inside an event).
+    #[cfg(feature = "opentelemetry")]
+    dispatch: Arc<std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>>,
 }
 
 impl<W> JsonLayer<W>
@@ -65,6 +71,8 @@ where
         JsonLayer {
             writer,
             lifted: Arc::from(Vec::new()),
+            #[cfg(feature = "opentelemetry")]
+            dispatch: Arc::default(),
         }
     }
 
@@ -169,6 +177,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'a> MakeWriter<'a> + 'static,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut fields = Vec::new();
         attrs.record(&mut Render { out: &mut fields });
@@ -361,6 +374,50 @@ impl<W> JsonLayer<W> {
                 line.push_str(value);
             }
         }
+        #[cfg(feature = "opentelemetry")]
+        {
+            let has = |k: &str| seen[..n].contains(&k);
+            if !(has("trace_id") && has("span_id")) {
+                let d = self.dispatch.get().and_then(|w| w.upgrade());
+                if let Some(d) = d {
+                    otel_ids(line, event, ctx, &d, has("trace_id"), has("span_id"));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `trace_id` and `span_id` (those not given by span fields) from
+/// the OpenTelemetry context of the event's span, if it has a valid one.
+#[cfg(feature = "opentelemetry")]
+fn otel_ids<S>(
+    line: &mut String,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+    dispatch: &tracing_core::Dispatch,
+    trace: bool,
+    span: bool,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use opentelemetry::trace::TraceContextExt as _;
+    let Some(id) = ctx.event_span(event).map(|s| s.id()) else {
+        return;
+    };
+    // No span extensions are held here: the lookup locks them.
+    let Some(cx) = tracing_opentelemetry::get_otel_context(&id, dispatch) else {
+        return;
+    };
+    let otel = cx.span();
+    let sc = otel.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    if !trace {
+        let _ = write!(line, ",\"trace_id\":\"{}\"", sc.trace_id());
+    }
+    if !span {
+        let _ = write!(line, ",\"span_id\":\"{}\"", sc.span_id());
     }
 }
 

@@ -459,3 +459,55 @@ fn json_lines_carry_the_trace_context_of_their_spans() {
     assert_eq!(b["user_id"], 8);
     assert_eq!(b["spans"], serde_json::json!(["request", "step"]));
 }
+
+/// With feature `opentelemetry`, a line beneath a span with an
+/// OpenTelemetry context (here a remote parent, as a propagator extracts
+/// from a request's headers) carries its trace id; a span field
+/// `trace_id` still wins; a span without a valid context adds none.
+#[cfg(feature = "opentelemetry")]
+#[test]
+fn json_lines_carry_the_opentelemetry_trace_id() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = crate::kit::TempDir::new("json-otel");
+    let a = logcut::Appender::builder().dir(dir.path()).build().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer())
+        .with(logcut::JsonLayer::new(a.clone()));
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    tracing::subscriber::with_default(subscriber, || {
+        let remote = SpanContext::new(
+            TraceId::from_hex(trace).unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let req = tracing::info_span!("request");
+        req.set_parent(opentelemetry::Context::new().with_remote_span_context(remote))
+            .unwrap();
+        let _r = req.enter();
+        tracing::info!("from otel");
+        let own = tracing::info_span!("own", trace_id = "field-wins");
+        let _o = own.enter();
+        tracing::info!("from the field");
+        drop(_o);
+        drop(_r);
+        tracing::info!("no span");
+    });
+    a.shutdown().unwrap();
+    let text = String::from_utf8(crate::kit::read_log(dir.path(), "app")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0]["trace_id"], trace, "{text}");
+    let span_id = lines[0]["span_id"].as_str().expect("a span id");
+    assert_eq!(span_id.len(), 16, "{span_id}");
+    assert_eq!(lines[1]["trace_id"], "field-wins");
+    assert!(lines[2].get("trace_id").is_none(), "{}", lines[2]);
+}
