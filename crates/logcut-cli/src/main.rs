@@ -69,6 +69,10 @@ enum Command {
     Status {
         /// The log directory, or a router's root: a line per tenant's log.
         dir: PathBuf,
+        /// Print the figures as JSON (what `verify --json` prints; the exit
+        /// status is 0 whatever it finds).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -118,7 +122,7 @@ fn main() -> ExitCode {
         Command::Verify { dir, json } => read::verify(&dir, json),
         Command::Cat(args) => cat::run(args),
         Command::Grep(args) => grep::run(args),
-        Command::Status { dir } => read::status(&dir),
+        Command::Status { dir, json } => read::status(&dir, json),
     };
     match res {
         Ok(code) => code,

@@ -99,8 +99,8 @@ fn status_root(root: &Path) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "{:<40}  {:>8}  {:>12}  {:>10}  {:>6}  {:>12}",
-        "log", "segments", "bytes", "records", "lost", "active bytes"
+        "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}",
+        "log", "segments", "bytes", "records", "deleted", "lost", "active bytes"
     )?;
     for dir in log_dirs(root, None, None)? {
         let r =
@@ -108,11 +108,12 @@ fn status_root(root: &Path) -> Result<ExitCode> {
         for l in &r.logs {
             writeln!(
                 out,
-                "{:<40}  {:>8}  {:>12}  {:>10}  {:>6}  {:>12}",
+                "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}",
                 rel(&dir, root),
                 l.segments,
                 l.bytes,
                 l.records,
+                l.deleted_records,
                 l.lost,
                 l.active_bytes.map_or("-".to_string(), |b| b.to_string())
             )?;
@@ -121,7 +122,10 @@ fn status_root(root: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn status(dir: &Path) -> Result<ExitCode> {
+pub(crate) fn status(dir: &Path, json: bool) -> Result<ExitCode> {
+    if json {
+        return verify(dir, true).map(|_| ExitCode::SUCCESS);
+    }
     if is_root(dir) {
         return status_root(dir);
     }

@@ -2576,6 +2576,10 @@ fn write_routes_json_lines_to_their_tenants_logs() {
     let st = logcut(&["status", root.to_str().unwrap()]);
     let st = String::from_utf8(st.stdout).unwrap();
     assert!(want.keys().all(|l| st.contains(l)), "{st}");
+    let sj = logcut(&["status", root.to_str().unwrap(), "--json"]);
+    assert!(sj.status.success());
+    let sj: serde_json::Value = serde_json::from_slice(&sj.stdout).unwrap();
+    assert_eq!(sj["logs"], j["logs"]);
     // One tenant's sealed segment damaged: verify of the root fails, and
     // names that log.
     let victim = tree(&root.join("std/bolt"))
