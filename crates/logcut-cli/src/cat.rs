@@ -52,6 +52,13 @@ pub(crate) struct CatArgs {
     /// printed. Waits for a writer if none has opened the log yet.
     #[arg(long, requires = "follow")]
     until_closed: bool,
+    /// With --follow: start where this file says the last run stopped (its
+    /// last flush), and keep it up to date after each flush of the output,
+    /// so that a reader stopped and started again (a shipper reading this
+    /// output) loses nothing and sees again only what came after the last
+    /// save. Created on the first run, which starts as --follow would.
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    cursor: Option<PathBuf>,
     /// DIR is a router's root (`write --route-field`): print this tenant's
     /// logs, in every group it was routed to, their segments merged in
     /// time order.
@@ -90,6 +97,7 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
     if args.follow {
         let opts = crate::follow::Options {
             until_closed: args.until_closed,
+            cursor: args.cursor.as_deref(),
         };
         crate::follow::follow(dir, name, |segs| range.select(segs, name), opts, &mut out)?;
         return Ok(ExitCode::SUCCESS);

@@ -109,10 +109,12 @@ const RELIST: Duration = Duration::from_secs(2);
 
 /// How the follower ends, besides a signal or a closed output.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Options {
+pub(crate) struct Options<'a> {
     /// Stop once every writer of the log has closed it and everything was
     /// printed.
     pub(crate) until_closed: bool,
+    /// `--cursor FILE`: start where it says, and keep it up to date.
+    pub(crate) cursor: Option<&'a Path>,
 }
 
 /// A file's identity, whatever its name.
@@ -139,7 +141,7 @@ pub(crate) fn follow(
     dir: &Path,
     name: &str,
     start_with: impl FnOnce(&[SegmentFile]) -> Vec<bool>,
-    opts: Options,
+    opts: Options<'_>,
     out: &mut impl Write,
 ) -> Result<()> {
     name::validate_name(name).map_err(|m| anyhow::anyhow!(m))?;
@@ -170,8 +172,27 @@ pub(crate) fn follow(
         last_live: None,
         closed_seen: false,
         progress: false,
+        cursor: None,
+        resume: None,
+    };
+    let saved = match opts.cursor {
+        Some(path) => {
+            let c = crate::cursor::Cursor::new(path, name);
+            let saved = c.load()?;
+            f.cursor = Some(c);
+            saved
+        }
+        None => None,
     };
     f.start(start_with)?;
+    if let Some(saved) = saved {
+        // Everything before the segment the cursor is in was printed.
+        let before = saved.next.map(|n| n.checked_sub(1)).unwrap_or(saved.done);
+        if let Some(d) = saved.done.max(before) {
+            f.advance(d);
+        }
+        f.resume = Some(saved);
+    }
     let res = f.run(out, &stop);
     if f.lost_segments > 0 {
         let unknown = if f.lost_unknown > 0 {
@@ -323,8 +344,10 @@ struct Reading {
     seq: Option<u64>,
     /// Its final length, once its seal is known.
     end: Option<u64>,
-    /// Bytes printed from it.
+    /// Bytes read from it (printed, or skipped: see `skip`).
     offset: u64,
+    /// Bytes at its start printed before (a cursor's): read, not printed.
+    skip: u64,
     /// CRC-32 of those bytes.
     crc: crc32fast::Hasher,
     /// A compressed stream ended.
@@ -345,7 +368,7 @@ struct Follower<'a> {
     name: &'a str,
     active: PathBuf,
     manifest: PathBuf,
-    opts: Options,
+    opts: Options<'a>,
     buf: Vec<u8>,
     journal: Journal,
     /// Sealed-looking files in the directory above `done` at the last look,
@@ -378,6 +401,11 @@ struct Follower<'a> {
     closed_seen: bool,
     /// Something was printed or a segment finished since the last wait.
     progress: bool,
+    /// `--cursor`: saved after each flush.
+    cursor: Option<crate::cursor::Cursor>,
+    /// Where a saved cursor says to resume, until the first segment is
+    /// picked.
+    resume: Option<crate::cursor::Saved>,
 }
 
 /// What changes when segments are created, moved or recorded: the
@@ -455,7 +483,14 @@ impl Follower<'_> {
         while !stop.load(Ordering::Relaxed) {
             match cur.as_mut() {
                 None => match self.pick()? {
-                    Pick::Got(r) => {
+                    Pick::Got(mut r) => {
+                        if let Some(saved) = self.resume.take() {
+                            // The segment the cursor was in (its number
+                            // unknown if it was the active one).
+                            if saved.next.is_none() || r.seq.is_none() || saved.next == r.seq {
+                                r.skip = saved.offset;
+                            }
+                        }
                         cur = Some(r);
                         self.progress = true;
                         continue;
@@ -472,6 +507,7 @@ impl Follower<'_> {
                         if let Some(r) = cur.take() {
                             self.finish(r);
                         }
+                        self.save_cursor(None)?;
                         self.progress = true;
                         continue;
                     }
@@ -731,6 +767,7 @@ impl Follower<'_> {
                     seq: Some(seq),
                     end: self.journal.seals.get(&seq).map(|s| s.bytes),
                     offset: 0,
+                    skip: 0,
                     crc: crc32fast::Hasher::new(),
                     eof: false,
                 }));
@@ -814,6 +851,7 @@ impl Follower<'_> {
             seq: None,
             end: None,
             offset: 0,
+            skip: 0,
             crc: crc32fast::Hasher::new(),
             eof: false,
         }))
@@ -845,16 +883,31 @@ impl Follower<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", r.label)),
             };
-            out.write_all(&self.buf[..n])?;
+            // Bytes a cursor says were printed before are read, for the
+            // checksum, not printed again.
+            let from = usize::try_from(r.skip.saturating_sub(r.offset)).map_or(n, |s| s.min(n));
+            out.write_all(&self.buf[from..n])?;
             r.crc.update(&self.buf[..n]);
             r.offset += n as u64;
-            wrote = true;
+            wrote |= from < n;
         }
         if wrote {
             out.flush()?;
             self.progress = true;
+            self.save_cursor(Some(r))?;
         }
         Ok(())
+    }
+
+    /// Saves the cursor (if there is one): what is done, and how far into
+    /// `r` (the segment after it) the output is, flushed.
+    fn save_cursor(&mut self, r: Option<&Reading>) -> Result<()> {
+        let done = self.done;
+        let Some(c) = self.cursor.as_mut() else {
+            return Ok(());
+        };
+        let (next, offset) = r.map_or((None, 0), |r| (r.seq, r.offset));
+        c.save(crate::cursor::Saved { done, next, offset })
     }
 
     /// Returns true if and only if nothing more will be written to `r`

@@ -10,6 +10,7 @@
 
 mod cat;
 mod config;
+mod cursor;
 mod demo;
 mod follow;
 mod grep;

@@ -2930,3 +2930,102 @@ fn write_keeps_a_root_budget_taking_the_lowest_priority_group_first() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--route-field"));
 }
+
+/// A reader of `cat --follow --cursor` killed twice while a writer cuts
+/// 64 KiB segments at full speed, with compression: each run goes on where
+/// the cursor says (never past what the last run flushed, so nothing is
+/// lost; a bounded stretch repeated), and the last run ends with the log.
+#[test]
+fn cat_follow_with_a_cursor_loses_nothing_across_killed_readers() {
+    use std::io::Read as _;
+    let dir = TempDir::new("cursor");
+    let log = dir.0.join("log");
+    let cursor = dir.0.join("ship.cursor");
+    let mut writer = Command::new(BIN)
+        .args(["write", "--dir", log.to_str().unwrap()])
+        .args(["--max-size", "64KiB", "--compress", "zstd"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    // The writer's lines: fed in two halves, so that the readers killed
+    // in between certainly race with cuts.
+    let (half_tx, half_rx) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..400_000u32 {
+            if i == 200_000 {
+                half_rx.recv().unwrap();
+            }
+            writeln!(stdin, "line {i:08} of the log being shipped").unwrap();
+        }
+    });
+    let follow = |until_closed: bool| {
+        let mut c = Command::new(BIN);
+        c.args(["cat", log.to_str().unwrap(), "--follow", "--cursor"])
+            .arg(&cursor)
+            .stdout(Stdio::piped());
+        if until_closed {
+            c.arg("--until-closed");
+        }
+        c.spawn().unwrap()
+    };
+    // The log must exist before the first reader looks for it.
+    while !log.join("app.manifest").exists() {
+        std::thread::yield_now();
+    }
+    let mut runs: Vec<Vec<u8>> = Vec::new();
+    for (k, want) in [(0, 2_000_000usize), (1, 3_000_000)] {
+        let mut r = follow(false);
+        let mut out = r.stdout.take().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while got.len() < want {
+            let n = out.read(&mut buf).unwrap();
+            assert!(n > 0, "run {k} ended early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        r.kill().unwrap();
+        r.wait().unwrap();
+        // What it flushed before it died: all of it reached the pipe.
+        out.read_to_end(&mut got).unwrap();
+        runs.push(got);
+        if k == 0 {
+            half_tx.send(()).unwrap();
+        }
+    }
+    feeder.join().unwrap();
+    assert!(writer.wait().unwrap().success());
+    let last = follow(true).wait_with_output().unwrap();
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    runs.push(last.stdout);
+    let full = logcut(&["cat", log.to_str().unwrap()]).stdout;
+    assert_eq!(full.len(), 400_000 * 39);
+    // Each run is a stretch of the log starting no later than where the
+    // runs before it got to.
+    let mut reached = 0;
+    for (k, run) in runs.iter().enumerate() {
+        let head = &run[..run.len().min(200)];
+        let at = if k == 0 {
+            0
+        } else {
+            memchr::memmem::rfind(&full[..reached + head.len()], head)
+                .unwrap_or_else(|| panic!("run {k} does not start in what was read"))
+        };
+        assert!(
+            at <= reached,
+            "run {k} starts at {at}, past {reached}: lost"
+        );
+        assert!(
+            reached - at <= 1 << 20,
+            "run {k} repeats {} bytes",
+            reached - at
+        );
+        assert_eq!(&full[at..at + run.len()], &run[..], "run {k}");
+        reached = at + run.len();
+    }
+    assert_eq!(reached, full.len(), "the last run ends with the log");
+}
