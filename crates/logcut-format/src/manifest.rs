@@ -27,6 +27,7 @@
 //! | `part` | a process sharing the log left a segment | `seq`, `session`, `records`, `bytes` |
 //! | `recover` | an appender starting alone repaired what a crash left | `at`, `session`, `torn` |
 //! | `index` | a sealed segment's search index was written | `seq`, `file`, `crc32`, `bytes` |
+//! | `ship` | a sealed segment arrived in object storage | `seq`, `file`, `key`, `etag`, `sha256`, `crc32`, `bytes` |
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:
@@ -56,6 +57,14 @@
 //! plus `.idx`; see [`index`](crate::index)) and the CRC-32 and length of
 //! the index file. It is written once the file is durable; older readers
 //! ignore it.
+//!
+//! `ship` says that `file` (the segment's compressed file, or the sealed
+//! file) was uploaded to object storage under `key` (the object's key,
+//! without the bucket), with the server's `etag` (`-` if none), and the
+//! SHA-256 (64 hex digits), CRC-32 and length of what was uploaded. A
+//! segment with no `ship` entry in a log that ships was not shipped: no
+//! retention limit deletes it, only the free-space floor, with reason
+//! `disk-pressure-unshipped`, which [`verify`](crate::verify()) reports.
 //!
 //! `recover` records a repair made at start: `session` names a session
 //! that ended without its `close` entry (a crash; `-` if none did), and
@@ -227,6 +236,25 @@ pub struct Indexed {
     pub bytes: u64,
 }
 
+/// A sealed segment arrived in object storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shipped {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// The file uploaded (compressed, or the sealed file).
+    pub file: String,
+    /// The object's key in its bucket.
+    pub key: String,
+    /// The server's entity tag, if it gave one.
+    pub etag: Option<String>,
+    /// SHA-256 of what was uploaded, as 64 lower case hex digits.
+    pub sha256: String,
+    /// CRC-32 (IEEE) of what was uploaded.
+    pub crc32: u32,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
 /// Why a retention policy deleted a sealed segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -246,6 +274,9 @@ pub enum DeleteReason {
     /// The file system holding a router's root had less free space than
     /// its floor (`root_min_free`).
     RootFree,
+    /// The free-space floor deleted a segment that had not been shipped
+    /// to object storage yet: its records are nowhere now.
+    UnshippedFree,
     /// Not a retention: after a crash, the segment was gone or shorter
     /// than its seal says (a power loss before its data or its name was
     /// synced, as [`Fsync::Never`](https://docs.rs/logcut) allows). What is
@@ -266,6 +297,7 @@ impl DeleteReason {
             DeleteReason::Free => "free",
             DeleteReason::RootBytes => "root-bytes",
             DeleteReason::RootFree => "root-free",
+            DeleteReason::UnshippedFree => "disk-pressure-unshipped",
             DeleteReason::Lost => "lost",
             DeleteReason::Other(s) => s,
         }
@@ -279,6 +311,7 @@ impl DeleteReason {
             "free" => DeleteReason::Free,
             "root-bytes" => DeleteReason::RootBytes,
             "root-free" => DeleteReason::RootFree,
+            "disk-pressure-unshipped" => DeleteReason::UnshippedFree,
             "lost" => DeleteReason::Lost,
             other => DeleteReason::Other(other.to_string()),
         }
@@ -331,6 +364,8 @@ pub enum Entry {
     Recover(Recover),
     /// See [`Indexed`].
     Index(Indexed),
+    /// See [`Shipped`].
+    Ship(Shipped),
 }
 
 impl Entry {
@@ -385,6 +420,19 @@ impl Entry {
                     s,
                     "compress seq={} file={} crc32={:08x} bytes={}",
                     c.seq, c.file, c.crc32, c.bytes
+                );
+            }
+            Entry::Ship(c) => {
+                let _ = write!(
+                    s,
+                    "ship seq={} file={} key={} etag={} sha256={} crc32={:08x} bytes={}",
+                    c.seq,
+                    c.file,
+                    c.key,
+                    c.etag.as_deref().unwrap_or("-"),
+                    c.sha256,
+                    c.crc32,
+                    c.bytes
                 );
             }
             Entry::Index(c) => {
@@ -517,6 +565,16 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
         "compress" => Entry::Compress(Compress {
             seq: num("seq")?,
             file: get("file")?.to_string(),
+            crc32: u32::from_str_radix(get("crc32")?, 16)
+                .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
+            bytes: num("bytes")?,
+        }),
+        "ship" => Entry::Ship(Shipped {
+            seq: num("seq")?,
+            file: get("file")?.to_string(),
+            key: get("key")?.to_string(),
+            etag: Some(get("etag")?).filter(|e| *e != "-").map(str::to_string),
+            sha256: get("sha256")?.to_string(),
             crc32: u32::from_str_radix(get("crc32")?, 16)
                 .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
             bytes: num("bytes")?,
@@ -669,6 +727,17 @@ impl Manifest {
             .collect()
     }
 
+    /// The latest `ship` entry of each segment, by sequence number.
+    pub fn shipped(&self) -> std::collections::HashMap<u64, &Shipped> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Ship(c) => Some((c.seq, c)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The latest `index` entry of each segment, by sequence number.
     pub fn indexed(&self) -> std::collections::HashMap<u64, &Indexed> {
         self.entries
@@ -752,6 +821,24 @@ mod tests {
                 file: "app.x.000001.log.idx".into(),
                 crc32: 0x0a0b_0c0d,
                 bytes: 80,
+            }),
+            Entry::Ship(Shipped {
+                seq: 1,
+                file: "app.x.000001.log.zst".into(),
+                key: "logs/host/app/app.x.000001.log.zst".into(),
+                etag: Some("\"abc\"".into()),
+                sha256: "00".repeat(32),
+                crc32: 7,
+                bytes: 12,
+            }),
+            Entry::Ship(Shipped {
+                seq: 2,
+                file: "app.x.000002.log".into(),
+                key: "k".into(),
+                etag: None,
+                sha256: "ff".repeat(32),
+                crc32: 0,
+                bytes: 0,
             }),
             Entry::Delete(Delete {
                 seq: 1,

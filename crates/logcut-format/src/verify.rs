@@ -55,6 +55,10 @@ pub enum ProblemKind {
     /// A compressed segment cannot be decompressed (truncated, altered), or
     /// decompresses to other contents than were sealed.
     BadCompression,
+    /// The free-space floor deleted a segment before it was shipped to
+    /// object storage (reason `disk-pressure-unshipped`): its records are
+    /// lost.
+    UnshippedDeleted,
     /// A segment's search index (see [`index`](crate::index)) is missing,
     /// or differs from what its `index` entry records. Searches read the
     /// segment instead, so none is wrong, but the file was altered.
@@ -353,7 +357,7 @@ fn verify_log(
                 let s = sessions.entry(p.session.clone()).or_default();
                 s.0 = s.0.saturating_add(p.records);
             }
-            Entry::Compress(_) | Entry::Delete(_) | Entry::Index(_) => {}
+            Entry::Compress(_) | Entry::Delete(_) | Entry::Index(_) | Entry::Ship(_) => {}
             Entry::Seal(s) => {
                 let is_deleted = deleted.contains_key(&s.seq);
                 // A segment recorded as lost after a crash is not one a
@@ -361,6 +365,19 @@ fn verify_log(
                 let by_policy = deleted
                     .get(&s.seq)
                     .is_some_and(|d| d.reason != DeleteReason::Lost);
+                if deleted
+                    .get(&s.seq)
+                    .is_some_and(|d| d.reason == DeleteReason::UnshippedFree)
+                {
+                    problem(
+                        ProblemKind::UnshippedDeleted,
+                        Some(s.file.as_str()),
+                        format!(
+                            "deleted by the free-space floor before it was shipped: {} records exist nowhere now",
+                            s.records.map_or("its".to_string(), |r| r.to_string())
+                        ),
+                    );
+                }
                 if by_policy {
                     sum.deleted_segments += 1;
                 } else if !is_deleted {

@@ -72,6 +72,8 @@ pub(crate) struct Config {
     /// Run the keeper even with nothing of its own to do: a router's
     /// budget deletes through it.
     pub(crate) always_keep: bool,
+    /// Where sealed segments are shipped, if anywhere.
+    pub(crate) ship: Option<Arc<dyn crate::sealed::ship::Ship>>,
     pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
@@ -116,6 +118,7 @@ impl fmt::Debug for Config {
 /// | [`compress`](Self::compress) | [`Compression::None`] |
 /// | [`compress_threads`](Self::compress_threads) | 1 |
 /// | [`index_fields`](Self::index_fields) | none |
+/// | `ship` (feature `ship`) | none |
 /// | [`keep`](Self::keep) | no limit |
 /// | [`max_age`](Self::max_age) | no limit |
 /// | [`max_total`](Self::max_total) | no limit |
@@ -148,6 +151,7 @@ pub struct AppenderBuilder {
     compress_threads: usize,
     index: Vec<String>,
     always_keep: bool,
+    ship: Option<Arc<dyn crate::sealed::ship::Ship>>,
     before_compress: Option<BeforeCompress>,
     retention: Retention,
     shared: bool,
@@ -206,6 +210,7 @@ impl AppenderBuilder {
             compress_threads: 1,
             index: Vec::new(),
             always_keep: false,
+            ship: None,
             before_compress: None,
             retention: Retention::default(),
             shared: false,
@@ -500,6 +505,22 @@ impl AppenderBuilder {
         &self.name
     }
 
+    /// Ship every sealed segment (once indexed and compressed, as
+    /// configured) with `uploader`, on a compression thread
+    /// ([`compress_threads`](Self::compress_threads)), recording each in
+    /// the manifest (`ship` entry: key, entity tag, SHA-256); failed
+    /// uploads are tried again after the [`backoff`](Self::backoff), and a
+    /// segment not recorded as shipped at shutdown is shipped by the next
+    /// start. No retention limit deletes a segment before it is shipped;
+    /// the free-space floor ([`min_free`](Self::min_free)) does when the
+    /// disk is about to fill, and records it (`disk-pressure-unshipped`,
+    /// which `verify` reports). Not for a shared log (yet).
+    #[cfg(feature = "ship")]
+    pub fn ship(mut self, uploader: Arc<dyn crate::sealed::ship::Ship>) -> Self {
+        self.ship = Some(uploader);
+        self
+    }
+
     /// See `Config::always_keep`.
     pub(crate) fn always_keep(mut self) -> Self {
         self.always_keep = true;
@@ -674,10 +695,11 @@ impl AppenderBuilder {
             if self.compression.codec().is_some()
                 || !self.retention.is_none()
                 || !self.index.is_empty()
+                || self.ship.is_some()
             {
                 return Err(Error::config(
                     "shared",
-                    "compression, indexes and retention (compress, index_fields, keep, max_age, max_total, min_free) are not available for a shared log yet",
+                    "compression, indexes, shipping and retention (compress, index_fields, ship, keep, max_age, max_total, min_free) are not available for a shared log yet",
                 ));
             }
         }
@@ -773,6 +795,7 @@ impl AppenderBuilder {
             compress_threads: self.compress_threads,
             index: self.index,
             always_keep: self.always_keep,
+            ship: self.ship,
             before_compress: self.before_compress,
             retention: self.retention,
             runtime: self.runtime,

@@ -479,6 +479,8 @@ pub use crate::integrations::log::LogBackend;
 pub use crate::integrations::tracing::EventWriter;
 #[cfg(feature = "tracing")]
 pub use crate::route::{RouteLayer, RouteWriter};
+#[cfg(feature = "ship")]
+pub use crate::sealed::ship::{Ship, ShipSegment, Shipped};
 pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},

@@ -60,6 +60,20 @@ pub(crate) fn publish(log: &str, s: &Stats) {
     metrics::counter!("logcut_compress_failures_total", &label).absolute(s.compress_failures);
     metrics::gauge!("logcut_compress_seconds_total", &label).set(s.compress_time.as_secs_f64());
     metrics::counter!("logcut_segments_deleted_total", &label).absolute(s.segments_deleted);
+    metrics::counter!("logcut_segments_deleted_unshipped_total", &label)
+        .absolute(s.segments_deleted_unshipped);
+    metrics::counter!("logcut_segments_shipped_total", &label).absolute(s.segments_shipped);
+    metrics::counter!("logcut_bytes_shipped_total", &label).absolute(s.bytes_shipped);
+    metrics::counter!("logcut_ship_failures_total", &label).absolute(s.ship_failures);
+    metrics::gauge!("logcut_ship_backlog_segments", &label).set(s.ship_backlog as f64);
+    metrics::gauge!("logcut_ship_backlog_bytes", &label).set(s.ship_backlog_bytes as f64);
+    let age = s.oldest_unshipped.map_or(0.0, |t| {
+        jiff::Timestamp::now()
+            .duration_since(t)
+            .as_secs_f64()
+            .max(0.0)
+    });
+    metrics::gauge!("logcut_oldest_unshipped_seconds", &label).set(age);
     let state = match s.fallback {
         FallbackState::Closed => 0.0,
         FallbackState::Open => 1.0,

@@ -92,6 +92,21 @@ pub struct Stats {
     pub compress_time: Duration,
     /// Sealed segments deleted by the retention limits.
     pub segments_deleted: u64,
+    /// Of those, deleted by the free-space floor before they were shipped
+    /// (their records are nowhere now).
+    pub segments_deleted_unshipped: u64,
+    /// Sealed segments shipped by this appender (feature `ship`).
+    pub segments_shipped: u64,
+    /// Their bytes (as uploaded: compressed, if compressed).
+    pub bytes_shipped: u64,
+    /// Uploads that failed (tried again after the backoff).
+    pub ship_failures: u64,
+    /// Sealed segments not shipped yet, and their bytes on disk.
+    pub ship_backlog: u64,
+    /// See [`ship_backlog`](Self::ship_backlog).
+    pub ship_backlog_bytes: u64,
+    /// When the oldest segment not shipped yet was sealed.
+    pub oldest_unshipped: Option<jiff::Timestamp>,
 }
 
 const SUB: usize = 8;
@@ -225,6 +240,14 @@ pub(crate) struct Counters {
     pub(crate) compress_failures: AtomicU64,
     pub(crate) compress_nanos: AtomicU64,
     pub(crate) segments_deleted: AtomicU64,
+    pub(crate) segments_deleted_unshipped: AtomicU64,
+    pub(crate) segments_shipped: AtomicU64,
+    pub(crate) bytes_shipped: AtomicU64,
+    pub(crate) ship_failures: AtomicU64,
+    pub(crate) ship_backlog: AtomicU64,
+    pub(crate) ship_backlog_bytes: AtomicU64,
+    /// Milliseconds since the epoch; `i64::MIN` for none.
+    pub(crate) oldest_unshipped_ms: std::sync::atomic::AtomicI64,
     latency: Vec<AtomicU64>,
     latency_sum_nanos: AtomicU64,
 }
@@ -250,6 +273,13 @@ impl Default for Counters {
             compress_failures: AtomicU64::new(0),
             compress_nanos: AtomicU64::new(0),
             segments_deleted: AtomicU64::new(0),
+            segments_deleted_unshipped: AtomicU64::new(0),
+            segments_shipped: AtomicU64::new(0),
+            bytes_shipped: AtomicU64::new(0),
+            ship_failures: AtomicU64::new(0),
+            ship_backlog: AtomicU64::new(0),
+            ship_backlog_bytes: AtomicU64::new(0),
+            oldest_unshipped_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             latency_sum_nanos: AtomicU64::new(0),
         }

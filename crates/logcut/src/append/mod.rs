@@ -599,6 +599,15 @@ impl Shared {
             compress_failures: Counters::get(&c.compress_failures),
             compress_time: std::time::Duration::from_nanos(Counters::get(&c.compress_nanos)),
             segments_deleted: Counters::get(&c.segments_deleted),
+            segments_deleted_unshipped: Counters::get(&c.segments_deleted_unshipped),
+            segments_shipped: Counters::get(&c.segments_shipped),
+            bytes_shipped: Counters::get(&c.bytes_shipped),
+            ship_failures: Counters::get(&c.ship_failures),
+            ship_backlog: c.ship_backlog.load(Ordering::Relaxed),
+            ship_backlog_bytes: c.ship_backlog_bytes.load(Ordering::Relaxed),
+            oldest_unshipped: Some(c.oldest_unshipped_ms.load(Ordering::Relaxed))
+                .filter(|ms| *ms != i64::MIN)
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
         }
     }
 }

@@ -192,6 +192,7 @@ impl<C: Coordinator> Worker<C> {
             || !sh.cfg.index.is_empty()
             || !sh.cfg.retention.is_none()
             || sh.cfg.always_keep
+            || sh.cfg.ship.is_some()
         {
             Some(Keeper::start(
                 Arc::clone(&sh.ctx),

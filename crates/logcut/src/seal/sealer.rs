@@ -206,12 +206,14 @@ impl Sealer {
                     Entry::Seal(s) => Some(Sealed {
                         seq: s.seq,
                         file: s.file.clone(),
+                        start: s.start,
                         end: s.end,
                         bytes: s.bytes,
                         crc32: s.crc32,
                         compressed: None,
                         disk_bytes: s.bytes,
                         indexed: false,
+                        shipped: false,
                     }),
                     _ => None,
                 })

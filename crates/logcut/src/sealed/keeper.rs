@@ -37,6 +37,8 @@ use crate::{
 pub(crate) struct Sealed {
     pub(crate) seq: u64,
     pub(crate) file: String,
+    /// When it became active, and when it was sealed.
+    pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
     pub(crate) bytes: u64,
     pub(crate) crc32: u32,
@@ -46,6 +48,8 @@ pub(crate) struct Sealed {
     pub(crate) disk_bytes: u64,
     /// Whether its search index is recorded.
     pub(crate) indexed: bool,
+    /// Whether it is recorded as shipped.
+    pub(crate) shipped: bool,
 }
 
 /// Delete these sealed segments (a router's budget across its logs), those
@@ -83,7 +87,7 @@ enum State {
     Waiting,
     /// A worker is on it.
     Busy,
-    /// Compressed and indexed, as configured.
+    /// Compressed, indexed and shipped, as configured.
     Done,
 }
 
@@ -105,6 +109,8 @@ pub(crate) struct Keeper {
     codec: Option<(Codec, i32)>,
     /// Whether segments are indexed.
     index: bool,
+    /// Whether segments are shipped.
+    ship: bool,
     /// Compression tasks report here, and wake the keeper.
     done_tx: mpsc::Sender<(Task, Outcome, Duration)>,
     waker: Option<Waker>,
@@ -122,6 +128,7 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
     let compressed = manifest.compressed();
     let deleted = manifest.deleted();
     let indexed = manifest.indexed();
+    let shipped = manifest.shipped();
     let mut out = Vec::new();
     for s in manifest.seals() {
         if deleted.contains_key(&s.seq)
@@ -145,6 +152,7 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
         out.push(Sealed {
             seq: s.seq,
             file: s.file.clone(),
+            start: s.start,
             end: s.end,
             bytes: s.bytes,
             crc32: s.crc32,
@@ -154,6 +162,7 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
                 i.file == logcut_format::index::index_file(&s.file)
                     && dir.stat(&i.file).ok().flatten().is_some()
             }),
+            shipped: shipped.contains_key(&s.seq),
         });
     }
     out
@@ -170,18 +179,20 @@ impl Keeper {
         let (done_tx, done_rx) = mpsc::channel();
         let codec = sh.cfg.compression.codec();
         let index = !sh.cfg.index.is_empty();
+        let ship = sh.cfg.ship.is_some();
         let mut keeper = Keeper {
             sh: Arc::clone(&sh),
             journal: Arc::clone(&journal),
             segs: VecDeque::new(),
             waiting: VecDeque::new(),
-            idle: if codec.is_some() || index {
+            idle: if codec.is_some() || index || ship {
                 sh.cfg.compress_threads
             } else {
                 0
             },
             codec,
             index,
+            ship,
             done_tx,
             waker: None,
             barriers: Vec::new(),
@@ -218,7 +229,8 @@ impl Keeper {
         for info in sealed {
             let compress = self.codec.is_some() && info.compressed.is_none();
             let index = self.index && !info.indexed;
-            let state = if compress || index {
+            let ship = self.ship && !info.shipped;
+            let state = if compress || index || ship {
                 self.waiting.push_back(info.seq);
                 State::Waiting
             } else if info.compressed.is_some() {
@@ -296,7 +308,7 @@ impl Keeper {
 
     /// Hands waiting segments to idle workers, oldest first.
     fn dispatch(&mut self) {
-        if self.codec.is_none() && !self.index {
+        if self.codec.is_none() && !self.index && !self.ship {
             return;
         }
         while self.idle > 0 {
@@ -313,6 +325,8 @@ impl Keeper {
                 crc32: seg.info.crc32,
                 compressed: seg.info.compressed.clone(),
                 index: self.index && !seg.info.indexed,
+                ship: self.ship && !seg.info.shipped,
+                start: seg.info.start,
             };
             let job = CompressJob {
                 sh: Arc::clone(&self.sh),
@@ -338,55 +352,67 @@ impl Keeper {
         }
     }
 
-    fn done(&mut self, task: Task, res: Outcome, took: Duration) {
+    fn done(&mut self, task: Task, (done, res): Outcome, took: Duration) {
         self.idle += 1;
         let c = &self.sh.counters;
         Counters::add(
             &c.compress_nanos,
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
         );
-        let seg = self.segs.iter_mut().find(|s| s.info.seq == task.seq);
-        match res {
-            Ok(done) => {
-                if done.compressed.is_some() {
-                    Counters::add(&c.segments_compressed, 1);
-                }
-                if let Some(s) = seg {
-                    s.failures = 0;
-                    s.state = State::Done;
-                    s.info.indexed |= done.indexed;
-                    if let Some((file, len)) = done.compressed {
-                        s.info.compressed = Some(file);
-                        s.info.disk_bytes = len;
-                    }
-                }
+        // What the task did is recorded, even if a later step failed.
+        if done.compressed.is_some() {
+            Counters::add(&c.segments_compressed, 1);
+        }
+        if let Some(n) = done.shipped {
+            Counters::add(&c.segments_shipped, 1);
+            Counters::add(&c.bytes_shipped, n);
+        }
+        let prepared = done.compressed.is_some() || done.indexed;
+        if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
+            s.info.indexed |= done.indexed;
+            s.info.shipped |= done.shipped.is_some();
+            if let Some((file, len)) = done.compressed {
+                s.info.compressed = Some(file);
+                s.info.disk_bytes = len;
             }
-            Err(e) => {
-                let cancelled = self
-                    .sh
-                    .compress_cancel
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    && e.io_error()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
-                // The segment stays as it is (the worker removed its
-                // partial file) and is tried again after a backoff: a full
-                // disk frees up, retention makes room. Cancelled at
-                // shutdown: the next start compresses it.
-                let failures = seg.as_ref().map_or(1, |s| s.failures + 1);
-                let retry_at = self.later(failures);
-                if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
-                    s.failures = failures;
-                    s.state = if cancelled {
-                        State::Plain
-                    } else {
-                        State::Retry(retry_at)
-                    };
-                }
-                if !cancelled {
-                    Counters::add(&c.compress_failures, 1);
-                    self.sh.report(e);
-                }
+        }
+        let Err(e) = res else {
+            if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
+                s.failures = 0;
+                s.state = State::Done;
             }
+            return;
+        };
+        let cancelled = self
+            .sh
+            .compress_cancel
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && e.io_error()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        // The segment stays as the failed step found it (a worker removes
+        // its partial files) and is tried again after a backoff: a full
+        // disk frees up, retention makes room, the server comes back.
+        // Cancelled at shutdown: the next start goes on.
+        let seg = self.segs.iter().find(|s| s.info.seq == task.seq);
+        let failures = seg.map_or(1, |s| s.failures + 1);
+        let retry_at = self.later(failures);
+        if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
+            s.failures = failures;
+            s.state = if cancelled {
+                State::Plain
+            } else {
+                State::Retry(retry_at)
+            };
+        }
+        if !cancelled {
+            // The shipping step failed if the steps before it were done.
+            let before_ship = (self.codec.is_some() && task.compressed.is_none()) || task.index;
+            if task.ship && (prepared || !before_ship) {
+                Counters::add(&c.ship_failures, 1);
+            } else {
+                Counters::add(&c.compress_failures, 1);
+            }
+            self.sh.report(e);
         }
     }
 
@@ -427,7 +453,16 @@ impl Keeper {
         // Unknown free space (the call failed): the floor waits for the
         // next look rather than delete blindly.
         let free = policy.min_free.and_then(|_| self.sh.dir.free_bytes().ok());
-        let chosen = retain::select(&cands, &policy, now, free, |q| self.sh.pins.is_pinned(q));
+        let unshipped =
+            |q: u64| self.ship && self.segs.iter().any(|s| s.info.seq == q && !s.info.shipped);
+        let chosen = retain::select(
+            &cands,
+            &policy,
+            now,
+            free,
+            |q| self.sh.pins.is_pinned(q),
+            unshipped,
+        );
         if chosen.is_empty() {
             // A retry whose time came with nothing left to delete (being
             // compressed, pinned, or under the limits now): no retry is
@@ -454,7 +489,10 @@ impl Keeper {
             .segs
             .iter()
             .enumerate()
+            // Not what is being worked on, pinned, or not shipped yet: a
+            // budget is a limit, not the free-space floor of a log.
             .filter(|(_, s)| s.state != State::Busy && !self.sh.pins.is_pinned(s.info.seq))
+            .filter(|(_, s)| !self.ship || s.info.shipped)
             .filter_map(|(i, s)| {
                 let (_, why) = wanted.iter().find(|(q, _)| *q == s.info.seq)?;
                 Some((i, why.clone()))
@@ -512,17 +550,29 @@ impl Keeper {
                 }
             }
             Counters::add(&self.sh.counters.segments_deleted, 1);
+            if self.ship && !seg.info.shipped {
+                Counters::add(&self.sh.counters.segments_deleted_unshipped, 1);
+            }
         }
         Ok(())
     }
 
     fn publish(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
         let backlog = (self.waiting.len() + self.busy()) as u64;
-        // Relaxed: a figure read on its own by `stats`.
-        self.sh
-            .counters
-            .compress_backlog
-            .store(backlog, std::sync::atomic::Ordering::Relaxed);
+        let c = &self.sh.counters;
+        // Relaxed: figures read on their own by `stats`.
+        c.compress_backlog.store(backlog, Relaxed);
+        if self.ship {
+            let waiting = self.segs.iter().filter(|s| !s.info.shipped);
+            let (n, bytes, oldest) = waiting.fold((0u64, 0u64, None), |(n, b, o), s| {
+                (n + 1, b + s.info.disk_bytes, o.or(Some(s.info.end)))
+            });
+            c.ship_backlog.store(n, Relaxed);
+            c.ship_backlog_bytes.store(bytes, Relaxed);
+            let ms = oldest.map_or(i64::MIN, |t: Timestamp| t.as_millisecond());
+            c.oldest_unshipped_ms.store(ms, Relaxed);
+        }
     }
 }
 

@@ -1,9 +1,11 @@
-//! After the seal: the search index and compression of sealed segments and
-//! the retention limits, run by the keeper once a segment's seal entry is
+//! After the seal: the search index, compression and shipping of sealed
+//! segments and the retention limits, run by the keeper once a segment's seal entry is
 //! durable.
 
 pub(crate) mod compress;
 pub(crate) mod index;
 pub(crate) mod keeper;
 pub(crate) mod retain;
+#[cfg_attr(not(feature = "ship"), allow(dead_code))]
+pub(crate) mod ship;
 pub(crate) mod work;

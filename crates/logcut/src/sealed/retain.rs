@@ -83,13 +83,16 @@ impl Pins {
 /// them has free now (`None` if unknown: the floor is not applied). Deletion goes strictly oldest first: a
 /// segment that is busy or pinned stops it, so a newer segment is never
 /// deleted while an older one stays; the limits are met again once that
-/// segment is free (the keeper asks again after each event).
+/// segment is free (the keeper asks again after each event). A segment
+/// `unshipped` says was not shipped yet stops every limit but the
+/// free-space floor, which deletes it as `UnshippedFree`.
 pub(crate) fn select(
     segs: &[Candidate],
     policy: &Retention,
     now: Timestamp,
     free: Option<u64>,
     pinned: impl Fn(u64) -> bool,
+    unshipped: impl Fn(u64) -> bool,
 ) -> Vec<(usize, DeleteReason)> {
     let mut out = Vec::new();
     if policy.is_none() {
@@ -122,6 +125,17 @@ pub(crate) fn select(
         if s.busy || pinned(s.seq) {
             break;
         }
+        // Not shipped yet: only the free-space floor deletes it, and says
+        // so.
+        let below_floor = policy
+            .min_free
+            .zip(free)
+            .is_some_and(|(floor, now_free)| now_free < floor);
+        let reason = match (unshipped(s.seq), below_floor) {
+            (false, _) => reason,
+            (true, true) => DeleteReason::UnshippedFree,
+            (true, false) => break,
+        };
         out.push((i, reason));
         count -= 1;
         total -= s.disk_bytes;
@@ -165,9 +179,45 @@ mod tests {
     }
 
     #[test]
+    fn an_unshipped_segment_stops_every_limit_but_the_free_space_floor() {
+        let s = segs(5);
+        let keep = Retention {
+            keep: Some(1),
+            min_free: Some(500),
+            ..Retention::default()
+        };
+        let unshipped = |q: u64| q >= 2;
+        // Enough free space: only the shipped segment 1 goes.
+        let got = select(&s, &keep, ts(0), Some(1000), |_| false, unshipped);
+        assert_eq!(seqs(&s, &got), [(1, "count")]);
+        // Below the floor: the floor takes unshipped ones too, and says so,
+        // until it is met (200 free + 100 each).
+        let got = select(&s, &keep, ts(0), Some(200), |_| false, unshipped);
+        let r: Vec<_> = got.iter().map(|(i, r)| (s[*i].seq, r.clone())).collect();
+        assert_eq!(
+            r,
+            [
+                (1, DeleteReason::Count),
+                (2, DeleteReason::UnshippedFree),
+                (3, DeleteReason::UnshippedFree),
+            ]
+        );
+    }
+
+    #[test]
     fn nothing_without_a_policy() {
         let s = segs(10);
-        assert!(select(&s, &Retention::default(), ts(1000), None, |_| false).is_empty());
+        assert!(
+            select(
+                &s,
+                &Retention::default(),
+                ts(1000),
+                None,
+                |_| false,
+                |_| false
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -177,20 +227,20 @@ mod tests {
             keep: Some(3),
             ..Retention::default()
         };
-        let got = select(&s, &keep, ts(0), None, |_| false);
+        let got = select(&s, &keep, ts(0), None, |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "count"), (2, "count")]);
         // Ends at 10, 20, ... 50; at 55 with 30 s: ends before 25 go.
         let age = Retention {
             max_age: Some(Duration::from_secs(30)),
             ..Retention::default()
         };
-        let got = select(&s, &age, ts(55), None, |_| false);
+        let got = select(&s, &age, ts(55), None, |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "age"), (2, "age")]);
         let bytes = Retention {
             max_total: Some(250),
             ..Retention::default()
         };
-        let got = select(&s, &bytes, ts(0), None, |_| false);
+        let got = select(&s, &bytes, ts(0), None, |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "bytes"), (2, "bytes"), (3, "bytes")]);
         let all = Retention {
             keep: Some(4),
@@ -198,7 +248,7 @@ mod tests {
             max_total: Some(150),
             min_free: None,
         };
-        let got = select(&s, &all, ts(55), None, |_| false);
+        let got = select(&s, &all, ts(55), None, |_| false, |_| false);
         assert_eq!(
             seqs(&s, &got),
             [(1, "count"), (2, "age"), (3, "bytes"), (4, "bytes")]
@@ -214,20 +264,23 @@ mod tests {
             ..Retention::default()
         };
         // 750 free: three go (850, 950, 1050).
-        let got = select(&s, &floor, ts(0), Some(750), |_| false);
+        let got = select(&s, &floor, ts(0), Some(750), |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "free"), (2, "free"), (3, "free")]);
         // Enough free already, or unknown: nothing goes.
-        assert!(select(&s, &floor, ts(0), Some(1000), |_| false).is_empty());
-        assert!(select(&s, &floor, ts(0), None, |_| false).is_empty());
+        assert!(select(&s, &floor, ts(0), Some(1000), |_| false, |_| false).is_empty());
+        assert!(select(&s, &floor, ts(0), None, |_| false, |_| false).is_empty());
         // Far too little: every sealed segment, no more.
-        assert_eq!(select(&s, &floor, ts(0), Some(0), |_| false).len(), 5);
+        assert_eq!(
+            select(&s, &floor, ts(0), Some(0), |_| false, |_| false).len(),
+            5
+        );
         // The other limits first, then the floor on what is left.
         let both = Retention {
             keep: Some(4),
             min_free: Some(1000),
             ..Retention::default()
         };
-        let got = select(&s, &both, ts(0), Some(780), |_| false);
+        let got = select(&s, &both, ts(0), Some(780), |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "count"), (2, "free"), (3, "free")]);
     }
 
@@ -239,14 +292,14 @@ mod tests {
             keep: Some(1),
             ..Retention::default()
         };
-        let got = select(&s, &keep, ts(0), None, |_| false);
+        let got = select(&s, &keep, ts(0), None, |_| false, |_| false);
         assert_eq!(seqs(&s, &got), [(1, "count")]);
         s[1].busy = false;
         let pins = Pins::default();
         pins.pin(1);
-        assert!(select(&s, &keep, ts(0), None, |q| pins.is_pinned(q)).is_empty());
+        assert!(select(&s, &keep, ts(0), None, |q| pins.is_pinned(q), |_| false).is_empty());
         pins.unpin(1);
-        let got = select(&s, &keep, ts(0), None, |q| pins.is_pinned(q));
+        let got = select(&s, &keep, ts(0), None, |q| pins.is_pinned(q), |_| false);
         assert_eq!(got.len(), 4);
     }
 

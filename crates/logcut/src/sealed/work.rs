@@ -1,5 +1,7 @@
 //! What a keeper worker does to one sealed segment: index it, compress it,
-//! or both in one read, then record what it did with one manifest append.
+//! or both in one read, and record what it did with one manifest append;
+//! then ship the final file, if the log ships (see
+//! [`ship`](crate::sealed::ship)), and record that.
 //!
 //! Both new files are durable and renamed before one directory sync, and
 //! recorded after it; the original is removed last (see
@@ -8,6 +10,8 @@
 
 use std::sync::Mutex;
 
+#[cfg(feature = "ship")]
+use logcut_format::manifest::Shipped;
 use logcut_format::{
     codec::Codec,
     index::IndexBuilder,
@@ -32,35 +36,72 @@ pub(crate) struct Task {
     pub(crate) compressed: Option<String>,
     /// Build its index.
     pub(crate) index: bool,
+    /// Ship it.
+    pub(crate) ship: bool,
+    /// When it became active (for the object's key).
+    pub(crate) start: jiff::Timestamp,
 }
 
-/// What a task did.
-#[derive(Debug)]
+/// What a task did, recorded (also when a later step failed).
+#[derive(Debug, Default)]
 pub(crate) struct Done {
     /// The compressed file's name and length, if it compressed one.
     pub(crate) compressed: Option<(String, u64)>,
     /// Whether it wrote the index.
     pub(crate) indexed: bool,
+    /// The bytes it shipped, if it shipped the segment.
+    pub(crate) shipped: Option<u64>,
 }
 
-/// The outcome of a task.
-pub(crate) type Outcome = Result<Done, Error>;
+/// The outcome of a task: what it did, and the error it stopped at.
+pub(crate) type Outcome = (Done, Result<(), Error>);
 
 /// Runs `task`: compresses with `codec` unless the segment is compressed
-/// already, indexes if asked. On failure, the segment is left as it was.
+/// already, indexes and ships if asked. A step that fails leaves the
+/// segment as that step found it.
 pub(crate) fn run(
     sh: &Context,
     journal: &Mutex<Journal>,
     codec: Option<(Codec, i32)>,
     task: &Task,
 ) -> Outcome {
+    let mut done = Done::default();
+    let codec = codec.filter(|_| task.compressed.is_none());
+    if codec.is_some() || task.index {
+        match prepare(sh, journal, codec, task) {
+            Ok(d) => done = d,
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    if task.ship {
+        let file = done
+            .compressed
+            .as_ref()
+            .map(|(f, _)| f.as_str())
+            .or(task.compressed.as_deref())
+            .unwrap_or(&task.file);
+        match ship(sh, journal, task, file) {
+            Ok(n) => done.shipped = Some(n),
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
+}
+
+/// Indexes and compresses (`codec`, if given).
+fn prepare(
+    sh: &Context,
+    journal: &Mutex<Journal>,
+    codec: Option<(Codec, i32)>,
+    task: &Task,
+) -> Result<Done, Error> {
     let mut ix = match task.index {
         true => {
             Some(IndexBuilder::new(&sh.cfg.index).map_err(|m| Error::config("index_fields", m))?)
         }
         false => None,
     };
-    let packed = match codec.filter(|_| task.compressed.is_none()) {
+    let packed = match codec {
         Some((codec, level)) => Some(compress::encode(sh, codec, level, task, ix.as_mut())?),
         None => {
             if let Some(ix) = ix.as_mut() {
@@ -125,5 +166,60 @@ pub(crate) fn run(
     Ok(Done {
         compressed: packed.map(|p| (p.fin, p.bytes)),
         indexed: task.index,
+        shipped: None,
     })
+}
+
+/// Ships `file` (the segment's final file) and records it; returns its
+/// length.
+#[cfg(feature = "ship")]
+fn ship(sh: &Context, journal: &Mutex<Journal>, task: &Task, file: &str) -> Result<u64, Error> {
+    use crate::sealed::ship::{ShipSegment, hash, hex, key_is_recordable};
+    let Some(uploader) = &sh.cfg.ship else {
+        return Ok(0);
+    };
+    let fail = |e| Error::io("ship", sh.dir.join(file), e);
+    let (sha256, crc32, bytes) = sh.dir.open_read(file).and_then(hash).map_err(fail)?;
+    let seg = ShipSegment {
+        dir: sh.dir.path(),
+        log: &sh.cfg.name,
+        seq: task.seq,
+        sealed: &task.file,
+        file,
+        start: task.start,
+        bytes,
+        crc32,
+        sha256,
+    };
+    let shipped = uploader.ship(&seg).map_err(fail)?;
+    if !key_is_recordable(&shipped.key) {
+        return Err(fail(std::io::Error::other(format!(
+            "the uploader gave the key {:?}, which a manifest cannot record (spaces, control characters or '~')",
+            shipped.key
+        ))));
+    }
+    let etag = shipped.etag.map(|e| {
+        e.replace(
+            |c: char| c.is_whitespace() || c.is_control() || c == '~',
+            "_",
+        )
+    });
+    journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .append_durable(&[Entry::Ship(Shipped {
+            seq: task.seq,
+            file: file.to_string(),
+            key: shipped.key,
+            etag,
+            sha256: hex(&sha256),
+            crc32,
+            bytes,
+        })])?;
+    Ok(bytes)
+}
+
+#[cfg(not(feature = "ship"))]
+fn ship(_: &Context, _: &Mutex<Journal>, _: &Task, _: &str) -> Result<u64, Error> {
+    Ok(0)
 }

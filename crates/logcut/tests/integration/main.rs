@@ -20,6 +20,8 @@ mod route;
 mod runtime;
 // Several appenders and processes sharing one log.
 mod shared;
+// Shipping sealed segments through an uploader.
+mod ship;
 // Shutdown and drop: everything accepted is written.
 mod shutdown;
 // Time rotation with a manual clock.
