@@ -39,6 +39,7 @@ pub(crate) struct Task {
     /// Ship it.
     pub(crate) ship: bool,
     /// When it became active (for the object's key).
+    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
     pub(crate) start: jiff::Timestamp,
 }
 
