@@ -479,8 +479,6 @@ pub use crate::integrations::log::LogBackend;
 pub use crate::integrations::tracing::EventWriter;
 #[cfg(feature = "tracing")]
 pub use crate::route::{RouteLayer, RouteWriter};
-#[cfg(feature = "ship")]
-pub use crate::sealed::ship::{Ship, ShipSegment, Shipped};
 pub use crate::{
     append::Appender,
     builder::{AppenderBuilder, Fsync, Mode},
@@ -494,6 +492,9 @@ pub use crate::{
     },
     runtime::{Runtime, RuntimeBuilder},
     sealed::compress::Compression,
+    // The trait needs no dependency; `AppenderBuilder::ship` (feature
+    // `ship`) takes one.
+    sealed::ship::{Ship, ShipSegment, Shipped},
     segment::policy::{Interval, parse_duration, parse_size},
     stats::{FallbackState, LatencyHistogram, Stats},
 };

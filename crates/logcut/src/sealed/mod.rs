@@ -6,6 +6,5 @@ pub(crate) mod compress;
 pub(crate) mod index;
 pub(crate) mod keeper;
 pub(crate) mod retain;
-#[cfg_attr(not(feature = "ship"), allow(dead_code))]
 pub(crate) mod ship;
 pub(crate) mod work;

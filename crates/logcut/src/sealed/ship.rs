@@ -64,6 +64,7 @@ pub struct Shipped {
 }
 
 /// Lower case hex of `bytes`.
+#[cfg_attr(not(feature = "ship"), allow(dead_code))]
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -97,6 +98,7 @@ pub(crate) fn hash(mut r: impl io::Read) -> io::Result<([u8; 32], u32, u64)> {
 
 /// Whether `key` can be recorded in a manifest: no spaces, control
 /// characters or `~`, 1 to 1,024 bytes.
+#[cfg_attr(not(feature = "ship"), allow(dead_code))]
 pub(crate) fn key_is_recordable(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 1024
