@@ -21,6 +21,7 @@ mod read;
 mod rotate;
 mod route;
 mod run;
+mod ship;
 mod write;
 
 use std::{fmt, path::PathBuf, process::ExitCode};
@@ -58,6 +59,13 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also check the bucket the logs were shipped to (s3://BUCKET/PREFIX):
+        /// every object their manifests name there, whole (read back and
+        /// hashed), and none unknown to them under their key prefixes.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        #[command(flatten)]
+        s3: ship::S3Args,
     },
     /// Print every record of a log, oldest first, across sealed and active
     /// segments; or only the segments of a time range; or follow it.
@@ -66,6 +74,10 @@ enum Command {
     /// --field trace_id=ID), across all segments of a log or of every
     /// tenant under a root, in time order. Exits 1 if none matches.
     Grep(grep::GrepArgs),
+    /// Ship the sealed segments of a log written earlier (or of every
+    /// tenant under a router's root) to object storage, those not shipped
+    /// yet, recording each in the manifest.
+    Ship(ship::ShipArgs),
     /// Show a log directory's segments, sizes, records and losses.
     Status {
         /// The log directory, or a router's root: a line per tenant's log.
@@ -120,7 +132,22 @@ fn main() -> ExitCode {
         Command::Write(args) => write::run(args, &sub),
         Command::Run(args) => run::run(args, &sub),
         Command::Rotate(args) => rotate::run(args),
-        Command::Verify { dir, json } => read::verify(&dir, json),
+        Command::Verify {
+            dir,
+            json,
+            remote,
+            s3,
+        } => read::verify(&dir, json).and_then(|code| match remote {
+            Some(url) => ship::verify_remote(&dir, &url, &s3).map(|ok| {
+                if ok && code == ExitCode::SUCCESS {
+                    code
+                } else {
+                    ExitCode::FAILURE
+                }
+            }),
+            None => Ok(code),
+        }),
+        Command::Ship(args) => ship::run(args),
         Command::Cat(args) => cat::run(args),
         Command::Grep(args) => grep::run(args),
         Command::Status { dir, json } => read::status(&dir, json),

@@ -42,7 +42,8 @@ use crate::UsageError;
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
-    /// metrics, grace, trigger, compress, compress_level, index, keep, max_age,
+    /// metrics, grace, trigger, compress, compress_level, index, ship,
+    /// ship_endpoint, ship_region, ship_path_style, ship_template, keep, max_age,
     /// max_total, min_free, shared, route_field, max_open, root_max_total,
     /// root_min_free, and stderr_name
     /// for run;
@@ -144,6 +145,19 @@ pub(crate) struct WriteArgs {
     /// deleted first, across its tenants.
     #[arg(long, value_parser = positive_size)]
     pub(crate) root_max_total: Option<u64>,
+    /// Ship each sealed segment (compressed, if --compress) to this bucket
+    /// and key prefix, s3://BUCKET/PREFIX, recorded in the manifest; no
+    /// retention limit deletes a segment before it is shipped (only
+    /// --min-free, when the disk is about to fill, and then it says so).
+    /// Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profile
+    /// files or instance metadata.
+    #[arg(long, value_name = "URL")]
+    pub(crate) ship: Option<String>,
+    #[command(flatten)]
+    pub(crate) s3: crate::ship::S3Args,
+    /// One uploader for every log this command opens.
+    #[arg(skip)]
+    pub(crate) shipper: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<logcut_ship::S3Shipper>>>,
     /// With --route-field: delete sealed segments in the budget's order
     /// while the file system holding DIR has less than this free (2GiB).
     #[arg(long, value_parser = positive_size)]
@@ -269,6 +283,17 @@ impl WriteArgs {
         })
     }
 
+    /// The uploader for `--ship URL`, made once. For routed logs, keys name
+    /// each log by its path under the root (`group/tenant`).
+    fn uploader(&self, url: &str) -> Result<std::sync::Arc<dyn logcut::Ship>> {
+        if let Some(s) = self.shipper.get() {
+            return Ok(s.clone());
+        }
+        let base = self.route_field.as_ref().and(self.dir.as_deref());
+        let made = std::sync::Arc::new(self.s3.shipper(url, base)?);
+        Ok(self.shipper.get_or_init(|| made).clone())
+    }
+
     /// An error if a router's budget is asked for without routing.
     pub(crate) fn refuse_root_options(&self) -> Result<()> {
         for (given, flag) in [
@@ -325,6 +350,9 @@ impl WriteArgs {
             .compress(compression)
             .shared(self.shared)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
+        if let Some(url) = &self.ship {
+            b = b.ship(self.uploader(url)?);
+        }
         if let Some(n) = self.keep {
             b = b.keep(usize::try_from(n).unwrap_or(usize::MAX));
         }

@@ -3029,3 +3029,378 @@ fn cat_follow_with_a_cursor_loses_nothing_across_killed_readers() {
     }
     assert_eq!(reached, full.len(), "the last run ends with the log");
 }
+
+/// A real S3-compatible server on loopback (`s3s-fs`, which checks SigV4
+/// signatures) for the shipping tests: `.ci/run` installs it; elsewhere a
+/// test without it says so and passes.
+struct S3 {
+    bin: PathBuf,
+    child: Option<std::process::Child>,
+    port: u16,
+    data: PathBuf,
+}
+
+const S3_KEY: &str = "logcut-test-key";
+const S3_SECRET: &str = "logcut-test-secret-0123456789";
+
+impl S3 {
+    fn start(data: &Path) -> Option<S3> {
+        let found = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")))
+            .map(|d| d.join("s3s-fs"))
+            .find(|p| p.is_file());
+        let Some(bin) = found else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "s3s-fs is not installed; .ci/run installs it"
+            );
+            // Past the test harness's capture, so that the skip is seen.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: s3s-fs not found (cargo install s3s-fs --version 0.14.1 --features binary)\n",
+            );
+            return None;
+        };
+        std::fs::create_dir_all(data.join("logs")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = S3 {
+            bin,
+            child: None,
+            port,
+            data: data.to_path_buf(),
+        };
+        s.up();
+        Some(s)
+    }
+
+    /// Starts the server; returns once it listens (it says so).
+    fn up(&mut self) {
+        use std::io::BufRead as _;
+        let mut child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(&self.data)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("s3s-fs exited").unwrap();
+            if line.contains("server is running") {
+                break;
+            }
+        }
+        // Drained, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// The flags and environment a `logcut` command needs to reach it.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args([
+                "--ship-endpoint",
+                &format!("http://127.0.0.1:{}", self.port),
+            ])
+            .arg("--ship-path-style")
+            .env("AWS_ACCESS_KEY_ID", S3_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_REGION", "us-east-1");
+        c
+    }
+
+    /// The objects' files in the server's data directory.
+    fn objects(&self) -> Vec<PathBuf> {
+        tree(&self.data.join("logs"))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// (kind, seq) of the manifest's ship and delete entries, in order.
+fn ship_and_delete(dir: &Path) -> Vec<(String, u64, String)> {
+    std::fs::read_to_string(dir.join("app.manifest"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("ship ") || l.starts_with("delete ") || l.starts_with("seal "))
+        .map(|l| {
+            let kind = l.split(' ').next().unwrap().to_string();
+            let get = |k: &str| {
+                l.split(' ')
+                    .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (kind, get("seq").parse().unwrap(), get("key"))
+        })
+        .collect()
+}
+
+#[test]
+fn shipping_survives_two_server_restarts_and_retention_waits_for_it() {
+    let dir = TempDir::new("ship");
+    let Some(mut s3) = S3::start(&dir.0.join("s3")) else {
+        return;
+    };
+    let log = dir.0.join("log");
+    let mut writer = s3
+        .command(&["write", "--dir", log.to_str().unwrap()])
+        .args(["--max-size", "4KiB", "--compress", "zstd", "--keep", "20"])
+        .args(["--fsync", "never", "--ship", "s3://logs/fleet"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    // 1,500 segments of about 100 lines; the server is down for the
+    // second and the fourth fifth of them.
+    let lines = 150_000u32;
+    for phase in 0..5u32 {
+        match phase {
+            1 | 3 => s3.down(),
+            2 | 4 => s3.up(),
+            _ => {}
+        }
+        for i in phase * lines / 5..(phase + 1) * lines / 5 {
+            writeln!(stdin, "line {i:08} shipped to a fleet's bucket").unwrap();
+        }
+    }
+    drop(stdin);
+    let out = writer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What shutdown left unshipped goes with `logcut ship`.
+    let out = s3
+        .command(&["ship", log.to_str().unwrap(), "--to", "s3://logs/fleet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = ship_and_delete(&log);
+    let seals: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.0 == "seal")
+        .map(|e| e.1)
+        .collect();
+    assert!(seals.len() > 1200, "{} segments", seals.len());
+    // Every segment shipped once, under one key each, one object each.
+    let mut shipped: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.0 == "ship")
+        .map(|e| e.1)
+        .collect();
+    shipped.sort();
+    assert_eq!(shipped, seals);
+    let keys: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.0 == "ship")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert_eq!(keys.len(), seals.len());
+    // Compressed by the writer, or shipped as they were by `logcut ship`
+    // (which does not compress) if the writer stopped first.
+    let objects = s3.objects();
+    assert_eq!(objects.len(), seals.len());
+    // Retention deleted only what had been shipped before.
+    let mut shipped_so_far = std::collections::HashSet::new();
+    let mut deletes = 0;
+    for (kind, seq, _) in &entries {
+        match kind.as_str() {
+            "ship" => {
+                shipped_so_far.insert(*seq);
+            }
+            "delete" => {
+                deletes += 1;
+                assert!(
+                    shipped_so_far.contains(seq),
+                    "segment {seq} deleted before it was shipped"
+                );
+            }
+            _ => {}
+        }
+    }
+    // It did delete, while the server was up.
+    assert!(deletes > 0, "{deletes}");
+    // The bucket holds the whole log, each line once.
+    let mut all = Vec::new();
+    for p in &objects {
+        let data = std::fs::read(p).unwrap();
+        if p.to_string_lossy().ends_with(".zst") {
+            let mut r = logcut_format::codec::Codec::Zstd
+                .decoder(&data[..])
+                .unwrap();
+            std::io::Read::read_to_end(&mut r, &mut all).unwrap();
+        } else {
+            all.extend_from_slice(&data);
+        }
+    }
+    let mut got: Vec<&[u8]> = all
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), lines as usize);
+    got.dedup();
+    assert_eq!(got.len(), lines as usize, "a line twice");
+    let out = s3
+        .command(&[
+            "verify",
+            log.to_str().unwrap(),
+            "--remote",
+            "s3://logs/fleet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn verify_remote_names_corrupted_missing_and_extra_objects() {
+    let dir = TempDir::new("ship-verify");
+    let Some(s3) = S3::start(&dir.0.join("s3")) else {
+        return;
+    };
+    let log = dir.0.join("log");
+    let mut w = s3
+        .command(&["write", "--dir", log.to_str().unwrap()])
+        .args(["--max-size", "2KiB", "--ship", "s3://logs/v"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = w.stdin.take().unwrap();
+        for i in 0..500 {
+            writeln!(stdin, "line {i:05} to be checked remotely").unwrap();
+        }
+    }
+    assert!(w.wait().unwrap().success());
+    let verify = || {
+        s3.command(&["verify", log.to_str().unwrap(), "--remote", "s3://logs/v"])
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let objs = s3.objects();
+    let segs: Vec<&PathBuf> = objs
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".log"))
+        .collect();
+    assert!(segs.len() >= 5, "{objs:?}");
+    // One altered in place (same length), one removed, one added.
+    let mut data = std::fs::read(segs[0]).unwrap();
+    data[3] ^= 0x20;
+    std::fs::write(segs[0], &data).unwrap();
+    std::fs::remove_file(segs[1]).unwrap();
+    let extra = segs[2].with_file_name("app.2026-01-01T00-00-00.000Z.999999.log");
+    std::fs::copy(segs[2], &extra).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("") && l.contains("mismatch: ") && l.contains(&name(segs[0]))),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("missing: ") && l.contains(&name(segs[1]))),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("extra: ") && l.contains("999999")),
+        "{text}"
+    );
+    assert!(text.contains("3 problems"), "{text}");
+}
+
+#[test]
+fn wrong_credentials_fail_clearly_and_nothing_is_deleted() {
+    let dir = TempDir::new("ship-creds");
+    let Some(s3) = S3::start(&dir.0.join("s3")) else {
+        return;
+    };
+    let log = dir.0.join("log");
+    let input: String = (0..400)
+        .map(|i| format!("line {i:05} of a log\n"))
+        .collect();
+    let out = write_input(
+        &log,
+        &["--max-size", "1KiB", "--keep", "2"],
+        input.as_bytes(),
+    );
+    assert!(out.status.success());
+    let before = ship_and_delete(&log);
+    let sealed = before.iter().filter(|e| e.0 == "seal").count();
+    let out = s3
+        .command(&[
+            "ship",
+            log.to_str().unwrap(),
+            "--to",
+            "s3://logs/c",
+            "--patience",
+            "2s",
+        ])
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be shipped") && err.contains("403"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-secret") && !err.contains(S3_SECRET),
+        "{err}"
+    );
+    // Nothing shipped, nothing more deleted; the log checks out.
+    let after = ship_and_delete(&log);
+    assert!(after.iter().all(|e| e.0 != "ship"));
+    assert_eq!(
+        after.iter().filter(|e| e.0 == "delete").count(),
+        before.iter().filter(|e| e.0 == "delete").count()
+    );
+    assert_eq!(after.iter().filter(|e| e.0 == "seal").count(), sealed);
+    assert!(s3.objects().is_empty());
+    assert!(logcut(&["verify", log.to_str().unwrap()]).status.success());
+}
