@@ -88,6 +88,11 @@ pub(crate) struct ConfigFile {
     max_open: Option<Spanned<Text>>,
     root_max_total: Option<Spanned<Text>>,
     root_min_free: Option<Spanned<Text>>,
+    ship: Option<Spanned<String>>,
+    ship_endpoint: Option<Spanned<String>>,
+    ship_region: Option<Spanned<String>>,
+    ship_path_style: Option<Spanned<bool>>,
+    ship_template: Option<Spanned<String>>,
     default_group: Option<Spanned<String>>,
     groups: Option<std::collections::BTreeMap<String, Spanned<GroupFile>>>,
     routes: Option<Vec<Spanned<RouteFile>>>,
@@ -285,6 +290,14 @@ pub(crate) fn apply(
     layer!(root_min_free, crate::write::positive_size, |v| args
         .root_min_free =
         Some(v));
+    layer!(ship, ok, |v| args.ship = Some(v));
+    layer!(ship_endpoint, ok, |v| args.s3.ship_endpoint = Some(v));
+    layer!(ship_region, ok, |v| args.s3.ship_region = Some(v));
+    layer!(ship_path_style, crate::write::boolean, |v| args
+        .s3
+        .ship_path_style =
+        v);
+    layer!(ship_template, ok, |v| args.s3.ship_template = Some(v));
     match (&cfg.file.stderr_name, stderr_name) {
         (Some(v), Some(slot)) => {
             if !given("stderr_name") {
@@ -400,11 +413,16 @@ mod tests {
         let c = parse(
             "dir = \"/tmp/x\"\nname = \"web\"\nmax_size = 4096\ninterval = \"15m\"\n\
              tz = \"UTC\"\nmode = \"direct\"\nmax_line = \"4KiB\"\nfsync = \"never\"\n\
-             metrics = \"127.0.0.1:9184\"\ngrace = \"2s\"\nstderr_name = \"err\"\n",
+             metrics = \"127.0.0.1:9184\"\ngrace = \"2s\"\nstderr_name = \"err\"\n\
+             index = \"trace_id,user\"\nroot_max_total = \"1GiB\"\nroot_min_free = 4096\n\
+             ship = \"s3://b/p\"\nship_endpoint = \"http://127.0.0.1:9000\"\n\
+             ship_region = \"eu-west-1\"\nship_path_style = true\nship_template = \"{file}\"\n",
         )
         .unwrap();
         assert_eq!(c.max_size.unwrap().get_ref().to_string(), "4096");
         assert_eq!(c.grace.unwrap().get_ref().to_string(), "2s");
+        assert_eq!(c.ship.unwrap().get_ref(), "s3://b/p");
+        assert!(*c.ship_path_style.unwrap().get_ref());
     }
 
     #[test]
