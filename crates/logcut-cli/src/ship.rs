@@ -124,8 +124,6 @@ fn ship_log(
         .dir(dir)
         .name(log)
         .ship(Arc::clone(shipper) as Arc<dyn logcut::Ship>)
-        // Uploads wait on the network, not the processor: a few at once.
-        .compress_threads(4)
         .backoff(Duration::from_millis(200), Duration::from_secs(5))
         .error_handler(move |e: logcut::Error| {
             *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());

@@ -506,8 +506,10 @@ impl AppenderBuilder {
     }
 
     /// Ship every sealed segment (once indexed and compressed, as
-    /// configured) with `uploader`, on a compression thread
-    /// ([`compress_threads`](Self::compress_threads)), recording each in
+    /// configured) with `uploader`, on the runtime's shipping threads
+    /// (at most 4 uploads of this log at once; see
+    /// [`RuntimeBuilder::ship_threads`](crate::RuntimeBuilder::ship_threads)),
+    /// recording each in
     /// the manifest (`ship` entry: key, entity tag, SHA-256); failed
     /// uploads are tried again after the [`backoff`](Self::backoff), and a
     /// segment not recorded as shipped at shutdown is shipped by the next

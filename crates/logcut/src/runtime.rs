@@ -47,8 +47,30 @@ pub(crate) trait Task: Send {
 pub(crate) enum Lane {
     /// Writing, cutting, sealing, keeping.
     Core,
-    /// Compression, at a lower priority.
+    /// Compression and indexing, at a lower priority.
     Compress,
+    /// Uploads (shipping), which wait on the network: a pool of its own,
+    /// so that a server that is down never holds compression up.
+    Ship,
+}
+
+impl Lane {
+    /// The index of a pool lane's state (`Core` has none).
+    fn pool(self) -> usize {
+        match self {
+            Lane::Core | Lane::Compress => 0,
+            Lane::Ship => 1,
+        }
+    }
+}
+
+/// A lazily started pool of threads for one lane.
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Arc<Cell>>,
+    /// Threads started, and how many of them wait for work.
+    started: usize,
+    idle: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,20 +184,18 @@ impl Ord for Timer {
 #[derive(Default)]
 struct Sched {
     core: VecDeque<Arc<Cell>>,
-    compress: VecDeque<Arc<Cell>>,
+    /// The compression and shipping pools (see `Lane::pool`).
+    pools: [PoolState; 2],
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
-    /// Compression threads started, and how many of them wait for work.
-    compress_started: usize,
-    compress_idle: usize,
     stop: bool,
 }
 
 struct Inner {
     sched: Mutex<Sched>,
     core_cv: Condvar,
-    compress_cv: Condvar,
-    compress_max: usize,
+    pool_cv: [Condvar; 2],
+    pool_max: [usize; 2],
     name: String,
     /// Identifies this runtime's threads (see `on_runtime_thread`).
     id: usize,
@@ -201,20 +221,28 @@ impl Inner {
                 drop(s);
                 self.core_cv.notify_one();
             }
-            Lane::Compress => {
-                s.compress.push_back(cell);
-                if s.compress_idle == 0 && s.compress_started < self.compress_max {
-                    s.compress_started += 1;
+            lane @ (Lane::Compress | Lane::Ship) => {
+                let i = lane.pool();
+                let pool = &mut s.pools[i];
+                pool.queue.push_back(cell);
+                if pool.idle == 0 && pool.started < self.pool_max[i] {
+                    pool.started += 1;
                     let rt = Arc::clone(self);
+                    let kind = if lane == Lane::Ship {
+                        "ship"
+                    } else {
+                        "compress"
+                    };
                     let spawned = std::thread::Builder::new()
-                        .name(format!("{}-compress", self.name))
-                        .spawn(move || rt.compress_loop());
+                        .name(format!("{}-{kind}", self.name))
+                        .spawn(move || rt.pool_loop(lane));
                     if spawned.is_err() {
-                        // No thread for compression: the core threads take
-                        // it (it runs; only later than it would).
-                        s.compress_started -= 1;
-                        if s.compress_started == 0 {
-                            let moved: Vec<_> = s.compress.drain(..).collect();
+                        // No thread for the pool: the core threads take
+                        // its work (it runs; only later than it would).
+                        let pool = &mut s.pools[i];
+                        pool.started -= 1;
+                        if pool.started == 0 {
+                            let moved: Vec<_> = pool.queue.drain(..).collect();
                             s.core.extend(moved);
                             drop(s);
                             self.core_cv.notify_one();
@@ -223,7 +251,7 @@ impl Inner {
                     }
                 }
                 drop(s);
-                self.compress_cv.notify_one();
+                self.pool_cv[i].notify_one();
             }
         }
     }
@@ -271,23 +299,27 @@ impl Inner {
         }
     }
 
-    fn compress_loop(self: Arc<Inner>) {
+    fn pool_loop(self: Arc<Inner>, lane: Lane) {
         RUNTIME_ID.with(|c| c.set(self.id));
-        crate::sealed::compress::lower_priority();
+        // Compression yields to the writers; uploads mostly wait anyway.
+        if lane == Lane::Compress {
+            crate::sealed::compress::lower_priority();
+        }
+        let i = lane.pool();
         loop {
             let cell = {
                 let mut s = lock(&self.sched);
                 loop {
-                    if let Some(c) = s.compress.pop_front() {
+                    if let Some(c) = s.pools[i].queue.pop_front() {
                         break c;
                     }
                     if s.stop {
-                        s.compress_started -= 1;
+                        s.pools[i].started -= 1;
                         return;
                     }
-                    s.compress_idle += 1;
-                    s = self.compress_cv.wait(s).unwrap_or_else(|e| e.into_inner());
-                    s.compress_idle -= 1;
+                    s.pools[i].idle += 1;
+                    s = self.pool_cv[i].wait(s).unwrap_or_else(|e| e.into_inner());
+                    s.pools[i].idle -= 1;
                 }
             };
             self.run_cell(&cell);
@@ -376,7 +408,9 @@ impl Drop for Owner {
     fn drop(&mut self) {
         lock(&self.inner.sched).stop = true;
         self.inner.core_cv.notify_all();
-        self.inner.compress_cv.notify_all();
+        for cv in &self.inner.pool_cv {
+            cv.notify_all();
+        }
     }
 }
 
@@ -395,6 +429,7 @@ impl Drop for Owner {
 /// |---|---|
 /// | [`threads`](RuntimeBuilder::threads) | 4 |
 /// | [`compress_threads`](RuntimeBuilder::compress_threads) | 2, started on first use, at a lower priority |
+/// | [`ship_threads`](RuntimeBuilder::ship_threads) | 4, started on first use (uploads, feature `ship`) |
 ///
 /// The threads stop once every handle to the runtime is dropped and every
 /// appender on it has shut down.
@@ -408,7 +443,8 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("name", &self.owner.inner.name)
             .field("threads", &self.owner.threads)
-            .field("compress_threads", &self.owner.inner.compress_max)
+            .field("compress_threads", &self.owner.inner.pool_max[0])
+            .field("ship_threads", &self.owner.inner.pool_max[1])
             .finish()
     }
 }
@@ -418,6 +454,7 @@ impl std::fmt::Debug for Runtime {
 pub struct RuntimeBuilder {
     threads: usize,
     compress_threads: usize,
+    ship_threads: usize,
     name: String,
 }
 
@@ -426,6 +463,7 @@ impl Default for RuntimeBuilder {
         RuntimeBuilder {
             threads: 4,
             compress_threads: 2,
+            ship_threads: 4,
             name: "logcut".to_string(),
         }
     }
@@ -445,6 +483,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Threads for uploads (shipping), at most; started when first
+    /// needed. They wait on the network, so more than the cores help.
+    pub fn ship_threads(mut self, n: usize) -> Self {
+        self.ship_threads = n;
+        self
+    }
+
     /// The prefix of the threads' names (`logcut` by default).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -459,17 +504,17 @@ impl RuntimeBuilder {
                 "fewer than 2 threads; give at least 2 (a wait in the kernel holds one)",
             ));
         }
-        if self.compress_threads == 0 {
+        if self.compress_threads == 0 || self.ship_threads == 0 {
             return Err(Error::config(
                 "runtime compress_threads",
-                "zero threads; give at least 1",
+                "zero compression or shipping threads; give at least 1",
             ));
         }
         let inner = Arc::new(Inner {
             sched: Mutex::new(Sched::default()),
             core_cv: Condvar::new(),
-            compress_cv: Condvar::new(),
-            compress_max: self.compress_threads,
+            pool_cv: [Condvar::new(), Condvar::new()],
+            pool_max: [self.compress_threads, self.ship_threads],
             name: self.name.clone(),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         });
@@ -660,9 +705,47 @@ mod tests {
         }
         let (tx, rx) = mpsc::channel();
         rt.spawn(Lane::Compress, Box::new(Probe(tx.clone(), rt.clone())));
+        rt.spawn(Lane::Ship, Box::new(Probe(tx.clone(), rt.clone())));
         rt.spawn(Lane::Core, Box::new(Probe(tx, rt.clone())));
-        assert_eq!(rx.iter().take(2).collect::<Vec<_>>(), vec![true, true]);
+        assert_eq!(
+            rx.iter().take(3).collect::<Vec<_>>(),
+            vec![true, true, true]
+        );
         assert!(!rt.on_runtime_thread());
+    }
+
+    /// An upload that hangs (a server that does not answer) holds only
+    /// the shipping lane: compression goes on.
+    #[test]
+    fn a_hung_upload_does_not_hold_compression_up() {
+        let rt = Runtime::builder()
+            .threads(2)
+            .compress_threads(1)
+            .ship_threads(1)
+            .build()
+            .unwrap();
+        struct Job(
+            Option<mpsc::Receiver<()>>,
+            &'static str,
+            mpsc::Sender<&'static str>,
+        );
+        impl Task for Job {
+            fn run(&mut self) -> Next {
+                if let Some(rx) = self.0.take() {
+                    let _ = rx.recv();
+                }
+                let _ = self.2.send(self.1);
+                Next::Done
+            }
+        }
+        let (release, hang) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
+        rt.spawn(Lane::Ship, Box::new(Job(Some(hang), "upload", tx.clone())));
+        rt.spawn(Lane::Compress, Box::new(Job(None, "compression", tx)));
+        // The compression ends while the upload still hangs.
+        assert_eq!(rx.recv().unwrap(), "compression");
+        release.send(()).unwrap();
+        assert_eq!(rx.recv().unwrap(), "upload");
     }
 
     #[test]

@@ -32,6 +32,10 @@ use crate::{
     sys::Dir,
 };
 
+/// Uploads of one log under way at once, at most (the runtime's shipping
+/// lane bounds them across logs).
+const UPLOADS: usize = 4;
+
 /// A sealed segment the keeper looks after.
 #[derive(Clone, Debug)]
 pub(crate) struct Sealed {
@@ -102,9 +106,14 @@ pub(crate) struct Keeper {
     sh: Arc<Context>,
     journal: Arc<Mutex<Journal>>,
     segs: VecDeque<Seg>,
-    /// Sequence numbers waiting for a worker, oldest first.
+    /// Sequence numbers waiting for a worker to index and compress them,
+    /// oldest first, and idle such workers (compression lane).
     waiting: VecDeque<u64>,
     idle: usize,
+    /// Sequence numbers waiting to be shipped, oldest first, and idle
+    /// upload slots (shipping lane).
+    ship_waiting: VecDeque<u64>,
+    ship_idle: usize,
     /// How segments are compressed, if they are.
     codec: Option<(Codec, i32)>,
     /// Whether segments are indexed.
@@ -185,7 +194,7 @@ impl Keeper {
             journal: Arc::clone(&journal),
             segs: VecDeque::new(),
             waiting: VecDeque::new(),
-            idle: if codec.is_some() || index || ship {
+            idle: if codec.is_some() || index {
                 sh.cfg.compress_threads
             } else {
                 0
@@ -193,6 +202,8 @@ impl Keeper {
             codec,
             index,
             ship,
+            ship_waiting: VecDeque::new(),
+            ship_idle: if ship { UPLOADS } else { 0 },
             done_tx,
             waker: None,
             barriers: Vec::new(),
@@ -225,13 +236,29 @@ impl Keeper {
         Ok(mail)
     }
 
+    /// Whether `info` still needs indexing or compression.
+    fn needs_prepare(&self, info: &Sealed) -> bool {
+        (self.codec.is_some() && info.compressed.is_none()) || (self.index && !info.indexed)
+    }
+
+    /// Puts `info` in the line for what it needs next, in sequence order;
+    /// false if it needs nothing.
+    fn enqueue(&mut self, info: &Sealed) -> bool {
+        let q = if self.needs_prepare(info) {
+            &mut self.waiting
+        } else if self.ship && !info.shipped {
+            &mut self.ship_waiting
+        } else {
+            return false;
+        };
+        let at = q.partition_point(|s| *s < info.seq);
+        q.insert(at, info.seq);
+        true
+    }
+
     fn add(&mut self, sealed: Vec<Sealed>) {
         for info in sealed {
-            let compress = self.codec.is_some() && info.compressed.is_none();
-            let index = self.index && !info.indexed;
-            let ship = self.ship && !info.shipped;
-            let state = if compress || index || ship {
-                self.waiting.push_back(info.seq);
+            let state = if self.enqueue(&info) {
                 State::Waiting
             } else if info.compressed.is_some() {
                 State::Done
@@ -251,18 +278,17 @@ impl Keeper {
     /// has not passed is left for the next start.)
     fn requeue_failed(&mut self) {
         let now = self.sh.cfg.clock.now();
-        let mut again = Vec::new();
-        for s in &mut self.segs {
-            if let State::Retry(at) = s.state {
-                if at <= now {
-                    s.state = State::Waiting;
-                    again.push(s.info.seq);
-                }
+        let due: Vec<Sealed> = self
+            .segs
+            .iter()
+            .filter(|s| matches!(s.state, State::Retry(at) if at <= now))
+            .map(|s| s.info.clone())
+            .collect();
+        for info in due {
+            let queued = self.enqueue(&info);
+            if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == info.seq) {
+                s.state = if queued { State::Waiting } else { State::Done };
             }
-        }
-        for seq in again {
-            let at = self.waiting.partition_point(|q| *q < seq);
-            self.waiting.insert(at, seq);
         }
     }
 
@@ -303,49 +329,70 @@ impl Keeper {
     }
 
     fn idle_now(&self) -> bool {
-        self.waiting.is_empty() && self.busy() == 0
+        self.waiting.is_empty() && self.ship_waiting.is_empty() && self.busy() == 0
     }
 
     /// Hands waiting segments to idle workers, oldest first.
     fn dispatch(&mut self) {
-        if self.codec.is_none() && !self.index && !self.ship {
-            return;
-        }
         while self.idle > 0 {
             let Some(seq) = self.waiting.pop_front() else {
-                return;
+                break;
             };
-            let Some(seg) = self.segs.iter_mut().find(|s| s.info.seq == seq) else {
-                continue;
-            };
-            let task = Task {
-                seq,
-                file: seg.info.file.clone(),
-                bytes: seg.info.bytes,
-                crc32: seg.info.crc32,
-                compressed: seg.info.compressed.clone(),
-                index: self.index && !seg.info.indexed,
-                ship: self.ship && !seg.info.shipped,
-                start: seg.info.start,
-            };
-            let job = CompressJob {
-                sh: Arc::clone(&self.sh),
-                journal: Arc::clone(&self.journal),
-                codec: self.codec,
-                task: Some(task),
-                done: self.done_tx.clone(),
-                waker: self.waker.clone(),
-            };
-            self.sh.rt.spawn(Lane::Compress, Box::new(job));
-            seg.state = State::Busy;
-            self.idle -= 1;
+            if self.start_job(seq, false) {
+                self.idle -= 1;
+            }
         }
+        while self.ship_idle > 0 {
+            let Some(seq) = self.ship_waiting.pop_front() else {
+                break;
+            };
+            if self.start_job(seq, true) {
+                self.ship_idle -= 1;
+            }
+        }
+    }
+
+    /// Starts the job of segment `seq`: indexing and compression on the
+    /// compression lane, or (`ship`) its upload on the shipping lane.
+    /// False if the segment is gone.
+    fn start_job(&mut self, seq: u64, ship: bool) -> bool {
+        let index = self.index;
+        let Some(seg) = self.segs.iter_mut().find(|s| s.info.seq == seq) else {
+            return false;
+        };
+        let task = Task {
+            seq,
+            file: seg.info.file.clone(),
+            bytes: seg.info.bytes,
+            crc32: seg.info.crc32,
+            compressed: seg.info.compressed.clone(),
+            index: !ship && index && !seg.info.indexed,
+            ship,
+            start: seg.info.start,
+        };
+        let job = CompressJob {
+            sh: Arc::clone(&self.sh),
+            journal: Arc::clone(&self.journal),
+            codec: if ship { None } else { self.codec },
+            task: Some(task),
+            done: self.done_tx.clone(),
+            waker: self.waker.clone(),
+        };
+        let lane = if ship { Lane::Ship } else { Lane::Compress };
+        self.sh.rt.spawn(lane, Box::new(job));
+        seg.state = State::Busy;
+        true
     }
 
     /// At shutdown, past the deadline: what still waits stays uncompressed
     /// (the next start compresses it).
     fn give_up_waiting(&mut self) {
-        for seq in self.waiting.drain(..) {
+        let waiting: Vec<u64> = self
+            .waiting
+            .drain(..)
+            .chain(self.ship_waiting.drain(..))
+            .collect();
+        for seq in waiting {
             if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == seq) {
                 s.state = State::Plain;
             }
@@ -353,12 +400,16 @@ impl Keeper {
     }
 
     fn done(&mut self, task: Task, (done, res): Outcome, took: Duration) {
-        self.idle += 1;
         let c = &self.sh.counters;
-        Counters::add(
-            &c.compress_nanos,
-            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-        );
+        if task.ship {
+            self.ship_idle += 1;
+        } else {
+            self.idle += 1;
+            Counters::add(
+                &c.compress_nanos,
+                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            );
+        }
         // What the task did is recorded, even if a later step failed.
         if done.compressed.is_some() {
             Counters::add(&c.segments_compressed, 1);
@@ -367,7 +418,6 @@ impl Keeper {
             Counters::add(&c.segments_shipped, 1);
             Counters::add(&c.bytes_shipped, n);
         }
-        let prepared = done.compressed.is_some() || done.indexed;
         if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
             s.info.indexed |= done.indexed;
             s.info.shipped |= done.shipped.is_some();
@@ -377,9 +427,16 @@ impl Keeper {
             }
         }
         let Err(e) = res else {
+            // Prepared: in line for its upload, if it ships.
+            let info = self
+                .segs
+                .iter()
+                .find(|s| s.info.seq == task.seq)
+                .map(|s| s.info.clone());
+            let queued = info.is_some_and(|i| self.enqueue(&i));
             if let Some(s) = self.segs.iter_mut().find(|s| s.info.seq == task.seq) {
                 s.failures = 0;
-                s.state = State::Done;
+                s.state = if queued { State::Waiting } else { State::Done };
             }
             return;
         };
@@ -405,9 +462,7 @@ impl Keeper {
             };
         }
         if !cancelled {
-            // The shipping step failed if the steps before it were done.
-            let before_ship = (self.codec.is_some() && task.compressed.is_none()) || task.index;
-            if task.ship && (prepared || !before_ship) {
+            if task.ship {
                 Counters::add(&c.ship_failures, 1);
             } else {
                 Counters::add(&c.compress_failures, 1);
@@ -527,6 +582,7 @@ impl Keeper {
                 continue;
             };
             self.waiting.retain(|q| *q != seg.info.seq);
+            self.ship_waiting.retain(|q| *q != seg.info.seq);
             // The original and every compressed name: a compression that
             // was not recorded (a failed directory sync) may have left one.
             let mut names = vec![
@@ -559,7 +615,12 @@ impl Keeper {
 
     fn publish(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let backlog = (self.waiting.len() + self.busy()) as u64;
+        let uploading = if self.ship {
+            UPLOADS - self.ship_idle
+        } else {
+            0
+        };
+        let backlog = (self.waiting.len() + self.busy().saturating_sub(uploading)) as u64;
         let c = &self.sh.counters;
         // Relaxed: figures read on their own by `stats`.
         c.compress_backlog.store(backlog, Relaxed);

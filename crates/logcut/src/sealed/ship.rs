@@ -17,8 +17,10 @@ use jiff::Timestamp;
 
 /// Uploads sealed segments; see [`AppenderBuilder::ship`](crate::AppenderBuilder::ship).
 ///
-/// `ship` runs on a compression thread of the appender's runtime and may
-/// block (for the network). It must be idempotent: called again for the
+/// `ship` runs on a shipping thread of the appender's runtime (a pool of
+/// its own, so that a slow server never holds compression up) and may
+/// block (for the network); up to 4 segments of one log are shipped at
+/// once. It must be idempotent: called again for the
 /// same segment (after a crash before the `ship` entry was recorded), it
 /// writes the same object under the same key. Its errors are reported to
 /// the appender's error handler and counted; they must not carry
