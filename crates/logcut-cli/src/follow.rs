@@ -1111,6 +1111,7 @@ mod tests {
             bytes: 2,
             crc32: 3,
             reason: manifest::SealReason::Size,
+            sha256: None,
         })
     }
 

@@ -19,7 +19,7 @@
 //! | kind | written when | keys |
 //! |---|---|---|
 //! | `open` | an appender starts | `session`, `pid`, `at` |
-//! | `seal` | a segment is sealed | `seq`, `file`, `session`, `start`, `end`, `first`, `records`, `bytes`, `crc32`, `reason` |
+//! | `seal` | a segment is sealed | `seq`, `file`, `session`, `start`, `end`, `first`, `records`, `bytes`, `crc32`, `reason`, and `sha256` when computed |
 //! | `lost` | records could not be written anywhere | `session`, `records`, `bytes`, `reason` |
 //! | `close` | an appender shuts down | `session`, `at`, `accepted`, `lost` |
 //! | `compress` | a sealed segment was replaced by its compressed file | `seq`, `file`, `crc32`, `bytes` |
@@ -160,6 +160,9 @@ pub struct Seal {
     pub crc32: u32,
     /// Why it was sealed.
     pub reason: SealReason,
+    /// SHA-256 of its contents (64 hex digits), when the appender computes
+    /// it (a log that ships its segments does).
+    pub sha256: Option<String>,
 }
 
 /// Records that could not be written anywhere.
@@ -397,6 +400,9 @@ impl Entry {
                     e.crc32,
                     e.reason.as_str()
                 );
+                if let Some(h) = &e.sha256 {
+                    let _ = write!(s, " sha256={h}");
+                }
             }
             Entry::Lost(l) => {
                 let _ = write!(
@@ -549,6 +555,10 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, LineError> {
             crc32: u32::from_str_radix(get("crc32")?, 16)
                 .map_err(|_| LineError::Malformed("crc32 is not hex".into()))?,
             reason: SealReason::parse(get("reason")?),
+            sha256: fields
+                .iter()
+                .find(|(k, _)| *k == "sha256")
+                .map(|(_, v)| v.to_string()),
         }),
         "lost" => Entry::Lost(Lost {
             session: get("session")?.to_string(),
@@ -786,6 +796,7 @@ mod tests {
             bytes: 99,
             crc32: 0xdead_beef,
             reason: SealReason::Size,
+            sha256: (seq % 2 == 0).then(|| "ab".repeat(32)),
         })
     }
 
@@ -798,6 +809,8 @@ mod tests {
                 at: Timestamp::from_millisecond(5).unwrap(),
             }),
             seal(1),
+            // With its SHA-256.
+            seal(2),
             Entry::Lost(Lost {
                 session: "abc".into(),
                 records: 3,

@@ -420,6 +420,7 @@ impl Adopted {
             bytes,
             crc32: crc,
             reason: SealReason::Recovery,
+            sha256: None,
         })])?;
         if final_name != file {
             dir.unlink(&file)
@@ -617,6 +618,7 @@ fn record_vanished(
                 bytes,
                 crc32: 0,
                 reason: SealReason::Recovery,
+                sha256: None,
             }),
             Entry::Delete(Delete {
                 seq,

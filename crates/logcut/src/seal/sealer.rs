@@ -153,11 +153,17 @@ impl Sealer {
             // Buffered mode computed it while writing; otherwise (Direct
             // writers append without a lock) the file is read back.
             let counted_sum = seg.counted_checksum(&st, sh.cfg.mode == crate::Mode::Buffered);
-            let summed = match counted_sum {
-                Some(x) => Ok(x),
-                None => logcut_format::checksum_reader(ReadAt(&seg.file, 0)),
+            // A log that ships records each segment's SHA-256 too (the
+            // object's, and later a tamper-evident manifest's): one read
+            // back gives both.
+            let summed = match (sha256_wanted(&sh), counted_sum) {
+                (true, _) => sha256_and_crc(&seg.file),
+                (false, Some(x)) => Ok((x, None)),
+                (false, None) => {
+                    logcut_format::checksum_reader(ReadAt(&seg.file, 0)).map(|x| (x, None))
+                }
             };
-            let (crc32, bytes) = match summed {
+            let ((crc32, bytes), sha256) = match summed {
                 Ok(x) => x,
                 Err(e) => {
                     drop(st);
@@ -185,6 +191,7 @@ impl Sealer {
                 bytes,
                 crc32,
                 reason: st.reason.clone().unwrap_or(SealReason::Manual),
+                sha256,
             }));
             first += records;
         }
@@ -402,6 +409,8 @@ impl Sealer {
                     bytes: file_bytes,
                     crc32,
                     reason,
+                    // A shared log does not ship (yet).
+                    sha256: None,
                 });
                 let entries = if recorded {
                     vec![seal]
@@ -688,4 +697,22 @@ impl SealerTask {
     fn wait(&mut self, n: Next) -> Next {
         if self.next.is_some() { Next::Again } else { n }
     }
+}
+
+/// Whether sealed segments get a SHA-256 in their seal entry: when the
+/// log ships them.
+fn sha256_wanted(sh: &crate::context::Context) -> bool {
+    cfg!(feature = "ship") && sh.cfg.ship.is_some()
+}
+
+/// CRC-32 and length, and SHA-256 (hex), of a sealed segment's file.
+#[cfg(feature = "ship")]
+fn sha256_and_crc(file: &std::fs::File) -> std::io::Result<((u32, u64), Option<String>)> {
+    let (sha, crc, len) = crate::sealed::ship::hash(ReadAt(file, 0))?;
+    Ok(((crc, len), Some(crate::sealed::ship::hex(&sha))))
+}
+
+#[cfg(not(feature = "ship"))]
+fn sha256_and_crc(file: &std::fs::File) -> std::io::Result<((u32, u64), Option<String>)> {
+    logcut_format::checksum_reader(ReadAt(file, 0)).map(|x| (x, None))
 }

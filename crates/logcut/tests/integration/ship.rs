@@ -142,10 +142,24 @@ fn every_sealed_segment_is_shipped_once_and_retention_waits_for_it() {
     }
     assert_eq!(bucket.uploads.load(Ordering::SeqCst) as usize, n);
     verify_ok(dir.path());
-    // The objects hold the log: what retention deleted locally is there.
+    // The objects hold the log: what retention deleted locally is there;
+    // each seal entry has the SHA-256 of its segment's contents.
+    let m = Manifest::read(&dir.path().join("app.manifest")).unwrap();
+    let seal_sha: std::collections::HashMap<u64, Option<String>> =
+        m.seals().map(|s| (s.seq, s.sha256.clone())).collect();
     let mut all = Vec::new();
     for s in &shipped {
         let mut d = zstd_decode(&objs[&s.key]);
+        let sha: String = <sha2::Sha256 as sha2::Digest>::digest(&d)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            seal_sha[&s.seq].as_deref(),
+            Some(sha.as_str()),
+            "segment {}",
+            s.seq
+        );
         all.append(&mut d);
     }
     assert_eq!(check_records(&all, 100)[&0], 100);
