@@ -161,7 +161,8 @@ pub struct Seal {
     /// Why it was sealed.
     pub reason: SealReason,
     /// SHA-256 of its contents (64 hex digits), when the appender computes
-    /// it (a log that ships its segments does).
+    /// it (a log that ships its segments does); [`verify`](crate::verify())
+    /// checks it.
     pub sha256: Option<String>,
 }
 

@@ -493,6 +493,10 @@ fn verify_log(
                     }
                 };
                 sum.disk_bytes += disk.unwrap_or(0);
+                if let (Some(_), Some(want)) = (disk, &s.sha256) {
+                    let recorded = recorded.map(|c| c.file.as_str());
+                    check_sha256(dir, &s.file, recorded, want, &mut problem);
+                }
             }
         }
     }
@@ -691,6 +695,45 @@ fn check_decompressed(
             );
             false
         }
+    }
+}
+
+/// Checks the contents of sealed segment `file` (or its compressed file)
+/// against the SHA-256 its seal entry records.
+fn check_sha256(
+    dir: &Path,
+    file: &str,
+    recorded: Option<&str>,
+    want: &str,
+    problem: &mut impl FnMut(ProblemKind, Option<&str>, String),
+) {
+    use sha2::Digest as _;
+    let Some((path, codec)) = crate::reader::find_file(dir, file, recorded) else {
+        return;
+    };
+    let read = open_segment(&path, codec).and_then(|mut r| {
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match std::io::Read::read(&mut r, &mut buf) {
+                Ok(0) => break Ok(h.finalize()),
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        }
+    });
+    // Unreadable files were reported by the checks before.
+    let Ok(got) = read else {
+        return;
+    };
+    let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
+    if got != want {
+        problem(
+            ProblemKind::ChecksumMismatch,
+            Some(file),
+            format!("its contents have SHA-256 {got}, but it was sealed with {want}"),
+        );
     }
 }
 

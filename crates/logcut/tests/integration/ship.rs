@@ -163,6 +163,29 @@ fn every_sealed_segment_is_shipped_once_and_retention_waits_for_it() {
         all.append(&mut d);
     }
     assert_eq!(check_records(&all, 100)[&0], 100);
+    // verify checks the contents against it: a seal whose SHA-256 was
+    // altered (its line's checksum made to fit) is named.
+    let path = dir.path().join("app.manifest");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept = logcut_format::segments(dir.path(), "app").unwrap();
+    let victim = kept[0].seal.as_ref().unwrap().clone();
+    let altered: String = text
+        .lines()
+        .map(|l| match logcut_format::manifest::parse_line(l) {
+            Ok(Some(Entry::Seal(mut seal))) if seal.seq == victim.seq => {
+                seal.sha256 = Some("00".repeat(32));
+                Entry::Seal(seal).encode()
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&path, altered).unwrap();
+    let report = logcut::verify(dir.path()).unwrap();
+    assert_eq!(
+        problems(&report),
+        [(ProblemKind::ChecksumMismatch, Some(victim.file.clone()))],
+        "{report}"
+    );
 }
 
 fn zstd_decode(data: &[u8]) -> Vec<u8> {
