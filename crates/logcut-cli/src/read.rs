@@ -165,6 +165,13 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<ExitCode> {
                 log.compressed_segments, log.segments, log.disk_bytes
             )?;
         }
+        if log.shipped_segments > 0 {
+            writeln!(
+                out,
+                "  shipped:         {} of {} segments on disk",
+                log.shipped_segments, log.segments
+            )?;
+        }
         if log.deleted_segments > 0 {
             writeln!(
                 out,
@@ -337,13 +344,14 @@ fn to_json(r: &Report) -> String {
         }
         let _ = write!(
             s,
-            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"compressed_segments\":{},\"disk_bytes\":{},\"deleted_segments\":{},\"deleted_records\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
+            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"compressed_segments\":{},\"shipped_segments\":{},\"disk_bytes\":{},\"deleted_segments\":{},\"deleted_records\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
             quote(&l.name),
             l.segments,
             l.records,
             l.bytes,
             l.lost,
             l.compressed_segments,
+            l.shipped_segments,
             l.disk_bytes,
             l.deleted_segments,
             l.deleted_records,

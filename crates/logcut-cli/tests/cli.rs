@@ -3323,6 +3323,13 @@ fn verify_remote_names_corrupted_missing_and_extra_objects() {
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
+    // The local figures say so too.
+    let j = logcut(&["verify", log.to_str().unwrap(), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let l = &j["logs"][0];
+    assert_eq!(l["shipped_segments"], l["segments"], "{j}");
+    let st = String::from_utf8(logcut(&["status", log.to_str().unwrap()]).stdout).unwrap();
+    assert!(st.contains("shipped: "), "{st}");
     let objs = s3.objects();
     let segs: Vec<&PathBuf> = objs
         .iter()

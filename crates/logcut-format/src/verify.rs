@@ -102,6 +102,9 @@ pub struct LogSummary {
     pub segments: u64,
     /// Of those, segments stored compressed.
     pub compressed_segments: u64,
+    /// Of the sealed segments on disk, those recorded as shipped to object
+    /// storage (`ship` entries).
+    pub shipped_segments: u64,
     /// Records in sealed segments (not deleted) whose count is known.
     pub records: u64,
     /// Sealed segments whose record count is unknown (adopted after a crash).
@@ -175,6 +178,11 @@ impl fmt::Display for Report {
             } else {
                 String::new()
             };
+            let shipped = if l.shipped_segments > 0 {
+                format!(", {} of them shipped", l.shipped_segments)
+            } else {
+                String::new()
+            };
             let deleted = if l.deleted_segments > 0 {
                 format!(
                     ", {} segments ({} records) deleted by policy",
@@ -185,7 +193,7 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{}: {} sealed segments, {} records, {} bytes{compressed}, {} lost{deleted}{}",
+                "{}: {} sealed segments, {} records, {} bytes{compressed}{shipped}, {} lost{deleted}{}",
                 l.name,
                 l.segments,
                 l.records,
@@ -305,6 +313,7 @@ fn verify_log(
     }
 
     let compressed = manifest.compressed();
+    let shipped = manifest.shipped();
     let deleted = manifest.deleted();
     // Segments written by several processes (shared mode): their records
     // count for the sessions that wrote them, as each one's `part` says.
@@ -382,6 +391,7 @@ fn verify_log(
                     sum.deleted_segments += 1;
                 } else if !is_deleted {
                     sum.segments += 1;
+                    sum.shipped_segments += u64::from(shipped.contains_key(&s.seq));
                     sum.bytes = sum.bytes.saturating_add(s.bytes);
                 }
                 // A seal of a shared log has `first=?`; a sequence number
