@@ -79,6 +79,10 @@ pub(crate) struct ShipArgs {
     to: String,
     #[command(flatten)]
     s3: S3Args,
+    /// Compress what is not compressed yet before shipping it: none, gzip
+    /// or zstd (at its default level).
+    #[arg(long, value_enum, default_value_t = crate::write::CompressArg::None)]
+    compress: crate::write::CompressArg,
     /// Give up when nothing could be shipped for this long (the server
     /// down, wrong credentials).
     #[arg(long, default_value = "60s", value_parser = crate::write::duration)]
@@ -96,7 +100,12 @@ pub(crate) fn run(args: ShipArgs) -> Result<ExitCode> {
         let logs = logcut_format::log_names(dir)
             .map_err(|e| crate::read::cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
         for log in logs {
-            let (n, bytes) = ship_log(dir, &log, &shipper, args.patience)?;
+            let compression = match args.compress {
+                crate::write::CompressArg::None => logcut::Compression::None,
+                crate::write::CompressArg::Gzip => logcut::Compression::gzip(),
+                crate::write::CompressArg::Zstd => logcut::Compression::zstd(),
+            };
+            let (n, bytes) = ship_log(dir, &log, &shipper, compression, args.patience)?;
             total.0 += n;
             total.1 += bytes;
         }
@@ -116,6 +125,7 @@ fn ship_log(
     dir: &Path,
     log: &str,
     shipper: &Arc<S3Shipper>,
+    compression: logcut::Compression,
     patience: Duration,
 ) -> Result<(u64, u64)> {
     let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
@@ -124,6 +134,7 @@ fn ship_log(
         .dir(dir)
         .name(log)
         .ship(Arc::clone(shipper) as Arc<dyn logcut::Ship>)
+        .compress(compression)
         .backoff(Duration::from_millis(200), Duration::from_secs(5))
         .error_handler(move |e: logcut::Error| {
             *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());

@@ -3203,6 +3203,7 @@ fn shipping_survives_two_server_restarts_and_retention_waits_for_it() {
     // What shutdown left unshipped goes with `logcut ship`.
     let out = s3
         .command(&["ship", log.to_str().unwrap(), "--to", "s3://logs/fleet"])
+        .args(["--compress", "zstd"])
         .output()
         .unwrap();
     assert!(
@@ -3231,10 +3232,16 @@ fn shipping_survives_two_server_restarts_and_retention_waits_for_it() {
         .map(|e| e.2.as_str())
         .collect();
     assert_eq!(keys.len(), seals.len());
-    // Compressed by the writer, or shipped as they were by `logcut ship`
-    // (which does not compress) if the writer stopped first.
+    // Compressed by the writer, or by `logcut ship --compress` if the
+    // writer stopped first.
     let objects = s3.objects();
     assert_eq!(objects.len(), seals.len());
+    assert!(
+        objects
+            .iter()
+            .all(|p| p.to_string_lossy().ends_with(".zst")),
+        "{objects:?}"
+    );
     // Retention deleted only what had been shipped before.
     let mut shipped_so_far = std::collections::HashSet::new();
     let mut deletes = 0;
