@@ -180,6 +180,17 @@ fn ship(sh: &Context, journal: &Mutex<Journal>, task: &Task, file: &str) -> Resu
         return Ok(0);
     };
     let fail = |e| Error::io("ship", sh.dir.join(file), e);
+    // Past shutdown's deadline, an upload not started yet waits for the
+    // next start. Relaxed: a flag read on its own; set once by the keeper.
+    if sh
+        .compress_cancel
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            crate::sealed::compress::CANCELLED,
+        )));
+    }
     let (sha256, crc32, bytes) = sh.dir.open_read(file).and_then(hash).map_err(fail)?;
     let seg = ShipSegment {
         dir: sh.dir.path(),
