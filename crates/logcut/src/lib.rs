@@ -45,6 +45,11 @@ record --> Appender (write path, atomic swap) --> segment <dir>/app.log
   safe alphabet go to a quarantine log, never into a path; at most
   `max_open` logs stay open (the least recently used is sealed, and opened
   again on its next record).
+- **Shipping** (feature `ship`): [`AppenderBuilder::ship`] uploads each
+  sealed segment on a pool of its own and records it in the manifest; no
+  retention limit deletes a segment before it is shipped (only the
+  free-space floor, which says so), and what a run could not ship, the
+  next start does.
 - **Search index**: with [`AppenderBuilder::index_fields`] (`["trace_id"]`
   for JSON lines) each sealed segment gets a Bloom filter of those fields'
   values beside it, recorded in the manifest, so that `logcut grep --field
@@ -348,6 +353,7 @@ and an existing file is never overwritten.
 | `zstd` | [`Compression::Zstd`] (the zstd crate; builds the zstd C library) | no |
 | `trigger` | [`AppenderBuilder::trigger_file`] (the `notify` crate: inotify, kqueue, FSEvents) | no |
 | `signals` | [`AppenderBuilder::signals`]: SIGUSR1 rotates, SIGHUP reopens (`signal-hook`) | no |
+| `ship` | `AppenderBuilder::ship`: sealed segments handed to a [`Ship`] uploader (the `logcut-ship` crate has one for S3-compatible storage), recorded with their SHA-256 (RustCrypto's `sha2`); no retention limit deletes an unshipped segment | no |
 
 Without a codec's feature, building an appender that uses it fails with a
 configuration error, and readers report its segments as unreadable.
