@@ -441,6 +441,49 @@ pub(crate) fn render(logs: &[(String, logcut::Appender)]) -> String {
         "Sealed segments deleted by the retention limits.",
         &|s| s.segments_deleted as f64,
     );
+    family(
+        "logcut_segments_deleted_unshipped_total",
+        "counter",
+        "Sealed segments the free-space floor deleted before they were shipped.",
+        &|s| s.segments_deleted_unshipped as f64,
+    );
+    family(
+        "logcut_segments_shipped_total",
+        "counter",
+        "Sealed segments shipped to object storage.",
+        &|s| s.segments_shipped as f64,
+    );
+    family(
+        "logcut_bytes_shipped_total",
+        "counter",
+        "Bytes shipped to object storage.",
+        &|s| s.bytes_shipped as f64,
+    );
+    family(
+        "logcut_ship_failures_total",
+        "counter",
+        "Uploads that failed (tried again after the backoff).",
+        &|s| s.ship_failures as f64,
+    );
+    family(
+        "logcut_ship_backlog_segments",
+        "gauge",
+        "Sealed segments not shipped yet.",
+        &|s| s.ship_backlog as f64,
+    );
+    family(
+        "logcut_oldest_unshipped_seconds",
+        "gauge",
+        "Age of the oldest sealed segment not shipped yet (0: none).",
+        &|s| {
+            s.oldest_unshipped.map_or(0.0, |t| {
+                jiff::Timestamp::now()
+                    .duration_since(t)
+                    .as_secs_f64()
+                    .max(0.0)
+            })
+        },
+    );
     let _ = writeln!(
         out,
         "# HELP logcut_write_latency_seconds Time a write takes to hand its record over (to the file in direct mode, to the buffer in buffered mode), one record in 32 sampled.\n# TYPE logcut_write_latency_seconds summary"

@@ -481,6 +481,11 @@ fn metrics_are_served_in_prometheus_text_format_when_asked() {
         ),
         "{body}"
     );
+    // Shipping's figures are there (zero: this log does not ship).
+    assert!(
+        body.contains("logcut_ship_backlog_segments{log=\"app\"} 0\n"),
+        "{body}"
+    );
     assert!(
         http_get(port, "/other")
             .unwrap()
