@@ -170,8 +170,9 @@ fn ship_log(
             s.ship_backlog, s.ship_backlog_bytes
         );
         let _ = std::io::stderr().flush();
-        // Failed uploads wait for their backoff on the appender's keeper;
-        // look again in a moment.
+        // Failed uploads wait for their backoff on the appender's keeper,
+        // and nothing signals the end of a backoff to this command: look
+        // again in a moment (not a test; a command's progress loop).
         std::thread::sleep(Duration::from_millis(200));
     };
     a.shutdown()

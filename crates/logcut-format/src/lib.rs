@@ -44,7 +44,7 @@ pub use crate::{
     error::Error,
     reader::{
         SegmentFile, checksum_file, checksum_reader, log_names, open_nofollow, open_segment,
-        read_all, segments,
+        read_all, read_chunks, segments,
     },
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };

@@ -252,21 +252,34 @@ pub fn checksum_file(path: &Path) -> io::Result<(u32, u64)> {
 }
 
 /// CRC-32 and length of everything `f` yields.
-pub fn checksum_reader(mut f: impl Read) -> io::Result<(u32, u64)> {
+pub fn checksum_reader(f: impl Read) -> io::Result<(u32, u64)> {
     let mut h = crc32fast::Hasher::new();
+    let len = read_chunks(f, |chunk| {
+        h.update(chunk);
+        Ok(())
+    })?;
+    Ok((h.finalize(), len))
+}
+
+/// Reads `r` to its end, handing each piece read to `each` (which may stop
+/// the read with an error); returns the bytes read. A read interrupted by
+/// a signal is tried again.
+pub fn read_chunks(
+    mut r: impl Read,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(len),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        h.update(&buf[..n]);
+        each(&buf[..n])?;
         len += n as u64;
     }
-    Ok((h.finalize(), len))
 }
 
 /// Opens a file for reading without following a symlink at its last

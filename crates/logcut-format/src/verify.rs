@@ -721,23 +721,18 @@ fn check_sha256(
     let Some((path, codec)) = crate::reader::find_file(dir, file, recorded) else {
         return;
     };
-    let read = open_segment(&path, codec).and_then(|mut r| {
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match std::io::Read::read(&mut r, &mut buf) {
-                Ok(0) => break Ok(h.finalize()),
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        }
+    let mut h = sha2::Sha256::new();
+    let read = open_segment(&path, codec).and_then(|r| {
+        crate::reader::read_chunks(r, |chunk| {
+            h.update(chunk);
+            Ok(())
+        })
     });
     // Unreadable files were reported by the checks before.
-    let Ok(got) = read else {
+    if read.is_err() {
         return;
-    };
-    let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
+    }
+    let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if got != want {
         problem(
             ProblemKind::ChecksumMismatch,

@@ -25,35 +25,26 @@ pub(crate) fn read(sh: &Context, task: &Task, ix: &mut IndexBuilder) -> Result<(
     let file = task.compressed.as_deref().unwrap_or(&task.file);
     let fail = |e| Error::io("index", sh.dir.join(file), e);
     let input = sh.dir.open_read(file).map_err(fail)?;
-    let mut r: Box<dyn Read> = match Codec::split(file) {
+    let r: Box<dyn Read> = match Codec::split(file) {
         Some((_, codec)) => codec
             .decoder(io::BufReader::with_capacity(128 * 1024, input))
             .map_err(fail)?,
         None => Box::new(input),
     };
-    let mut buf = vec![0u8; 128 * 1024];
-    let (mut crc, mut len) = (crc32fast::Hasher::new(), 0u64);
-    loop {
+    let mut crc = crc32fast::Hasher::new();
+    let len = logcut_format::read_chunks(r, |chunk| {
         // Relaxed: a flag read on its own; set once by the keeper.
         if sh
             .compress_cancel
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            return Err(fail(io::Error::new(
-                io::ErrorKind::TimedOut,
-                compress::CANCELLED,
-            )));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, compress::CANCELLED));
         }
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(e)),
-        };
-        ix.feed(&buf[..n]);
-        crc.update(&buf[..n]);
-        len += n as u64;
-    }
+        ix.feed(chunk);
+        crc.update(chunk);
+        Ok(())
+    })
+    .map_err(fail)?;
     compress::check_sum(task, crc.finalize(), len).map_err(fail)
 }
 

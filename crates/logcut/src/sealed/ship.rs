@@ -78,23 +78,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256, CRC-32 and length of what `r` yields.
 #[cfg(feature = "ship")]
-pub(crate) fn hash(mut r: impl io::Read) -> io::Result<([u8; 32], u32, u64)> {
+pub(crate) fn hash(r: impl io::Read) -> io::Result<([u8; 32], u32, u64)> {
     use sha2::Digest as _;
     let mut sha = sha2::Sha256::new();
     let mut crc = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha.update(&buf[..n]);
-        crc.update(&buf[..n]);
-        len += n as u64;
-    }
+    let len = logcut_format::read_chunks(r, |chunk| {
+        sha.update(chunk);
+        crc.update(chunk);
+        Ok(())
+    })?;
     Ok((sha.finalize().into(), crc.finalize(), len))
 }
 
