@@ -31,7 +31,7 @@ pub(crate) struct Context {
     /// Set when shutdown's deadline passes: compressions under way stop.
     pub(crate) compress_cancel: AtomicBool,
     /// The keeper's mailbox for trims, once it runs (a router's budget).
-    pub(crate) keeper: std::sync::OnceLock<crate::runtime::Mail<crate::sealed::keeper::Trim>>,
+    pub(crate) keeper: std::sync::OnceLock<crate::runtime::Mail<crate::sealed::task::Trim>>,
 }
 
 impl Context {

@@ -20,7 +20,7 @@ use std::io::{self, BufWriter, Write};
 
 use logcut_format::{codec::Codec, index::IndexBuilder};
 
-use crate::{Error, context::Context, sealed::work::Task};
+use crate::{Error, context::Context, sealed::task::Task};
 
 /// How sealed segments are compressed: see
 /// [`AppenderBuilder::compress`](crate::AppenderBuilder::compress).

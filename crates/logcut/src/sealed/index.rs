@@ -17,7 +17,7 @@ use logcut_format::{
     manifest::Indexed,
 };
 
-use crate::{Error, context::Context, sealed::compress, sealed::work::Task};
+use crate::{Error, context::Context, sealed::compress, sealed::task::Task};
 
 /// Feeds `task`'s segment (its compressed file, if it has one) to `ix`,
 /// checking that it holds what was sealed.

@@ -56,14 +56,7 @@ pub(crate) struct Sealed {
     pub(crate) shipped: bool,
 }
 
-/// Delete these sealed segments (a router's budget across its logs), those
-/// not being compressed or pinned; answer how many went. On a mailbox of
-/// its own, kept in the log's context: the keeper's own mailbox closing
-/// still tells it that its log is gone.
-pub(crate) type Trim = (
-    Vec<(u64, DeleteReason)>,
-    mpsc::SyncSender<Result<usize, Error>>,
-);
+pub(crate) use crate::sealed::task::Trim;
 
 pub(crate) enum Msg {
     /// Newly sealed segments (their entries are durable), oldest first.

@@ -7,4 +7,5 @@ pub(crate) mod index;
 pub(crate) mod keeper;
 pub(crate) mod retain;
 pub(crate) mod ship;
+pub(crate) mod task;
 pub(crate) mod work;

@@ -25,23 +25,7 @@ use crate::{
     sealed::{compress, index},
 };
 
-/// A sealed segment to work on.
-#[derive(Clone, Debug)]
-pub(crate) struct Task {
-    pub(crate) seq: u64,
-    pub(crate) file: String,
-    pub(crate) bytes: u64,
-    pub(crate) crc32: u32,
-    /// Its compressed file, if it has one (it is then only indexed).
-    pub(crate) compressed: Option<String>,
-    /// Build its index.
-    pub(crate) index: bool,
-    /// Ship it.
-    pub(crate) ship: bool,
-    /// When it became active (for the object's key).
-    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
-    pub(crate) start: jiff::Timestamp,
-}
+pub(crate) use crate::sealed::task::Task;
 
 /// What a task did, recorded (also when a later step failed).
 #[derive(Debug, Default)]
