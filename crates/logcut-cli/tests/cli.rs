@@ -1874,10 +1874,6 @@ fn invalid_names_create_nothing_before_they_are_refused() {
         ],
         "--compress-level",
     );
-    check(
-        &["write", "--dir", d, "--shared", "--keep", "3"],
-        "--shared",
-    );
 }
 
 #[test]

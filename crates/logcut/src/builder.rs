@@ -417,10 +417,21 @@ impl AppenderBuilder {
     /// - Sealed segments have `first=?` in the manifest (record indexes
     ///   are per process), and the records of a process killed while
     ///   writing are in the files but counted in no `part`.
-    /// - Compression and retention are not available in this mode yet
-    ///   ([`build`](Self::build) refuses them), and a write that fails part
-    ///   way (a full disk) leaves its first part in the file, since cutting
-    ///   it off could cut off other processes' records.
+    /// - Indexing, compression, shipping and retention are done by one
+    ///   process at a time: the one holding an exclusive `flock` on
+    ///   `<dir>/<name>.keeper-lock`. It learns of every process's seals from
+    ///   the manifest; the others try for the lock at every
+    ///   [`watch_interval`](Self::watch_interval), and one takes over when
+    ///   its holder exits or dies (a compressed file it had not recorded is
+    ///   removed and made again; an upload it had not recorded is made again
+    ///   under the same key). The holder's configuration applies: give
+    ///   every process the same. The last process to leave waits (within
+    ///   [`shutdown_timeout`](Self::shutdown_timeout)) for the turn, to
+    ///   look after the last seals. [`Stats`](crate::Stats) count the
+    ///   keeper's work in the process that did it.
+    /// - A write that fails part way (a full disk) leaves its first part
+    ///   in the file, since cutting it off could cut off other processes'
+    ///   records.
     pub fn shared(mut self, on: bool) -> Self {
         self.shared = on;
         self
@@ -679,31 +690,18 @@ impl AppenderBuilder {
     }
 
     /// The interval of the active path's check (50 ms by default in shared
-    /// mode, which follows other processes' cuts by it), and what shared
-    /// mode does not offer yet.
+    /// mode, which follows other processes' cuts by it).
     fn watch_interval_checked(&self) -> Result<Option<Duration>, Error> {
         let watch_interval = if self.shared && !self.watch_interval_set {
             Some(Duration::from_millis(50))
         } else {
             self.watch_interval
         };
-        if self.shared {
-            if watch_interval.is_none() {
-                return Err(Error::config(
-                    "watch_interval",
-                    "None with shared(true): a shared log is followed by these checks; give an interval such as 50 ms",
-                ));
-            }
-            if self.compression.codec().is_some()
-                || !self.retention.is_none()
-                || !self.index.is_empty()
-                || self.ship.is_some()
-            {
-                return Err(Error::config(
-                    "shared",
-                    "compression, indexes, shipping and retention (compress, index_fields, ship, keep, max_age, max_total, min_free) are not available for a shared log yet",
-                ));
-            }
+        if self.shared && watch_interval.is_none() {
+            return Err(Error::config(
+                "watch_interval",
+                "None with shared(true): a shared log is followed by these checks; give an interval such as 50 ms",
+            ));
         }
         if watch_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::config(

@@ -386,7 +386,11 @@ configuration error, and readers report its segments as unreadable.
   figures). Sealed segments of a shared log are read-only (the cutter
   removes their write bits: that is the mark the others look for). A process that is stopped (SIGSTOP) rather than killed keeps
   its locks: the segments it holds wait to be sealed, and a cut it is in
-  the middle of waits. Compression and retention are not available yet.
+  the middle of waits. Indexing, compression, shipping and retention are
+  done by one process at a time, the one holding `<name>.keeper-lock`
+  (another takes over when it leaves or dies); a stopped holder stops
+  them all, and segments cut by a killed process wait for the next start
+  to be sealed, and so to be compressed, shipped or deleted.
   A write that fails part way leaves its fragment in the file. If someone
   moves the active file away, the process that notices first installs a
   new one and seals the moved segment only if it was writing it itself;

@@ -202,7 +202,12 @@ impl<C: Coordinator> Worker<C> {
             let until = Instant::now()
                 .checked_add(self.sh.cfg.shutdown_timeout)
                 .unwrap_or_else(far_future);
-            if k.send(keeper::Msg::Shutdown(until, tx)).is_ok() {
+            let msg = keeper::Msg::Shutdown {
+                until,
+                last_out: self.last_out,
+                reply: tx,
+            };
+            if k.send(msg).is_ok() {
                 let _ = rx.recv();
             }
         }

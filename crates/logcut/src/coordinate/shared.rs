@@ -504,6 +504,7 @@ impl Worker<SharedLog> {
                 .is_some_and(|f| {
                     crate::sys::flock(f, crate::sys::Flock::TryExclusive).unwrap_or(false)
                 });
+        self.last_out = alone;
         let at_active = alone && self.is_at(&sh.active_name, cur).unwrap_or(false);
         let res = if at_active {
             let len = crate::sys::file_info(&cur.file).map_or(1, |i| i.len);

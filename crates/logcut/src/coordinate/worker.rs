@@ -74,6 +74,9 @@ pub(crate) struct Worker<C> {
     pub(super) lingering: bool,
     /// `reopen` calls that wait for a writer's cut to be promoted.
     pub(super) reopens: Vec<std::sync::mpsc::SyncSender<Result<(), Error>>>,
+    /// Shared mode, at shutdown: this process was the last to leave the
+    /// log, so its keeper waits for the turn to look after the last seals.
+    pub(super) last_out: bool,
 }
 
 /// What the background task does after a step.
@@ -232,6 +235,7 @@ impl<C: Coordinator> Worker<C> {
             wake_at: None,
             lingering: false,
             reopens: Vec::new(),
+            last_out: false,
         })
     }
 

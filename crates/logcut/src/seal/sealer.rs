@@ -383,8 +383,12 @@ impl Sealer {
                         return false;
                     }
                 }
-                let (crc32, file_bytes) = match logcut_format::checksum_reader(ReadAt(&seg.file, 0))
-                {
+                let summed = if sha256_wanted(&sh) {
+                    sha256_and_crc(&seg.file)
+                } else {
+                    logcut_format::checksum_reader(ReadAt(&seg.file, 0)).map(|x| (x, None))
+                };
+                let ((crc32, file_bytes), sha256) = match summed {
                     Ok(x) => x,
                     Err(e) => {
                         sh.report(Error::io("checksum segment", &path, e));
@@ -409,8 +413,7 @@ impl Sealer {
                     bytes: file_bytes,
                     crc32,
                     reason,
-                    // A shared log does not ship (yet).
-                    sha256: None,
+                    sha256,
                 });
                 let entries = if recorded {
                     vec![seal]

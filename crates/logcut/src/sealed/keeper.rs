@@ -18,7 +18,7 @@ use std::{
 use jiff::Timestamp;
 use logcut_format::{
     codec::Codec,
-    manifest::{Delete, DeleteReason, Entry, Manifest},
+    manifest::{Delete, DeleteReason, Entry, Manifest, Seal},
 };
 
 use crate::{
@@ -27,6 +27,7 @@ use crate::{
     runtime::{self, Lane, Mail, Next, Waker},
     seal::journal::Journal,
     sealed::retain::{self, Candidate},
+    sealed::turn::Turn,
     sealed::work::{self, Outcome, Task},
     stats::Counters,
     sys::Dir,
@@ -68,8 +69,15 @@ pub(crate) enum Msg {
     /// The clock moved.
     Kick,
 
-    /// Finish (compress what waits until the deadline), then stop.
-    Shutdown(Instant, mpsc::SyncSender<()>),
+    /// Finish (compress what waits until `until`), then stop. `last_out`:
+    /// a shared log's last process to leave, whose keeper waits (until
+    /// `until`) for the turn if another holds it, to look after the last
+    /// seals.
+    Shutdown {
+        until: Instant,
+        last_out: bool,
+        reply: mpsc::SyncSender<()>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +128,10 @@ pub(crate) struct Keeper {
     /// Recording deletions failed (a full disk): retention tries again
     /// at this time, and the delay doubles with each failure.
     retain_retry: Option<(Timestamp, u32)>,
+    /// Shared mode: the keeper's turn (see [`turn`](crate::sealed::turn)),
+    /// and whether its last failure was reported (once until it works).
+    turn: Option<Turn>,
+    turn_failed: bool,
 }
 
 /// The sealed segments of log `log` a manifest lists, not deleted and
@@ -133,41 +145,55 @@ pub(crate) fn sealed_from(dir: &Dir, log: &str, manifest: &Manifest) -> Vec<Seal
     let shipped = manifest.shipped();
     let mut out = Vec::new();
     for s in manifest.seals() {
-        if deleted.contains_key(&s.seq)
-            || logcut_format::name::SealedName::parse(log, &s.file).is_none()
-        {
+        if deleted.contains_key(&s.seq) {
             continue;
         }
         let comp = compressed
             .get(&s.seq)
             .map(|c| c.file.clone())
             .filter(|f| Codec::split(f).is_some_and(|(b, _)| b == s.file));
-        let on_disk = |f: &str| dir.stat(f).ok().flatten().filter(|i| i.is_file);
-        let (compressed, disk) = match comp.as_deref().and_then(&on_disk) {
-            Some(i) => (comp.clone(), i.len),
-            None => match on_disk(&s.file) {
-                Some(i) => (None, i.len),
-                // Missing: verify reports it; nothing to keep.
-                None => continue,
-            },
+        let Some(mut info) = sealed_info(dir, log, s, comp) else {
+            continue;
         };
-        out.push(Sealed {
-            seq: s.seq,
-            file: s.file.clone(),
-            start: s.start,
-            end: s.end,
-            bytes: s.bytes,
-            crc32: s.crc32,
-            compressed,
-            disk_bytes: disk,
-            indexed: indexed.get(&s.seq).is_some_and(|i| {
-                i.file == logcut_format::index::index_file(&s.file)
-                    && dir.stat(&i.file).ok().flatten().is_some()
-            }),
-            shipped: shipped.contains_key(&s.seq),
+        info.indexed = indexed.get(&s.seq).is_some_and(|i| {
+            i.file == logcut_format::index::index_file(&s.file)
+                && dir.stat(&i.file).ok().flatten().is_some()
         });
+        info.shipped = shipped.contains_key(&s.seq);
+        out.push(info);
     }
     out
+}
+
+/// A segment just sealed (by this process or, in shared mode, another):
+/// not compressed, indexed or shipped yet. `None` as in `sealed_from`.
+pub(crate) fn sealed_new(dir: &Dir, log: &str, seal: &Seal) -> Option<Sealed> {
+    sealed_info(dir, log, seal, None)
+}
+
+/// What the keeper knows of `seal`'s segment, found on disk (its
+/// compressed file `comp` if that is there); nothing of its index or
+/// upload yet.
+fn sealed_info(dir: &Dir, log: &str, s: &Seal, comp: Option<String>) -> Option<Sealed> {
+    logcut_format::name::SealedName::parse(log, &s.file)?;
+    let on_disk = |f: &str| dir.stat(f).ok().flatten().filter(|i| i.is_file);
+    let (compressed, disk) = match comp.as_deref().and_then(&on_disk) {
+        Some(i) => (comp.clone(), i.len),
+        // Missing: verify reports it; nothing to keep.
+        None => (None, on_disk(&s.file)?.len),
+    };
+    Some(Sealed {
+        seq: s.seq,
+        file: s.file.clone(),
+        start: s.start,
+        end: s.end,
+        bytes: s.bytes,
+        crc32: s.crc32,
+        compressed,
+        disk_bytes: disk,
+        indexed: false,
+        shipped: false,
+    })
 }
 
 impl Keeper {
@@ -182,6 +208,11 @@ impl Keeper {
         let codec = sh.cfg.compression.codec();
         let index = !sh.cfg.index.is_empty();
         let ship = sh.cfg.ship.is_some();
+        let turn = if sh.cfg.shared {
+            Some(Turn::open(&sh.dir, &sh.cfg.name, sh.cfg.file_mode)?)
+        } else {
+            None
+        };
         let mut keeper = Keeper {
             sh: Arc::clone(&sh),
             journal: Arc::clone(&journal),
@@ -201,8 +232,14 @@ impl Keeper {
             waker: None,
             barriers: Vec::new(),
             retain_retry: None,
+            turn,
+            turn_failed: false,
         };
-        keeper.add(existing);
+        // Shared mode: the segments come from the manifest once the turn
+        // is taken.
+        if keeper.turn.is_none() {
+            keeper.add(existing);
+        }
         let waker = sh.rt.idle_cell(Lane::Core);
         keeper.waker = Some(waker.clone());
         let mail = Mail::new(tx, waker.clone());
@@ -223,6 +260,7 @@ impl Keeper {
                 trim_rx,
                 done_rx,
                 shutdown: None,
+                last_out: false,
                 disconnected: false,
             }),
         );
@@ -249,8 +287,14 @@ impl Keeper {
         true
     }
 
-    fn add(&mut self, sealed: Vec<Sealed>) {
+    /// Adds segments it does not know yet, in sequence order (a shared
+    /// log's seals may be recorded out of order).
+    fn add(&mut self, mut sealed: Vec<Sealed>) {
+        sealed.sort_by_key(|s| s.seq);
         for info in sealed {
+            let Err(at) = self.segs.binary_search_by_key(&info.seq, |s| s.info.seq) else {
+                continue;
+            };
             let state = if self.enqueue(&info) {
                 State::Waiting
             } else if info.compressed.is_some() {
@@ -258,12 +302,61 @@ impl Keeper {
             } else {
                 State::Plain
             };
-            self.segs.push_back(Seg {
-                info,
-                state,
-                failures: 0,
-            });
+            self.segs.insert(
+                at,
+                Seg {
+                    info,
+                    state,
+                    failures: 0,
+                },
+            );
         }
+    }
+
+    /// Shared mode: takes the turn if it is free, or adds what was sealed
+    /// since the last look. False while another process holds the turn:
+    /// this keeper then does nothing. Always true for an exclusive log.
+    fn look(&mut self) -> bool {
+        let Some(turn) = self.turn.as_mut() else {
+            return true;
+        };
+        let res = if turn.held() {
+            turn.news(&self.sh.dir)
+        } else {
+            match turn.try_take(&self.sh.dir) {
+                Ok(Some(sealed)) => {
+                    // Whatever was known before is as the manifest says now.
+                    self.segs.clear();
+                    self.waiting.clear();
+                    self.ship_waiting.clear();
+                    Ok(sealed)
+                }
+                Ok(None) => return false,
+                Err(e) => Err(e),
+            }
+        };
+        match res {
+            Ok(sealed) => {
+                self.turn_failed = false;
+                self.add(sealed);
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.turn_failed, true) {
+                    self.sh.report(e);
+                }
+            }
+        }
+        self.turn.as_ref().is_some_and(Turn::held)
+    }
+
+    /// Shared mode: how often the turn is looked at (the watch interval).
+    fn turn_poll(&self) -> Option<Duration> {
+        self.turn.as_ref().map(|_| {
+            self.sh
+                .cfg
+                .watch_interval
+                .unwrap_or(Duration::from_millis(50))
+        })
     }
 
     /// Segments whose compression failed go back in line once their
@@ -646,6 +739,8 @@ struct KeeperTask {
     done_rx: mpsc::Receiver<(Task, Outcome, Duration)>,
     /// Shutdown's deadline and the caller waiting for it.
     shutdown: Option<(Instant, mpsc::SyncSender<()>)>,
+    /// Shutdown of a shared log's last process (see `Msg::Shutdown`).
+    last_out: bool,
     /// Every sender is gone without a shutdown (a start that failed).
     disconnected: bool,
 }
@@ -661,11 +756,21 @@ impl KeeperTask {
         }
         loop {
             match self.rx.try_recv() {
-                Ok(Msg::Sealed(s)) => self.keeper.add(s),
+                // Shared mode: every seal, this process's too, is read
+                // from the manifest by the turn's holder.
+                Ok(Msg::Sealed(s)) if self.keeper.turn.is_none() => self.keeper.add(s),
+                Ok(Msg::Sealed(_)) => {}
                 Ok(Msg::Barrier(b)) => self.keeper.barriers.push(b),
                 Ok(Msg::Kick) => {}
 
-                Ok(Msg::Shutdown(deadline, reply)) => self.shutdown = Some((deadline, reply)),
+                Ok(Msg::Shutdown {
+                    until,
+                    last_out,
+                    reply,
+                }) => {
+                    self.shutdown = Some((until, reply));
+                    self.last_out = last_out;
+                }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.disconnected = true;
@@ -678,6 +783,9 @@ impl KeeperTask {
     fn finish(&mut self) -> Next {
         let k = &mut self.keeper;
         k.publish();
+        if let Some(t) = &mut k.turn {
+            t.release();
+        }
         for b in k.barriers.drain(..) {
             let _ = b.send(Ok(()));
         }
@@ -688,9 +796,35 @@ impl KeeperTask {
     }
 }
 
+impl KeeperTask {
+    /// Shared mode, while another process holds the turn: nothing to do
+    /// but answer, and look again later. At shutdown it stops, unless this
+    /// is the last process to leave: then it waits for the turn until the
+    /// deadline (its holder is finishing too, and the last seals are
+    /// nobody else's to look after).
+    fn wait_turn(&mut self) -> Next {
+        for b in self.keeper.barriers.drain(..) {
+            let _ = b.send(Ok(()));
+        }
+        if self.disconnected {
+            return self.finish();
+        }
+        match &self.shutdown {
+            Some((d, _)) if self.last_out && Instant::now() < *d => Next::After(
+                Duration::from_millis(10).min(d.saturating_duration_since(Instant::now())),
+            ),
+            Some(_) => self.finish(),
+            None => self.keeper.turn_poll().map_or(Next::Idle, Next::After),
+        }
+    }
+}
+
 impl runtime::Task for KeeperTask {
     fn run(&mut self) -> Next {
         self.take_messages();
+        if !self.keeper.look() {
+            return self.wait_turn();
+        }
         let k = &mut self.keeper;
         let dispatch = self
             .shutdown
@@ -731,7 +865,7 @@ impl runtime::Task for KeeperTask {
                     Next::After(left)
                 }
             }
-            None => match min_wait(k.next_expiry(), k.next_retry()) {
+            None => match min_wait(min_wait(k.next_expiry(), k.next_retry()), k.turn_poll()) {
                 Some(t) if t.is_zero() => Next::Again,
                 Some(t) => Next::After(t),
                 None => Next::Idle,

@@ -8,4 +8,5 @@ pub(crate) mod keeper;
 pub(crate) mod retain;
 pub(crate) mod ship;
 pub(crate) mod task;
+pub(crate) mod turn;
 pub(crate) mod work;

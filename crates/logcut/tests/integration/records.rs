@@ -160,8 +160,8 @@ impl<'f> Parser<'f> {
     /// the tolerances allow.
     pub fn parse(&self, data: &[u8]) -> Records {
         assert!(
-            self.killed.is_none() || self.order == Order::Exact,
-            "a killed writer is checked with exact order only"
+            self.killed.is_none() || matches!(self.order, Order::Exact | Order::OldestDeleted),
+            "a killed writer is checked with exact order, or oldest deleted, only"
         );
         let mut out = Records::default();
         let mut offset = 0usize;
@@ -176,7 +176,12 @@ impl<'f> Parser<'f> {
             let killed = self.killed.as_deref().unwrap_or_else(|| {
                 panic!("record {i} (byte {at}) is not a whole record: {show:?}")
             });
-            let next = out.ids.get(killed).map_or(0, |v| v.len() as u64);
+            // The id after its last one (each follows the one before).
+            let next = out
+                .ids
+                .get(killed)
+                .and_then(|v| v.last())
+                .map_or(0, |l| l + 1);
             let start = self
                 .format
                 .record(killed, next)

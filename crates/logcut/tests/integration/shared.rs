@@ -238,14 +238,6 @@ fn exclusive_and_shared_appenders_refuse_each_other() {
         .unwrap_err();
     assert!(err.to_string().contains("does not share it"), "{err}");
     c.shutdown().unwrap();
-    // Shared mode does not take compression or retention yet.
-    let err = Appender::builder()
-        .dir(dir)
-        .shared(true)
-        .keep(3)
-        .build()
-        .unwrap_err();
-    assert!(err.is_config(), "{err}");
     verify_ok(dir);
 }
 
@@ -1077,4 +1069,350 @@ fn one_touch_of_a_shared_trigger_file_cuts_once() {
     verify_ok(dir);
     let counts = check_records(&read_log(dir, "app"), LEN);
     assert_eq!((counts[&0], counts[&1]), (10, 5));
+}
+
+/// A bucket in a directory, for processes that share a log: each upload
+/// writes the object (an upload made again writes the same bytes) and
+/// appends its key to `uploads`, so that the test counts them.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+#[derive(Debug)]
+struct DirBucket(std::path::PathBuf);
+
+#[cfg(all(feature = "ship", feature = "zstd"))]
+impl logcut::Ship for DirBucket {
+    fn ship(&self, seg: &logcut::ShipSegment<'_>) -> std::io::Result<logcut::Shipped> {
+        let data = std::fs::read(seg.dir.join(seg.file))?;
+        if data.len() as u64 != seg.bytes || crc32fast::hash(&data) != seg.crc32 {
+            return Err(std::io::Error::other("not the file the keeper hashed"));
+        }
+        std::fs::write(self.0.join(seg.file), &data)?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.0.join("uploads"))?;
+        log.write_all(format!("{}\n", seg.file).as_bytes())?;
+        Ok(logcut::Shipped {
+            key: seg.file.to_string(),
+            etag: None,
+        })
+    }
+}
+
+#[cfg(all(feature = "ship", feature = "zstd"))]
+const KEEP_LEN: usize = 100;
+#[cfg(all(feature = "ship", feature = "zstd"))]
+const KEEP: usize = 5;
+
+/// A writer of `three_processes_compress_ship_and_keep_a_shared_log_once`:
+/// writes `LOGCUT_SK_COUNT` records with its id to the shared log in
+/// `LOGCUT_SK_DIR`, compressed, shipped to `LOGCUT_SK_BUCKET` and kept to
+/// 5 segments, printing its progress every 500 records and its stats at
+/// the end.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+#[test]
+#[ignore = "run as a child process by three_processes_compress_ship_and_keep_a_shared_log_once"]
+fn shared_keeper_child() {
+    let var = |k: &str| std::env::var(k).expect(k);
+    let id: usize = var("LOGCUT_SK_ID").parse().unwrap();
+    let count: u64 = var("LOGCUT_SK_COUNT").parse().unwrap();
+    let a = shared_keeper(
+        std::path::Path::new(&var("LOGCUT_SK_DIR")),
+        &var("LOGCUT_SK_BUCKET"),
+    );
+    let mut out = std::io::stdout().lock();
+    for i in 0..count {
+        (&a).write_all(&record(id, i, KEEP_LEN)).unwrap();
+        if (i + 1) % 500 == 0 {
+            writeln!(out, "written {}", i + 1).unwrap();
+            out.flush().unwrap();
+        }
+    }
+    a.shutdown().unwrap();
+    let s = a.stats();
+    writeln!(out, "done {} {}", s.segments_compressed, s.segments_shipped).unwrap();
+}
+
+#[cfg(all(feature = "ship", feature = "zstd"))]
+fn shared_keeper(dir: &std::path::Path, bucket: &str) -> Appender {
+    Appender::builder()
+        .dir(dir)
+        .max_size(16 << 10)
+        .mode(Mode::Buffered)
+        .shared(true)
+        .fsync(logcut::Fsync::Never)
+        .watch_interval(Some(Duration::from_millis(5)))
+        .compress(logcut::Compression::zstd())
+        .keep(KEEP)
+        .ship(std::sync::Arc::new(DirBucket(bucket.into())))
+        .build()
+        .unwrap()
+}
+
+/// The pid holding an exclusive `flock` on `path`, from `/proc/locks`.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+fn flock_holder(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let ino = std::fs::metadata(path).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().find_map(|l| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let file_ino = w.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (w.get(1) == Some(&"FLOCK") && w.get(3) == Some(&"WRITE") && file_ino == ino)
+            .then(|| w[4].parse().ok())
+            .flatten()
+    })
+}
+
+/// Checks the keeper's work on the shared log in `dir`: every segment
+/// sealed is compressed once and shipped once (its object in `bucket`,
+/// uploaded once but for at most 4 made again), only shipped segments are
+/// deleted, and the newest `KEEP` are left. Returns the manifest and the
+/// deleted sequence numbers.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+fn check_kept(
+    dir: &std::path::Path,
+    bucket: &std::path::Path,
+) -> (Manifest, std::collections::HashSet<u64>) {
+    let m = Manifest::read(&dir.join("app.manifest")).unwrap();
+    let mut compressions: HashMap<u64, u64> = HashMap::new();
+    let mut ships: HashMap<u64, u64> = HashMap::new();
+    let mut deleted = std::collections::HashSet::new();
+    for e in &m.entries {
+        match e {
+            Entry::Compress(c) => *compressions.entry(c.seq).or_default() += 1,
+            Entry::Ship(s) => *ships.entry(s.seq).or_default() += 1,
+            Entry::Delete(d) => {
+                assert_eq!(
+                    d.reason,
+                    logcut_format::manifest::DeleteReason::Count,
+                    "{d:?}"
+                );
+                assert_eq!(
+                    ships.get(&d.seq),
+                    Some(&1),
+                    "deleted before it was shipped: {d:?}"
+                );
+                deleted.insert(d.seq);
+            }
+            _ => {}
+        }
+    }
+    let seals: Vec<_> = m.seals().cloned().collect();
+    assert!(seals.len() > 3 * KEEP, "{} segments", seals.len());
+    for s in &seals {
+        assert_eq!(
+            compressions.get(&s.seq),
+            Some(&1),
+            "compressions of {}",
+            s.seq
+        );
+        assert_eq!(ships.get(&s.seq), Some(&1), "ship entries of {}", s.seq);
+    }
+    let live: Vec<u64> = seals
+        .iter()
+        .map(|s| s.seq)
+        .filter(|q| !deleted.contains(q))
+        .collect();
+    assert_eq!(live.len(), KEEP, "segments kept: {live:?}");
+    let newest: Vec<u64> = {
+        let mut all: Vec<u64> = seals.iter().map(|s| s.seq).collect();
+        all.sort_unstable();
+        all.split_off(all.len() - KEEP)
+    };
+    let mut live_sorted = live.clone();
+    live_sorted.sort_unstable();
+    assert_eq!(live_sorted, newest, "the newest are kept");
+    // Uploads: once each, but those the killed writer may have had under
+    // way (at most its 4 upload slots), made again under the same key.
+    let uploads = std::fs::read_to_string(bucket.join("uploads")).unwrap();
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for k in uploads.lines() {
+        *per_key.entry(k).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), seals.len(), "objects against segments");
+    let again = per_key.values().filter(|n| **n > 1).count();
+    assert!(
+        again <= 4 && per_key.values().all(|n| *n <= 2),
+        "uploads made again: {again}"
+    );
+    for s in &seals {
+        let obj = logcut_format::codec::Codec::Zstd.compressed_name(&s.file);
+        assert!(bucket.join(&obj).is_file(), "{obj} not in the bucket");
+    }
+    (m, deleted)
+}
+
+/// Whether the manifest in `dir` records a compression.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+fn compressed_some(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("app.manifest")).is_ok_and(|m| m.contains("\ncompress "))
+}
+
+/// Three processes write one shared log with compression, shipping and
+/// `keep(5)`; the one doing the keeper's work is killed once it has
+/// compressed a segment, and another takes its turn. Every segment is compressed once and
+/// shipped once (but those whose upload the killed one had under way),
+/// only shipped segments are deleted, exactly 5 are left, and each
+/// surviving writer's records are all there but those in deleted
+/// segments, counted from the manifest's parts.
+#[cfg(all(feature = "ship", feature = "zstd"))]
+#[test]
+fn three_processes_compress_ship_and_keep_a_shared_log_once() {
+    let _heavy = crate::kit::heavy();
+    const COUNT: u64 = 30_000;
+    let tmp = TempDir::new("shared-keeper");
+    let dir = tmp.join("log");
+    let bucket = tmp.join("bucket");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&bucket).unwrap();
+    enum Msg {
+        Written,
+        Done(u64, u64),
+        Closed,
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Msg)>();
+    let mut children = Vec::new();
+    for id in 0..3usize {
+        let mut child = child_test("shared::shared_keeper_child")
+            .env("LOGCUT_SK_DIR", &dir)
+            .env("LOGCUT_SK_BUCKET", &bucket)
+            .env("LOGCUT_SK_ID", id.to_string())
+            .env("LOGCUT_SK_COUNT", COUNT.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let words: Vec<&str> = line.split(' ').collect();
+                let msg = match words[..] {
+                    [.., "written", _] => Some(Msg::Written),
+                    [.., "done", c, s] => Some(Msg::Done(c.parse().unwrap(), s.parse().unwrap())),
+                    _ => None,
+                };
+                if let Some(msg) = msg {
+                    let _ = tx.send((id, msg));
+                }
+            }
+            let _ = tx.send((id, Msg::Closed));
+        });
+        children.push(child);
+    }
+    drop(tx);
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let lock = dir.join("app.keeper-lock");
+    let mut killed = None;
+    let mut taken_over = false;
+    let mut done: HashMap<usize, (u64, u64)> = HashMap::new();
+    let mut finished = 0;
+    while finished < 3 {
+        let (id, msg) = rx.recv().unwrap();
+        match msg {
+            Msg::Closed => finished += 1,
+            Msg::Done(c, s) => {
+                done.insert(id, (c, s));
+            }
+            // Once the keeper has done some of its work.
+            Msg::Written if killed.is_none() && compressed_some(&dir) => {
+                let holder = flock_holder(&lock).expect("nobody holds the keeper's turn");
+                let k = pids
+                    .iter()
+                    .position(|p| *p == holder)
+                    .expect("a writer holds it");
+                children[k].kill().unwrap();
+                killed = Some(k);
+            }
+            Msg::Written => {
+                // Another writer takes the turn while they all still write.
+                if let (Some(k), Some(h)) = (killed, flock_holder(&lock)) {
+                    taken_over |= done.is_empty() && h != pids[k] && pids.contains(&h);
+                }
+            }
+        }
+    }
+    let killed = killed.expect("nobody was killed");
+    for (id, c) in children.iter_mut().enumerate() {
+        let status = c.wait().unwrap();
+        assert!(id == killed || status.success(), "writer {id}: {status}");
+    }
+    assert!(taken_over, "no other writer took the keeper's turn");
+    assert_eq!(done.len(), 2, "the survivors report their stats");
+
+    // What the last one to leave looked after: every segment sealed so far
+    // (the killed writer's own cuts wait for the next start to seal them).
+    let (_, deleted_before) = check_kept(&dir, &bucket);
+    // The next to start alone seals what the killed writer left (its
+    // cuts whose seal it had not made), and looks after them too.
+    shared_keeper(&dir, bucket.to_str().unwrap())
+        .shutdown()
+        .unwrap();
+    let (m, deleted) = check_kept(&dir, &bucket);
+    assert!(deleted.is_superset(&deleted_before));
+    verify_ok(&dir);
+    // The compressions and uploads the survivors counted are theirs in
+    // the manifest: the rest is the killed writer's.
+    let by_survivors: u64 = done.values().map(|(c, _)| c).sum();
+    assert!(
+        by_survivors > 0 && by_survivors < m.seals().count() as u64,
+        "{by_survivors} of {} compressed by the survivors",
+        m.seals().count()
+    );
+
+    // Records: each survivor's are all there from the first one not in a
+    // deleted segment, by the parts the manifest records per session.
+    let session_of = |pid: u32| {
+        m.entries
+            .iter()
+            .find_map(|e| match e {
+                Entry::Open(o) if o.pid == pid => Some(o.session.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let data = read_log(&dir, "app");
+    let r = crate::kit::Parser::fixed(KEEP_LEN)
+        .oldest_deleted()
+        .killed(&tag(killed))
+        .parse(&data);
+    for w in (0..3).filter(|w| *w != killed) {
+        let session = session_of(pids[w]);
+        let gone: u64 = m
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Part(p) if p.session == session && deleted.contains(&p.seq) => {
+                    Some(p.records)
+                }
+                _ => None,
+            })
+            .sum();
+        let range = r.range(&tag(w));
+        let range = if range.is_empty() {
+            COUNT..COUNT
+        } else {
+            range
+        };
+        assert_eq!(range, gone..COUNT, "writer {w}'s records kept");
+    }
+    // And the bucket holds every record, once, in sequence order.
+    let mut seals: Vec<_> = m.seals().cloned().collect();
+    seals.sort_by_key(|s| s.seq);
+    let mut shipped = Vec::new();
+    for s in &seals {
+        let obj = bucket.join(logcut_format::codec::Codec::Zstd.compressed_name(&s.file));
+        let mut rd = logcut_format::codec::Codec::Zstd
+            .decoder(std::fs::File::open(&obj).unwrap())
+            .unwrap();
+        std::io::Read::read_to_end(&mut rd, &mut shipped).unwrap();
+    }
+    let r = crate::kit::Parser::fixed(KEEP_LEN)
+        .killed(&tag(killed))
+        .parse(&shipped);
+    for w in (0..3).filter(|w| *w != killed) {
+        assert_eq!(r.count(&tag(w)), COUNT, "writer {w}'s records shipped");
+    }
 }
