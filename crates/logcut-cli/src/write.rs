@@ -122,8 +122,8 @@ pub(crate) struct WriteArgs {
     pub(crate) min_free: Option<u64>,
     /// Share the log with other processes writing it with --shared (other
     /// `logcut write` pipes, or programs using the library's shared mode):
-    /// each cut is made by one of them, the others follow. Not with
-    /// compression or retention (yet).
+    /// each cut is made by one of them, the others follow; one at a time
+    /// compresses, ships and deletes (give them all the same options).
     #[arg(long)]
     pub(crate) shared: bool,
     /// Route each line (a JSON object) to its tenant's log: the value of
