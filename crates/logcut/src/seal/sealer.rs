@@ -210,18 +210,7 @@ impl Sealer {
                     // Moved away by someone else: not ours to compress or
                     // delete.
                     Entry::Seal(s) if s.file == logcut_format::name::MOVED => None,
-                    Entry::Seal(s) => Some(Sealed {
-                        seq: s.seq,
-                        file: s.file.clone(),
-                        start: s.start,
-                        end: s.end,
-                        bytes: s.bytes,
-                        crc32: s.crc32,
-                        compressed: None,
-                        disk_bytes: s.bytes,
-                        indexed: false,
-                        shipped: false,
-                    }),
+                    Entry::Seal(s) => Some(Sealed::from_seal(s)),
                     _ => None,
                 })
                 .collect();

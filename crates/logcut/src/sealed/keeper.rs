@@ -183,17 +183,29 @@ fn sealed_info(dir: &Dir, log: &str, s: &Seal, comp: Option<String>) -> Option<S
         None => (None, on_disk(&s.file)?.len),
     };
     Some(Sealed {
-        seq: s.seq,
-        file: s.file.clone(),
-        start: s.start,
-        end: s.end,
-        bytes: s.bytes,
-        crc32: s.crc32,
         compressed,
         disk_bytes: disk,
-        indexed: false,
-        shipped: false,
+        ..Sealed::from_seal(s)
     })
+}
+
+impl Sealed {
+    /// What a seal entry says of its segment: not compressed, indexed or
+    /// shipped, its file as long as the seal says.
+    pub(crate) fn from_seal(s: &Seal) -> Sealed {
+        Sealed {
+            seq: s.seq,
+            file: s.file.clone(),
+            start: s.start,
+            end: s.end,
+            bytes: s.bytes,
+            crc32: s.crc32,
+            compressed: None,
+            disk_bytes: s.bytes,
+            indexed: false,
+            shipped: false,
+        }
+    }
 }
 
 impl Keeper {
