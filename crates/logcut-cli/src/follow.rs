@@ -622,6 +622,10 @@ impl Follower<'_> {
         }
         let lo = self.lo();
         let mut names: BTreeMap<u64, Vec<(String, Option<Codec>)>> = BTreeMap::new();
+        // Inodes of plain sealed files, of any segment: a file at the
+        // active path that is one of them is that sealed segment (kept
+        // there after a shutdown, or for an instant during a cut).
+        let mut sealed_inodes = std::collections::HashSet::new();
         let rd = std::fs::read_dir(self.dir)
             .with_context(|| format!("cannot list {}", self.dir.display()))?;
         for ent in rd {
@@ -639,6 +643,9 @@ impl Follower<'_> {
                 None => (file.as_str(), None),
             };
             if let Some(n) = SealedName::parse(self.name, base) {
+                if codec.is_none() {
+                    sealed_inodes.insert(std::os::unix::fs::DirEntryExt::ino(&ent));
+                }
                 if n.seq >= lo {
                     names.entry(n.seq).or_default().push((file.clone(), codec));
                 }
@@ -652,6 +659,7 @@ impl Follower<'_> {
         self.active_id = std::fs::symlink_metadata(&self.active)
             .ok()
             .filter(|m| m.file_type().is_file())
+            .filter(|m| m.nlink() == 1 || !sealed_inodes.contains(&m.ino()))
             .map(|m| FileId::of(&m));
         self.journal.refresh(&self.manifest, self.done)?;
         Ok(true)
@@ -931,8 +939,11 @@ impl Follower<'_> {
         let Some(id) = r.live else {
             return Ok(true);
         };
-        // Cheap while it is the active file: one stat.
-        let at_active = std::fs::symlink_metadata(&self.active).is_ok_and(|m| FileId::of(&m) == id);
+        // Cheap while it is the active file: one stat. With a second name
+        // it may be sealed already (a cut under way, or a shutdown that
+        // left the last segment at the active path): look.
+        let at_active = std::fs::symlink_metadata(&self.active)
+            .is_ok_and(|m| FileId::of(&m) == id && m.nlink() == 1);
         if at_active {
             return Ok(false);
         }

@@ -1075,6 +1075,10 @@ fn follow_prints_every_record_once_while_segments_are_compressed() {
         );
         assert!(got == expected, "{mode:?}: the bytes differ");
         assert!(!err.contains("not printed"), "{mode:?}: {err}");
+        // Started after the shutdown, which left the last segment at
+        // app.log too: the same bytes, that segment once.
+        let (late, err) = Follower::spawn(&dir.0, &["--until-closed"]).finish();
+        assert!(late == expected, "{mode:?}: a late follower differs: {err}");
         let compressed = std::fs::read_dir(&dir.0)
             .unwrap()
             .filter(|e| {
@@ -1355,15 +1359,31 @@ fn follow_reports_the_segments_retention_deleted_before_it_read_them() {
 
 // === --config ===
 
+/// Sealed segments of `dir` named `<prefix>...log` (not the active name
+/// `<prefix>log`, which stays as a second name of the last one after a
+/// shutdown).
 fn logs_named(dir: &Path, prefix: &str) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
             let n = e.as_ref().unwrap().file_name();
             let n = n.to_string_lossy();
-            n.starts_with(prefix) && n.ends_with(".log")
+            n.starts_with(prefix) && n.ends_with(".log") && n != format!("{prefix}log")
         })
         .count()
+}
+
+/// `a` and `b` are the same file (two names of one inode).
+fn assert_same_file(a: &Path, b: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let (ma, mb) = (std::fs::metadata(a).unwrap(), std::fs::metadata(b).unwrap());
+    assert_eq!(
+        (ma.dev(), ma.ino()),
+        (mb.dev(), mb.ino()),
+        "{} and {}",
+        a.display(),
+        b.display()
+    );
 }
 
 #[test]
@@ -1674,7 +1694,8 @@ fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
         rest.split([',', '}']).next().unwrap().parse().unwrap()
     };
     assert_eq!(field("segments"), 4, "{json}");
-    assert_eq!(field("compressed_segments"), 4, "{json}");
+    // All but the last, which stays at app.log until the next start.
+    assert_eq!(field("compressed_segments"), 3, "{json}");
     assert!(field("deleted_segments") > 0, "{json}");
     assert_eq!(
         field("records") + field("deleted_records"),
@@ -1688,15 +1709,35 @@ fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
         .collect();
     names.sort();
     // 4 segments and their indexes (by default with compression: the
-    // deleted segments' went with them), the manifest, the lock and the
-    // trigger file.
-    assert_eq!(names.len(), 11, "{names:?}");
-    assert!(
-        names.iter().all(|n| n.ends_with(".log.zst")
-            || n.ends_with(".log.idx")
-            || ["app.manifest", "app.lock", "app.trigger"].contains(&n.as_str())),
-        "{names:?}"
+    // deleted segments' went with them), the last one plain and at
+    // app.log too, the manifest, the lock and the trigger file.
+    let kinds = |names: &[String]| {
+        let zst = names.iter().filter(|n| n.ends_with(".log.zst")).count();
+        let idx = names.iter().filter(|n| n.ends_with(".log.idx")).count();
+        let plain = names.iter().filter(|n| n.ends_with(".log")).count();
+        (zst, idx, plain, names.len())
+    };
+    assert_eq!(kinds(&names), (3, 4, 2, 12), "{names:?}");
+    // The next start removes that name and compresses the segment.
+    let again = write_input(
+        &dir.0,
+        &["--max-size", "64KiB", "--compress", "zstd", "--keep", "4"],
+        b"",
     );
+    assert!(again.status.success());
+    let v = logcut(&["verify", "--json", d]);
+    let after = String::from_utf8_lossy(&v.stdout).into_owned();
+    assert!(v.status.success(), "{after}");
+    assert!(
+        after.contains("\"segments\":4,") && after.contains("\"compressed_segments\":4,"),
+        "{after}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(kinds(&names), (4, 4, 0, 11), "{names:?}");
     // cat decompresses: the newest lines, whole and in order.
     let c = logcut(&["cat", d]);
     assert!(c.status.success());
@@ -2085,7 +2126,9 @@ fn run_exits_127_for_a_program_not_found_and_126_for_one_not_executable() {
 fn a_repair_at_start_is_reported_as_a_repair() {
     let dir = TempDir::new("repair");
     assert!(write_input(&dir.0, &[], b"one\n").status.success());
-    // What a crashed writer leaves: an active segment nobody sealed.
+    // What a crashed writer leaves: an active segment nobody sealed. (In
+    // its place, since a clean shutdown leaves the last segment there.)
+    std::fs::remove_file(dir.0.join("app.log")).unwrap();
     std::fs::write(dir.0.join("app.log"), b"left by a crash\n").unwrap();
     let o = write_input(&dir.0, &[], b"two\n");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -2235,11 +2278,12 @@ fn sigint_drains_the_input_seals_and_exits_0() {
         "each line once, in order"
     );
     assert!(got == [before, after].concat(), "the bytes differ");
-    // Sealed: no active file is left, the last seal is the shutdown's.
-    assert!(!dir.0.join("app.log").exists());
+    // Sealed: the last seal is the shutdown's, and its segment stays at
+    // the active path too.
     let m = logcut_format::manifest::Manifest::read(&dir.0.join("app.manifest")).unwrap();
     let last = m.seals().last().unwrap();
     assert_eq!(last.reason, logcut::SealReason::Shutdown, "{last:?}");
+    assert_same_file(&dir.0.join("app.log"), &dir.0.join(&last.file));
     assert_verified(&dir.0, 40_000);
 }
 

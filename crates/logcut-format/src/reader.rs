@@ -182,7 +182,16 @@ pub fn segments(dir: &Path, name: &str) -> Result<Vec<SegmentFile>, Error> {
     for (file, must_have_data) in tail {
         let path = dir.join(file);
         if let Ok(md) = fs::symlink_metadata(&path) {
-            if md.file_type().is_file() && (!must_have_data || md.len() > 0) {
+            if md.file_type().is_file()
+                && (!must_have_data || md.len() > 0)
+                && !is_second_name(
+                    &md,
+                    out.iter()
+                        .rev()
+                        .filter(|s| !s.active && s.codec.is_none())
+                        .map(|s| s.path.as_path()),
+                )
+            {
                 out.push(SegmentFile {
                     path,
                     seal: None,
@@ -223,6 +232,23 @@ pub fn log_names(dir: &Path) -> Result<Vec<String>, Error> {
         }
     }
     Ok(names.into_iter().collect())
+}
+
+/// Whether `md` (of the active path) is a second name of one of the
+/// sealed segment files `sealed`: after a shutdown the last segment keeps
+/// the active name until the next start (and for an instant during a cut,
+/// before its seal is recorded). Its records are listed once, under its
+/// sealed name.
+pub(crate) fn is_second_name(
+    md: &fs::Metadata,
+    sealed: impl IntoIterator<Item = impl AsRef<Path>>,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    md.nlink() > 1
+        && sealed.into_iter().any(|p| {
+            fs::symlink_metadata(p.as_ref())
+                .is_ok_and(|m| m.dev() == md.dev() && m.ino() == md.ino())
+        })
 }
 
 fn is_regular(path: &Path) -> bool {

@@ -575,7 +575,14 @@ fn verify_log(
         );
     }
     if let Ok(md) = fs::symlink_metadata(dir.join(name::active_file(log))) {
-        if md.file_type().is_file() {
+        // A second name of the last sealed segment (kept after a shutdown)
+        // is that segment, checked above, not an active one.
+        let sealed = on_disk
+            .iter()
+            .rev()
+            .filter(|f| Codec::split(f).is_none())
+            .map(|f| dir.join(f));
+        if md.file_type().is_file() && !crate::reader::is_second_name(&md, sealed) {
             sum.active_bytes = Some(md.len());
         }
     }

@@ -77,6 +77,7 @@ pub(crate) struct Config {
     pub(crate) before_compress: Option<BeforeCompress>,
     pub(crate) retention: Retention,
     pub(crate) shared: bool,
+    pub(crate) keep_active_name: bool,
     pub(crate) runtime: Option<crate::Runtime>,
 }
 
@@ -113,6 +114,7 @@ impl fmt::Debug for Config {
 /// | [`error_handler`](Self::error_handler) | none |
 /// | [`watch_interval`](Self::watch_interval) | 500 ms (50 ms when shared) |
 /// | [`shared`](Self::shared) | off |
+/// | [`keep_active_name`](Self::keep_active_name) | on |
 /// | `trigger_file` (feature `trigger`) | none |
 /// | `signals` (feature `signals`) | off |
 /// | [`compress`](Self::compress) | [`Compression::None`] |
@@ -155,6 +157,7 @@ pub struct AppenderBuilder {
     before_compress: Option<BeforeCompress>,
     retention: Retention,
     shared: bool,
+    keep_active_name: bool,
     watch_interval_set: bool,
     runtime: Option<crate::Runtime>,
 }
@@ -214,6 +217,7 @@ impl AppenderBuilder {
             before_compress: None,
             retention: Retention::default(),
             shared: false,
+            keep_active_name: true,
             watch_interval_set: false,
             runtime: None,
         }
@@ -434,6 +438,28 @@ impl AppenderBuilder {
     ///   records.
     pub fn shared(mut self, on: bool) -> Self {
         self.shared = on;
+        self
+    }
+
+    /// Whether the last segment keeps the active name (`app.log`) after
+    /// [`shutdown`](crate::Appender::shutdown), besides its sealed name,
+    /// until the next start. On by default, so that a shipper that follows
+    /// `app.log` by name and had not opened the last segment yet still
+    /// finds it there, rather than nothing.
+    ///
+    /// `app.log` is then a second name (a hard link) of the last sealed
+    /// segment: readers of the log (`cat`, `verify`, `cat --follow`,
+    /// [`segments`](logcut_format::segments)) know it and list the
+    /// segment once. That segment is shipped and indexed at the shutdown
+    /// but not compressed or deleted by retention: either would leave
+    /// `app.log` holding records the log no longer lists there. The next
+    /// start removes the name and does both. Do not write to `app.log`
+    /// while no appender has it: that changes a sealed segment, which
+    /// `verify` reports. Off: the last segment is renamed to its sealed
+    /// name, and the active path is empty until the next start. Where the
+    /// file system has no hard links, it is renamed either way.
+    pub fn keep_active_name(mut self, on: bool) -> Self {
+        self.keep_active_name = on;
         self
     }
 
@@ -774,6 +800,7 @@ impl AppenderBuilder {
             signals: self.signals,
             watch_interval,
             shared: self.shared,
+            keep_active_name: self.keep_active_name,
             dir,
             name: self.name,
             max_size: self.max_size,

@@ -420,6 +420,13 @@ configuration error, and readers report its segments as unreadable.
   exist. On NFS, nothing here has been tested.
 - [`Appender::stats`] is exact when no write is in flight; during writes,
   counts may lag by the records being written.
+- After a shutdown the last segment stays at `<name>.log` too, until the
+  next start ([`AppenderBuilder::keep_active_name`]): it is not compressed
+  or deleted by retention before then, however long that is, and a
+  program that writes to `<name>.log` meanwhile (a `copytruncate`)
+  changes that sealed segment, which [`verify`] reports. If its sealed
+  name is removed by hand, the next start adopts `<name>.log` as a new
+  segment (reason `recovery`), and [`verify`] reports the old one missing.
 - Compression replaces segments by name: a reader that opened a segment
   before it was compressed keeps reading the original (still open, though
   unlinked); one that lists segments and opens them later falls back to

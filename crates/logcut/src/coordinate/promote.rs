@@ -17,7 +17,7 @@ use crate::{Error, segment::Segment, stats::Counters};
 impl<C: Coordinator> Worker<C> {
     /// Gives `seg` (at the active path) its sealed name without ever
     /// overwriting a file, then moves the next segment to the active path
-    /// (or, at shutdown, removes the active name). If someone else moved
+    /// (or, at shutdown, leaves the active name or removes it). If someone else moved
     /// `seg` away (logrotate, `mv`), it is recorded as moved instead.
     pub(super) fn promote(
         &mut self,
@@ -134,8 +134,9 @@ impl<C: Coordinator> Worker<C> {
 
     /// Gives the segment at the active path its sealed name, never
     /// overwriting a file: a hard link (the active path stays in place
-    /// until the successor replaces it), or at shutdown, or where the file
-    /// system has no hard links, a rename. `None` if the file at the active
+    /// until the successor replaces it, or at shutdown until the next start
+    /// removes it), or where the file system has no hard links, or at a
+    /// shutdown without `keep_active_name`, a rename. `None` if the file at the active
     /// path turned out not to be `seg` (someone else moved it meanwhile).
     pub(super) fn link_sealed(
         &self,
@@ -153,13 +154,15 @@ impl<C: Coordinator> Worker<C> {
                 dup,
             }
             .file_name(&self.sh.cfg.name);
-            let mut renamed = last;
-            let mut res = if last {
+            // At shutdown the active name goes, unless it stays as a second
+            // name of the last segment (see `keep_active_name`).
+            let mut renamed = last && !self.sh.cfg.keep_active_name;
+            let mut res = if renamed {
                 dir.rename_noreplace(active, &candidate)
             } else {
                 dir.link(active, &candidate)
             };
-            if !last
+            if !renamed
                 && matches!(
                     res.as_ref().map_err(io::Error::raw_os_error),
                     Err(Some(1 | 95))

@@ -55,6 +55,12 @@ pub(crate) struct Sealed {
     pub(crate) indexed: bool,
     /// Whether it is recorded as shipped.
     pub(crate) shipped: bool,
+    /// Also at the active path: the last segment after a shutdown, left
+    /// readable there for shippers that follow `<name>.log`. It is shipped
+    /// and indexed, but neither compressed nor deleted (either would leave
+    /// `<name>.log` a copy of records the log no longer lists there); the
+    /// next start's recovery removes that name, and its keeper goes on.
+    pub(crate) at_active: bool,
 }
 
 pub(crate) use crate::sealed::task::Trim;
@@ -204,6 +210,7 @@ impl Sealed {
             disk_bytes: s.bytes,
             indexed: false,
             shipped: false,
+            at_active: false,
         }
     }
 }
@@ -281,7 +288,8 @@ impl Keeper {
 
     /// Whether `info` still needs indexing or compression.
     fn needs_prepare(&self, info: &Sealed) -> bool {
-        (self.codec.is_some() && info.compressed.is_none()) || (self.index && !info.indexed)
+        (self.codec.is_some() && info.compressed.is_none() && !info.at_active)
+            || (self.index && !info.indexed)
     }
 
     /// Puts `info` in the line for what it needs next, in sequence order;
@@ -303,10 +311,28 @@ impl Keeper {
     /// log's seals may be recorded out of order).
     fn add(&mut self, mut sealed: Vec<Sealed>) {
         sealed.sort_by_key(|s| s.seq);
-        for info in sealed {
+        // One stat per batch: the active path has a second name only at a
+        // shutdown (or for an instant during a cut, before the seal).
+        let active = self
+            .sh
+            .dir
+            .stat(&self.sh.active_name)
+            .ok()
+            .flatten()
+            .filter(|i| i.is_file && i.nlink > 1);
+        for mut info in sealed {
             let Err(at) = self.segs.binary_search_by_key(&info.seq, |s| s.info.seq) else {
                 continue;
             };
+            info.at_active = info.compressed.is_none()
+                && active.is_some_and(|a| {
+                    self.sh
+                        .dir
+                        .stat(&info.file)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|i| i.dev == a.dev && i.ino == a.ino)
+                });
             let state = if self.enqueue(&info) {
                 State::Waiting
             } else if info.compressed.is_some() {
@@ -471,7 +497,11 @@ impl Keeper {
         let job = CompressJob {
             sh: Arc::clone(&self.sh),
             journal: Arc::clone(&self.journal),
-            codec: if ship { None } else { self.codec },
+            codec: if ship || seg.info.at_active {
+                None
+            } else {
+                self.codec
+            },
             task: Some(task),
             done: self.done_tx.clone(),
             waker: self.waker.clone(),
@@ -600,7 +630,8 @@ impl Keeper {
                 seq: s.info.seq,
                 end: s.info.end,
                 disk_bytes: s.info.disk_bytes,
-                busy: s.state == State::Busy,
+                // Like a busy one: kept, and nothing newer goes first.
+                busy: s.state == State::Busy || s.info.at_active,
             })
             .collect();
         // Unknown free space (the call failed): the floor waits for the
@@ -644,7 +675,9 @@ impl Keeper {
             .enumerate()
             // Not what is being worked on, pinned, or not shipped yet: a
             // budget is a limit, not the free-space floor of a log.
-            .filter(|(_, s)| s.state != State::Busy && !self.sh.pins.is_pinned(s.info.seq))
+            .filter(|(_, s)| {
+                s.state != State::Busy && !s.info.at_active && !self.sh.pins.is_pinned(s.info.seq)
+            })
             .filter(|(_, s)| !self.ship || s.info.shipped)
             .filter_map(|(i, s)| {
                 let (_, why) = wanted.iter().find(|(q, _)| *q == s.info.seq)?;

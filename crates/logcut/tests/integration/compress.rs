@@ -78,6 +78,8 @@ fn gzip_and_zstd_round_trip_in_both_modes() {
                 .max_size(4000)
                 .mode(mode)
                 .compress(compression)
+                // Compress the last one at the shutdown too.
+                .keep_active_name(false)
                 .build()
                 .unwrap();
             write_from_threads(&a, 2, 500, 100);
@@ -356,6 +358,7 @@ fn a_corrupted_compressed_segment_is_reported_by_name() {
             .dir(dir.path())
             .max_size(2000)
             .compress(compression)
+            .keep_active_name(false)
             .build()
             .unwrap();
         for i in 0..100 {
@@ -424,6 +427,7 @@ fn recovery_records_a_compression_the_manifest_missed() {
         .dir(dir.path())
         .max_size(1000)
         .compress(Compression::zstd())
+        .keep_active_name(false)
         .build()
         .unwrap();
     for i in 0..30 {
@@ -663,4 +667,95 @@ fn a_compression_under_way_at_the_shutdown_deadline_is_stopped_cleanly() {
     no_tmp_files(dir.path());
     verify_ok(dir.path());
     assert_eq!(id_range(&read_log(dir.path(), "app"), 100), (0, 100_000));
+}
+
+/// A shutdown leaves the last segment at `app.log` too, so that a shipper
+/// following that path by name finds it; it is listed once, neither
+/// compressed nor deleted until the next start, which removes that name
+/// and does both.
+#[test]
+fn the_last_segment_stays_at_the_active_path_until_the_next_start() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("last-at-active");
+    let build = || {
+        Appender::builder()
+            .dir(dir.path())
+            .max_size(2000)
+            .mode(Mode::Buffered)
+            .compress(Compression::zstd())
+            .keep(3)
+            .build()
+            .unwrap()
+    };
+    let a = build();
+    let mut all = Vec::new();
+    for i in 0..70 {
+        let r = record(0, i, 100);
+        a.write_record(&r).unwrap();
+        all.extend_from_slice(&r);
+    }
+    a.flush_records().unwrap();
+    // A shipper that has app.log open already reads on through it.
+    let mut early = std::fs::File::open(dir.join("app.log")).unwrap();
+    a.shutdown().unwrap();
+    let seals = sealed(dir.path(), "app");
+    let last = seals.iter().max_by_key(|s| s.seq).unwrap().clone();
+    assert!(last_at_active(dir.path(), "app"));
+    let at_active = std::fs::read(dir.join("app.log")).unwrap();
+    let tail = |n: u64| &all[all.len() - n as usize..];
+    assert!(
+        at_active == tail(last.bytes) && !at_active.is_empty(),
+        "app.log holds the last segment"
+    );
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut early, &mut rest).unwrap();
+    assert!(all.ends_with(&rest) && !rest.is_empty());
+    // Listed once: the kept segments, in order, nothing twice.
+    let kept: u64 = {
+        let mut s = seals.clone();
+        s.sort_by_key(|s| s.seq);
+        s.iter().rev().take(3).map(|s| s.bytes).sum()
+    };
+    assert!(
+        read_log(dir.path(), "app") == tail(kept),
+        "listed once, in order"
+    );
+    let report = verify_ok(dir.path());
+    let log = &report.logs[0];
+    assert_eq!((log.segments, log.compressed_segments), (3, 2), "{report}");
+    assert_eq!(log.active_bytes, None, "{report}");
+    assert!(!manifest(dir.path()).compressed().contains_key(&last.seq));
+    // The next start: app.log is a new file; the last segment is
+    // compressed, and retention counts it again.
+    let a = build();
+    let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+    assert_ne!(id(&dir.join("app.log")), id(&dir.join(&last.file)));
+    a.write_record(&record(0, 70, 100)).unwrap();
+    a.tick().unwrap();
+    assert!(manifest(dir.path()).compressed().contains_key(&last.seq));
+    assert!(!dir.join(&last.file).exists());
+    a.shutdown().unwrap();
+    all.extend_from_slice(&record(0, 70, 100));
+    let tail = |n: u64| &all[all.len() - n as usize..];
+    // Kept: the newest 3, the one this run sealed among them.
+    let now: Vec<_> = sealed(dir.path(), "app");
+    let bytes = |q: u64| now.iter().find(|s| s.seq == q).unwrap().bytes;
+    assert_eq!(now.iter().map(|s| s.seq).max(), Some(last.seq + 1));
+    let kept = bytes(last.seq + 1) + bytes(last.seq) + bytes(last.seq - 1);
+    assert!(
+        read_log(dir.path(), "app") == tail(kept),
+        "after the restart"
+    );
+    verify_ok(dir.path());
+    // Off: the last segment leaves the active path at the shutdown.
+    let a = Appender::builder()
+        .dir(dir.path())
+        .compress(Compression::zstd())
+        .keep_active_name(false)
+        .build()
+        .unwrap();
+    a.write_record(&record(0, 71, 100)).unwrap();
+    a.shutdown().unwrap();
+    assert!(!dir.join("app.log").exists());
+    assert_eq!(manifest(dir.path()).compressed().len(), seals.len() + 2);
 }

@@ -81,6 +81,21 @@ pub fn files(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Whether `<name>.log` in `dir` is a second name of the newest sealed
+/// segment, as a shutdown leaves it (see `keep_active_name`).
+pub fn last_at_active(dir: &Path, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |f: &str| {
+        std::fs::symlink_metadata(dir.join(f))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let Some(last) = sealed(dir, name).into_iter().max_by_key(|s| s.seq) else {
+        return false;
+    };
+    id(&format!("{name}.log")).is_some_and(|a| Some(a) == id(&last.file))
+}
+
 /// The sealed segment files of `name`, in manifest order.
 pub fn sealed(dir: &Path, name: &str) -> Vec<logcut_format::manifest::Seal> {
     let m = logcut_format::manifest::Manifest::read(&dir.join(format!("{name}.manifest"))).unwrap();
