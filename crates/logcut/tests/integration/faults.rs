@@ -44,7 +44,10 @@ fn next_segment_blocked_by_a_directory_falls_back_and_recovers() {
     clock.advance(Duration::from_secs(60));
     a.tick().unwrap();
     assert_eq!(a.stats().fallback, FallbackState::Closed);
-    // The pending size cut happened as soon as a segment was ready.
+    // The pending size cut happens on the background thread as soon as a
+    // segment is ready (on a busy machine, a write could come first and
+    // go to the old segment).
+    wait_for("the pending cut", || !sealed(dir.path(), "app").is_empty());
     for i in 10..20 {
         a.write_record(&record(0, i, 50)).unwrap();
         a.tick().unwrap();
