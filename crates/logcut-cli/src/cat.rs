@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, IsTerminal, Write},
+    os::fd::AsFd,
     path::PathBuf,
     process::ExitCode,
 };
@@ -52,13 +53,21 @@ pub(crate) struct CatArgs {
     /// printed. Waits for a writer if none has opened the log yet.
     #[arg(long, requires = "follow")]
     until_closed: bool,
-    /// With --follow: start where this file says the last run stopped (its
-    /// last flush), and keep it up to date after each flush of the output,
-    /// so that a reader stopped and started again (a shipper reading this
-    /// output) loses nothing and sees again only what came after the last
-    /// save. Created on the first run, which starts as --follow would.
+    /// With --follow: start where this file says the last run stopped, and
+    /// keep it up to date after each write, so that a reader stopped and
+    /// started again (a shipper reading this output) loses nothing. The
+    /// position saved is what the reader has read (what was written, less
+    /// what the pipe still holds), kept back by --replay. Created on the
+    /// first run, which starts as --follow would.
     #[arg(long, value_name = "FILE", requires = "follow")]
     cursor: Option<PathBuf>,
+    /// With --cursor: after a restart, send again this much of what the
+    /// reader had read before it stopped (1MiB). A shipper that is stopped
+    /// drops what it read and had not yet passed on: syslog-ng, up to its
+    /// log-msg-size (64 KiB by default). 0 for a reader that delivers
+    /// every byte it reads.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::write::size, requires = "cursor")]
+    replay: u64,
     /// DIR is a router's root (`write --route-field`): print this tenant's
     /// logs, in every group it was routed to, their segments merged in
     /// time order.
@@ -93,15 +102,25 @@ pub(crate) fn run(args: CatArgs) -> Result<ExitCode> {
         crate::read::pick_log(dir, args.name.as_deref())?
     };
     let name = name.as_str();
-    let mut out = io::stdout().lock();
     if args.follow {
         let opts = crate::follow::Options {
             until_closed: args.until_closed,
             cursor: args.cursor.as_deref(),
+            unread: Some(crate::cursor::stdout_unread),
+            replay: args.replay,
         };
+        // Unbuffered (it writes in large chunks): what a write took is in
+        // the kernel, which is what the cursor counts.
+        let mut out = std::fs::File::from(
+            io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use standard output")?,
+        );
         crate::follow::follow(dir, name, |segs| range.select(segs, name), opts, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = io::stdout().lock();
     let segs = segments(dir, name).map_err(|e| {
         crate::read::cannot(
             &format!("cannot list the segments of {name} in {}", dir.display()),

@@ -15,9 +15,25 @@
 //! while it is the active file: it is then the one after `done`); `offset`:
 //! the bytes of it printed. It is written to `FILE.tmp`, synced and renamed
 //! over FILE, so a crash leaves the old cursor or the new one, whole.
+//!
+//! # What the reader has not read yet
+//!
+//! A write to a pipe returns once the bytes are in the pipe, not once the
+//! reader has them: if the reader dies with bytes unread (a shipper killed
+//! or restarted), those are gone with the pipe. So the position saved is
+//! not where the output got to but where the reader got to: the bytes
+//! written, less what the pipe (or socket) still holds (`FIONREAD`, or
+//! `TIOCOUTQ` for a socket), found through a [`Trail`] of where the recent
+//! output came from. It is saved after each write and once more when the
+//! follower exits (its reader gone, or a signal), so a reader that closes
+//! its end loses nothing and sees again nothing it had read. What the
+//! reader read but did not deliver before it died is its own at-least-once
+//! business.
 
 use std::{
+    collections::VecDeque,
     io::Write as _,
+    os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
 };
 
@@ -135,9 +151,137 @@ fn parse(text: &str, log: &str) -> Result<Saved> {
     })
 }
 
+/// Where the bytes written in this run came from, for the recent past:
+/// which position in the log each stretch of output holds.
+#[derive(Debug, Default)]
+pub(crate) struct Trail {
+    /// Oldest first: a stretch of output starting at `global` (bytes
+    /// written before it in this run), `len` bytes long, from position
+    /// `at` of the log on.
+    spans: VecDeque<(u64, u64, Saved)>,
+    total: u64,
+}
+
+/// How far back a [`Trail`] remembers, in bytes of output: more than any
+/// pipe or socket buffer holds.
+const TRAIL: u64 = 64 << 20;
+
+impl Trail {
+    /// `n` bytes were written, from position `at` of the log on.
+    pub(crate) fn wrote(&mut self, at: Saved, n: u64) {
+        let total = self.total;
+        match self.spans.back_mut() {
+            // The same segment, on from where the last stretch ended.
+            Some((g, len, from))
+                if from.done == at.done
+                    && from.next == at.next
+                    && from.offset + *len == at.offset
+                    && *g + *len == total =>
+            {
+                *len += n;
+            }
+            _ => self.spans.push_back((total, n, at)),
+        }
+        self.total += n;
+        while self.spans.len() > 1 && self.spans[1].0 + TRAIL < self.total {
+            self.spans.pop_front();
+        }
+    }
+
+    /// Bytes written in this run.
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The position of the byte `back` bytes before the end of the
+    /// output (`back` 0: right after the last one written); `None` if
+    /// that is further back than the trail goes, or nothing was written.
+    pub(crate) fn position(&self, back: u64) -> Option<Saved> {
+        let target = self.total.checked_sub(back)?;
+        let (g, len, at) = self.spans.iter().rev().find(|(g, _, _)| *g <= target)?;
+        let into = target - g;
+        (into <= *len).then_some(Saved {
+            offset: at.offset + into,
+            ..*at
+        })
+    }
+}
+
+/// Bytes written to standard output that its reader has not read yet:
+/// what a pipe (`FIONREAD`) or a socket (`TIOCOUTQ`) still holds; 0 for a
+/// file or a terminal. `None` if the kernel did not say.
+pub(crate) fn stdout_unread() -> Option<u64> {
+    let out = std::io::stdout();
+    let fd = out.as_fd();
+    let st = rustix::fs::fstat(fd).ok()?;
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::Fifo => rustix::io::ioctl_fionread(fd).ok(),
+        rustix::fs::FileType::Socket => {
+            let mut n: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ writes one c_int through the pointer, which
+            // points to `n`, alive for the call; the descriptor is standard
+            // output, open for as long as `out` is borrowed.
+            let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+            (rc == 0).then(|| u64::try_from(n).unwrap_or(0))
+        }
+        _ => Some(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(done: Option<u64>, next: Option<u64>, offset: u64) -> Saved {
+        Saved { done, next, offset }
+    }
+
+    #[test]
+    fn a_trail_finds_the_position_of_bytes_written_before() {
+        let mut t = Trail::default();
+        assert_eq!(t.position(0), None);
+        // Segment 5 from offset 100 (a cursor's skip), in two writes.
+        t.wrote(at(Some(4), Some(5), 100), 50);
+        t.wrote(at(Some(4), Some(5), 150), 30);
+        // Then the active file, number unknown, after 5.
+        t.wrote(at(Some(5), None, 0), 20);
+        assert_eq!(t.spans.len(), 2);
+        assert_eq!(t.total(), 100);
+        assert_eq!(t.position(0), Some(at(Some(5), None, 20)));
+        assert_eq!(t.position(20), Some(at(Some(5), None, 0)));
+        assert_eq!(t.position(21), Some(at(Some(4), Some(5), 179)));
+        assert_eq!(t.position(100), Some(at(Some(4), Some(5), 100)));
+        assert_eq!(t.position(101), None);
+        // Not contiguous (a gap in offsets): a stretch of its own.
+        t.wrote(at(Some(5), None, 40), 10);
+        assert_eq!(t.spans.len(), 3);
+        assert_eq!(t.position(5), Some(at(Some(5), None, 45)));
+    }
+
+    #[test]
+    fn a_trail_forgets_what_is_far_behind() {
+        let mut t = Trail::default();
+        for seq in 0..100 {
+            t.wrote(at(None, Some(seq), 0), 1 << 20);
+        }
+        assert!(t.spans.len() <= 66, "{}", t.spans.len());
+        assert_eq!(t.position(0), Some(at(None, Some(99), 1 << 20)));
+        assert_eq!(t.position(TRAIL), Some(at(None, Some(36), 0)));
+        assert_eq!(t.position(99 << 20), None);
+    }
+
+    #[test]
+    fn unread_bytes_of_a_pipe_are_counted() {
+        // The function reads standard output; the same ioctl on a pipe of
+        // our own says what it would.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&w, b"12345").unwrap();
+        assert_eq!(rustix::io::ioctl_fionread(&w).unwrap(), 5);
+        let mut b = [0; 2];
+        rustix::io::read(&r, &mut b).unwrap();
+        assert_eq!(rustix::io::ioctl_fionread(&w).unwrap(), 3);
+    }
 
     #[test]
     fn a_cursor_round_trips_and_another_logs_is_refused() {

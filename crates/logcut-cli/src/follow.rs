@@ -115,6 +115,12 @@ pub(crate) struct Options<'a> {
     pub(crate) until_closed: bool,
     /// `--cursor FILE`: start where it says, and keep it up to date.
     pub(crate) cursor: Option<&'a Path>,
+    /// Bytes written to the output that its reader has not read yet (see
+    /// [`crate::cursor`]); `None` from the function: unknown. Without it,
+    /// none are counted.
+    pub(crate) unread: Option<fn() -> Option<u64>>,
+    /// `--replay`: how far behind what the reader read the cursor stays.
+    pub(crate) replay: u64,
 }
 
 /// A file's identity, whatever its name.
@@ -174,6 +180,7 @@ pub(crate) fn follow(
         progress: false,
         cursor: None,
         resume: None,
+        trail: crate::cursor::Trail::default(),
     };
     let saved = match opts.cursor {
         Some(path) => {
@@ -194,6 +201,9 @@ pub(crate) fn follow(
         f.resume = Some(saved);
     }
     let res = f.run(out, &stop);
+    // Once more on the way out: the reader may have read more since the
+    // last save, or have gone with bytes unread.
+    let saved = f.save_cursor(None, true);
     if f.lost_segments > 0 {
         let unknown = if f.lost_unknown > 0 {
             format!(" (and {} of unknown count)", f.lost_unknown)
@@ -206,7 +216,7 @@ pub(crate) fn follow(
             f.lost_records, f.lost_segments
         );
     }
-    res
+    res.and(saved)
 }
 
 /// What the manifest says, read incrementally: it is append-only, so each
@@ -346,8 +356,12 @@ struct Reading {
     end: Option<u64>,
     /// Bytes read from it (printed, or skipped: see `skip`).
     offset: u64,
-    /// Bytes at its start printed before (a cursor's): read, not printed.
+    /// Bytes at its start printed before (a cursor's): read, not printed,
+    /// but for the line the cursor falls in, which is printed whole.
     skip: u64,
+    /// The bytes before `skip` since the last newline there: printed
+    /// first once `skip` is reached (up to [`LINE_CARRY`]).
+    carry: Vec<u8>,
     /// CRC-32 of those bytes.
     crc: crc32fast::Hasher,
     /// A compressed stream ended.
@@ -406,6 +420,8 @@ struct Follower<'a> {
     /// Where a saved cursor says to resume, until the first segment is
     /// picked.
     resume: Option<crate::cursor::Saved>,
+    /// Where the output of this run came from (for the cursor).
+    trail: crate::cursor::Trail,
 }
 
 /// What changes when segments are created, moved or recorded: the
@@ -507,7 +523,7 @@ impl Follower<'_> {
                         if let Some(r) = cur.take() {
                             self.finish(r);
                         }
-                        self.save_cursor(None)?;
+                        self.save_cursor(None, false)?;
                         self.progress = true;
                         continue;
                     }
@@ -776,6 +792,7 @@ impl Follower<'_> {
                     end: self.journal.seals.get(&seq).map(|s| s.bytes),
                     offset: 0,
                     skip: 0,
+                    carry: Vec::new(),
                     crc: crc32fast::Hasher::new(),
                     eof: false,
                 }));
@@ -860,6 +877,7 @@ impl Follower<'_> {
             end: None,
             offset: 0,
             skip: 0,
+            carry: Vec::new(),
             crc: crc32fast::Hasher::new(),
             eof: false,
         }))
@@ -894,7 +912,23 @@ impl Follower<'_> {
             // Bytes a cursor says were printed before are read, for the
             // checksum, not printed again.
             let from = usize::try_from(r.skip.saturating_sub(r.offset)).map_or(n, |s| s.min(n));
-            out.write_all(&self.buf[from..n])?;
+            carry_line(&mut r.carry, &self.buf[..from]);
+            if from < n && !r.carry.is_empty() {
+                // A restart goes on with whole lines: a shipper that was
+                // stopped dropped the part of a line it had.
+                let carry = std::mem::take(&mut r.carry);
+                let at = r.offset + from as u64 - carry.len() as u64;
+                write_noted(&mut self.trail, self.done, r.seq, at, &carry, out)?;
+            }
+            let at = r.offset + from as u64;
+            write_noted(
+                &mut self.trail,
+                self.done,
+                r.seq,
+                at,
+                &self.buf[from..n],
+                out,
+            )?;
             r.crc.update(&self.buf[..n]);
             r.offset += n as u64;
             wrote |= from < n;
@@ -902,20 +936,40 @@ impl Follower<'_> {
         if wrote {
             out.flush()?;
             self.progress = true;
-            self.save_cursor(Some(r))?;
+            self.save_cursor(Some(r), false)?;
         }
         Ok(())
     }
 
     /// Saves the cursor (if there is one): what is done, and how far into
     /// `r` (the segment after it) the output is, flushed.
-    fn save_cursor(&mut self, r: Option<&Reading>) -> Result<()> {
+    /// Where the reader got to, that is, what was written less what it
+    /// has not read yet. `at_exit`: the reading under way is not at hand;
+    /// the trail says where the output got to.
+    fn save_cursor(&mut self, r: Option<&Reading>, at_exit: bool) -> Result<()> {
         let done = self.done;
         let Some(c) = self.cursor.as_mut() else {
             return Ok(());
         };
-        let (next, offset) = r.map_or((None, 0), |r| (r.seq, r.offset));
-        c.save(crate::cursor::Saved { done, next, offset })
+        let unread = match self.opts.unread {
+            Some(f) => f(),
+            None => Some(0),
+        };
+        let back = unread.map(|n| n.saturating_add(self.opts.replay));
+        let at = match back {
+            Some(0) if !at_exit => {
+                let (next, offset) = r.map_or((None, 0), |r| (r.seq, r.offset));
+                Some(crate::cursor::Saved { done, next, offset })
+            }
+            // Unknown, or further back than the trail goes: the last save
+            // stays, which is no further than the reader got.
+            None => None,
+            Some(back) => self.trail.position(back),
+        };
+        match at {
+            Some(at) => c.save(at),
+            None => Ok(()),
+        }
     }
 
     /// Returns true if and only if nothing more will be written to `r`
@@ -1087,6 +1141,55 @@ fn is_file(p: &Path) -> bool {
 
 /// Waits for news; returns true if and only if standard output was closed
 /// (then there is no one left to print for).
+/// The longest partial line kept to print whole after a restart; of a
+/// longer one, only its last part is printed.
+const LINE_CARRY: usize = 1 << 20;
+
+/// Keeps in `carry` what `before` (bytes before the cursor's position,
+/// after those already seen) leaves of the line the position falls in.
+fn carry_line(carry: &mut Vec<u8>, before: &[u8]) {
+    match memchr::memrchr(b'\n', before) {
+        Some(nl) => {
+            carry.clear();
+            carry.extend_from_slice(&before[nl + 1..]);
+        }
+        None => carry.extend_from_slice(before),
+    }
+    if carry.len() > LINE_CARRY {
+        carry.clear();
+    }
+}
+
+/// Writes `bytes` (of segment `next`, from `offset` on; `done` before it)
+/// to `out`, noting in `trail` what each write took: an unbuffered `out`
+/// (as `cat` gives) took it into the kernel.
+fn write_noted(
+    trail: &mut crate::cursor::Trail,
+    done: Option<u64>,
+    next: Option<u64>,
+    offset: u64,
+    bytes: &[u8],
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let k = match out.write(&bytes[at..]) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let pos = crate::cursor::Saved {
+            done,
+            next,
+            offset: offset + at as u64,
+        };
+        trail.wrote(pos, k as u64);
+        at += k;
+    }
+    Ok(())
+}
+
 fn wait(out: &mut impl Write) -> Result<bool> {
     out.flush()?;
     let stdout = io::stdout();
