@@ -941,11 +941,12 @@ impl Follower<'_> {
         Ok(())
     }
 
-    /// Saves the cursor (if there is one): what is done, and how far into
-    /// `r` (the segment after it) the output is, flushed.
-    /// Where the reader got to, that is, what was written less what it
-    /// has not read yet. `at_exit`: the reading under way is not at hand;
-    /// the trail says where the output got to.
+    /// Saves the cursor (if there is one): where the reader got to, that
+    /// is, what was written less what it has not read yet, less
+    /// `--replay`; with nothing left unread and no replay, how far into
+    /// `r` (the segment after `done`) the output is. `at_exit`: the
+    /// reading under way is not at hand; the trail says where the output
+    /// got to.
     fn save_cursor(&mut self, r: Option<&Reading>, at_exit: bool) -> Result<()> {
         let done = self.done;
         let Some(c) = self.cursor.as_mut() else {
