@@ -18,6 +18,8 @@ mod integrations;
 mod route;
 // One runtime for many logs: bounded threads, records kept apart.
 mod runtime;
+// Randomized scenarios from a printed seed.
+mod scenarios;
 // Several appenders and processes sharing one log.
 mod shared;
 // Shipping sealed segments through an uploader.
