@@ -3,7 +3,9 @@
 //! limit, compression, retention and whether the last segment keeps the
 //! active name; runs one to three sessions (a clean shutdown and a new
 //! appender between them); and, while the threads write, makes manual
-//! cuts and moves the active file away as logrotate would. After each
+//! cuts, touches the trigger file, moves the clock past the time limit
+//! (15 minutes, on a manual clock) and moves the active file away as
+//! logrotate would. After each
 //! scenario `verify` passes and every record is found exactly once,
 //! whole, in the log or in a moved file, but for the oldest ones that
 //! retention deleted, which the manifest counts. One scenario in three
@@ -15,8 +17,9 @@
 //!
 //! The seed is printed; `LOGCUT_SEED=<seed>` replays it, and
 //! `LOGCUT_SCENARIOS=<n>` runs more than the 16 that CI runs (TESTING.md).
-//! Not drawn yet: time cuts, trigger files, shared processes, a disk that
-//! fills.
+//! Not drawn yet: shared processes, a disk that fills.
+
+#![cfg(all(feature = "gzip", feature = "zstd", feature = "trigger"))]
 
 use std::{
     collections::BTreeMap,
@@ -25,7 +28,7 @@ use std::{
     sync::{Arc, Barrier},
 };
 
-use logcut::{Appender, Compression, Mode};
+use logcut::{Appender, Compression, Interval, ManualClock, Mode};
 
 use crate::kit::*;
 
@@ -51,6 +54,22 @@ impl Rng {
     }
 }
 
+/// Seals by reason, over the scenarios run (for the summary: what the
+/// draws covered).
+static REASONS: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// What the first writer thread does between two records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Rotate,
+    /// Touch the trigger file.
+    Touch,
+    /// Move the manual clock past the 15-minute limit.
+    Later,
+    /// Move `app.log` away, as logrotate would.
+    Move,
+}
+
 /// What one scenario does.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -63,9 +82,8 @@ struct Plan {
     keep_active_name: bool,
     /// Records per thread in each session.
     sessions: Vec<u64>,
-    /// Per session: after how many of its records thread 0 cuts, or moves
-    /// the active file away (`true`).
-    actions: Vec<Vec<(u64, bool)>>,
+    /// Per session: after how many of its records thread 0 does what.
+    actions: Vec<Vec<(u64, Action)>>,
     /// The session run in a child process and SIGKILLed (never the last),
     /// once the manifest has this many seals.
     kill: Option<(usize, usize)>,
@@ -77,8 +95,9 @@ impl Plan {
         let actions = sessions
             .iter()
             .map(|&n| {
-                let mut a: Vec<(u64, bool)> = (0..rng.range(0, 4))
-                    .map(|_| (rng.range(0, n - 1), rng.range(0, 2) == 0))
+                let kinds = [Action::Rotate, Action::Touch, Action::Later, Action::Move];
+                let mut a: Vec<(u64, Action)> = (0..rng.range(0, 5))
+                    .map(|_| (rng.range(0, n - 1), rng.pick(&kinds)))
                     .collect();
                 a.sort_unstable();
                 a
@@ -101,7 +120,7 @@ impl Plan {
             plan.kill = Some((s, rng.range(1, 3) as usize));
             plan.keep = None;
             for a in &mut plan.actions {
-                a.retain(|(_, rename)| !rename);
+                a.retain(|(_, what)| *what != Action::Move);
             }
             if plan.mode == Mode::Buffered {
                 plan.threads = 1;
@@ -121,10 +140,17 @@ impl Plan {
 /// its cuts and moves; moved files go to `away`); returns the appender,
 /// not shut down, and the files moved away.
 fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Appender, Vec<PathBuf>) {
+    // Each session a day after the one before: time never goes back.
+    let clock =
+        ManualClock::new(jiff::Timestamp::from_second(1_796_000_000 + 86_400 * s as i64).unwrap());
+    let trigger = away.join("rotate.trigger");
     let mut b = Appender::builder()
         .dir(dir)
         .mode(plan.mode)
         .max_size(plan.max_size)
+        .interval(Interval::minutes(15))
+        .clock(clock.clone())
+        .trigger_file(&trigger)
         .compress(plan.compression)
         .keep_active_name(plan.keep_active_name);
     if let Some(n) = plan.keep {
@@ -144,21 +170,25 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Appender, Vec<Pat
             };
             let away = away.to_path_buf();
             let active = dir.join("app.log");
+            let (clock, trigger) = (clock.clone(), trigger.clone());
             std::thread::spawn(move || {
                 start.wait();
                 let mut moved = Vec::new();
                 let mut next = actions.into_iter().peekable();
                 for i in 0..count {
-                    while let Some((_, rename)) = next.next_if(|(at, _)| *at == i) {
-                        if rename {
-                            let to = away.join(format!("moved-{s}-{i}-{}.log", moved.len()));
-                            // Absent for a moment around a cut: then there
-                            // is nothing to move.
-                            if std::fs::rename(&active, &to).is_ok() {
-                                moved.push(to);
+                    while let Some((_, what)) = next.next_if(|(at, _)| *at == i) {
+                        match what {
+                            Action::Rotate => a.rotate().unwrap(),
+                            Action::Touch => touch(&trigger),
+                            Action::Later => clock.advance(std::time::Duration::from_secs(901)),
+                            Action::Move => {
+                                let to = away.join(format!("moved-{s}-{i}-{}.log", moved.len()));
+                                // Absent for a moment around a cut: then
+                                // there is nothing to move.
+                                if std::fs::rename(&active, &to).is_ok() {
+                                    moved.push(to);
+                                }
                             }
-                        } else {
-                            a.rotate().unwrap();
                         }
                     }
                     a.write_record(&record(Plan::writer(s, t), i, len)).unwrap();
@@ -217,6 +247,13 @@ fn run(plan: &Plan, seed: u64, k: u64) -> bool {
     }
     let report = verify_ok(&dir);
     assert_eq!(report.lost(), 0, "{report}");
+    for seal in sealed(&dir, "app") {
+        let mut r = REASONS.lock().unwrap();
+        *r.entry(seal.reason.as_str().to_string()).or_default() += 1;
+        if seal.file == logcut_format::name::MOVED {
+            *r.entry("moved away".to_string()).or_default() += 1;
+        }
+    }
     let log = read_log(&dir, "app");
     // How many records each writer wrote (`None`: killed, unknown).
     let wrote = |w: &str| {
@@ -347,6 +384,7 @@ fn random_scenarios_lose_and_repeat_nothing() {
     }
     let _ = writeln!(
         std::io::stderr(),
-        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing)"
+        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing); seals by reason: {:?}",
+        REASONS.lock().unwrap()
     );
 }
