@@ -2981,6 +2981,58 @@ fn write_keeps_a_root_budget_taking_the_lowest_priority_group_first() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--route-field"));
 }
 
+/// `logcut write` of 400,000 lines of 39 bytes ("line NNNNNNNN of the log
+/// being shipped") to `log`, in 64 KiB zstd segments at full speed, fed
+/// in two halves: the second waits for `second_half`, so that what a test
+/// does in between certainly races with cuts. `start` returns once the
+/// log exists.
+struct ShippedLog {
+    writer: std::process::Child,
+    half: std::sync::mpsc::Sender<()>,
+    feeder: std::thread::JoinHandle<()>,
+}
+
+impl ShippedLog {
+    fn start(log: &Path) -> ShippedLog {
+        let mut writer = Command::new(BIN)
+            .args(["write", "--dir", log.to_str().unwrap()])
+            .args(["--max-size", "64KiB", "--compress", "zstd"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = writer.stdin.take().unwrap();
+        let (half, half_rx) = std::sync::mpsc::channel::<()>();
+        let feeder = std::thread::spawn(move || {
+            for i in 0..400_000u32 {
+                if i == 200_000 {
+                    half_rx.recv().unwrap();
+                }
+                writeln!(stdin, "line {i:08} of the log being shipped").unwrap();
+            }
+        });
+        // The log must exist before a reader looks for it.
+        while !log.join("app.manifest").exists() {
+            std::thread::yield_now();
+        }
+        ShippedLog {
+            writer,
+            half,
+            feeder,
+        }
+    }
+
+    fn second_half(&self) {
+        self.half.send(()).unwrap();
+    }
+
+    /// Waits for the whole input to be written and the writer to exit.
+    fn finish(self) {
+        self.feeder.join().unwrap();
+        let mut w = self.writer;
+        assert!(w.wait().unwrap().success());
+    }
+}
+
 /// A reader of `cat --follow --cursor` killed twice while a writer cuts
 /// 64 KiB segments at full speed, with compression: each run goes on where
 /// the cursor says (never past what the last run flushed, so nothing is
@@ -2991,24 +3043,7 @@ fn cat_follow_with_a_cursor_loses_nothing_across_killed_readers() {
     let dir = TempDir::new("cursor");
     let log = dir.0.join("log");
     let cursor = dir.0.join("ship.cursor");
-    let mut writer = Command::new(BIN)
-        .args(["write", "--dir", log.to_str().unwrap()])
-        .args(["--max-size", "64KiB", "--compress", "zstd"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    // The writer's lines: fed in two halves, so that the readers killed
-    // in between certainly race with cuts.
-    let (half_tx, half_rx) = std::sync::mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        for i in 0..400_000u32 {
-            if i == 200_000 {
-                half_rx.recv().unwrap();
-            }
-            writeln!(stdin, "line {i:08} of the log being shipped").unwrap();
-        }
-    });
+    let writer = ShippedLog::start(&log);
     let follow = |until_closed: bool| {
         let mut c = Command::new(BIN);
         // The reader outlives each killed run and reads what was in the
@@ -3023,9 +3058,6 @@ fn cat_follow_with_a_cursor_loses_nothing_across_killed_readers() {
         c.spawn().unwrap()
     };
     // The log must exist before the first reader looks for it.
-    while !log.join("app.manifest").exists() {
-        std::thread::yield_now();
-    }
     let mut runs: Vec<Vec<u8>> = Vec::new();
     for (k, want) in [(0, 2_000_000usize), (1, 3_000_000)] {
         let mut r = follow(false);
@@ -3043,11 +3075,10 @@ fn cat_follow_with_a_cursor_loses_nothing_across_killed_readers() {
         out.read_to_end(&mut got).unwrap();
         runs.push(got);
         if k == 0 {
-            half_tx.send(()).unwrap();
+            writer.second_half();
         }
     }
-    feeder.join().unwrap();
-    assert!(writer.wait().unwrap().success());
+    writer.finish();
     let last = follow(true).wait_with_output().unwrap();
     assert!(
         last.status.success(),
@@ -3490,24 +3521,7 @@ fn cat_follow_with_a_cursor_loses_nothing_when_its_reader_dies_with_bytes_unread
     let dir = TempDir::new("cursor-pipe");
     let log = dir.0.join("log");
     let cursor = dir.0.join("ship.cursor");
-    let mut writer = Command::new(BIN)
-        .args(["write", "--dir", log.to_str().unwrap()])
-        .args(["--max-size", "64KiB", "--compress", "zstd"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    // Fed in two halves: the second waits until two readers died, so the
-    // third certainly races with cuts too.
-    let (half_tx, half_rx) = std::sync::mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        for i in 0..400_000u32 {
-            if i == 200_000 {
-                half_rx.recv().unwrap();
-            }
-            writeln!(stdin, "line {i:08} of the log being shipped").unwrap();
-        }
-    });
+    let writer = ShippedLog::start(&log);
     let follow = || {
         Command::new(BIN)
             .args(["cat", log.to_str().unwrap(), "--follow", "--until-closed"])
@@ -3519,9 +3533,6 @@ fn cat_follow_with_a_cursor_loses_nothing_when_its_reader_dies_with_bytes_unread
             .spawn()
             .unwrap()
     };
-    while !log.join("app.manifest").exists() {
-        std::thread::yield_now();
-    }
     let mut delivered = Vec::new();
     let mut left_in_pipe = Vec::new();
     // Odd amounts: the reader dies in the middle of a line.
@@ -3555,11 +3566,10 @@ fn cat_follow_with_a_cursor_loses_nothing_when_its_reader_dies_with_bytes_unread
             String::from_utf8_lossy(&o.stderr)
         );
         if k == 1 {
-            half_tx.send(()).unwrap();
+            writer.second_half();
         }
     }
-    feeder.join().unwrap();
-    assert!(writer.wait().unwrap().success());
+    writer.finish();
     let last = follow().wait_with_output().unwrap();
     assert!(
         last.status.success(),
@@ -3650,25 +3660,7 @@ fn syslog_ng_behind_cat_follow_cursor_loses_nothing_across_restarts() {
         ),
     )
     .unwrap();
-    let mut writer = Command::new(BIN)
-        .args(["write", "--dir", log.to_str().unwrap()])
-        .args(["--max-size", "64KiB", "--compress", "zstd"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    let (half_tx, half_rx) = std::sync::mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        for i in 0..400_000u32 {
-            if i == 200_000 {
-                half_rx.recv().unwrap();
-            }
-            writeln!(stdin, "line {i:08} of the log being shipped").unwrap();
-        }
-    });
-    while !log.join("app.manifest").exists() {
-        std::thread::yield_now();
-    }
+    let writer = ShippedLog::start(&log);
     let start = |k: usize| {
         let d = &dir.0;
         let c = Command::new(&sng)
@@ -3698,11 +3690,10 @@ fn syslog_ng_behind_cat_follow_cursor_loses_nothing_across_restarts() {
         wait_for("syslog-ng to deliver", || delivered() >= reach);
         stop(c);
         if k == 0 {
-            half_tx.send(()).unwrap();
+            writer.second_half();
         }
     }
-    feeder.join().unwrap();
-    assert!(writer.wait().unwrap().success());
+    writer.finish();
     let full = logcut(&["cat", log.to_str().unwrap()]).stdout;
     assert_eq!(full.len(), 400_000 * 39);
     let c = start(2);
