@@ -178,6 +178,30 @@ pub fn run_child_test(name: &str, var: &str, dir: &Path) {
     );
 }
 
+/// Relays the lines a child test prints on `out` to `tx` as messages of
+/// child `id`: each line `parse` understands (given its words; libtest
+/// prints "test ... " before the child's first line, on the same line, so
+/// the words count from the end), then `closed` when the output ends.
+pub fn relay_child<M: Send + 'static>(
+    id: usize,
+    out: std::process::ChildStdout,
+    tx: std::sync::mpsc::Sender<(usize, M)>,
+    parse: fn(&[&str]) -> Option<M>,
+    closed: M,
+) {
+    use std::io::BufRead;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let words: Vec<&str> = line.split(' ').collect();
+            if let Some(msg) = parse(&words) {
+                let _ = tx.send((id, msg));
+            }
+        }
+        let _ = tx.send((id, closed));
+    });
+}
+
 /// The environment variable `var` of a child helper (an ignored test that
 /// `parent` runs with `child_test`). Run without it (`cargo test --
 /// --ignored`), the helper fails rather than pass having done nothing.

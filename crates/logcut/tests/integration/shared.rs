@@ -4,18 +4,14 @@
 //! file), so most cases run in process, on a manual clock, with the checks
 //! driven by `reopen()`; the torture test runs child processes.
 
-use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader, Write},
-    process::Stdio,
-    time::Duration,
-};
+use std::{collections::HashMap, io::Write, process::Stdio, time::Duration};
 
 use logcut::{Appender, ManualClock, Mode};
 use logcut_format::manifest::{Entry, Manifest, SealReason};
 
 use crate::kit::{
-    Parser, TempDir, check_records, child_test, read_log, record, sealed, tag, verify_ok,
+    Parser, TempDir, check_records, child_test, read_log, record, relay_child, sealed, tag,
+    verify_ok,
 };
 
 const LEN: usize = 48;
@@ -405,26 +401,19 @@ fn four_processes_share_one_log_and_one_is_killed() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                // libtest prints "test ... " before the child's first
-                // line, on the same line: the words count from the end.
-                let words: Vec<&str> = line.split(' ').collect();
-                let msg = match words[..] {
-                    [.., "written", n] => Some(Msg::Written(n.parse().unwrap())),
-                    [.., "done", r, t] => Some(Msg::Done(r.parse().unwrap(), t.parse().unwrap())),
-                    // The test harness's own lines.
-                    _ => None,
-                };
-                if let Some(msg) = msg {
-                    let _ = tx.send((id, msg));
-                }
-            }
-            let _ = tx.send((id, Msg::Closed));
-        });
+        let parse = |words: &[&str]| match words {
+            [.., "written", n] => Some(Msg::Written(n.parse().unwrap())),
+            [.., "done", r, t] => Some(Msg::Done(r.parse().unwrap(), t.parse().unwrap())),
+            // The test harness's own lines.
+            _ => None,
+        };
+        relay_child(
+            id,
+            child.stdout.take().unwrap(),
+            tx.clone(),
+            parse,
+            Msg::Closed,
+        );
         children.push(child);
     }
     drop(tx);
@@ -1306,23 +1295,18 @@ fn three_processes_compress_ship_and_keep_a_shared_log_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let words: Vec<&str> = line.split(' ').collect();
-                let msg = match words[..] {
-                    [.., "written", _] => Some(Msg::Written),
-                    [.., "done", c, s] => Some(Msg::Done(c.parse().unwrap(), s.parse().unwrap())),
-                    _ => None,
-                };
-                if let Some(msg) = msg {
-                    let _ = tx.send((id, msg));
-                }
-            }
-            let _ = tx.send((id, Msg::Closed));
-        });
+        let parse = |words: &[&str]| match words {
+            [.., "written", _] => Some(Msg::Written),
+            [.., "done", c, s] => Some(Msg::Done(c.parse().unwrap(), s.parse().unwrap())),
+            _ => None,
+        };
+        relay_child(
+            id,
+            child.stdout.take().unwrap(),
+            tx.clone(),
+            parse,
+            Msg::Closed,
+        );
         children.push(child);
     }
     drop(tx);
