@@ -21,6 +21,7 @@ mod read;
 mod rotate;
 mod route;
 mod run;
+mod seal;
 mod ship;
 mod write;
 
@@ -64,9 +65,21 @@ enum Command {
         /// hashed), and none unknown to them under their key prefixes.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
+        /// Also prove the log's sealed history (see `keygen`) with the
+        /// verification key in FILE (never on the command line, where
+        /// `ps` shows it).
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        key_file: Option<PathBuf>,
+        /// With --key-file: the log to prove, if DIR holds several.
+        #[arg(short, long, requires = "key_file")]
+        name: Option<String>,
         #[command(flatten)]
         s3: ship::S3Args,
     },
+    /// Create a log's sealing key (DIR/NAME.seal-key, mode 0600) and print
+    /// its verification key: from the writer's next start, every manifest
+    /// entry is sealed, and `verify --key-file` proves the history.
+    Keygen(seal::KeygenArgs),
     /// Print every record of a log, oldest first, across sealed and active
     /// segments; or only the segments of a time range; or follow it.
     Cat(cat::CatArgs),
@@ -136,17 +149,26 @@ fn main() -> ExitCode {
             dir,
             json,
             remote,
+            key_file,
+            name,
             s3,
-        } => read::verify(&dir, json).and_then(|code| match remote {
-            Some(url) => ship::verify_remote(&dir, &url, &s3).map(|ok| {
-                if ok && code == ExitCode::SUCCESS {
-                    code
-                } else {
-                    ExitCode::FAILURE
-                }
+        } => read::verify(&dir, json)
+            .and_then(|code| match key_file {
+                Some(f) => seal::verify(&dir, name.as_deref(), &f)
+                    .map(|ok| if ok { code } else { ExitCode::FAILURE }),
+                None => Ok(code),
+            })
+            .and_then(|code| match remote {
+                Some(url) => ship::verify_remote(&dir, &url, &s3).map(|ok| {
+                    if ok && code == ExitCode::SUCCESS {
+                        code
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }),
+                None => Ok(code),
             }),
-            None => Ok(code),
-        }),
+        Command::Keygen(args) => seal::keygen(args),
         Command::Ship(args) => ship::run(args),
         Command::Cat(args) => cat::run(args),
         Command::Grep(args) => grep::run(args),

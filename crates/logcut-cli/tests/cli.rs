@@ -287,6 +287,76 @@ fn verify_exits_1_and_names_a_truncated_segment() {
 }
 
 #[test]
+fn keygen_then_verify_key_file_proves_the_history_and_catches_a_forged_delete() {
+    let dir = TempDir::new("keygen");
+    let d = dir.0.to_str().unwrap();
+    let k = logcut(&["keygen", d, "--epoch", "1m"]);
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let vk = String::from_utf8(k.stdout).unwrap();
+    assert!(vk.starts_with("logcut-verify-key-1:"), "{vk}");
+    // The verification key is printed once, never kept in the directory.
+    let key_file = dir.0.join("app.seal-key");
+    assert!(
+        !std::fs::read_to_string(&key_file)
+            .unwrap()
+            .contains(vk.trim().rsplit(':').next().unwrap())
+    );
+    let again = logcut(&["keygen", d]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let input: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    assert!(
+        write_input(&dir.0, &["--max-size", "4KiB"], &input)
+            .status
+            .success()
+    );
+    let vk_path = std::env::temp_dir().join(format!("logcut-vk-{}", std::process::id()));
+    std::fs::write(&vk_path, &vk).unwrap();
+    let vkp = vk_path.to_str().unwrap();
+    let v = logcut(&["verify", d, "--key-file", vkp]);
+    let out = String::from_utf8_lossy(&v.stdout).to_string();
+    assert_eq!(v.status.code(), Some(0), "{out}");
+    assert!(out.contains("app: sealed history verified up to "), "{out}");
+    assert!(out.contains("every entry is sealed"), "{out}");
+    // The forgery `verify` alone cannot see: a `delete` line with its CRC
+    // recomputed, which hides a segment's records.
+    let manifest = dir.0.join("app.manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let first = text.lines().find(|l| l.starts_with("seal seq=1 ")).unwrap();
+    let file = first
+        .split(' ')
+        .find_map(|w| w.strip_prefix("file="))
+        .unwrap();
+    let body = format!("delete seq=1 file={file} reason=count");
+    let forged = format!("{text}{body} ~{:08x}\n", crc32fast::hash(body.as_bytes()));
+    std::fs::write(&manifest, forged).unwrap();
+    assert_eq!(
+        logcut(&["verify", d]).status.code(),
+        Some(0),
+        "verify alone passes it"
+    );
+    let v = logcut(&["verify", d, "--key-file", vkp]);
+    let out = String::from_utf8_lossy(&v.stdout).to_string();
+    assert_eq!(v.status.code(), Some(1), "{out}");
+    assert!(out.contains("without a MAC after sealing began"), "{out}");
+    // A wrong key is refused plainly, and a malformed one is an error.
+    std::fs::write(
+        &vk_path,
+        format!("logcut-verify-key-1:{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let v = logcut(&["verify", d, "--key-file", vkp]);
+    assert_eq!(v.status.code(), Some(1));
+    std::fs::write(&vk_path, "nonsense").unwrap();
+    let v = logcut(&["verify", d, "--key-file", vkp]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&v.stderr).contains("not a logcut verification key"));
+    std::fs::remove_file(&vk_path).unwrap();
+}
+
+#[test]
 fn cat_into_a_closed_pipe_exits_quietly() {
     let dir = TempDir::new("pipeclose");
     let input: Vec<u8> = (0..200_000)

@@ -38,13 +38,14 @@ pub mod lock;
 pub mod manifest;
 pub mod name;
 mod reader;
+pub mod sealing;
 mod verify;
 
 pub use crate::{
     error::Error,
     reader::{
-        SegmentFile, checksum_file, checksum_reader, log_names, open_nofollow, open_segment,
-        read_all, read_chunks, segments,
+        SegmentFile, checksum_file, checksum_reader, digest_reader, hex, log_names, open_nofollow,
+        open_segment, read_all, read_chunks, segments,
     },
     verify::{LogSummary, Problem, ProblemKind, Report, verify},
 };

@@ -28,6 +28,12 @@
 //! | `recover` | an appender starting alone repaired what a crash left | `at`, `session`, `torn` |
 //! | `index` | a sealed segment's search index was written | `seq`, `file`, `crc32`, `bytes` |
 //! | `ship` | a sealed segment arrived in object storage | `seq`, `file`, `key`, `etag`, `sha256`, `crc32`, `bytes` |
+//! | `sealing` | a sealed manifest's chain begins (see [`sealing`](crate::sealing)) | `id`, `name`, `at`, `interval` |
+//! | `epoch` | a sealed manifest's epoch ends (see [`sealing`](crate::sealing)) | `n`, `at` |
+//!
+//! In a sealed manifest every entry's last key is `mac` (`<epoch>.<64 hex
+//! digits>`), before the checksum; [`parse_line`] ignores it, and
+//! [`sealing::check`](crate::sealing::check) proves the chain.
 //!
 //! A segment that someone else moved out of the directory while it was
 //! active (logrotate, an operator's `mv`) has `file=-` and `reason=reopen`:

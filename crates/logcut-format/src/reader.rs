@@ -308,6 +308,30 @@ pub fn read_chunks(
     }
 }
 
+/// SHA-256, CRC-32 (IEEE) and length of everything `f` yields: one read
+/// for both checksums (a sealed or shipped segment records both).
+pub fn digest_reader(f: impl Read) -> io::Result<([u8; 32], u32, u64)> {
+    use sha2::Digest as _;
+    let mut sha = sha2::Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
+    let len = read_chunks(f, |chunk| {
+        sha.update(chunk);
+        crc.update(chunk);
+        Ok(())
+    })?;
+    Ok((sha.finalize().into(), crc.finalize(), len))
+}
+
+/// Bytes as lower case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// Opens a file for reading without following a symlink at its last
 /// component.
 pub fn open_nofollow(path: &Path) -> io::Result<fs::File> {

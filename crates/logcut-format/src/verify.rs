@@ -653,7 +653,7 @@ fn is_present(path: &Path) -> bool {
 /// one, lasts only until the file closes here (an appender starting in
 /// that instant retries its lock). A symlink is not followed.
 #[cfg(unix)]
-fn writer_holds_lock(dir: &Path, log: &str) -> bool {
+pub(crate) fn writer_holds_lock(dir: &Path, log: &str) -> bool {
     use rustix::fs::{FlockOperation, Mode, OFlags};
     let Ok(fd) = rustix::fs::open(
         dir.join(name::lock_file(log)),
@@ -669,7 +669,7 @@ fn writer_holds_lock(dir: &Path, log: &str) -> bool {
 }
 
 #[cfg(not(unix))]
-fn writer_holds_lock(_dir: &Path, _log: &str) -> bool {
+pub(crate) fn writer_holds_lock(_dir: &Path, _log: &str) -> bool {
     false
 }
 

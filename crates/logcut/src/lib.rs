@@ -340,6 +340,30 @@ order segments by sequence number.
 symlink planted at the active, prepared or sealed path is never followed,
 and an existing file is never overwritten.
 
+**A sealed manifest** (off unless the log has a key file). A manifest
+line's CRC-32 catches accidents, not forgeries. Once `logcut keygen DIR`
+(or [`sealing::keygen`]) has written `<name>.seal-key` (mode 0600), the
+appender's next start seals every manifest entry: each ends in a MAC
+(HMAC-SHA256) over the entry and the previous entry's MAC, and each `seal`
+entry carries its segment's SHA-256. The key evolves (`key(i+1) =
+SHA-256(key(i))`, overwritten in place and synced) once an epoch (15
+minutes by default) holds an entry and its time has passed, and at every
+clean shutdown; an epoch a crash left open is sealed at the next start.
+`logcut verify DIR --key-file FILE` (or [`sealing::check_log`]) proves,
+with the verification key `keygen` printed (kept off the machine), that
+the entries up to the last ended epoch are those written, in order, none
+removed, inserted or altered, and that the key file holds the key the
+manifest's end calls for (so a manifest cut back to an earlier epoch
+fails too). What it cannot prove: the current epoch's entries (whoever
+holds the machine holds their key, and can also append forged entries);
+anything once the whole directory is deleted (only copies elsewhere,
+such as shipped segments, show that); anything to a holder of the
+verification key. On a copy-on-write file system or with snapshots, an
+overwritten key may survive in old blocks. Processes sharing a log keep
+one chain: each append and each epoch's end happens under the manifest's
+lock, after reading the key file and the chain's end again. See
+[`sealing`] for the format.
+
 # Crate features
 
 | feature | adds | default |
@@ -515,7 +539,7 @@ pub use crate::{
     segment::policy::{Interval, parse_duration, parse_size},
     stats::{FallbackState, LatencyHistogram, Stats},
 };
-pub use logcut_format::{Problem, ProblemKind, Report, manifest::SealReason};
+pub use logcut_format::{Problem, ProblemKind, Report, manifest::SealReason, sealing};
 
 /// The README's examples, run as doc tests (`cargo test --doc -p logcut
 /// --all-features`; they use every optional feature but `metrics`).

@@ -124,6 +124,18 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens an existing file for reading and writing in place (no
+    /// append: `pwrite` at an offset), not following a symlink.
+    pub(crate) fn open_rw(&self, name: &str) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
     /// Opens (creating, mode `mode`) a lock file, not following a symlink,
     /// without locking it.
     pub(crate) fn open_lock(&self, name: &str, mode: u32) -> io::Result<File> {

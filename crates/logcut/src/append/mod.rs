@@ -683,9 +683,22 @@ fn open_alone(
     let sync_manifest = cfg.fsync != Fsync::Never;
     let manifest_name = name::manifest_file(&cfg.name);
     let (mut journal, manifest, repaired) = if cfg.shared {
-        Journal::open_shared(dir, &manifest_name, cfg.file_mode, sync_manifest, None)?
+        Journal::open_shared(
+            dir,
+            &manifest_name,
+            cfg.file_mode,
+            sync_manifest,
+            None,
+            cfg.clock.clone(),
+        )?
     } else {
-        Journal::open(dir, &manifest_name, cfg.file_mode, sync_manifest)?
+        Journal::open(
+            dir,
+            &manifest_name,
+            cfg.file_mode,
+            sync_manifest,
+            cfg.clock.clone(),
+        )?
     };
     let hint = shared_hint(dir, cfg, cut, active_name)?;
     let mut resume = recovery::recover(dir, &cfg.name, &mut journal, &manifest, now, hint)?;
@@ -823,6 +836,7 @@ fn join_shared(
         cfg.file_mode,
         sync_manifest,
         Some(first.seq),
+        cfg.clock.clone(),
     )?;
     journal.append(&[Entry::Open(Open {
         session: session.to_string(),

@@ -1,11 +1,12 @@
 //! The manifest writer: appends whole entries, repairs a torn tail.
 
-use std::{fs::File, io::Read, os::unix::fs::FileExt, path::PathBuf};
+use std::{fs::File, io::Read, os::unix::fs::FileExt, path::PathBuf, sync::Arc, time::Duration};
 
 use logcut_format::manifest::{Entry, HEADER, Manifest, Part, parse_line};
 
 use crate::{
-    Error,
+    Clock, Error,
+    seal::chain::Chain,
     sys::{self, Dir},
 };
 
@@ -37,6 +38,8 @@ pub(crate) struct Journal {
     pending: Vec<Part>,
     /// Where the blocks allocated ahead of the end (`keep_reserve`) end.
     reserved_to: u64,
+    /// The MAC chain, when the log has a key file (a sealed manifest).
+    chain: Option<Chain>,
 }
 
 impl Journal {
@@ -48,8 +51,9 @@ impl Journal {
         file_name: &str,
         mode: u32,
         sync: bool,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Journal, Manifest, u64), Error> {
-        Journal::open_with(dir, file_name, mode, sync, false, None)
+        Journal::open_with(dir, file_name, mode, sync, false, None, clock)
     }
 
     /// `open` for a shared log. `join`: `None` if this process is alone
@@ -63,8 +67,9 @@ impl Journal {
         mode: u32,
         sync: bool,
         join: Option<u64>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Journal, Manifest, u64), Error> {
-        Journal::open_with(dir, file_name, mode, sync, true, join)
+        Journal::open_with(dir, file_name, mode, sync, true, join, clock)
     }
 
     fn open_with(
@@ -74,6 +79,7 @@ impl Journal {
         sync: bool,
         shared: bool,
         join: Option<u64>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Journal, Manifest, u64), Error> {
         let path = dir.join(file_name);
         let io = |op, e| Error::io(op, &path, e);
@@ -126,9 +132,17 @@ impl Journal {
             scanned,
             pending,
             reserved_to: 0,
+            chain: None,
         };
         if j.len == 0 && join.is_none() {
-            j.write(format!("{HEADER}\n").as_bytes())?;
+            j.write(&[format!("{HEADER}\n")])?;
+        }
+        let name = file_name.strip_suffix(".manifest").unwrap_or(file_name);
+        j.chain = Chain::load(dir, name, &text, clock)?;
+        // Alone: an epoch left open by a crash is sealed now, so that the
+        // crashed session's history is not left forgeable.
+        if join.is_none() {
+            j.end_epoch(true)?;
         }
         j.keep_reserve();
         Ok((j, manifest, repaired))
@@ -141,8 +155,38 @@ impl Journal {
     /// Appends entries in one write. A failed write is cut back off, so the
     /// manifest never holds a partial line written by this process.
     pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<(), Error> {
-        let text: String = entries.iter().map(Entry::encode).collect();
-        self.write(text.as_bytes())
+        let lines: Vec<String> = entries.iter().map(Entry::encode).collect();
+        self.write(&lines)
+    }
+
+    /// Whether the manifest is sealed (the log has a key file).
+    pub(crate) fn is_sealing(&self) -> bool {
+        self.chain.is_some()
+    }
+
+    /// A sealed manifest: how long until the current epoch may be due.
+    pub(crate) fn until_epoch_due(&self) -> Option<Duration> {
+        self.chain.as_ref().map(Chain::until_due)
+    }
+
+    /// A sealed manifest: ends the current epoch if it holds an entry and
+    /// (unless `force`, at shutdown) its interval has passed. The `epoch`
+    /// entry is synced before the key file moves on, so a crash between
+    /// the two only leaves the old key to be overwritten at the next start.
+    pub(crate) fn end_epoch(&mut self, force: bool) -> Result<(), Error> {
+        if self.chain.is_none() {
+            return Ok(());
+        }
+        self.locked(|j| {
+            let Some((line, prev)) = j.chain.as_ref().and_then(|c| c.due(force)) else {
+                return Ok(());
+            };
+            j.write_unlocked(line.as_bytes())?;
+            if !j.sync {
+                sys::sync_data(&j.file).map_err(|e| Error::io("sync manifest", &j.path, e))?;
+            }
+            j.chain.as_mut().map_or(Ok(()), |c| c.ended(prev))
+        })
     }
 
     /// Appends entries and syncs the manifest whatever the fsync policy:
@@ -156,9 +200,33 @@ impl Journal {
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// Appends whole lines (sealed first, if the manifest is).
+    fn write(&mut self, lines: &[String]) -> Result<(), Error> {
+        self.locked(|j| {
+            let Some(chain) = &j.chain else {
+                return j.write_unlocked(lines.concat().as_bytes());
+            };
+            let (text, prev) = chain.seal(lines);
+            let res = j.write_unlocked(text.as_bytes());
+            // Written, even if the sync failed: the chain goes on from them.
+            if res.as_ref().is_ok()
+                || res
+                    .as_ref()
+                    .is_err_and(|e| e.operation() == "sync manifest")
+            {
+                if let Some(c) = &mut j.chain {
+                    c.commit(prev);
+                }
+            }
+            res
+        })
+    }
+
+    /// Runs `f` alone on the manifest: in shared mode, holding an
+    /// exclusive `flock`, with what other processes appended taken in.
+    fn locked(&mut self, f: impl FnOnce(&mut Journal) -> Result<(), Error>) -> Result<(), Error> {
         if !self.shared {
-            return self.write_unlocked(bytes);
+            return f(self);
         }
         sys::flock(&self.file, sys::Flock::Exclusive)
             .map_err(|e| Error::io("lock manifest", &self.path, e))?;
@@ -171,7 +239,11 @@ impl Journal {
             let _ = self.file.read_exact_at(&mut last, end - 1);
         }
         self.stranded = last[0] != b'\n';
-        let res = self.write_unlocked(bytes);
+        let res = match &mut self.chain {
+            Some(c) => c.reload(&self.file, end),
+            None => Ok(()),
+        }
+        .and_then(|()| f(self));
         // Released when the file closes otherwise; an error here leaves
         // nothing to undo.
         let _ = sys::flock(&self.file, sys::Flock::Unlock);

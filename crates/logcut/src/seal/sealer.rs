@@ -102,6 +102,31 @@ impl Sealer {
             .append(entries)
     }
 
+    /// A sealed manifest: ends the epoch if it is due (or, with `force`,
+    /// at shutdown, if it holds an entry).
+    fn end_epoch_now(&self, force: bool) -> Result<(), Error> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_epoch(force)
+    }
+
+    fn end_epoch(&self, force: bool) {
+        if let Err(e) = self.end_epoch_now(force) {
+            self.sh.report(e);
+        }
+    }
+
+    /// What the task waits for with nothing to seal: the epoch's end, if
+    /// the manifest is sealed.
+    fn until_epoch_due(&self) -> Next {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until_epoch_due()
+            .map_or(Next::Idle, Next::After)
+    }
+
     /// Shared mode: appends entries that must appear once (parts, seals).
     /// Returns whether they are in the manifest: a failure is counted and
     /// reported, but entries written whose sync then failed count as
@@ -156,7 +181,7 @@ impl Sealer {
             // A log that ships records each segment's SHA-256 too (the
             // object's, and later a tamper-evident manifest's): one read
             // back gives both.
-            let summed = match (sha256_wanted(&sh), counted_sum) {
+            let summed = match (sha256_wanted(&sh, &self.journal), counted_sum) {
                 (true, _) => sha256_and_crc(&seg.file),
                 (false, Some(x)) => Ok((x, None)),
                 (false, None) => {
@@ -372,7 +397,7 @@ impl Sealer {
                         return false;
                     }
                 }
-                let summed = if sha256_wanted(&sh) {
+                let summed = if sha256_wanted(&sh, &self.journal) {
                     sha256_and_crc(&seg.file)
                 } else {
                     logcut_format::checksum_reader(ReadAt(&seg.file, 0)).map(|x| (x, None))
@@ -464,6 +489,11 @@ impl Sealer {
             lost: lost_records,
         }));
         if let Err(e) = self.append(&entries) {
+            first_err.get_or_insert(e);
+        }
+        // A clean shutdown seals the whole history (the keeper, if any,
+        // does so again after its last entries).
+        if let Err(e) = self.end_epoch_now(true) {
             first_err.get_or_insert(e);
         }
         if let Err(e) = sh.dir.sync() {
@@ -592,6 +622,7 @@ impl Task for SealerTask {
         if self.closing.is_some() {
             return self.close_round();
         }
+        self.sealer.end_epoch(false);
         loop {
             let job = match self.next.take() {
                 Some(j) => Some(j),
@@ -663,7 +694,8 @@ impl Task for SealerTask {
                     });
                     return self.close_round();
                 }
-                None if self.backlog.is_empty() => return Next::Idle,
+                // A sealed manifest: look again when the epoch may end.
+                None if self.backlog.is_empty() => return self.sealer.until_epoch_due(),
                 None => {
                     // Woken with nothing new: a retry whose time has come
                     // (or not yet).
@@ -692,19 +724,18 @@ impl SealerTask {
 }
 
 /// Whether sealed segments get a SHA-256 in their seal entry: when the
-/// log ships them.
-fn sha256_wanted(sh: &crate::context::Context) -> bool {
-    cfg!(feature = "ship") && sh.cfg.ship.is_some()
+/// log ships them, or its manifest is sealed (the MAC then covers the
+/// segment's contents, not only a CRC anyone can fix up).
+fn sha256_wanted(sh: &crate::context::Context, journal: &Mutex<Journal>) -> bool {
+    (cfg!(feature = "ship") && sh.cfg.ship.is_some())
+        || journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_sealing()
 }
 
 /// CRC-32 and length, and SHA-256 (hex), of a sealed segment's file.
-#[cfg(feature = "ship")]
 fn sha256_and_crc(file: &std::fs::File) -> std::io::Result<((u32, u64), Option<String>)> {
-    let (sha, crc, len) = crate::sealed::ship::hash(ReadAt(file, 0))?;
-    Ok(((crc, len), Some(crate::sealed::ship::hex(&sha))))
-}
-
-#[cfg(not(feature = "ship"))]
-fn sha256_and_crc(file: &std::fs::File) -> std::io::Result<((u32, u64), Option<String>)> {
-    logcut_format::checksum_reader(ReadAt(file, 0)).map(|x| (x, None))
+    let (sha, crc, len) = logcut_format::digest_reader(ReadAt(file, 0))?;
+    Ok(((crc, len), Some(logcut_format::hex(&sha))))
 }

@@ -828,6 +828,16 @@ impl KeeperTask {
     fn finish(&mut self) -> Next {
         let k = &mut self.keeper;
         k.publish();
+        // A sealed manifest: its last entries (compressions, deletions at
+        // shutdown) are sealed before shutdown returns.
+        let ended = k
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_epoch(true);
+        if let Err(e) = ended {
+            k.sh.report(e);
+        }
         if let Some(t) = &mut k.turn {
             t.release();
         }

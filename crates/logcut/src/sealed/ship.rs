@@ -65,30 +65,11 @@ pub struct Shipped {
     pub etag: Option<String>,
 }
 
-/// Lower case hex of `bytes`.
-#[cfg_attr(not(feature = "ship"), allow(dead_code))]
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub(crate) use logcut_format::hex;
 
 /// SHA-256, CRC-32 and length of what `r` yields.
 #[cfg(feature = "ship")]
-pub(crate) fn hash(r: impl io::Read) -> io::Result<([u8; 32], u32, u64)> {
-    use sha2::Digest as _;
-    let mut sha = sha2::Sha256::new();
-    let mut crc = crc32fast::Hasher::new();
-    let len = logcut_format::read_chunks(r, |chunk| {
-        sha.update(chunk);
-        crc.update(chunk);
-        Ok(())
-    })?;
-    Ok((sha.finalize().into(), crc.finalize(), len))
-}
+pub(crate) use logcut_format::digest_reader as hash;
 
 /// Whether `key` can be recorded in a manifest: no spaces, control
 /// characters or `~`, 1 to 1,024 bytes.

@@ -20,6 +20,8 @@ mod route;
 mod runtime;
 // Randomized scenarios from a printed seed.
 mod scenarios;
+// A sealed manifest: the MAC chain, and forgeries that fail it.
+mod sealing;
 // Several appenders and processes sharing one log.
 mod shared;
 // Shipping sealed segments through an uploader.
