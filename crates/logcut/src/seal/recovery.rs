@@ -402,7 +402,17 @@ impl Adopted {
             seq,
         } = self;
         let path = dir.join(&file);
-        let (crc, bytes) = checksum(dir, &file).map_err(|e| Error::io("recover", &path, e))?;
+        // A sealed manifest covers the contents with a SHA-256 too.
+        let (crc, bytes, sha256) = if journal.is_sealing() {
+            logcut_format::digest_reader(
+                dir.open_read(&file)
+                    .map_err(|e| Error::io("recover", &path, e))?,
+            )
+            .map(|(sha, crc, len)| (crc, len, Some(logcut_format::hex(&sha))))
+        } else {
+            checksum(dir, &file).map(|(crc, len)| (crc, len, None))
+        }
+        .map_err(|e| Error::io("recover", &path, e))?;
         let start_ms = parsed.map_or(info.mtime_ms, |p| p.start_ms);
         let final_name = match parsed {
             Some(p) if p.seq == seq => file.clone(),
@@ -420,7 +430,7 @@ impl Adopted {
             bytes,
             crc32: crc,
             reason: SealReason::Recovery,
-            sha256: None,
+            sha256,
         })])?;
         if final_name != file {
             dir.unlink(&file)

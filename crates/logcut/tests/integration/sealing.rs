@@ -251,8 +251,21 @@ fn a_crashed_writers_open_epoch_is_sealed_at_the_next_start() {
     d.shutdown().unwrap();
     let c = check(dir.path(), &vk);
     assert!(c.is_ok() && c.notes.is_empty() && c.unsealed == 0, "{c}");
+    // An active file a crash left behind is adopted with its SHA-256 too.
+    // (The last session wrote nothing, so no segment is kept there.)
+    assert!(!dir.join("app.log").exists());
+    fs::write(dir.join("app.log"), record(0, 60, LEN)).unwrap();
+    appender(dir.path(), &clock, Mode::Direct).shutdown().unwrap();
+    let adopted: Vec<_> = sealed(dir.path(), "app")
+        .into_iter()
+        .filter(|s| s.reason == logcut::SealReason::Recovery)
+        .collect();
+    assert_eq!(adopted.len(), 1);
+    assert!(adopted[0].sha256.is_some());
+    let c = check(dir.path(), &vk);
+    assert!(c.is_ok() && c.unsealed == 0, "{c}");
     verify_ok(dir.path());
-    assert_eq!(check_records(&read_log(dir.path(), "app"), LEN)[&0], 60);
+    assert_eq!(check_records(&read_log(dir.path(), "app"), LEN)[&0], 61);
 }
 
 #[test]
