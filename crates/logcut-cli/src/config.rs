@@ -466,4 +466,16 @@ mod tests {
         assert_eq!(line_of("a\nb\nc", 2), 2);
         assert_eq!(line_of("a\nb\nc", 99), 3);
     }
+
+    proptest::proptest! {
+        /// Any text as a config file: parsed, or refused with a line that
+        /// exists; never a panic.
+        #[test]
+        fn any_config_text_parses_or_is_refused_without_panic(text in "[a-z_ =\"0-9\n\\[\\]{}.,#-]{0,120}") {
+            if let Err(e) = parse(&text) {
+                let line = e.span().map_or(1, |s| line_of(&text, s.start));
+                proptest::prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+            }
+        }
+    }
 }

@@ -309,4 +309,18 @@ mod tests {
         assert!(parse("logcut-cursor 1 log=app done=x next=- offset=0", "app").is_err());
         assert!(parse("logcut-cursor 2 log=app done=- next=- offset=0", "app").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cursor_file_parses_or_fails_without_panic(text in proptest::prelude::any::<String>()) {
+            let _ = parse(&text, "app");
+            let _ = parse(&format!("logcut-cursor 1 {text}"), "app");
+        }
+
+        #[test]
+        fn cursors_round_trip(done in proptest::prelude::any::<Option<u64>>(), next in proptest::prelude::any::<Option<u64>>(), offset in proptest::prelude::any::<u64>()) {
+            let at = Saved { done, next, offset };
+            proptest::prop_assert_eq!(parse(&format(&at, "app"), "app").ok(), Some(at));
+        }
+    }
 }

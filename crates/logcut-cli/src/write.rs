@@ -828,4 +828,30 @@ mod tests {
         let input: &[u8] = b"\xff\x00bin\r\n";
         assert_eq!(split(&[input], 100), [input.to_vec()]);
     }
+
+    proptest::proptest! {
+        /// Any input in any chunks: the records are the input, in order,
+        /// each a line of at most `max` bytes or a piece of exactly `max`
+        /// bytes of a longer one; only the very last may lack its newline.
+        #[test]
+        fn any_input_is_framed_into_whole_lines_losing_nothing(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![proptest::prelude::Just(b'\n'), proptest::prelude::any::<u8>()], 0..64),
+                0..8,
+            ),
+            max in 1usize..40,
+        ) {
+            let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+            let records = split(&refs, max);
+            proptest::prop_assert_eq!(records.concat(), chunks.concat());
+            for (i, r) in records.iter().enumerate() {
+                proptest::prop_assert!(!r.is_empty() && r.len() <= max);
+                let last = i + 1 == records.len();
+                proptest::prop_assert!(r.ends_with(b"\n") || r.len() == max || last);
+                // A newline only at the end: a line is never joined to
+                // the next.
+                proptest::prop_assert!(!r[..r.len() - 1].contains(&b'\n'));
+            }
+        }
+    }
 }

@@ -37,6 +37,8 @@ pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod name;
+#[cfg(test)]
+mod properties;
 mod reader;
 pub mod sealing;
 mod verify;

@@ -65,6 +65,7 @@ pub struct Shipped {
     pub etag: Option<String>,
 }
 
+#[cfg(feature = "ship")]
 pub(crate) use logcut_format::hex;
 
 /// SHA-256, CRC-32 and length of what `r` yields.

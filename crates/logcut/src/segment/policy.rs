@@ -436,4 +436,22 @@ mod tests {
         let b = Interval::HOURLY.next_boundary(ts("2026-11-24T10:10:00Z"), &tz);
         assert_eq!(b, ts("2026-11-24T10:30:00Z")); // 16:00 local
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_size_or_duration_text_parses_or_fails_without_panic(s in proptest::prelude::any::<String>()) {
+            let _ = parse_size(&s);
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn sizes_and_durations_round_trip(n in 0u64..1 << 40, secs in 0u64..1 << 30, ms in 0u64..1000) {
+            proptest::prop_assert_eq!(parse_size(&n.to_string()).ok(), Some(n));
+            proptest::prop_assert_eq!(parse_size(&format!("{n}KiB")).ok(), n.checked_mul(1024));
+            proptest::prop_assert_eq!(parse_size(&format!("{n} MB")).ok(), n.checked_mul(1_000_000));
+            let d = Duration::from_secs(secs) + Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse_duration(&format!("{secs}s{ms}ms")).ok(), Some(d));
+            proptest::prop_assert_eq!(parse_duration(&format!("{}m{}s", secs / 60, secs % 60)).ok(), Some(Duration::from_secs(secs)));
+        }
+    }
 }

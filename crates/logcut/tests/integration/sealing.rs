@@ -255,7 +255,9 @@ fn a_crashed_writers_open_epoch_is_sealed_at_the_next_start() {
     // (The last session wrote nothing, so no segment is kept there.)
     assert!(!dir.join("app.log").exists());
     fs::write(dir.join("app.log"), record(0, 60, LEN)).unwrap();
-    appender(dir.path(), &clock, Mode::Direct).shutdown().unwrap();
+    appender(dir.path(), &clock, Mode::Direct)
+        .shutdown()
+        .unwrap();
     let adopted: Vec<_> = sealed(dir.path(), "app")
         .into_iter()
         .filter(|s| s.reason == logcut::SealReason::Recovery)
