@@ -35,14 +35,15 @@ pub struct LockInfo {
 
 impl LockInfo {
     /// The file's contents for this holder. A trigger path that is not
-    /// UTF-8 or contains a newline is left out (tools then cannot find it).
+    /// UTF-8, contains a newline or ends in a carriage return is left out (tools then cannot find it).
     pub fn encode(&self) -> String {
         let mut s = String::new();
         if let Some(pid) = self.pid {
             s.push_str(&format!("pid={pid}\n"));
         }
         if let Some(t) = self.trigger.as_ref().and_then(|t| t.to_str()) {
-            if !t.contains('\n') {
+            // `lines()` would cut a trailing carriage return off.
+            if !t.contains('\n') && !t.ends_with('\r') {
                 s.push_str(&format!("trigger={t}\n"));
             }
         }
