@@ -15,9 +15,14 @@
 //! the guarantees allow: each writer's records a prefix of what it wrote,
 //! whole but for one torn last record in Buffered mode).
 //!
+//! One scenario in four that is not killed shares its log between two
+//! appenders (`shared(true)`, which lock against each other as two
+//! processes do), the threads split between them, without moves (a shared
+//! log does not yet seal a segment moved away while another writes it).
+//!
 //! The seed is printed; `LOGCUT_SEED=<seed>` replays it, and
 //! `LOGCUT_SCENARIOS=<n>` runs more than the 16 that CI runs (TESTING.md).
-//! Not drawn yet: shared processes, a disk that fills.
+//! Not drawn yet: a disk that fills (`diskfull.rs` tries it alone).
 
 #![cfg(all(feature = "gzip", feature = "zstd", feature = "trigger"))]
 
@@ -87,6 +92,9 @@ struct Plan {
     /// The session run in a child process and SIGKILLed (never the last),
     /// once the manifest has this many seals.
     kill: Option<(usize, usize)>,
+    /// Two appenders share the log: thread `t` writes through appender
+    /// `t % 2`.
+    shared: bool,
 }
 
 impl Plan {
@@ -114,6 +122,7 @@ impl Plan {
             sessions,
             actions,
             kill: None,
+            shared: false,
         };
         if plan.sessions.len() > 1 && rng.range(0, 2) == 0 {
             let s = rng.range(0, plan.sessions.len() as u64 - 2) as usize;
@@ -124,6 +133,11 @@ impl Plan {
             }
             if plan.mode == Mode::Buffered {
                 plan.threads = 1;
+            }
+        } else if plan.threads > 1 && rng.range(0, 3) == 0 {
+            plan.shared = true;
+            for a in &mut plan.actions {
+                a.retain(|(_, what)| *what != Action::Move);
             }
         }
         plan
@@ -137,9 +151,9 @@ impl Plan {
 }
 
 /// Starts session `s` of `plan` on log `dir` and writes its records (with
-/// its cuts and moves; moved files go to `away`); returns the appender,
-/// not shut down, and the files moved away.
-fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Appender, Vec<PathBuf>) {
+/// its cuts and moves; moved files go to `away`); returns the appenders
+/// (two if shared), not shut down, and the files moved away.
+fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Vec<Appender>, Vec<PathBuf>) {
     // Each session a day after the one before: time never goes back.
     let clock =
         ManualClock::new(jiff::Timestamp::from_second(1_796_000_000 + 86_400 * s as i64).unwrap());
@@ -152,16 +166,19 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Appender, Vec<Pat
         .clock(clock.clone())
         .trigger_file(&trigger)
         .compress(plan.compression)
-        .keep_active_name(plan.keep_active_name);
+        .keep_active_name(plan.keep_active_name)
+        .shared(plan.shared);
     if let Some(n) = plan.keep {
         b = b.keep(n);
     }
-    let a = b.build().unwrap();
+    let appenders: Vec<Appender> = (0..1 + usize::from(plan.shared))
+        .map(|_| b.clone().build().unwrap())
+        .collect();
     let count = plan.sessions[s];
     let start = Arc::new(Barrier::new(plan.threads));
     let writers: Vec<_> = (0..plan.threads)
         .map(|t| {
-            let (a, start) = (a.clone(), Arc::clone(&start));
+            let (a, start) = (appenders[t % appenders.len()].clone(), Arc::clone(&start));
             let len = plan.len;
             let actions = if t == 0 {
                 plan.actions[s].clone()
@@ -201,7 +218,7 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Appender, Vec<Pat
     for w in writers {
         moved.extend(w.join().unwrap());
     }
-    (a, moved)
+    (appenders, moved)
 }
 
 /// Runs session `s` of scenario `k` of `seed` in a child process
@@ -241,9 +258,19 @@ fn run(plan: &Plan, seed: u64, k: u64) -> bool {
             killed_writing = killed_session(seed, k, ks, seals, &dir, tmp.path());
             continue;
         }
-        let (a, m) = session(plan, s, &dir, tmp.path());
+        let (appenders, m) = session(plan, s, &dir, tmp.path());
         moved.extend(m);
-        a.shutdown().unwrap();
+        // On the manual clock an idle shared appender never runs its
+        // check, so it would still hold a segment the other cut: each
+        // follows the cuts first, as its check would on a real clock.
+        if plan.shared {
+            for a in &appenders {
+                a.reopen().unwrap();
+            }
+        }
+        for a in appenders {
+            a.shutdown().unwrap();
+        }
     }
     let report = verify_ok(&dir);
     assert_eq!(report.lost(), 0, "{report}");
@@ -368,10 +395,11 @@ fn random_scenarios_lose_and_repeat_nothing() {
         "scenarios: LOGCUT_SEED={seed} LOGCUT_SCENARIOS={count}"
     );
     let mut rng = Rng(seed);
-    let (mut kills, mut mid_write) = (0, 0);
+    let (mut kills, mut mid_write, mut shared) = (0, 0, 0);
     for k in 0..count {
         let plan = Plan::draw(&mut rng);
         kills += u64::from(plan.kill.is_some());
+        shared += u64::from(plan.shared);
         let res = std::panic::catch_unwind(|| run(&plan, seed, k));
         mid_write += u64::from(*res.as_ref().unwrap_or(&false));
         if let Err(e) = res {
@@ -384,7 +412,7 @@ fn random_scenarios_lose_and_repeat_nothing() {
     }
     let _ = writeln!(
         std::io::stderr(),
-        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing); seals by reason: {:?}",
+        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing), {shared} shared by two appenders; seals by reason: {:?}",
         REASONS.lock().unwrap()
     );
 }
