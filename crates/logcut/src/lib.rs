@@ -230,7 +230,10 @@ after it are held in memory in order, retried with exponential backoff
 away; the error reaches the [`ErrorHandler`] and the stats. Held records
 keep the size limit when they are written out: those that do not fit go
 to the next segment, in order, so the segments before can be sealed,
-compressed and deleted by retention while the rest waits. Compression
+compressed and deleted by retention while the rest waits. (The exception:
+records held in a segment that was cut meanwhile go to it, past the
+limit by what writes under way at the cut added, since everything in the
+next segment is newer.) Compression
 and retention keep running while writes fail: a compression that fails
 (its temporary file did not fit) is tried again after the backoff, and so
 is a retention whose manifest entry could not be written. The manifest

@@ -64,8 +64,14 @@ impl<C: Coordinator> Worker<C> {
                 continue;
             }
             // Written within the size limit: what does not fit goes to
-            // the next segment (the cut moves it there).
-            let res = seg.drain_held_within(&mut st, self.sh.cfg.max_size);
+            // the next segment (the cut moves it there). A segment already
+            // cut has no next one for them: writes that were under way at
+            // its cut may have taken the room its held records were
+            // counted in, and those records come before everything in its
+            // successor, so they go to it past the limit, in order.
+            let current = !st.closed && Arc::ptr_eq(&self.sh.path.current.load_full(), &seg);
+            let max = self.sh.cfg.max_size.filter(|_| current);
+            let res = seg.drain_held_within(&mut st, max);
             let swapped = match res {
                 Ok(false) => {
                     // Everything held is written: writers may take the

@@ -18,7 +18,9 @@
 //! - [`Parser::killed`]: that writer died in a `write(2)` (SIGKILL stops one
 //!   between pages): its last record may be torn, a proper prefix of the
 //!   record after its last whole one, at the end of the data or before
-//!   another writer's record, and nothing of it follows.
+//!   another writer's record, and nothing of it follows. Given for several
+//!   writers (the threads of one killed process), one of them may have
+//!   torn its record, not more.
 
 #![allow(dead_code, unreachable_pub, missing_debug_implementations)]
 
@@ -95,7 +97,7 @@ enum Order {
 pub struct Parser<'f> {
     format: Format<'f>,
     order: Order,
-    killed: Option<String>,
+    killed: Vec<String>,
 }
 
 /// The records found: each writer's ids in the order they came, and the
@@ -112,7 +114,7 @@ impl<'f> Parser<'f> {
         Parser {
             format,
             order: Order::Exact,
-            killed: None,
+            killed: Vec::new(),
         }
     }
 
@@ -150,9 +152,10 @@ impl<'f> Parser<'f> {
     }
 
     /// Writer `tag` was killed: its last record may be torn (see the
-    /// module docs).
+    /// module docs). Called for several writers, one of them may have torn
+    /// its last record.
     pub fn killed(mut self, tag: &str) -> Self {
-        self.killed = Some(tag.to_string());
+        self.killed.push(tag.to_string());
         self
     }
 
@@ -160,44 +163,54 @@ impl<'f> Parser<'f> {
     /// the tolerances allow.
     pub fn parse(&self, data: &[u8]) -> Records {
         assert!(
-            self.killed.is_none() || matches!(self.order, Order::Exact | Order::OldestDeleted),
+            self.killed.is_empty() || matches!(self.order, Order::Exact | Order::OldestDeleted),
             "a killed writer is checked with exact order, or oldest deleted, only"
         );
         let mut out = Records::default();
+        let mut torn_by: Option<String> = None;
         let mut offset = 0usize;
         for (i, line) in data.split_inclusive(|b| *b == b'\n').enumerate() {
             let at = offset;
             offset += line.len();
             if let Some((tag, id)) = self.format.whole(line) {
-                self.add(&mut out, i, at, tag, id);
+                self.add(&mut out, torn_by.as_deref(), i, at, tag, id);
                 continue;
             }
             let show = String::from_utf8_lossy(line);
-            let killed = self.killed.as_deref().unwrap_or_else(|| {
-                panic!("record {i} (byte {at}) is not a whole record: {show:?}")
-            });
-            // The id after its last one (each follows the one before).
-            let next = out
-                .ids
-                .get(killed)
-                .and_then(|v| v.last())
-                .map_or(0, |l| l + 1);
-            let start = self
-                .format
-                .record(killed, next)
-                .unwrap_or_else(|| panic!("{killed} names no writer"));
-            let is_torn = |frag: &[u8]| frag.len() < start.len() && start.starts_with(frag);
+            assert!(
+                !self.killed.is_empty(),
+                "record {i} (byte {at}) is not a whole record: {show:?}"
+            );
             assert!(
                 out.torn.is_none(),
                 "a second torn record (record {i}, byte {at}): {show:?}"
             );
+            // Which killed writer `frag` is the torn next record of: the
+            // id after its last one (each follows the one before).
+            let torn_of = |frag: &[u8]| {
+                self.killed.iter().find(|killed| {
+                    let next = out
+                        .ids
+                        .get(*killed)
+                        .and_then(|v| v.last())
+                        .map_or(0, |l| l + 1);
+                    let start = self
+                        .format
+                        .record(killed, next)
+                        .unwrap_or_else(|| panic!("{killed} names no writer"));
+                    frag.len() < start.len() && start.starts_with(frag)
+                })
+            };
             if !line.ends_with(b"\n") {
                 // The end of the data.
-                assert!(
-                    is_torn(line),
-                    "the data ends in {} bytes that are not the start of {killed}'s record {next}: {show:?}",
-                    line.len()
-                );
+                let by = torn_of(line).unwrap_or_else(|| {
+                    panic!(
+                        "the data ends in {} bytes that are not the start of the next record of {:?}: {show:?}",
+                        line.len(),
+                        self.killed
+                    )
+                });
+                torn_by = Some(by.clone());
                 out.torn = Some(line.to_vec());
                 continue;
             }
@@ -205,15 +218,17 @@ impl<'f> Parser<'f> {
             let split = (1..line.len()).find_map(|p| {
                 let (frag, rest) = line.split_at(p);
                 let (tag, id) = self.format.whole(rest)?;
-                is_torn(frag).then_some((frag, tag, id))
+                torn_of(frag).map(|by| (frag, by.clone(), tag, id))
             });
-            let (frag, tag, id) = split.unwrap_or_else(|| {
+            let (frag, by, tag, id) = split.unwrap_or_else(|| {
                 panic!(
-                    "record {i} (byte {at}) is neither whole nor the torn record {next} of {killed} before a whole one: {show:?}"
+                    "record {i} (byte {at}) is neither whole nor the torn next record of one of {:?} before a whole one: {show:?}",
+                    self.killed
                 )
             });
             out.torn = Some(frag.to_vec());
-            self.add(&mut out, i, at + frag.len(), tag, id);
+            torn_by = Some(by);
+            self.add(&mut out, torn_by.as_deref(), i, at + frag.len(), tag, id);
         }
         if self.order == Order::Any {
             for (tag, ids) in &out.ids {
@@ -236,8 +251,16 @@ impl<'f> Parser<'f> {
         out
     }
 
-    fn add(&self, out: &mut Records, i: usize, at: usize, tag: String, id: u64) {
-        if out.torn.is_some() && self.killed.as_deref() == Some(tag.as_str()) {
+    fn add(
+        &self,
+        out: &mut Records,
+        torn_by: Option<&str>,
+        i: usize,
+        at: usize,
+        tag: String,
+        id: u64,
+    ) {
+        if torn_by == Some(tag.as_str()) {
             panic!("record {i} (byte {at}): {tag}'s record {id} after its torn one");
         }
         let ids = out.ids.entry(tag.clone()).or_default();

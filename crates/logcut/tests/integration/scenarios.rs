@@ -13,16 +13,20 @@
 //! few sealed segments (then without retention or moves, and in Buffered
 //! mode with one thread, so that what the kill may cost is exactly what
 //! the guarantees allow: each writer's records a prefix of what it wrote,
-//! whole but for one torn last record in Buffered mode).
+//! whole but for one torn last record, of one writer).
 //!
 //! One scenario in four that is not killed shares its log between two
 //! appenders (`shared(true)`, which lock against each other as two
 //! processes do), the threads split between them, without moves (a shared
 //! log does not yet seal a segment moved away while another writes it).
 //!
+//! One in three of the rest (one appender, not killed) runs its log on a
+//! small tmpfs (as root; otherwise without the fill) that is full when one
+//! of its sessions starts and frees after the first write that fails, the
+//! clock then driven past every backoff until the writers are done.
+//!
 //! The seed is printed; `LOGCUT_SEED=<seed>` replays it, and
 //! `LOGCUT_SCENARIOS=<n>` runs more than the 16 that CI runs (TESTING.md).
-//! Not drawn yet: a disk that fills (`diskfull.rs` tries it alone).
 
 #![cfg(all(feature = "gzip", feature = "zstd", feature = "trigger"))]
 
@@ -30,7 +34,11 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     path::{Path, PathBuf},
-    sync::{Arc, Barrier},
+    sync::{
+        Arc, Barrier,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use logcut::{Appender, Compression, Interval, ManualClock, Mode};
@@ -62,6 +70,9 @@ impl Rng {
 /// Seals by reason, over the scenarios run (for the summary: what the
 /// draws covered).
 static REASONS: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// Scenarios whose full disk made a write fail (for the summary).
+static DISK_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// What the first writer thread does between two records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,6 +106,9 @@ struct Plan {
     /// Two appenders share the log: thread `t` writes through appender
     /// `t % 2`.
     shared: bool,
+    /// The session that starts on a full disk, which frees after the
+    /// first failed write (the log on a tmpfs, without moves).
+    disk: Option<usize>,
 }
 
 impl Plan {
@@ -123,6 +137,7 @@ impl Plan {
             actions,
             kill: None,
             shared: false,
+            disk: None,
         };
         if plan.sessions.len() > 1 && rng.range(0, 2) == 0 {
             let s = rng.range(0, plan.sessions.len() as u64 - 2) as usize;
@@ -139,6 +154,12 @@ impl Plan {
             for a in &mut plan.actions {
                 a.retain(|(_, what)| *what != Action::Move);
             }
+        } else if rng.range(0, 2) == 0 {
+            plan.disk = Some(rng.range(0, plan.sessions.len() as u64 - 1) as usize);
+            // Moved files would go to another file system.
+            for a in &mut plan.actions {
+                a.retain(|(_, what)| *what != Action::Move);
+            }
         }
         plan
     }
@@ -152,8 +173,17 @@ impl Plan {
 
 /// Starts session `s` of `plan` on log `dir` and writes its records (with
 /// its cuts and moves; moved files go to `away`); returns the appenders
-/// (two if shared), not shut down, and the files moved away.
-fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Vec<Appender>, Vec<PathBuf>) {
+/// (two if shared), not shut down, and the files moved away. With `disk`
+/// (`plan.disk` is this session), the disk is full when the writers start
+/// and frees after the first failed write.
+fn session(
+    plan: &Plan,
+    s: usize,
+    dir: &Path,
+    away: &Path,
+    disk: Option<&SmallFs>,
+) -> (Vec<Appender>, Vec<PathBuf>) {
+    let disk = disk.filter(|_| plan.disk == Some(s));
     // Each session a day after the one before: time never goes back.
     let clock =
         ManualClock::new(jiff::Timestamp::from_second(1_796_000_000 + 86_400 * s as i64).unwrap());
@@ -171,10 +201,20 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Vec<Appender>, Ve
     if let Some(n) = plan.keep {
         b = b.keep(n);
     }
+    if disk.is_some() {
+        // Retries within a second of the manual clock, which the session
+        // drives below.
+        b = b
+            .backoff(Duration::from_millis(100), Duration::from_secs(1))
+            .error_handler(|_: logcut::Error| {});
+    }
     let appenders: Vec<Appender> = (0..1 + usize::from(plan.shared))
         .map(|_| b.clone().build().unwrap())
         .collect();
     let count = plan.sessions[s];
+    if let Some(fs) = disk {
+        fs.fill();
+    }
     let start = Arc::new(Barrier::new(plan.threads));
     let writers: Vec<_> = (0..plan.threads)
         .map(|t| {
@@ -197,7 +237,7 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Vec<Appender>, Ve
                         match what {
                             Action::Rotate => a.rotate().unwrap(),
                             Action::Touch => touch(&trigger),
-                            Action::Later => clock.advance(std::time::Duration::from_secs(901)),
+                            Action::Later => clock.advance(Duration::from_secs(901)),
                             Action::Move => {
                                 let to = away.join(format!("moved-{s}-{i}-{}.log", moved.len()));
                                 // Absent for a moment around a cut: then
@@ -214,6 +254,27 @@ fn session(plan: &Plan, s: usize, dir: &Path, away: &Path) -> (Vec<Appender>, Ve
             })
         })
         .collect();
+    if let Some(fs) = disk {
+        let a = &appenders[0];
+        wait_for("a failed write, or the writers done", || {
+            a.stats().write_failures > 0 || writers.iter().all(|w| w.is_finished())
+        });
+        fs.free();
+        DISK_FAILED.fetch_add(u64::from(a.stats().write_failures > 0), Ordering::Relaxed);
+        // Held records are written by the retries, after the backoff on
+        // the manual clock: move it past each one until the writers, who
+        // wait while too much is held, are done.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !writers.iter().all(|w| w.is_finished()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "writers still held: {:?}",
+                a.stats()
+            );
+            clock.advance(Duration::from_millis(1100));
+            a.tick().unwrap();
+        }
+    }
     let mut moved = Vec::new();
     for w in writers {
         moved.extend(w.join().unwrap());
@@ -249,8 +310,13 @@ fn killed_session(seed: u64, k: u64, s: usize, seals: usize, dir: &Path, tmp: &P
 /// checks the outcome; true if a session was killed while it wrote.
 fn run(plan: &Plan, seed: u64, k: u64) -> bool {
     let tmp = TempDir::new("scenario");
-    let dir = tmp.join("log");
     std::fs::create_dir_all(tmp.path()).unwrap();
+    // Records are at most 4 x 4,000 x 200 bytes: 32 MiB holds them all
+    // once the filler is gone, so only the session with the filler waits.
+    let fs = plan
+        .disk
+        .and_then(|_| SmallFs::mount("scenario-disk", "32m"));
+    let dir = fs.as_ref().map_or(tmp.path(), SmallFs::path).join("log");
     let mut moved = Vec::new();
     let mut killed_writing = false;
     for s in 0..plan.sessions.len() {
@@ -258,7 +324,7 @@ fn run(plan: &Plan, seed: u64, k: u64) -> bool {
             killed_writing = killed_session(seed, k, ks, seals, &dir, tmp.path());
             continue;
         }
-        let (appenders, m) = session(plan, s, &dir, tmp.path());
+        let (appenders, m) = session(plan, s, &dir, tmp.path(), fs.as_ref());
         moved.extend(m);
         // On the manual clock an idle shared appender never runs its
         // check, so it would still hold a segment the other cut: each
@@ -269,7 +335,9 @@ fn run(plan: &Plan, seed: u64, k: u64) -> bool {
             }
         }
         for a in appenders {
-            a.shutdown().unwrap();
+            if let Err(e) = a.shutdown() {
+                panic!("shutdown: {e}; {:?}", a.stats());
+            }
         }
     }
     let report = verify_ok(&dir);
@@ -292,10 +360,12 @@ fn run(plan: &Plan, seed: u64, k: u64) -> bool {
     if let Some((ks, _)) = plan.kill {
         // Without retention or moves: each writer's ids from 0 without a
         // gap (of a killed one, a prefix of what it wrote), every record
-        // whole but a killed single writer's torn last one (Buffered).
+        // whole but one torn last record of one of the killed session's
+        // writers (Direct: a `write(2)` stopped between pages; Buffered:
+        // the batch under way).
         let mut p = Parser::fixed(plan.len).exact();
-        if plan.mode == Mode::Buffered {
-            p = p.killed(&tag(Plan::writer(ks, 0)));
+        for t in 0..plan.threads {
+            p = p.killed(&tag(Plan::writer(ks, t)));
         }
         let r = p.parse(&log);
         for (w, n) in r.counts() {
@@ -369,7 +439,7 @@ fn scenario_child() {
     let (seed, k, s) = (n[0], n[1], n[2] as usize);
     let mut rng = Rng(seed);
     let plan = (0..=k).map(|_| Plan::draw(&mut rng)).last().unwrap();
-    let (_a, _) = session(&plan, s, &tmp.join("log"), &tmp);
+    let (_a, _) = session(&plan, s, &tmp.join("log"), &tmp, None);
     std::fs::write(tmp.join(format!("child-{s}-done")), b"").unwrap();
     // Killed while it waits; never shut down.
     let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0]);
@@ -394,12 +464,22 @@ fn random_scenarios_lose_and_repeat_nothing() {
         std::io::stderr(),
         "scenarios: LOGCUT_SEED={seed} LOGCUT_SCENARIOS={count}"
     );
+    // `LOGCUT_SCENARIO_FROM=<k>`: the same draws, run from scenario k on
+    // (to replay one that failed).
+    let from: u64 = std::env::var("LOGCUT_SCENARIO_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut rng = Rng(seed);
-    let (mut kills, mut mid_write, mut shared) = (0, 0, 0);
+    let (mut kills, mut mid_write, mut shared, mut disk) = (0, 0, 0, 0);
     for k in 0..count {
         let plan = Plan::draw(&mut rng);
+        if k < from {
+            continue;
+        }
         kills += u64::from(plan.kill.is_some());
         shared += u64::from(plan.shared);
+        disk += u64::from(plan.disk.is_some());
         let res = std::panic::catch_unwind(|| run(&plan, seed, k));
         mid_write += u64::from(*res.as_ref().unwrap_or(&false));
         if let Err(e) = res {
@@ -412,7 +492,8 @@ fn random_scenarios_lose_and_repeat_nothing() {
     }
     let _ = writeln!(
         std::io::stderr(),
-        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing), {shared} shared by two appenders; seals by reason: {:?}",
+        "scenarios: {count} run, {kills} with a SIGKILL ({mid_write} while writing), {shared} shared by two appenders, {disk} on a full disk ({} with a failed write); seals by reason: {:?}",
+        DISK_FAILED.load(Ordering::Relaxed),
         REASONS.lock().unwrap()
     );
 }
