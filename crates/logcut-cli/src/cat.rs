@@ -31,7 +31,7 @@ pub(crate) struct CatArgs {
     dir: PathBuf,
     /// The log's name; by default the only log in DIR (with several, say
     /// which).
-    #[arg(long)]
+    #[arg(short, long)]
     name: Option<String>,
     /// Print only segments that overlap the time from TIME on: an RFC 3339
     /// time such as 2026-11-25T10:00:00Z, or a duration such as 15m, 1h or

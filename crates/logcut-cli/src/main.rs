@@ -14,6 +14,7 @@ mod cursor;
 mod demo;
 mod follow;
 mod grep;
+mod manual;
 mod metrics;
 mod progress;
 mod range;
@@ -32,7 +33,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 /// Rotate logs by size, by time or on demand, without losing a line; read
 /// and verify them.
 #[derive(Debug, Parser)]
-#[command(name = "logcut", version, about)]
+#[command(name = "logcut", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +52,9 @@ enum Command {
     /// Make the running writer of a log seal its active segment now; returns
     /// once the new segment is in place (exit 1 if nobody is writing).
     Rotate(rotate::RotateArgs),
+    /// Print the pid of the process writing a log (exit 1 if nobody is),
+    /// for logrotate: `postrotate kill -HUP $(logcut pid DIR)`.
+    Pid(rotate::PidArgs),
     /// Check a log directory: every segment present, sizes and checksums
     /// match, counts add up. Exits 1 if anything is wrong.
     Verify {
@@ -91,6 +95,12 @@ enum Command {
     /// tenant under a router's root) to object storage, those not shipped
     /// yet, recording each in the manifest.
     Ship(ship::ShipArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page of logcut or of one subcommand (roff), or write
+    /// them all into a directory.
+    Manpage(manual::ManpageArgs),
     /// Show a log directory's segments, sizes, records and losses.
     Status {
         /// The log directory, or a router's root: a line per tenant's log.
@@ -145,6 +155,7 @@ fn main() -> ExitCode {
         Command::Write(args) => write::run(args, &sub),
         Command::Run(args) => run::run(args, &sub),
         Command::Rotate(args) => rotate::run(args),
+        Command::Pid(args) => rotate::pid(args),
         Command::Verify {
             dir,
             json,
@@ -173,6 +184,8 @@ fn main() -> ExitCode {
         Command::Cat(args) => cat::run(args),
         Command::Grep(args) => grep::run(args),
         Command::Status { dir, json } => read::status(&dir, json),
+        Command::Completions(args) => manual::completions(args),
+        Command::Manpage(args) => manual::manpage(args),
     };
     match res {
         Ok(code) => code,

@@ -18,28 +18,79 @@ use logcut_format::{lock::LockInfo, name};
 
 use crate::UsageError;
 
+/// Which log: a directory (given as the argument, as the other commands
+/// take it, or with `--dir`) and a name.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogArgs {
+    /// The log directory.
+    #[arg(value_name = "DIR", required_unless_present = "dir_flag")]
+    dir: Option<PathBuf>,
+    /// The log directory (the same as DIR).
+    #[arg(short = 'd', long = "dir", value_name = "DIR", conflicts_with = "dir")]
+    dir_flag: Option<PathBuf>,
+    /// The log's name; by default the only log in DIR (with several, say
+    /// which).
+    #[arg(short, long)]
+    name: Option<String>,
+}
+
+impl LogArgs {
+    /// The directory, and the log's name (checked, or the only one there).
+    fn resolve(&self) -> Result<(PathBuf, String)> {
+        let dir = self
+            .dir
+            .clone()
+            .or_else(|| self.dir_flag.clone())
+            .unwrap_or_default();
+        let log = match &self.name {
+            Some(n) => {
+                name::validate_name(n).map_err(|m| UsageError(format!("invalid --name: {m}")))?;
+                n.clone()
+            }
+            None => find_log(&dir)?,
+        };
+        Ok((dir, log))
+    }
+}
+
 /// Options of `logcut rotate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RotateArgs {
-    /// The log directory.
-    #[arg(long)]
-    dir: PathBuf,
-    /// The log's name; by default the only log in DIR (with several, say
-    /// which).
-    #[arg(long)]
-    name: Option<String>,
+    #[command(flatten)]
+    log: LogArgs,
     /// Give up (exit 1) if the new segment is not in place within this long.
     #[arg(long, default_value = "10s", value_parser = crate::write::duration)]
     timeout: Duration,
 }
 
+/// Options of `logcut pid`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PidArgs {
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// Prints the pid of the process writing the log (for a `postrotate`
+/// script: `kill -HUP $(logcut pid DIR)`); exit 1 if nobody writes it.
+pub(crate) fn pid(args: PidArgs) -> Result<ExitCode> {
+    let (dir, log) = args.log.resolve()?;
+    let holder = writer(&dir, &log)?;
+    let Some(pid) = holder.pid else {
+        bail!(
+            "the writer of {} recorded no pid in {}",
+            dir.join(name::active_file(&log)).display(),
+            dir.join(name::lock_file(&log)).display()
+        );
+    };
+    println!("{pid}");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
-    let log = match &args.name {
-        Some(n) => {
-            name::validate_name(n).map_err(|m| UsageError(format!("invalid --name: {m}")))?;
-            n.clone()
-        }
-        None => find_log(&args.dir)?,
+    let (dir, log) = args.log.resolve()?;
+    let args = Rotate {
+        dir,
+        timeout: args.timeout,
     };
     let name = log.as_str();
     let holder = writer(&args.dir, name)?;
@@ -95,6 +146,12 @@ pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `run` needs of its options, resolved.
+struct Rotate {
+    dir: PathBuf,
+    timeout: Duration,
+}
+
 /// The only log in `dir`, found as `verify` finds logs; none (or no
 /// directory) means nobody is writing there, several need `--name`.
 fn find_log(dir: &Path) -> Result<String> {
@@ -118,7 +175,7 @@ fn find_log(dir: &Path) -> Result<String> {
         ),
         [only] => Ok(only.clone()),
         names => Err(UsageError(format!(
-            "{} holds {} logs ({}); say which to rotate with --name",
+            "{} holds {} logs ({}); say which with --name",
             dir.display(),
             names.len(),
             names.join(", ")

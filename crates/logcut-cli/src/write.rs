@@ -53,14 +53,14 @@ pub(crate) struct WriteArgs {
     pub(crate) config: Option<PathBuf>,
     /// The log directory (created if missing, mode 0750). Required, here or
     /// in the config file.
-    #[arg(long)]
+    #[arg(short, long)]
     pub(crate) dir: Option<PathBuf>,
     /// The log's name: the active file is DIR/NAME.log.
-    #[arg(long, default_value = "app")]
+    #[arg(short, long, default_value = "app")]
     pub(crate) name: String,
     /// Cut before a segment would exceed this size (64MiB, 1G, 4096), or
     /// "none".
-    #[arg(long, default_value = "64MiB", value_parser = size_or_none)]
+    #[arg(short = 's', long, default_value = "64MiB", value_parser = size_or_none)]
     pub(crate) max_size: Limit,
     /// Also cut at wall-clock boundaries: 30s, 15m, 1h, 1d.
     #[arg(long, value_parser = interval)]

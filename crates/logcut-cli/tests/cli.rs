@@ -1684,7 +1684,13 @@ fn rotate_cuts_the_running_writer_and_sighup_reopens() {
         expected.extend_from_slice(&b);
         // In the file: the follower has read it.
         f.wait_for(expected.len());
-        let out = logcut(&["rotate", "--dir", d]);
+        // Each form of naming the directory: --dir, -d and the argument.
+        let form: &[&str] = match round {
+            1 => &["rotate", "--dir", d],
+            2 => &["rotate", "-d", d],
+            _ => &["rotate", d],
+        };
+        let out = logcut(form);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && text.contains("rotated: sealed"),
@@ -3800,4 +3806,190 @@ fn syslog_ng_behind_cat_follow_cursor_loses_nothing_across_restarts() {
         .filter(|w| w[1] != w[0] + 1)
         .count();
     assert!(backs <= 2, "{backs} jumps");
+}
+
+fn logrotate() -> Option<PathBuf> {
+    [
+        "/usr/sbin/logrotate",
+        "/sbin/logrotate",
+        "/usr/bin/logrotate",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// `logcut pid` prints the writer's pid (with DIR or `-d`, and `-n`), and
+/// exits 1 when nobody writes the log (before the writer starts and after
+/// it has gone). The documented logrotate recipe, `create` with
+/// `postrotate kill -HUP $(logcut pid DIR)`, run by the real logrotate
+/// five times while the writer writes: every record exactly once, in
+/// logrotate's files or in the log.
+///
+/// Without logrotate the rotations are skipped, saying so, except with
+/// `CI=true` (`.ci/run` installs logrotate): there the test fails.
+#[test]
+fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
+    let tmp = TempDir::new("pid");
+    let dir = tmp.0.join("log");
+    let d = dir.to_str().unwrap();
+    let out = logcut(&["pid", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+    let mut writer = Command::new(BIN)
+        .args(["write", "-d", d, "-s", "none", "--mode", "direct"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let mut id = 0u32;
+    stdin.write_all(&records(&mut id, 10)).unwrap();
+    stdin.flush().unwrap();
+    wait_for("the writer's lock", || logcut(&["pid", d]).status.success());
+    for args in [vec!["pid", d], vec!["pid", "-d", d, "-n", "app"]] {
+        let out = logcut(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            writer.id().to_string(),
+            "{args:?}"
+        );
+    }
+    match logrotate() {
+        Some(bin) => {
+            let conf = tmp.0.join("logrotate.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "{d}/app.log {{\n  rotate 1000\n  create 0640\n  nocompress\n  missingok\n  postrotate\n    kill -HUP $({BIN} pid {d})\n  endscript\n}}\n"
+                ),
+            )
+            .unwrap();
+            for _ in 0..5 {
+                stdin.write_all(&records(&mut id, 100)).unwrap();
+                stdin.flush().unwrap();
+                let out = Command::new(&bin)
+                    .arg("-f")
+                    .arg("-s")
+                    .arg(tmp.0.join("logrotate.state"))
+                    .arg(&conf)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "logrotate failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        None => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "logrotate is not installed, and CI=true: CI must run this test"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED the logrotate part of pid_names_the_writer_...: logrotate is not installed"
+            );
+        }
+    }
+    stdin.write_all(&records(&mut id, 10)).unwrap();
+    drop(stdin);
+    assert!(writer.wait().unwrap().success());
+    let out = logcut(&["pid", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+    // logrotate's files, then the log.
+    let mut data = Vec::new();
+    let mut rotated = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name
+            .strip_prefix("app.log.")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+        {
+            data.extend(std::fs::read(e.path()).unwrap());
+            rotated += 1;
+        }
+    }
+    if logrotate().is_some() {
+        assert_eq!(rotated, 5);
+    }
+    data.extend(logcut(&["cat", d]).stdout);
+    let r = Parser::new(TAGGED).any_order().parse(&data);
+    assert_eq!(r.count("record"), u64::from(id));
+    let out = logcut(&["verify", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The subcommands `logcut --help` lists.
+fn subcommands() -> Vec<String> {
+    let help = String::from_utf8(logcut(&["--help"]).stdout).unwrap();
+    let list = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .to_string();
+    let names: Vec<String> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 13, "{names:?}");
+    names
+}
+
+/// A completion script for each shell, naming every subcommand; a man
+/// page for logcut and for each subcommand, printed or written.
+#[test]
+fn completions_and_man_pages_name_every_subcommand() {
+    let subs = subcommands();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = logcut(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for sub in &subs {
+            assert!(script.contains(sub.as_str()), "{shell}: no {sub}");
+        }
+    }
+    let out = logcut(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let page = String::from_utf8(logcut(&["manpage"]).stdout).unwrap();
+    assert!(page.contains(".TH logcut 1"), "{page}");
+    for sub in &subs {
+        assert!(
+            page.contains(&format!("logcut\\-{sub}")),
+            "logcut(1) names no {sub}"
+        );
+        let out = logcut(&["manpage", sub]);
+        assert!(out.status.success(), "{sub}");
+        let p = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            p.contains(&format!(".TH logcut\\-{sub} 1"))
+                || p.contains(&format!(".TH logcut-{sub} 1")),
+            "{sub}: {p}"
+        );
+        assert!(p.contains(".SH SYNOPSIS"), "{sub}");
+    }
+    assert_eq!(logcut(&["manpage", "nosuch"]).status.code(), Some(2));
+    let tmp = TempDir::new("man");
+    let out = logcut(&["manpage", "--dir", tmp.0.to_str().unwrap()]);
+    assert!(out.status.success());
+    let mut files: Vec<String> = std::fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = subs.iter().map(|s| format!("logcut-{s}.1")).collect();
+    want.push("logcut.1".to_string());
+    want.sort();
+    assert_eq!(files, want);
 }
