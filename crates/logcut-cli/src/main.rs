@@ -14,6 +14,7 @@ mod cursor;
 mod demo;
 mod follow;
 mod grep;
+mod json;
 mod manual;
 mod metrics;
 mod progress;

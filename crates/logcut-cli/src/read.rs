@@ -1,16 +1,15 @@
 //! `verify`, `cat` and `status`: they read the on-disk format only.
 
 use std::{
-    fmt::Write as _,
     io::{self, Write},
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
 use anyhow::Result;
-use logcut_format::{Report, segments, verify as check};
+use logcut_format::{segments, verify as check};
 
-use crate::progress::Progress;
+use crate::{json, progress::Progress};
 
 pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     if is_root(dir) {
@@ -27,7 +26,11 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     }
     let mut out = io::stdout().lock();
     if json {
-        writeln!(out, "{}", to_json(&report))?;
+        writeln!(
+            out,
+            "{}",
+            json::line(&json::Report::new(&report, |_| None))?
+        )?;
     } else {
         writeln!(out, "{report}")?;
     }
@@ -63,17 +66,8 @@ fn verify_root(root: &Path, json: bool) -> Result<ExitCode> {
         reports.push((rel(&dir, root), report));
     }
     if json {
-        let logs: Vec<String> = reports
-            .iter()
-            .map(|(name, r)| format!("{{\"log\":{},\"report\":{}}}", quote(name), to_json(r)))
-            .collect();
-        writeln!(
-            out,
-            "{{\"root\":{},\"ok\":{},\"logs\":[{}]}}",
-            quote(&root.display().to_string()),
-            failed == 0,
-            logs.join(",")
-        )?;
+        let doc = json::Root::new(root, &reports, |_, _| None);
+        writeln!(out, "{}", json::line(&doc)?)?;
     } else {
         for (name, r) in &reports {
             let records: u64 = r.logs.iter().map(|l| l.records).sum();
@@ -122,9 +116,31 @@ fn status_root(root: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `status --json`: `verify --json`'s document, with each log's writer;
+/// exit 0 whatever it finds.
+fn status_json(dir: &Path) -> Result<ExitCode> {
+    let line = if is_root(dir) {
+        let mut reports = Vec::new();
+        for d in log_dirs(dir, None, None)? {
+            let report =
+                check(&d).map_err(|e| cannot(&format!("cannot read {}", d.display()), &d, &e))?;
+            reports.push((rel(&d, dir), report));
+        }
+        json::line(&json::Root::new(dir, &reports, crate::rotate::holder))?
+    } else {
+        let report =
+            check(dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
+        json::line(&json::Report::new(&report, |log| {
+            crate::rotate::holder(dir, log)
+        }))?
+    };
+    writeln!(io::stdout().lock(), "{line}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn status(dir: &Path, json: bool) -> Result<ExitCode> {
     if json {
-        return verify(dir, true).map(|_| ExitCode::SUCCESS);
+        return status_json(dir);
     }
     if is_root(dir) {
         return status_root(dir);
@@ -327,86 +343,5 @@ pub(crate) fn pick_log(dir: &Path, name: Option<&str>) -> Result<String> {
             names.join(", ")
         ))
         .into()),
-    }
-}
-
-fn to_json(r: &Report) -> String {
-    let mut s = String::from("{");
-    let _ = write!(
-        s,
-        "\"dir\":{},\"ok\":{},\"logs\":[",
-        quote(&r.dir.display().to_string()),
-        r.is_ok()
-    );
-    for (i, l) in r.logs.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"name\":{},\"segments\":{},\"records\":{},\"bytes\":{},\"lost\":{},\"compressed_segments\":{},\"shipped_segments\":{},\"disk_bytes\":{},\"deleted_segments\":{},\"deleted_records\":{},\"segments_unknown_records\":{},\"segments_moved\":{},\"sessions\":{},\"open_sessions\":{},\"active_bytes\":{}}}",
-            quote(&l.name),
-            l.segments,
-            l.records,
-            l.bytes,
-            l.lost,
-            l.compressed_segments,
-            l.shipped_segments,
-            l.disk_bytes,
-            l.deleted_segments,
-            l.deleted_records,
-            l.segments_unknown_records,
-            l.segments_moved,
-            l.sessions,
-            l.open_sessions,
-            l.active_bytes.map_or("null".to_string(), |b| b.to_string())
-        );
-    }
-    s.push_str("],\"problems\":[");
-    for (i, p) in r.problems.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"log\":{},\"kind\":{},\"file\":{},\"detail\":{}}}",
-            quote(&p.log),
-            quote(&format!("{:?}", p.kind)),
-            p.file.as_deref().map_or("null".to_string(), quote),
-            quote(&p.detail)
-        );
-    }
-    s.push_str("]}");
-    s
-}
-
-/// A JSON string literal.
-fn quote(v: &str) -> String {
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quote;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 }

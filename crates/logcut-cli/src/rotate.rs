@@ -187,39 +187,68 @@ fn find_log(dir: &Path) -> Result<String> {
 /// Who is writing the log, from its lock file; an error if nobody is.
 fn writer(dir: &Path, log: &str) -> Result<LockInfo> {
     let path = dir.join(name::lock_file(log));
-    let file = match logcut_format::open_nofollow(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+    match lock_state(dir, log)? {
+        None => bail!(
             "nobody is writing {}: there is no {} (is the directory right?)",
             dir.join(name::active_file(log)).display(),
             path.display()
         ),
+        Some((false, _)) => bail!(
+            "nobody is writing {}: no process holds {}",
+            dir.join(name::active_file(log)).display(),
+            path.display()
+        ),
+        Some((true, info)) => Ok(info),
+    }
+}
+
+/// The writer of the log for `status --json`: none without a lock file
+/// (or if it cannot be read).
+pub(crate) fn holder(dir: &Path, log: &str) -> Option<crate::json::Writer> {
+    let (alive, info) = lock_state(dir, log).ok()??;
+    Some(crate::json::Writer {
+        pid: info.pid,
+        alive,
+        shared: info.shared,
+    })
+}
+
+/// The log's lock file: whether a process holds it, and what it says;
+/// `None` if there is no lock file.
+fn lock_state(dir: &Path, log: &str) -> Result<Option<(bool, LockInfo)>> {
+    let path = dir.join(name::lock_file(log));
+    let file = match logcut_format::open_nofollow(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
     // A shared lock granted means no writer holds the exclusive one; but
     // writers sharing the log (`--shared`) hold shared locks, so for a log
     // whose lock file says so, only an exclusive lock granted means nobody.
-    let shared = std::fs::read_to_string(&path).is_ok_and(|t| LockInfo::parse(&t).shared);
-    let probe = if shared {
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let info = LockInfo::parse(&text);
+    let probe = if info.shared {
         rustix::fs::FlockOperation::NonBlockingLockExclusive
     } else {
         rustix::fs::FlockOperation::NonBlockingLockShared
     };
-    match rustix::fs::flock(&file, probe) {
-        Ok(()) => bail!(
-            "nobody is writing {}: no process holds {}",
-            dir.join(name::active_file(log)).display(),
-            path.display()
-        ),
-        Err(rustix::io::Errno::WOULDBLOCK) => {}
+    let held = match rustix::fs::flock(&file, probe) {
+        Ok(()) => false,
+        Err(rustix::io::Errno::WOULDBLOCK) => true,
         Err(e) => {
             return Err(std::io::Error::from(e))
                 .with_context(|| format!("cannot lock {}", path.display()));
         }
+    };
+    if !held {
+        return Ok(Some((false, info)));
     }
+    // Read again now that a holder is known: the one read before the probe
+    // may predate its start.
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(LockInfo::parse(&text))
+    Ok(Some((true, LockInfo::parse(&text))))
 }
 
 /// Creates the trigger file if missing and sets its time to now, without

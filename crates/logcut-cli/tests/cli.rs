@@ -2704,7 +2704,14 @@ fn write_routes_json_lines_to_their_tenants_logs() {
     assert!(want.keys().all(|l| st.contains(l)), "{st}");
     let sj = logcut(&["status", root.to_str().unwrap(), "--json"]);
     assert!(sj.status.success());
-    let sj: serde_json::Value = serde_json::from_slice(&sj.stdout).unwrap();
+    let mut sj: serde_json::Value = serde_json::from_slice(&sj.stdout).unwrap();
+    // What verify says, and each log's writer (gone: the write ended).
+    for t in sj["logs"].as_array_mut().unwrap() {
+        for log in t["report"]["logs"].as_array_mut().unwrap() {
+            let w = log.as_object_mut().unwrap().remove("writer").unwrap();
+            assert_eq!(w["alive"], false, "{w}");
+        }
+    }
     assert_eq!(sj["logs"], j["logs"]);
     // One tenant's sealed segment damaged: verify of the root fails, and
     // names that log.
@@ -3854,6 +3861,9 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
             "{args:?}"
         );
     }
+    let st = status_json(d);
+    assert_eq!(st["logs"][0]["writer"]["pid"], writer.id());
+    assert_eq!(st["logs"][0]["writer"]["alive"], true);
     match logrotate() {
         Some(bin) => {
             let conf = tmp.0.join("logrotate.conf");
@@ -3898,6 +3908,10 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
     let out = logcut(&["pid", d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+    let st = status_json(d);
+    assert_eq!(st["logs"][0]["writer"]["pid"], writer.id());
+    assert_eq!(st["logs"][0]["writer"]["alive"], false);
+    assert_eq!(st["logs"][0]["open_sessions"], 0);
     // logrotate's files, then the log.
     let mut data = Vec::new();
     let mut rotated = 0;
@@ -3992,4 +4006,52 @@ fn completions_and_man_pages_name_every_subcommand() {
     want.push("logcut.1".to_string());
     want.sort();
     assert_eq!(files, want);
+}
+
+/// `status --json` of `dir`, checked against the schema the README
+/// documents (version 1): exactly these fields, of these types.
+fn status_json(dir: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let out = logcut(&["status", dir, "--json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v), ["dir", "logs", "ok", "problems", "schema"]);
+    assert_eq!(v["schema"], 1);
+    assert!(v["dir"].is_string() && v["ok"].is_boolean() && v["problems"].is_array());
+    for log in v["logs"].as_array().unwrap() {
+        let counts = [
+            "bytes",
+            "compressed_segments",
+            "deleted_records",
+            "deleted_segments",
+            "disk_bytes",
+            "lost",
+            "open_sessions",
+            "records",
+            "segments",
+            "segments_moved",
+            "segments_unknown_records",
+            "sessions",
+            "shipped_segments",
+            "uncompressed_segments",
+        ];
+        let mut want: Vec<&str> = counts.to_vec();
+        want.extend(["active_bytes", "name", "writer"]);
+        want.sort_unstable();
+        assert_eq!(keys(log), want);
+        for c in counts {
+            assert!(log[c].is_u64(), "{c}: {}", log[c]);
+        }
+        assert!(log["name"].is_string());
+        assert!(log["active_bytes"].is_null() || log["active_bytes"].is_u64());
+        assert_eq!(keys(&log["writer"]), ["alive", "pid", "shared"]);
+        assert!(log["writer"]["alive"].is_boolean() && log["writer"]["shared"].is_boolean());
+        assert!(log["writer"]["pid"].is_null() || log["writer"]["pid"].is_u64());
+    }
+    v
 }

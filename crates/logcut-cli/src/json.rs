@@ -1,0 +1,158 @@
+//! The JSON that `verify --json` and `status --json` print, serialised by
+//! serde_json from these structs: their fields are the schema (version
+//! [`SCHEMA`], described in the README). Fields are only ever added; a
+//! change to one that exists raises the version.
+
+use serde::Serialize;
+
+/// The schema's version, in every document as `"schema"`.
+pub(crate) const SCHEMA: u32 = 1;
+
+/// One log directory's report.
+#[derive(Serialize)]
+pub(crate) struct Report<'a> {
+    schema: u32,
+    dir: String,
+    /// No problem found.
+    ok: bool,
+    logs: Vec<Log<'a>>,
+    problems: Vec<Problem<'a>>,
+}
+
+#[derive(Serialize)]
+struct Log<'a> {
+    name: &'a str,
+    /// Sealed segments in the manifest, not deleted by retention.
+    segments: u64,
+    records: u64,
+    bytes: u64,
+    /// Records lost (counted by the writers, a `lost` entry each).
+    lost: u64,
+    compressed_segments: u64,
+    /// Sealed segments not compressed (the backlog, if the writer
+    /// compresses).
+    uncompressed_segments: u64,
+    shipped_segments: u64,
+    /// What the sealed segments take on disk, compressed or not.
+    disk_bytes: u64,
+    deleted_segments: u64,
+    deleted_records: u64,
+    segments_unknown_records: u64,
+    segments_moved: u64,
+    sessions: u64,
+    /// Sessions without their `close`: running, or crashed.
+    open_sessions: u64,
+    /// The active segment's size; null if there is none.
+    active_bytes: Option<u64>,
+    /// Who holds the log (`status --json` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer: Option<Writer>,
+}
+
+/// The writer named in the log's lock file.
+#[derive(Serialize)]
+pub(crate) struct Writer {
+    /// The pid the lock file records; null if none does.
+    pub(crate) pid: Option<u32>,
+    /// Whether a process holds the log's lock now.
+    pub(crate) alive: bool,
+    /// Whether it shares the log with other processes.
+    pub(crate) shared: bool,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    log: &'a str,
+    kind: String,
+    file: Option<&'a str>,
+    detail: &'a str,
+}
+
+/// A router's root: every tenant's report.
+#[derive(Serialize)]
+pub(crate) struct Root<'a> {
+    schema: u32,
+    root: String,
+    ok: bool,
+    logs: Vec<Tenant<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tenant<'a> {
+    /// The tenant's directory, relative to the root.
+    log: &'a str,
+    report: Report<'a>,
+}
+
+impl<'a> Report<'a> {
+    /// `r`, with each log's writer as `writer` finds it (`status`).
+    pub(crate) fn new(
+        r: &'a logcut_format::Report,
+        writer: impl Fn(&str) -> Option<Writer>,
+    ) -> Report<'a> {
+        Report {
+            schema: SCHEMA,
+            dir: r.dir.display().to_string(),
+            ok: r.is_ok(),
+            logs: r
+                .logs
+                .iter()
+                .map(|l| Log {
+                    name: &l.name,
+                    segments: l.segments,
+                    records: l.records,
+                    bytes: l.bytes,
+                    lost: l.lost,
+                    compressed_segments: l.compressed_segments,
+                    uncompressed_segments: l.segments.saturating_sub(l.compressed_segments),
+                    shipped_segments: l.shipped_segments,
+                    disk_bytes: l.disk_bytes,
+                    deleted_segments: l.deleted_segments,
+                    deleted_records: l.deleted_records,
+                    segments_unknown_records: l.segments_unknown_records,
+                    segments_moved: l.segments_moved,
+                    sessions: l.sessions,
+                    open_sessions: l.open_sessions,
+                    active_bytes: l.active_bytes,
+                    writer: writer(&l.name),
+                })
+                .collect(),
+            problems: r
+                .problems
+                .iter()
+                .map(|p| Problem {
+                    log: &p.log,
+                    kind: format!("{:?}", p.kind),
+                    file: p.file.as_deref(),
+                    detail: &p.detail,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'a> Root<'a> {
+    pub(crate) fn new(
+        root: &std::path::Path,
+        reports: &'a [(String, logcut_format::Report)],
+        writer: impl Fn(&std::path::Path, &str) -> Option<Writer>,
+    ) -> Root<'a> {
+        Root {
+            schema: SCHEMA,
+            root: root.display().to_string(),
+            ok: reports.iter().all(|(_, r)| r.is_ok()),
+            logs: reports
+                .iter()
+                .map(|(name, r)| Tenant {
+                    log: name,
+                    report: Report::new(r, |log| writer(&r.dir, log)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One line of JSON.
+pub(crate) fn line(v: &impl Serialize) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(v)?)
+}
