@@ -402,6 +402,12 @@ pub(crate) fn render(logs: &[(String, logcut::Appender)]) -> String {
         &|s| s.records_lost as f64,
     );
     family(
+        "logcut_records_rejected_total",
+        "counter",
+        "Records refused because the appender was shut down (never accepted).",
+        &|s| s.records_rejected as f64,
+    );
+    family(
         "logcut_fallback_state",
         "gauge",
         "Rotation circuit breaker: 0 closed, 1 open, 2 half-open.",

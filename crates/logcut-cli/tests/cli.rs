@@ -4055,3 +4055,106 @@ fn status_json(dir: &str) -> serde_json::Value {
     }
     v
 }
+
+/// The operators' examples (`examples/`): the Grafana dashboard parses as
+/// JSON with panels, and it and the Prometheus alert rules name only metric
+/// families a running `write --metrics` serves; the systemd unit's
+/// `ExecStart` runs as written (with a directory of the test's and
+/// `/bin/true` for the program).
+#[test]
+fn the_operators_examples_name_only_what_logcut_serves_and_accepts() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let dashboard = std::fs::read_to_string(examples.join("grafana-dashboard.json")).unwrap();
+    let alerts = std::fs::read_to_string(examples.join("prometheus-alerts.yml")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let panels = d["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    let mut exprs: Vec<String> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    exprs.push(
+        d["templating"]["list"][0]["query"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    exprs.extend(
+        alerts
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr:"))
+            .map(str::to_string),
+    );
+    let mut named: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| {
+            e.match_indices("logcut_").map(|(at, _)| {
+                e[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect::<String>()
+            })
+        })
+        .collect();
+    named.sort();
+    named.dedup();
+    assert!(named.len() >= 20, "{named:?}");
+
+    let tmp = TempDir::new("examples");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["write", "-d", tmp.0.join("log").to_str().unwrap()])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "one line").unwrap();
+    stdin.flush().unwrap();
+    let body = scrape_until(port, "logcut_records_total{log=\"app\"} 1\n");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let served: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for name in &named {
+        // A summary's series: NAME, NAME_sum, NAME_count.
+        let family = name
+            .strip_suffix("_sum")
+            .or_else(|| name.strip_suffix("_count"))
+            .filter(|f| served.contains(f))
+            .unwrap_or(name);
+        assert!(served.contains(&family), "{name} is not served: {served:?}");
+    }
+
+    let unit = std::fs::read_to_string(examples.join("logcut@.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let dir = tmp.0.join("unit-log");
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a {
+            "/var/log/%i" => dir.display().to_string(),
+            "/usr/local/bin/%i" => "/bin/true".to_string(),
+            a => a.to_string(),
+        })
+        .collect();
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(logcut(&["verify", dir.to_str().unwrap()]).status.success());
+    let rotate = std::fs::read_to_string(examples.join("logrotate.conf")).unwrap();
+    assert!(
+        rotate.contains("kill -HUP $(logcut pid /var/log/app)"),
+        "{rotate}"
+    );
+}
