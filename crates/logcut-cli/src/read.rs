@@ -55,16 +55,8 @@ fn rel(dir: &Path, root: &Path) -> String {
 /// with every report); exit 1 if any has a problem.
 fn verify_root(root: &Path, json: bool) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
-    let mut failed = 0;
-    let mut reports = Vec::new();
-    for dir in log_dirs(root, None, None)? {
-        let report = check(&dir)
-            .map_err(|e| cannot(&format!("cannot verify {}", dir.display()), &dir, &e))?;
-        if !report.is_ok() {
-            failed += 1;
-        }
-        reports.push((rel(&dir, root), report));
-    }
+    let reports = root_reports(root)?;
+    let failed = reports.iter().filter(|(_, r)| !r.is_ok()).count();
     if json {
         let doc = json::Root::new(root, &reports, |_, _| None);
         writeln!(out, "{}", json::line(&doc)?)?;
@@ -116,16 +108,24 @@ fn status_root(root: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every tenant's log under a router's root, checked: its directory
+/// relative to the root, and its report.
+fn root_reports(root: &Path) -> Result<Vec<(String, logcut_format::Report)>> {
+    log_dirs(root, None, None)?
+        .into_iter()
+        .map(|dir| {
+            let report = check(&dir)
+                .map_err(|e| cannot(&format!("cannot verify {}", dir.display()), &dir, &e))?;
+            Ok((rel(&dir, root), report))
+        })
+        .collect()
+}
+
 /// `status --json`: `verify --json`'s document, with each log's writer;
 /// exit 0 whatever it finds.
 fn status_json(dir: &Path) -> Result<ExitCode> {
     let line = if is_root(dir) {
-        let mut reports = Vec::new();
-        for d in log_dirs(dir, None, None)? {
-            let report =
-                check(&d).map_err(|e| cannot(&format!("cannot read {}", d.display()), &d, &e))?;
-            reports.push((rel(&d, dir), report));
-        }
+        let reports = root_reports(dir)?;
         json::line(&json::Root::new(dir, &reports, crate::rotate::holder))?
     } else {
         let report =

@@ -88,31 +88,28 @@ pub(crate) fn pid(args: PidArgs) -> Result<ExitCode> {
 
 pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
     let (dir, log) = args.log.resolve()?;
-    let args = Rotate {
-        dir,
-        timeout: args.timeout,
-    };
+    let timeout = args.timeout;
     let name = log.as_str();
-    let holder = writer(&args.dir, name)?;
+    let holder = writer(&dir, name)?;
     let pid = holder
         .pid
         .map_or_else(|| "?".to_string(), |p| p.to_string());
     let Some(trigger) = holder.trigger else {
         bail!(
             "the writer of {} (pid {pid}) watches no trigger file; start it with --trigger, or send it SIGUSR1 (kill -USR1 {pid})",
-            args.dir.join(name::active_file(name)).display()
+            dir.join(name::active_file(name)).display()
         );
     };
-    let active = args.dir.join(name::active_file(name));
+    let active = dir.join(name::active_file(name));
     let before = std::fs::symlink_metadata(&active)
         .with_context(|| format!("cannot examine {}", active.display()))?;
     touch(&trigger)?;
     // An empty segment is not cut (nothing would be sealed); a buffered
     // writer may still be writing its first records, so wait a little.
     let wait = if before.len() == 0 {
-        args.timeout.min(Duration::from_secs(1))
+        timeout.min(Duration::from_secs(1))
     } else {
-        args.timeout
+        timeout
     };
     let deadline = Instant::now() + wait;
     loop {
@@ -126,7 +123,7 @@ pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
                 bail!(
                     "the writer (pid {pid}) did not rotate {} within {:?}; is it stuck? (see its error output)",
                     active.display(),
-                    args.timeout
+                    timeout
                 );
             }
             Ok(_) => {}
@@ -139,17 +136,11 @@ pub(crate) fn run(args: RotateArgs) -> Result<ExitCode> {
         // few milliseconds; a short pause keeps this loop cheap.
         std::thread::sleep(Duration::from_millis(2));
     }
-    match sealed_name_of(&args.dir, name, before.ino(), before.dev()) {
-        Some(f) => println!("rotated: sealed {}", args.dir.join(f).display()),
+    match sealed_name_of(&dir, name, before.ino(), before.dev()) {
+        Some(f) => println!("rotated: sealed {}", dir.join(f).display()),
         None => println!("rotated {}", active.display()),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What `run` needs of its options, resolved.
-struct Rotate {
-    dir: PathBuf,
-    timeout: Duration,
 }
 
 /// The only log in `dir`, found as `verify` finds logs; none (or no
