@@ -44,16 +44,49 @@ struct Log<'a> {
     open_sessions: u64,
     /// The active segment's size; null if there is none.
     active_bytes: Option<u64>,
-    /// Who holds the log (`status --json` only).
+    /// What `status --json` adds: the writer and the last error.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+}
+
+/// What `status --json` adds to a log's entry.
+#[derive(Serialize)]
+pub(crate) struct Status {
+    /// Who holds the log; absent without a lock file.
     #[serde(skip_serializing_if = "Option::is_none")]
-    writer: Option<Writer>,
+    pub(crate) writer: Option<Writer>,
+    /// The last error a writer reported (its error file); null if none.
+    pub(crate) last_error: Option<LastError>,
+}
+
+/// A writer's last error.
+#[derive(Serialize)]
+pub(crate) struct LastError {
+    /// When, as RFC 3339 in UTC.
+    pub(crate) at: String,
+    pub(crate) pid: u32,
+    pub(crate) message: String,
+}
+
+impl From<logcut_format::last_error::LastError> for LastError {
+    fn from(e: logcut_format::last_error::LastError) -> LastError {
+        LastError {
+            at: e.at.to_string(),
+            pid: e.pid,
+            message: e.message,
+        }
+    }
 }
 
 /// The writer named in the log's lock file.
 #[derive(Serialize)]
 pub(crate) struct Writer {
-    /// The pid the lock file records; null if none does.
+    /// The pid the lock file records (its first holder's); null if none
+    /// does.
     pub(crate) pid: Option<u32>,
+    /// Every process holding the log's lock now, by the kernel's list of
+    /// locks; empty if none does (or the list cannot be read).
+    pub(crate) pids: Vec<u32>,
     /// Whether a process holds the log's lock now.
     pub(crate) alive: bool,
     /// Whether it shares the log with other processes.
@@ -85,10 +118,10 @@ struct Tenant<'a> {
 }
 
 impl<'a> Report<'a> {
-    /// `r`, with each log's writer as `writer` finds it (`status`).
+    /// `r`, with what `status` finds of each log (`None`: `verify`).
     pub(crate) fn new(
         r: &'a logcut_format::Report,
-        writer: impl Fn(&str) -> Option<Writer>,
+        status: impl Fn(&str) -> Option<Status>,
     ) -> Report<'a> {
         Report {
             schema: SCHEMA,
@@ -114,7 +147,7 @@ impl<'a> Report<'a> {
                     sessions: l.sessions,
                     open_sessions: l.open_sessions,
                     active_bytes: l.active_bytes,
-                    writer: writer(&l.name),
+                    status: status(&l.name),
                 })
                 .collect(),
             problems: r
@@ -135,7 +168,7 @@ impl<'a> Root<'a> {
     pub(crate) fn new(
         root: &std::path::Path,
         reports: &'a [(String, logcut_format::Report)],
-        writer: impl Fn(&std::path::Path, &str) -> Option<Writer>,
+        status: impl Fn(&std::path::Path, &str) -> Option<Status>,
     ) -> Root<'a> {
         Root {
             schema: SCHEMA,
@@ -145,7 +178,7 @@ impl<'a> Root<'a> {
                 .iter()
                 .map(|(name, r)| Tenant {
                     log: name,
-                    report: Report::new(r, |log| writer(&r.dir, log)),
+                    report: Report::new(r, |log| status(&r.dir, log)),
                 })
                 .collect(),
         }

@@ -14,6 +14,7 @@ mod cursor;
 mod demo;
 mod follow;
 mod grep;
+mod holders;
 mod json;
 mod manual;
 mod metrics;
@@ -102,12 +103,14 @@ enum Command {
     /// Print the man page of logcut or of one subcommand (roff), or write
     /// them all into a directory.
     Manpage(manual::ManpageArgs),
-    /// Show a log directory's segments, sizes, records and losses.
+    /// Show a log directory's segments, sizes, records, losses, writer and
+    /// last error.
     Status {
         /// The log directory, or a router's root: a line per tenant's log.
         dir: PathBuf,
-        /// Print the figures as JSON (what `verify --json` prints; the exit
-        /// status is 0 whatever it finds).
+        /// Print the figures as JSON (what `verify --json` prints, with
+        /// each log's writer and last error; the exit status is 0 whatever
+        /// it finds).
         #[arg(long)]
         json: bool,
     },

@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::Result;
-use logcut_format::{segments, verify as check};
+use logcut_format::{last_error, name, segments, verify as check};
 
 use crate::{json, progress::Progress};
 
@@ -126,16 +126,35 @@ fn root_reports(root: &Path) -> Result<Vec<(String, logcut_format::Report)>> {
 fn status_json(dir: &Path) -> Result<ExitCode> {
     let line = if is_root(dir) {
         let reports = root_reports(dir)?;
-        json::line(&json::Root::new(dir, &reports, crate::rotate::holder))?
+        json::line(&json::Root::new(dir, &reports, status_of))?
     } else {
         let report =
             check(dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), dir, &e))?;
-        json::line(&json::Report::new(&report, |log| {
-            crate::rotate::holder(dir, log)
-        }))?
+        json::line(&json::Report::new(&report, |log| status_of(dir, log)))?
     };
     writeln!(io::stdout().lock(), "{line}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `status --json` adds to a log: its writer, and its last error
+/// (null as well if the error file cannot be read; the text says why).
+fn status_of(dir: &Path, log: &str) -> Option<json::Status> {
+    Some(json::Status {
+        writer: crate::rotate::holder(dir, log),
+        last_error: last_error::read(dir, log).ok().flatten().map(Into::into),
+    })
+}
+
+/// The `last error:` line of `status`.
+fn last_error_line(dir: &Path, log: &str) -> String {
+    match last_error::read(dir, log) {
+        Ok(Some(e)) => format!("{} by pid {}: {}", e.at, e.pid, e.message),
+        Ok(None) => "none recorded".to_string(),
+        Err(e) => format!(
+            "cannot read {}: {e}",
+            dir.join(name::error_file(log)).display()
+        ),
+    }
 }
 
 pub(crate) fn status(dir: &Path, json: bool) -> Result<ExitCode> {
@@ -203,6 +222,11 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<ExitCode> {
             out,
             "  runs:            {} ({} not closed: running or crashed)",
             log.sessions, log.open_sessions
+        )?;
+        writeln!(
+            out,
+            "  last error:      {}",
+            last_error_line(dir, &log.name)
         )?;
         for seg in segments(dir, &log.name)? {
             if let Some(s) = &seg.seal {

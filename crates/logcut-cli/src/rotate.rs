@@ -7,6 +7,7 @@
 //! watches the active file's identity change.
 
 use std::{
+    io::Write,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -70,19 +71,31 @@ pub(crate) struct PidArgs {
     log: LogArgs,
 }
 
-/// Prints the pid of the process writing the log (for a `postrotate`
-/// script: `kill -HUP $(logcut pid DIR)`); exit 1 if nobody writes it.
+/// Prints the pid of each process writing the log, a line each (for a
+/// `postrotate` script: `kill -HUP $(logcut pid DIR)`); exit 1 if nobody
+/// writes it. The kernel's list of locks names them (see [`holders`]);
+/// where it cannot be read, the pid the lock file records.
+///
+/// [`holders`]: crate::holders
 pub(crate) fn pid(args: PidArgs) -> Result<ExitCode> {
     let (dir, log) = args.log.resolve()?;
     let holder = writer(&dir, &log)?;
-    let Some(pid) = holder.pid else {
-        bail!(
-            "the writer of {} recorded no pid in {}",
-            dir.join(name::active_file(&log)).display(),
-            dir.join(name::lock_file(&log)).display()
-        );
+    let lock = dir.join(name::lock_file(&log));
+    let pids = match crate::holders::of(&lock) {
+        Some(pids) => pids,
+        None => holder.pid.into_iter().collect(),
     };
-    println!("{pid}");
+    if pids.is_empty() {
+        bail!(
+            "nobody is writing {} now, or its writer recorded no pid in {}",
+            dir.join(name::active_file(&log)).display(),
+            lock.display()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    for pid in pids {
+        writeln!(out, "{pid}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,6 +212,7 @@ pub(crate) fn holder(dir: &Path, log: &str) -> Option<crate::json::Writer> {
     let (alive, info) = lock_state(dir, log).ok()??;
     Some(crate::json::Writer {
         pid: info.pid,
+        pids: crate::holders::of(&dir.join(name::lock_file(log))).unwrap_or_default(),
         alive,
         shared: info.shared,
     })

@@ -1786,14 +1786,14 @@ fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
     names.sort();
     // 4 segments and their indexes (by default with compression: the
     // deleted segments' went with them), the last one plain and at
-    // app.log too, the manifest, the lock and the trigger file.
+    // app.log too, the manifest, the lock, error and trigger files.
     let kinds = |names: &[String]| {
         let zst = names.iter().filter(|n| n.ends_with(".log.zst")).count();
         let idx = names.iter().filter(|n| n.ends_with(".log.idx")).count();
         let plain = names.iter().filter(|n| n.ends_with(".log")).count();
         (zst, idx, plain, names.len())
     };
-    assert_eq!(kinds(&names), (3, 4, 2, 12), "{names:?}");
+    assert_eq!(kinds(&names), (3, 4, 2, 13), "{names:?}");
     // The next start removes that name and compresses the segment.
     let again = write_input(
         &dir.0,
@@ -1813,7 +1813,7 @@ fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(kinds(&names), (4, 4, 0, 11), "{names:?}");
+    assert_eq!(kinds(&names), (4, 4, 0, 12), "{names:?}");
     // cat decompresses: the newest lines, whole and in order.
     let c = logcut(&["cat", d]);
     assert!(c.status.success());
@@ -2705,11 +2705,18 @@ fn write_routes_json_lines_to_their_tenants_logs() {
     let sj = logcut(&["status", root.to_str().unwrap(), "--json"]);
     assert!(sj.status.success());
     let mut sj: serde_json::Value = serde_json::from_slice(&sj.stdout).unwrap();
-    // What verify says, and each log's writer (gone: the write ended).
+    // What verify says, and each log's writer (gone: the write ended) and
+    // last error (none).
     for t in sj["logs"].as_array_mut().unwrap() {
         for log in t["report"]["logs"].as_array_mut().unwrap() {
-            let w = log.as_object_mut().unwrap().remove("writer").unwrap();
-            assert_eq!(w["alive"], false, "{w}");
+            let log = log.as_object_mut().unwrap();
+            let w = log.remove("writer").unwrap();
+            assert_eq!(
+                (&w["alive"], &w["pids"]),
+                (&false.into(), &serde_json::json!([])),
+                "{w}"
+            );
+            assert_eq!(log.remove("last_error"), Some(serde_json::Value::Null));
         }
     }
     assert_eq!(sj["logs"], j["logs"]);
@@ -3711,7 +3718,8 @@ impl Drop for Reaped {
     }
 }
 
-/// The README's recipe, run: syslog-ng's `program()` source reading
+/// The README's recipe (`examples/shippers/syslog-ng.conf`), run:
+/// syslog-ng's `program()` source reading
 /// `cat --follow --cursor`, stopped (SIGTERM, which stops its program too)
 /// and started again twice while a writer cuts 64 KiB zstd segments at
 /// full speed. What syslog-ng wrote out, over its three runs, is the log
@@ -3731,18 +3739,22 @@ fn syslog_ng_behind_cat_follow_cursor_loses_nothing_across_restarts() {
         log.display(),
         dir.0.join("ship.cursor").display()
     );
-    std::fs::write(
-        &conf,
-        format!(
-            "@version: 3.38\n\
-             options {{ stats_freq(0); }};\n\
-             source s_app {{ program(\"{program}\" flags(no-parse)); }};\n\
-             destination d_out {{ file(\"{}\" template(\"${{MSG}}\\n\")); }};\n\
-             log {{ source(s_app); destination(d_out); }};\n",
-            out.display()
-        ),
+    // The operators' example, with this test's paths.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shippers/syslog-ng.conf"),
     )
     .unwrap();
+    let replace = |text: String, from: &str, to: &str| {
+        assert!(text.contains(from), "the example has no {from:?}");
+        text.replace(from, to)
+    };
+    let text = replace(
+        example,
+        "logcut cat /var/log/app --follow --cursor /var/lib/logcut/app.cursor",
+        &program,
+    );
+    let text = replace(text, "/var/log/shipped/app.log", out.to_str().unwrap());
+    std::fs::write(&conf, text).unwrap();
     let writer = ShippedLog::start(&log);
     let start = |k: usize| {
         let d = &dir.0;
@@ -3940,6 +3952,70 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
     );
 }
 
+/// `logcut pid` of a log two writers share names both, and once the first
+/// (the one the lock file names) has exited, only the second: never a
+/// process that is gone (its pid could be another's by then).
+#[test]
+fn pid_of_a_shared_log_names_the_writers_alive_only() {
+    let tmp = TempDir::new("pid-shared");
+    let dir = tmp.0.join("log");
+    let d = dir.to_str().unwrap();
+    let start = || {
+        Command::new(BIN)
+            .args(["write", "-d", d, "--shared", "--mode", "direct"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let pids = || -> Vec<u32> {
+        let out = logcut(&["pid", d]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    let mut id = 0u32;
+    let mut a = start();
+    let mut a_in = a.stdin.take().unwrap();
+    a_in.write_all(&records(&mut id, 10)).unwrap();
+    a_in.flush().unwrap();
+    wait_for("the first writer", || pids() == [a.id()]);
+    let mut b = start();
+    let mut b_in = b.stdin.take().unwrap();
+    b_in.write_all(&records(&mut id, 10)).unwrap();
+    b_in.flush().unwrap();
+    let mut both = vec![a.id(), b.id()];
+    both.sort_unstable();
+    wait_for("the second writer", || pids() == both);
+    drop(a_in);
+    assert!(a.wait().unwrap().success());
+    assert_eq!(pids(), [b.id()]);
+    let st = status_json(d);
+    let w = &st["logs"][0]["writer"];
+    assert_eq!(w["pids"], serde_json::json!([b.id()]), "{w}");
+    assert_eq!(
+        (w["alive"].as_bool(), w["shared"].as_bool()),
+        (Some(true), Some(true)),
+        "{w}"
+    );
+    b_in.write_all(&records(&mut id, 10)).unwrap();
+    drop(b_in);
+    assert!(b.wait().unwrap().success());
+    let out = logcut(&["pid", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        status_json(d)["logs"][0]["writer"]["pids"],
+        serde_json::json!([])
+    );
+    let r = Parser::new(TAGGED)
+        .any_order()
+        .parse(&logcut(&["cat", d]).stdout);
+    assert_eq!(r.count("record"), u64::from(id));
+    assert!(logcut(&["verify", d]).status.success());
+}
+
 /// The subcommands `logcut --help` lists.
 fn subcommands() -> Vec<String> {
     let help = String::from_utf8(logcut(&["--help"]).stdout).unwrap();
@@ -4041,7 +4117,7 @@ fn status_json(dir: &str) -> serde_json::Value {
             "uncompressed_segments",
         ];
         let mut want: Vec<&str> = counts.to_vec();
-        want.extend(["active_bytes", "name", "writer"]);
+        want.extend(["active_bytes", "last_error", "name", "writer"]);
         want.sort_unstable();
         assert_eq!(keys(log), want);
         for c in counts {
@@ -4049,11 +4125,153 @@ fn status_json(dir: &str) -> serde_json::Value {
         }
         assert!(log["name"].is_string());
         assert!(log["active_bytes"].is_null() || log["active_bytes"].is_u64());
-        assert_eq!(keys(&log["writer"]), ["alive", "pid", "shared"]);
+        assert_eq!(keys(&log["writer"]), ["alive", "pid", "pids", "shared"]);
+        assert!(
+            log["writer"]["pids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p.is_u64())
+        );
         assert!(log["writer"]["alive"].is_boolean() && log["writer"]["shared"].is_boolean());
         assert!(log["writer"]["pid"].is_null() || log["writer"]["pid"].is_u64());
+        let e = &log["last_error"];
+        if !e.is_null() {
+            assert_eq!(keys(e), ["at", "message", "pid"]);
+            assert!(
+                e["at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(),
+                "{e}"
+            );
+            assert!(e["message"].is_string() && e["pid"].is_u64(), "{e}");
+        }
     }
     v
+}
+
+/// A tmpfs of 1 MiB for a disk-full test (root mounts it; skipped with a
+/// message otherwise, never in CI); unmounted when dropped.
+struct SmallFs(TempDir);
+
+impl SmallFs {
+    fn mount(tag: &str) -> Option<SmallFs> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let target = std::ffi::CString::new(dir.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                c"size=1m,mode=0750".as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must run the disk-full tests (as root): {err}"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {tag}: cannot mount a tmpfs ({err})"
+            );
+            return None;
+        }
+        Some(SmallFs(dir))
+    }
+
+    /// Fills it with the file `filler` until a write fails with ENOSPC.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.0.join("filler")).unwrap();
+        while f.write(&[0u8; 4096]).is_ok_and(|n| n > 0) {}
+        while f.write(b"x").is_ok_and(|n| n == 1) {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        use std::os::unix::ffi::OsStrExt;
+        let _ = std::fs::remove_dir_all(self.0.0.join("log"));
+        let target = std::ffi::CString::new(self.0.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// `status` shows the last error the writer reported, from a real full
+/// disk, in its text and in `--json`; once the disk frees, every record
+/// is there.
+#[test]
+fn status_shows_the_writers_last_error_from_a_full_disk() {
+    let Some(fs) = SmallFs::mount("last-error") else {
+        return;
+    };
+    let dir = fs.0.0.join("log");
+    let d = dir.to_str().unwrap();
+    // The writer's stderr (its own report of each error), off the disk.
+    let logs = TempDir::new("last-error-stderr");
+    std::fs::create_dir_all(&logs.0).unwrap();
+    let stderr = std::fs::File::create(logs.0.join("stderr")).unwrap();
+    let mut writer = Command::new(BIN)
+        .args(["write", "-d", d, "-s", "none", "--mode", "direct"])
+        .stdin(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let mut id = 0u32;
+    stdin.write_all(&records(&mut id, 10)).unwrap();
+    stdin.flush().unwrap();
+    wait_for("the writer's lock", || logcut(&["pid", d]).status.success());
+    let st = status_json(d);
+    assert_eq!(st["logs"][0]["last_error"], serde_json::Value::Null);
+    let text = String::from_utf8(logcut(&["status", d]).stdout).unwrap();
+    assert!(
+        text.contains("  last error:      none recorded\n"),
+        "{text}"
+    );
+    fs.fill();
+    // More than the slack of the active file's last page.
+    stdin.write_all(&records(&mut id, 1000)).unwrap();
+    stdin.flush().unwrap();
+    wait_for("the last error", || {
+        !status_json(d)["logs"][0]["last_error"].is_null()
+    });
+    let e = &status_json(d)["logs"][0]["last_error"];
+    assert_eq!(e["pid"], writer.id(), "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("No space left on device"), "{e}");
+    let text = String::from_utf8(logcut(&["status", d]).stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  last error:"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("by pid {}: ", writer.id())),
+        "{text}"
+    );
+    assert!(line.contains("No space left on device"), "{text}");
+    let printed = std::fs::read_to_string(logs.0.join("stderr")).unwrap();
+    assert!(printed.contains(message), "{printed}");
+    fs.free();
+    drop(stdin);
+    assert!(writer.wait().unwrap().success());
+    let data = logcut(&["cat", d]).stdout;
+    let r = Parser::new(TAGGED).parse(&data);
+    assert_eq!(r.count("record"), u64::from(id));
+    let out = logcut(&["verify", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// The operators' examples (`examples/`): the Grafana dashboard parses as
@@ -4084,6 +4302,14 @@ fn the_operators_examples_name_only_what_logcut_serves_and_accepts() {
         alerts
             .lines()
             .filter_map(|l| l.trim().strip_prefix("expr:"))
+            .map(str::to_string),
+    );
+    // The rules' unit tests feed series of served names too.
+    let rule_tests = std::fs::read_to_string(examples.join("prometheus-alerts.test.yml")).unwrap();
+    exprs.extend(
+        rule_tests
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- series:"))
             .map(str::to_string),
     );
     let mut named: Vec<String> = exprs
@@ -4152,9 +4378,177 @@ fn the_operators_examples_name_only_what_logcut_serves_and_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(logcut(&["verify", dir.to_str().unwrap()]).status.success());
+    systemd_accepts(&unit, &tmp.0);
+    promtool_accepts(&examples, &body);
     let rotate = std::fs::read_to_string(examples.join("logrotate.conf")).unwrap();
     assert!(
         rotate.contains("kill -HUP $(logcut pid /var/log/app)"),
         "{rotate}"
     );
+}
+
+/// The first of `paths` that exists: a tool from outside that CI installs
+/// (`.ci/run`). Without it, the caller skips its check with a message on
+/// standard error, except in CI, where that fails.
+fn ci_tool(what: &str, paths: &[&str]) -> Option<PathBuf> {
+    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} is not installed, and CI=true: .ci/run installs it"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED the {what} check: not installed");
+    }
+    found
+}
+
+/// Prometheus's own checker passes the alert rules, their unit tests
+/// (`prometheus-alerts.test.yml`: each alert fires when it should) and
+/// the exposition `--metrics` served (`scrape`, the HTTP response).
+/// Skipped with a message if
+/// promtool is missing, never in CI.
+fn promtool_accepts(examples: &Path, scrape: &str) {
+    let Some(promtool) = ci_tool(
+        "promtool",
+        &["/usr/bin/promtool", "/usr/local/bin/promtool"],
+    ) else {
+        return;
+    };
+    for args in [
+        ["check", "rules", "prometheus-alerts.yml"],
+        ["test", "rules", "prometheus-alerts.test.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(examples)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.split_once("\r\n\r\n").unwrap().1.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `systemd-analyze verify` finds nothing wrong with the unit template
+/// (with this build's logcut and `/bin/true` for the program, which it
+/// checks are executable). Skipped with a message if systemd-analyze is
+/// missing, never in CI.
+fn systemd_accepts(unit: &str, tmp: &Path) {
+    let Some(analyze) = ci_tool(
+        "systemd-analyze",
+        &["/usr/bin/systemd-analyze", "/bin/systemd-analyze"],
+    ) else {
+        return;
+    };
+    let file = tmp.join("logcut@.service");
+    let text = unit
+        .replace("/usr/local/bin/logcut ", &format!("{BIN} "))
+        .replace("/usr/local/bin/%i", "/bin/true");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The shippers' examples (`examples/shippers/`) all run the one reader
+/// the README documents, and logcut runs it as written there (with
+/// `--until-closed` added, so that it ends with the log's writer), the log
+/// byte for byte; run twice, the second finds the cursor at the end and
+/// prints nothing again. The syslog-ng example is run in full by
+/// `syslog_ng_behind_cat_follow_cursor_loses_nothing_across_restarts`.
+#[test]
+fn the_shipper_examples_run_the_documented_reader() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shippers");
+    let reader = "logcut cat /var/log/app --follow --cursor /var/lib/logcut/app.cursor";
+    for f in ["syslog-ng.conf", "fluent-bit.yaml"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(text.contains(reader), "{f} does not run {reader:?}");
+    }
+    let vector: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("vector.toml")).unwrap()).unwrap();
+    let source = &vector["sources"]["logcut_app"];
+    assert_eq!(source["type"].as_str(), Some("exec"));
+    assert_eq!(source["mode"].as_str(), Some("streaming"));
+    let command: Vec<&str> = source["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(command.join(" "), reader);
+    let rsyslog = std::fs::read_to_string(dir.join("rsyslog.conf")).unwrap();
+    assert!(
+        rsyslog.contains("File=\"/var/log/app/app.2*.log\""),
+        "{rsyslog}"
+    );
+
+    let tmp = TempDir::new("shippers");
+    let log = tmp.0.join("log");
+    let mut writer = Command::new(BIN)
+        .args(["write", "-d", log.to_str().unwrap(), "-s", "1KiB"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = 0u32;
+    let data = records(&mut id, 100);
+    writer.stdin.take().unwrap().write_all(&data).unwrap();
+    assert!(writer.wait().unwrap().success());
+    let cursor = tmp.0.join("app.cursor");
+    let mut args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| match *a {
+            "/var/log/app" => log.display().to_string(),
+            "/var/lib/logcut/app.cursor" => cursor.display().to_string(),
+            a => a.to_string(),
+        })
+        .collect();
+    args.extend(["--until-closed".to_string(), "--replay".into(), "0".into()]);
+    // Into a file, which holds no unread bytes for the cursor to leave out.
+    let run = |k: usize| {
+        let path = tmp.0.join(format!("out{k}"));
+        let out = Command::new(BIN)
+            .args(&args)
+            .stdout(std::fs::File::create(&path).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(path).unwrap()
+    };
+    assert_eq!(run(0), data);
+    // Again: the cursor is at the end.
+    assert_eq!(run(1), b"");
 }

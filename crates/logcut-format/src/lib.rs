@@ -34,6 +34,7 @@ segment as unreadable, and [`SegmentFile::open`] fails with
 pub mod codec;
 mod error;
 pub mod index;
+pub mod last_error;
 pub mod lock;
 pub mod manifest;
 pub mod name;

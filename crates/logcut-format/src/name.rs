@@ -10,6 +10,7 @@
 //! | sealed segment | `app.2026-11-24T10-00-00.000Z.000042.log` |
 //! | sealed segment, name taken | `app.2026-11-24T10-00-00.000Z.000042-1.log` |
 //! | manifest | `app.manifest` |
+//! | lock, cut and error files | `app.lock`, `app.cut`, `app.error` |
 //!
 //! The timestamp of a sealed segment is the instant the segment became
 //! active, in UTC with millisecond precision. The number after it is the
@@ -95,6 +96,12 @@ pub fn cut_file(name: &str) -> String {
 /// once.
 pub fn trigger_lock_file(name: &str) -> String {
     format!("{name}.trigger-lock")
+}
+
+/// The error file's name: `<name>.error`. It holds the last error a
+/// writer of the log reported; see [`last_error`](crate::last_error).
+pub fn error_file(name: &str) -> String {
+    format!("{name}.error")
 }
 
 /// The manifest's file name: `<name>.manifest`.

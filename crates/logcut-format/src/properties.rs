@@ -1,6 +1,6 @@
 //! Property tests of everything here that parses untrusted input: manifest
 //! lines and whole manifests, segment names and timestamps, lock and cut
-//! files, index files, key files and verification keys. None may panic on
+//! files, error files, index files, key files and verification keys. None may panic on
 //! any input, and what has a printer parses back to what was printed.
 
 use std::path::Path;
@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use crate::{
     index::Index,
+    last_error::{LastError, SIZE},
     lock::{CutState, LockInfo},
     manifest::{
         Close, Delete, DeleteReason, Entry, Lost, Manifest, Recover, Seal, SealReason, Shipped,
@@ -180,6 +181,24 @@ proptest! {
         let _ = SealKey::parse(&format!("logcut-seal-key 1 {s}"));
         let _ = s.parse::<VerifyKey>();
         let _ = Index::parse(&b);
+        let _ = LastError::parse(&s);
+    }
+
+    #[test]
+    fn error_files_round_trip_at_their_fixed_length(ms in ms(), pid in any::<u32>(), message in any::<String>()) {
+        let e = LastError { at: ts(ms), pid, message: message.clone() };
+        let bytes = e.encode();
+        prop_assert_eq!(bytes.len(), SIZE);
+        let back = LastError::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        prop_assert_eq!(back.at, e.at);
+        prop_assert_eq!(back.pid, pid);
+        let clean: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let clean = clean.trim_end();
+        if back.message.ends_with("...") && back.message.len() < clean.len() {
+            prop_assert!(clean.starts_with(back.message.trim_end_matches("...")));
+        } else {
+            prop_assert_eq!(back.message.as_str(), clean);
+        }
     }
 
     #[test]

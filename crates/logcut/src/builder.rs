@@ -357,7 +357,9 @@ impl AppenderBuilder {
     }
 
     /// Where errors of the background thread go. By default, nowhere (they
-    /// are still counted in [`Appender::stats`]).
+    /// are still counted in [`Appender::stats`], and the last one is kept
+    /// in `<dir>/<name>.error` for `logcut status`; see
+    /// [`logcut_format::last_error`]).
     ///
     /// The handler runs on a thread of the appender's runtime. It may write
     /// records to any appender, this one included (they are accepted past

@@ -32,6 +32,9 @@ pub(crate) struct Context {
     pub(crate) compress_cancel: AtomicBool,
     /// The keeper's mailbox for trims, once it runs (a router's budget).
     pub(crate) keeper: std::sync::OnceLock<crate::runtime::Mail<crate::sealed::task::Trim>>,
+    /// The error file `<name>.error`, sized at start; `None` if it could
+    /// not be made (that failure was reported).
+    errors: Option<std::fs::File>,
 }
 
 impl Context {
@@ -42,7 +45,11 @@ impl Context {
         active_name: String,
         session: String,
     ) -> Context {
-        Context {
+        let (errors, failed) = match open_error_file(&dir, &cfg.name, cfg.file_mode) {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        };
+        let ctx = Context {
             rt,
             cfg,
             dir,
@@ -52,15 +59,46 @@ impl Context {
             pins: crate::sealed::retain::Pins::default(),
             compress_cancel: AtomicBool::new(false),
             keeper: std::sync::OnceLock::new(),
+            errors,
+        };
+        if let Some(e) = failed {
+            ctx.report(e);
         }
+        ctx
     }
 
-    /// Hands a background error to the handler, if there is one.
+    /// Hands a background error to the handler, if there is one, after
+    /// recording it in the error file (repairs are not errors).
     pub(crate) fn report(&self, err: Error) {
+        if let (Some(file), false) = (&self.errors, err.is_repair()) {
+            let last = logcut_format::last_error::LastError {
+                at: self.cfg.clock.now(),
+                pid: std::process::id(),
+                message: err.to_string(),
+            };
+            // Best effort: the handler still hears of the error, and a
+            // failure to record it is not worth a second report (it would
+            // fail the same way).
+            let _ = crate::sys::overwrite(file, &last.encode());
+        }
         if let Some(h) = &self.cfg.handler {
             h.handle(err);
         }
     }
+}
+
+/// Opens (creating it if missing) the log's error file, and sizes it so
+/// that later errors overwrite allocated blocks, even on a full disk. A
+/// file an earlier run left keeps its error.
+fn open_error_file(dir: &Dir, log: &str, mode: u32) -> Result<std::fs::File, Error> {
+    let name = logcut_format::name::error_file(log);
+    let err = |e| Error::io("open error file", dir.join(&name), e);
+    let file = dir.open_lock(&name, mode).map_err(err)?;
+    let len = file.metadata().map_err(err)?.len();
+    if len != logcut_format::last_error::SIZE as u64 {
+        crate::sys::rewrite(&file, &logcut_format::last_error::blank()).map_err(err)?;
+    }
+    Ok(file)
 }
 
 /// What a watch (trigger file, signals) may ask of its appender, and all it

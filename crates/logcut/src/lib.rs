@@ -227,7 +227,10 @@ again, so no partial record stays in a file (for the one exception, see
 Known problems). The record and every record
 after it are held in memory in order, retried with exponential backoff
 ([`backoff`](AppenderBuilder::backoff)), and written when the cause goes
-away; the error reaches the [`ErrorHandler`] and the stats. Held records
+away; the error reaches the [`ErrorHandler`] and the stats, and is
+recorded in `<dir>/<name>.error` (one line, the last error, which
+`logcut status` shows: the file is sized at start and overwritten in place,
+so the error it is about does not keep it out). Held records
 keep the size limit when they are written out: those that do not fit go
 to the next segment, in order, so the segments before can be sealed,
 compressed and deleted by retention while the rest waits. (The exception:

@@ -29,11 +29,15 @@ fn contract_from_the_issue() {
     assert_eq!((seals[0].first, seals[0].records), (Some(0), Some(1)));
     assert_eq!((seals[1].first, seals[1].records), (Some(1), Some(1)));
     // After shutdown no next file is left: two segments (the last one
-    // also at the active path, until the next start), the manifest and
-    // the lock file (kept: removing it would race with the next appender
-    // taking it).
+    // also at the active path, until the next start), the manifest, the
+    // lock file (kept: removing it would race with the next appender
+    // taking it) and the error file (blank: no error).
     assert!(crate::kit::last_at_active(dir.path(), "app"));
-    assert_eq!(files(dir.path()).len(), 5, "{:?}", files(dir.path()));
+    assert_eq!(files(dir.path()).len(), 6, "{:?}", files(dir.path()));
+    assert_eq!(
+        logcut_format::last_error::read(dir.path(), "app").unwrap(),
+        None
+    );
     assert!(dir.join("app.lock").exists());
     assert!(appender.write_record(b"late\n").unwrap_err().is_shutdown());
     assert_eq!(appender.stats().records_rejected, 1);
@@ -157,6 +161,7 @@ fn files_and_dirs_get_safe_modes() {
     assert_eq!(mode(&logdir.join("app.log.next.5")), 0o640);
     assert_eq!(mode(&logdir.join("app.manifest")), 0o640);
     assert_eq!(mode(&logdir.join("app.lock")), 0o640);
+    assert_eq!(mode(&logdir.join("app.error")), 0o640);
     assert_eq!(mode(&logdir) & 0o750, 0o750);
     assert_eq!(mode(&logdir) & 0o007, 0, "directory is world-accessible");
     a.shutdown().unwrap();
@@ -181,12 +186,27 @@ fn planted_symlinks_are_never_followed() {
     std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.1")).unwrap();
     std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.2")).unwrap();
     std::os::unix::fs::symlink(&victim, logdir.join("app.log.next.9")).unwrap();
-    let a = Appender::builder().dir(&logdir).build().unwrap();
+    std::os::unix::fs::symlink(&victim, logdir.join("app.error")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<logcut::Error>();
+    let a = Appender::builder()
+        .dir(&logdir)
+        .error_handler(tx)
+        .build()
+        .unwrap();
     a.write_record(b"record\n").unwrap();
     a.rotate().unwrap();
     a.write_record(b"record 2\n").unwrap();
     a.shutdown().unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    // The error file is not opened through the link, and that is said.
+    let errors: Vec<String> = rx
+        .try_iter()
+        .filter(|e| !e.is_repair())
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("open error file"), "{errors:?}");
+    assert!(errors[0].contains("app.error"), "{errors:?}");
     assert_eq!(read_log(&logdir, "app"), b"record\nrecord 2\n");
     verify_ok(&logdir);
 }

@@ -318,3 +318,81 @@ fn held_records_past_a_segment_are_written_at_shutdown() {
         }
     }
 }
+
+/// The last error a writer reported is kept in `<name>.error` for
+/// `logcut status`, even with no error handler and on the full disk the
+/// error is about (the file is sized at start and overwritten in place);
+/// a later error replaces it, and a repair is not an error.
+#[test]
+fn the_last_error_is_recorded_on_the_full_disk_it_is_about() {
+    use logcut_format::last_error;
+    let Some(fs) = SmallFs::mount("last-error", "1m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A crash leftover: its adoption is a repair, not an error.
+    std::fs::write(dir.join("app.log"), b"left\n").unwrap();
+    let clock = clock();
+    let a = Appender::builder()
+        .dir(&dir)
+        .clock(clock.clone())
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let error_file = dir.join("app.error");
+    assert_eq!(std::fs::read(&error_file).unwrap(), last_error::blank());
+    assert_eq!(last_error::read(&dir, "app").unwrap(), None);
+    a.write_record(&record(0, 0, LEN)).unwrap();
+    fs.fill();
+    let mut i = 1;
+    while a.stats().write_failures == 0 {
+        a.write_record(&record(0, i, LEN)).unwrap();
+        i += 1;
+    }
+    let first_at = logcut::Clock::now(&clock);
+    wait_for("the error file", || {
+        last_error::read(&dir, "app").unwrap().is_some()
+    });
+    let e = last_error::read(&dir, "app").unwrap().unwrap();
+    assert_eq!((e.at, e.pid), (first_at, std::process::id()));
+    assert!(e.message.contains("write record"), "{e:?}");
+    assert!(e.message.contains("No space left on device"), "{e:?}");
+    assert!(
+        e.message
+            .contains(&dir.join("app.log").display().to_string()),
+        "{e:?}"
+    );
+    // Still full after the backoff: the retry fails again, and its time
+    // replaces the first.
+    clock.advance(Duration::from_secs(2));
+    a.tick().unwrap();
+    wait_for("the retry's error", || {
+        last_error::read(&dir, "app").unwrap().unwrap().at > first_at
+    });
+    let retried = last_error::read(&dir, "app").unwrap().unwrap();
+    assert!(
+        retried.message.contains("write held records"),
+        "{retried:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(&error_file).unwrap().len(),
+        last_error::SIZE as u64
+    );
+    fs.free();
+    retry_until(&a, &clock, "the held records", || {
+        a.stats().queue_depth == 0
+    });
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    // Every record written, besides the adopted leftover (count unknown).
+    assert_eq!(report.records(), i, "{report}");
+    // The next run keeps the last error until it has one of its own.
+    let a = Appender::builder()
+        .dir(&dir)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(last_error::read(&dir, "app").unwrap(), Some(retried));
+    a.shutdown().unwrap();
+}

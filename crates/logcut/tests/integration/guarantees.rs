@@ -432,9 +432,11 @@ fn cloexec_child() {
     for f in [
         "log",
         "log/app.lock",
+        "log/app.error",
         "log/app.manifest",
         "log/app.log",
         "shared/app.lock",
+        "shared/app.error",
         "shared/app.cut",
         "shared/app.manifest",
         "shared/app.log",
