@@ -85,8 +85,9 @@ pub(crate) struct Writer {
     /// does.
     pub(crate) pid: Option<u32>,
     /// Every process holding the log's lock now, by the kernel's list of
-    /// locks; empty if none does (or the list cannot be read).
-    pub(crate) pids: Vec<u32>,
+    /// locks; empty if none does; null if the list cannot say (not
+    /// readable, or it names no holder of a lock that is held).
+    pub(crate) pids: Option<Vec<u32>>,
     /// Whether a process holds the log's lock now.
     pub(crate) alive: bool,
     /// Whether it shares the log with other processes.

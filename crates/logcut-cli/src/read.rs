@@ -85,16 +85,22 @@ fn status_root(root: &Path) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}",
+        "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}  last error",
         "log", "segments", "bytes", "records", "deleted", "lost", "active bytes"
     )?;
     for dir in log_dirs(root, None, None)? {
         let r =
             check(&dir).map_err(|e| cannot(&format!("cannot read {}", dir.display()), &dir, &e))?;
         for l in &r.logs {
+            // When; `status TENANT_DIR` says what.
+            let last_error = match last_error::read(&dir, &l.name) {
+                Ok(Some(e)) => e.at.to_string(),
+                Ok(None) => "-".to_string(),
+                Err(_) => "unreadable".to_string(),
+            };
             writeln!(
                 out,
-                "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}",
+                "{:<40}  {:>8}  {:>12}  {:>10}  {:>10}  {:>6}  {:>12}  {last_error}",
                 rel(&dir, root),
                 l.segments,
                 l.bytes,

@@ -74,16 +74,18 @@ pub(crate) struct PidArgs {
 /// Prints the pid of each process writing the log, a line each (for a
 /// `postrotate` script: `kill -HUP $(logcut pid DIR)`); exit 1 if nobody
 /// writes it. The kernel's list of locks names them (see [`holders`]);
-/// where it cannot be read, the pid the lock file records.
+/// where it cannot (see there), the pid the lock file records.
 ///
 /// [`holders`]: crate::holders
 pub(crate) fn pid(args: PidArgs) -> Result<ExitCode> {
     let (dir, log) = args.log.resolve()?;
     let holder = writer(&dir, &log)?;
     let lock = dir.join(name::lock_file(&log));
-    let pids = match crate::holders::of(&lock) {
-        Some(pids) => pids,
-        None => holder.pid.into_iter().collect(),
+    // Where the kernel's list names no holder of a lock that is held (see
+    // `holders::of`), the lock file's pid is all there is to go by.
+    let pids = match crate::holders::of(&lock, holder.shared) {
+        Some(pids) if !pids.is_empty() => pids,
+        _ => holder.pid.into_iter().collect(),
     };
     if pids.is_empty() {
         bail!(
@@ -212,7 +214,9 @@ pub(crate) fn holder(dir: &Path, log: &str) -> Option<crate::json::Writer> {
     let (alive, info) = lock_state(dir, log).ok()??;
     Some(crate::json::Writer {
         pid: info.pid,
-        pids: crate::holders::of(&dir.join(name::lock_file(log))).unwrap_or_default(),
+        // Unknown (null) where the list cannot say: see `holders::of`.
+        pids: crate::holders::of(&dir.join(name::lock_file(log)), info.shared)
+            .filter(|p| !(alive && p.is_empty())),
         alive,
         shared: info.shared,
     })

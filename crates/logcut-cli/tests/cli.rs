@@ -2702,6 +2702,9 @@ fn write_routes_json_lines_to_their_tenants_logs() {
     let st = logcut(&["status", root.to_str().unwrap()]);
     let st = String::from_utf8(st.stdout).unwrap();
     assert!(want.keys().all(|l| st.contains(l)), "{st}");
+    // No tenant had an error: the last column says so.
+    assert!(st.lines().next().unwrap().ends_with("  last error"), "{st}");
+    assert!(st.lines().skip(1).all(|l| l.ends_with("  -")), "{st}");
     let sj = logcut(&["status", root.to_str().unwrap(), "--json"]);
     assert!(sj.status.success());
     let mut sj: serde_json::Value = serde_json::from_slice(&sj.stdout).unwrap();
@@ -4126,12 +4129,10 @@ fn status_json(dir: &str) -> serde_json::Value {
         assert!(log["name"].is_string());
         assert!(log["active_bytes"].is_null() || log["active_bytes"].is_u64());
         assert_eq!(keys(&log["writer"]), ["alive", "pid", "pids", "shared"]);
+        let pids = &log["writer"]["pids"];
         assert!(
-            log["writer"]["pids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p.is_u64())
+            pids.is_null() || pids.as_array().unwrap().iter().all(|p| p.is_u64()),
+            "{pids}"
         );
         assert!(log["writer"]["alive"].is_boolean() && log["writer"]["shared"].is_boolean());
         assert!(log["writer"]["pid"].is_null() || log["writer"]["pid"].is_u64());
@@ -4146,6 +4147,61 @@ fn status_json(dir: &str) -> serde_json::Value {
         }
     }
     v
+}
+
+/// A FIFO planted as a log's error file or lock file does not hang
+/// `status`, `status --json` or `pid` (opening a FIFO for reading blocks
+/// until a writer comes): the text and `pid` say what is wrong.
+#[test]
+fn planted_fifos_do_not_hang_status_or_pid() {
+    let tmp = TempDir::new("fifo");
+    let dir = tmp.0.join("log");
+    let d = dir.to_str().unwrap();
+    assert!(write_input(&dir, &[], b"one\n").status.success());
+    for f in ["app.error", "app.lock"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+        let made = Command::new("mkfifo").arg(dir.join(f)).status().unwrap();
+        assert!(made.success());
+    }
+    let within = |args: &[&str]| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?} hangs");
+            }
+            std::thread::yield_now();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = within(&["status", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  last error:"))
+        .unwrap();
+    assert!(
+        line.contains("app.error") && line.contains("not a regular file"),
+        "{text}"
+    );
+    // JSON has no room for why: no writer, no last error.
+    let out = within(&["status", d, "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = v["logs"][0].as_object().unwrap();
+    assert_eq!(log["last_error"], serde_json::Value::Null);
+    assert!(!log.contains_key("writer"), "{v}");
+    let out = within(&["pid", d]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
 }
 
 /// A tmpfs of 1 MiB for a disk-full test (root mounts it; skipped with a

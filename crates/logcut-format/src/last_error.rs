@@ -11,10 +11,12 @@
 //! or only spaces before any error. A writer creates it at start, sized
 //! already, and then overwrites it in place with one `pwrite` of the same
 //! length: the blocks are allocated by then, so an error is recorded even
-//! on the full disk it is often about, and two writers that share the log
-//! never leave a mix of both (the kernel orders writes to one file). The
-//! message is the error's text, with control characters made spaces and
-//! cut to fit.
+//! on the full disk it is often about (not on a copy-on-write file system
+//! such as btrfs or ZFS, where an overwrite needs new blocks, nor if the
+//! disk was full already when the writer started and the file was new),
+//! and two writers that share the log never leave a mix of both (the
+//! kernel orders writes to one file). The message is the error's text,
+//! with control characters made spaces and cut to fit.
 
 use std::{io, path::Path};
 

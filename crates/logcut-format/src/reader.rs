@@ -332,23 +332,58 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Opens a file for reading without following a symlink at its last
-/// component.
+/// Opens a regular file for reading without following a symlink at its
+/// last component. Anything else planted at `path` (a FIFO, a device, a
+/// directory) fails with [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// instead of being read; a FIFO is opened without blocking for that, so
+/// it cannot hang the caller until someone writes to it.
 pub fn open_nofollow(path: &Path) -> io::Result<fs::File> {
     let mut o = fs::OpenOptions::new();
     o.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // The flag's bits fit an i32 on every platform rustix supports.
-        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        // The flags' bits fit an i32 on every platform rustix supports.
+        // O_NONBLOCK changes nothing for a regular file's reads.
+        o.custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
     }
-    o.open(path)
+    let file = o.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO, a directory or a symlink planted where a file is read fails
+    /// at once (a FIFO would otherwise block the open until a writer came).
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = std::env::temp_dir().join(format!("logcut-format-open-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join("file"), dir.join("link")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(open_nofollow(&dir.join("file")).is_ok());
+        for f in ["fifo", "sub"] {
+            let e = open_nofollow(&dir.join(f)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{f}: {e}");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert!(open_nofollow(&dir.join("link")).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn log_names_are_those_of_manifests_and_segments() {

@@ -38,17 +38,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// `errors`: the error file as [`open_error_file`] left it.
     pub(crate) fn new(
         cfg: Config,
         rt: Runtime,
         dir: Dir,
         active_name: String,
         session: String,
+        errors: (Option<std::fs::File>, Option<Error>),
     ) -> Context {
-        let (errors, failed) = match open_error_file(&dir, &cfg.name, cfg.file_mode) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(e)),
-        };
+        let (errors, failed) = errors;
         let ctx = Context {
             rt,
             cfg,
@@ -89,16 +88,35 @@ impl Context {
 
 /// Opens (creating it if missing) the log's error file, and sizes it so
 /// that later errors overwrite allocated blocks, even on a full disk. A
-/// file an earlier run left keeps its error.
-fn open_error_file(dir: &Dir, log: &str, mode: u32) -> Result<std::fs::File, Error> {
+/// file an earlier run left keeps its error: it is only ever grown, never
+/// cut, so that of two appenders starting on a shared log (under its cut
+/// lock, one after the other) the second never blanks what the first has
+/// recorded. Returns the file (kept even if it could not be sized: a
+/// later error may find room) and what went wrong, for the handler.
+pub(crate) fn open_error_file(
+    dir: &Dir,
+    log: &str,
+    mode: u32,
+) -> (Option<std::fs::File>, Option<Error>) {
+    use logcut_format::last_error;
     let name = logcut_format::name::error_file(log);
     let err = |e| Error::io("open error file", dir.join(&name), e);
-    let file = dir.open_lock(&name, mode).map_err(err)?;
-    let len = file.metadata().map_err(err)?.len();
-    if len != logcut_format::last_error::SIZE as u64 {
-        crate::sys::rewrite(&file, &logcut_format::last_error::blank()).map_err(err)?;
-    }
-    Ok(file)
+    let file = match dir.open_lock(&name, mode) {
+        Ok(f) => f,
+        Err(e) => return (None, Some(err(e))),
+    };
+    let sized = file
+        .metadata()
+        .and_then(|m| {
+            if m.len() < last_error::SIZE as u64 {
+                crate::sys::overwrite(&file, &last_error::blank())
+            } else {
+                Ok(())
+            }
+        })
+        .err()
+        .map(err);
+    (Some(file), sized)
 }
 
 /// What a watch (trigger file, signals) may ask of its appender, and all it

@@ -230,7 +230,8 @@ after it are held in memory in order, retried with exponential backoff
 away; the error reaches the [`ErrorHandler`] and the stats, and is
 recorded in `<dir>/<name>.error` (one line, the last error, which
 `logcut status` shows: the file is sized at start and overwritten in place,
-so the error it is about does not keep it out). Held records
+so the full disk it is about does not keep it out, except on copy-on-write
+file systems, or if the disk was full already when the file was made). Held records
 keep the size limit when they are written out: those that do not fit go
 to the next segment, in order, so the segments before can be sealed,
 compressed and deleted by retention while the rest waits. (The exception:

@@ -173,6 +173,8 @@ impl Appender {
             dir.sync()
                 .map_err(|e| Error::io("sync log directory", dir.path(), e))?;
         }
+        // Under the cut lock: see `open_error_file`.
+        let errors = crate::context::open_error_file(&dir, &cfg.name, cfg.file_mode);
         drop(cut_guard);
         let trigger_lock = if cfg.shared && cfg.trigger.is_some() {
             let n = name::trigger_lock_file(&cfg.name);
@@ -184,7 +186,7 @@ impl Appender {
             None
         };
         let shared = Arc::new(Shared {
-            ctx: Arc::new(Context::new(cfg, rt, dir, active_name, session)),
+            ctx: Arc::new(Context::new(cfg, rt, dir, active_name, session, errors)),
             path: WritePath {
                 current: ArcSwap::from_pointee(first),
                 next: Mutex::new(VecDeque::new()),

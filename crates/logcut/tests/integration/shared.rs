@@ -1133,6 +1133,11 @@ fn shared_keeper(dir: &std::path::Path, bucket: &str) -> Appender {
         .compress(logcut::Compression::zstd())
         .keep(KEEP)
         .ship(std::sync::Arc::new(DirBucket(bucket.into())))
+        // Shutdown finishes the compressions and uploads it finds still to
+        // do, within this deadline: the checks below count on it, and on a
+        // loaded machine the default 5 s was not enough (the last keeper
+        // left uploads to the next start: found in CI).
+        .shutdown_timeout(Duration::from_secs(120))
         .build()
         .unwrap()
 }
