@@ -73,6 +73,7 @@ pub(crate) struct ConfigFile {
     fsync: Option<Spanned<Text>>,
     metrics: Option<Spanned<String>>,
     grace: Option<Spanned<Text>>,
+    shutdown_timeout: Option<Spanned<Text>>,
     trigger: Option<Spanned<String>>,
     compress: Option<Spanned<String>>,
     compress_level: Option<Spanned<Text>>,
@@ -266,6 +267,9 @@ pub(crate) fn apply(
     layer!(metrics, crate::write::socket_addr, |v| args.metrics =
         Some(v));
     layer!(grace, crate::write::duration, |v| args.grace = v);
+    layer!(shutdown_timeout, crate::write::duration, |v| args
+        .shutdown_timeout =
+        v);
     layer!(trigger, path, |v| args.trigger = Some(v));
     layer!(compress, crate::write::compress, |v| args.compress = v);
     layer!(compress_level, crate::write::level, |v| args
@@ -413,7 +417,8 @@ mod tests {
         let c = parse(
             "dir = \"/tmp/x\"\nname = \"web\"\nmax_size = 4096\ninterval = \"15m\"\n\
              tz = \"UTC\"\nmode = \"direct\"\nmax_line = \"4KiB\"\nfsync = \"never\"\n\
-             metrics = \"127.0.0.1:9184\"\ngrace = \"2s\"\nstderr_name = \"err\"\n\
+             metrics = \"127.0.0.1:9184\"\ngrace = \"2s\"\nshutdown_timeout = \"30s\"\n\
+             stderr_name = \"err\"\n\
              index = \"trace_id,user\"\nroot_max_total = \"1GiB\"\nroot_min_free = 4096\n\
              ship = \"s3://b/p\"\nship_endpoint = \"http://127.0.0.1:9000\"\n\
              ship_region = \"eu-west-1\"\nship_path_style = true\nship_template = \"{file}\"\n",
@@ -421,6 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_size.unwrap().get_ref().to_string(), "4096");
         assert_eq!(c.grace.unwrap().get_ref().to_string(), "2s");
+        assert_eq!(c.shutdown_timeout.unwrap().get_ref().to_string(), "30s");
         assert_eq!(c.ship.unwrap().get_ref(), "s3://b/p");
         assert!(*c.ship_path_style.unwrap().get_ref());
     }

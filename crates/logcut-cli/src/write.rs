@@ -42,7 +42,8 @@ use crate::UsageError;
 pub(crate) struct WriteArgs {
     /// Read options from this TOML file (keys named like the flags, with
     /// '_' for '-': dir, name, max_size, interval, tz, mode, max_line, fsync,
-    /// metrics, grace, trigger, compress, compress_level, index, ship,
+    /// metrics, grace, shutdown_timeout, trigger, compress, compress_level,
+    /// index, ship,
     /// ship_endpoint, ship_region, ship_path_style, ship_template, keep, max_age,
     /// max_total, min_free, shared, route_field, max_open, root_max_total,
     /// root_min_free, and stderr_name
@@ -87,6 +88,12 @@ pub(crate) struct WriteArgs {
     /// arrives for this long (from the signal on).
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub(crate) grace: Duration,
+    /// Once input has ended: how long to keep retrying lines that cannot
+    /// be written (a full disk) before counting them lost, and then, as
+    /// long again, to finish compressing, indexing and shipping sealed
+    /// segments (what is left then is done at the next start).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub(crate) shutdown_timeout: Duration,
     /// Cut when this file is created, written or touched (what `logcut
     /// rotate` does). By default DIR/NAME.trigger, created at start; "none"
     /// for no trigger file.
@@ -349,6 +356,7 @@ impl WriteArgs {
             .fsync(self.fsync)
             .compress(compression)
             .shared(self.shared)
+            .shutdown_timeout(self.shutdown_timeout)
             .error_handler(|e: logcut::Error| eprintln!("logcut: {e}"));
         if let Some(url) = &self.ship {
             b = b.ship(self.uploader(url)?);

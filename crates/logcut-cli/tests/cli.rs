@@ -1121,6 +1121,8 @@ fn follow_prints_every_record_once_while_segments_are_compressed() {
             .max_size(16 << 10)
             .mode(mode)
             .compress(logcut::Compression::zstd())
+            // Time to finish the compressions at the end, under load.
+            .shutdown_timeout(std::time::Duration::from_secs(120))
             .build()
             .unwrap();
         let mut id = 0;
@@ -1746,16 +1748,23 @@ fn rotate_cuts_the_running_writer_and_sighup_reopens() {
 
 #[test]
 fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
+    // With time to finish the compressions at the end, under load.
+    const OPTS: &[&str] = &[
+        "--max-size",
+        "64KiB",
+        "--compress",
+        "zstd",
+        "--keep",
+        "4",
+        "--shutdown-timeout",
+        "120s",
+    ];
     let dir = TempDir::new("zstd-keep");
     let mut input = Vec::new();
     for i in 0..100_000u32 {
         writeln!(input, "line {i:08} GET /api/orders status=200").unwrap();
     }
-    let out = write_input(
-        &dir.0,
-        &["--max-size", "64KiB", "--compress", "zstd", "--keep", "4"],
-        &input,
-    );
+    let out = write_input(&dir.0, OPTS, &input);
     assert!(
         out.status.success(),
         "{}",
@@ -1795,11 +1804,7 @@ fn compress_zstd_and_keep_n_leave_the_newest_lines_compressed() {
     };
     assert_eq!(kinds(&names), (3, 4, 2, 13), "{names:?}");
     // The next start removes that name and compresses the segment.
-    let again = write_input(
-        &dir.0,
-        &["--max-size", "64KiB", "--compress", "zstd", "--keep", "4"],
-        b"",
-    );
+    let again = write_input(&dir.0, OPTS, b"");
     assert!(again.status.success());
     let v = logcut(&["verify", "--json", d]);
     let after = String::from_utf8_lossy(&v.stdout).into_owned();
@@ -2931,7 +2936,8 @@ fn grep_returns_what_a_brute_force_scan_does_with_or_without_an_index() {
     ];
     for (what, args) in cases {
         let log = dir.0.join(what.replace([' ', ','], "_"));
-        let mut a = vec!["--max-size", "1500"];
+        // Time to finish every index at the end, under load.
+        let mut a = vec!["--max-size", "1500", "--shutdown-timeout", "120s"];
         a.extend(args.iter().copied());
         let out = write_input(&log, &a, input.as_bytes());
         assert!(
@@ -3485,6 +3491,8 @@ fn verify_remote_names_corrupted_missing_and_extra_objects() {
     let mut w = s3
         .command(&["write", "--dir", log.to_str().unwrap()])
         .args(["--max-size", "2KiB", "--ship", "s3://logs/v"])
+        // Time for every upload at the end, however loaded the machine.
+        .args(["--shutdown-timeout", "120s"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -3841,6 +3849,29 @@ fn logrotate() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// `logcut write -d D --mode direct` (no size limit, `extra` options),
+/// with 10 records written and its lock taken: the child, its input and
+/// the next record id.
+fn direct_writer(
+    d: &str,
+    extra: &[&str],
+    stderr: Stdio,
+) -> (std::process::Child, std::process::ChildStdin, u32) {
+    let mut writer = Command::new(BIN)
+        .args(["write", "-d", d, "-s", "none", "--mode", "direct"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let mut id = 0u32;
+    stdin.write_all(&records(&mut id, 10)).unwrap();
+    stdin.flush().unwrap();
+    wait_for("the writer's lock", || logcut(&["pid", d]).status.success());
+    (writer, stdin, id)
+}
+
 /// `logcut pid` prints the writer's pid (with DIR or `-d`, and `-n`), and
 /// exits 1 when nobody writes the log (before the writer starts and after
 /// it has gone). The documented logrotate recipe, `create` with
@@ -3858,16 +3889,7 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
     let out = logcut(&["pid", d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
-    let mut writer = Command::new(BIN)
-        .args(["write", "-d", d, "-s", "none", "--mode", "direct"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    let mut id = 0u32;
-    stdin.write_all(&records(&mut id, 10)).unwrap();
-    stdin.flush().unwrap();
-    wait_for("the writer's lock", || logcut(&["pid", d]).status.success());
+    let (mut writer, mut stdin, mut id) = direct_writer(d, &[], Stdio::inherit());
     for args in [vec!["pid", d], vec!["pid", "-d", d, "-n", "app"]] {
         let out = logcut(&args);
         assert_eq!(
@@ -4149,6 +4171,35 @@ fn status_json(dir: &str) -> serde_json::Value {
     v
 }
 
+/// Lines still unwritable when `--shutdown-timeout` runs out (the disk
+/// stays full) are counted: `write` exits 1 saying how many were lost, the
+/// manifest records them, and what was written plus what was lost is
+/// every line, exactly.
+#[test]
+fn lines_unwritable_at_the_shutdown_timeout_are_counted_lost() {
+    let Some(fs) = SmallFs::mount("lost-at-exit") else {
+        return;
+    };
+    let dir = fs.0.0.join("log");
+    let d = dir.to_str().unwrap();
+    let (writer, mut stdin, mut id) =
+        direct_writer(d, &["--shutdown-timeout", "0s"], Stdio::piped());
+    fs.fill();
+    stdin.write_all(&records(&mut id, 1000)).unwrap();
+    drop(stdin);
+    let out = writer.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lost"), "{err}");
+    fs.free();
+    let st = status_json(d);
+    let lost = st["logs"][0]["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{st}");
+    let r = Parser::new(TAGGED).parse(&logcut(&["cat", d]).stdout);
+    assert_eq!(r.count("record") + lost, u64::from(id), "{st}");
+    assert!(err.contains(&format!("{lost} records")), "{err}");
+}
+
 /// A FIFO planted as a log's error file or lock file does not hang
 /// `status`, `status --json` or `pid` (opening a FIFO for reading blocks
 /// until a writer comes): the text and `pid` say what is wrong.
@@ -4275,17 +4326,7 @@ fn status_shows_the_writers_last_error_from_a_full_disk() {
     let logs = TempDir::new("last-error-stderr");
     std::fs::create_dir_all(&logs.0).unwrap();
     let stderr = std::fs::File::create(logs.0.join("stderr")).unwrap();
-    let mut writer = Command::new(BIN)
-        .args(["write", "-d", d, "-s", "none", "--mode", "direct"])
-        .stdin(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    let mut id = 0u32;
-    stdin.write_all(&records(&mut id, 10)).unwrap();
-    stdin.flush().unwrap();
-    wait_for("the writer's lock", || logcut(&["pid", d]).status.success());
+    let (mut writer, mut stdin, mut id) = direct_writer(d, &[], stderr.into());
     let st = status_json(d);
     assert_eq!(st["logs"][0]["last_error"], serde_json::Value::Null);
     let text = String::from_utf8(logcut(&["status", d]).stdout).unwrap();

@@ -345,6 +345,12 @@ impl AppenderBuilder {
 
     /// How long `shutdown` keeps retrying records that cannot be written
     /// before it counts them as lost. By default, 5 s.
+    ///
+    /// Once every segment is sealed, compression, indexing and shipping of
+    /// the sealed segments still waiting get as long again; what is left
+    /// then (not an error) is done at the next start. A shutdown may so
+    /// take up to twice this (a service manager's stop timeout should
+    /// allow for it).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self

@@ -44,6 +44,8 @@ fn a_file_system_without_rename_noreplace() {
                 .mode(mode)
                 .max_size(4 * 1024)
                 .compress(Compression::Zstd { level: 1 })
+                // Time to finish the compressions at the end, on FUSE under load.
+                .shutdown_timeout(std::time::Duration::from_secs(120))
                 .error_handler(move |e: logcut::Error| r.lock().expect("lock").push(e.to_string()))
                 .build()
                 .expect("start");

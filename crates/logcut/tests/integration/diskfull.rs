@@ -289,6 +289,8 @@ fn held_records_past_a_segment_are_written_at_shutdown() {
             .mode(mode)
             .max_size(16 << 10)
             .clock(clock())
+            // Time to finish writing the held records at the end, under load.
+            .shutdown_timeout(std::time::Duration::from_secs(120))
             .error_handler(|_: logcut::Error| {})
             .build()
             .unwrap();

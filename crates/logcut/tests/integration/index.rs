@@ -83,6 +83,8 @@ fn every_sealed_segment_gets_an_index_of_its_values() {
             .max_size(2000)
             .compress(compression)
             .index_fields(["trace_id"])
+            // Time to finish the background work at the end, under load.
+            .shutdown_timeout(std::time::Duration::from_secs(120))
             .build()
             .unwrap();
         for i in 0..400 {

@@ -340,6 +340,9 @@ fn shared_torture_child() {
         .mode(mode)
         .shared(true)
         .fsync(logcut::Fsync::Never)
+        // Time to seal what this one cut once the others have left it,
+        // however loaded the machine.
+        .shutdown_timeout(Duration::from_secs(120))
         .watch_interval(Some(Duration::from_millis(5)));
     // Every writer watches the trigger file (created by the test first);
     // whichever acts first cuts, the others follow.
