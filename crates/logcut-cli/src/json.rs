@@ -17,6 +17,42 @@ pub(crate) struct Report<'a> {
     ok: bool,
     logs: Vec<Log<'a>>,
     problems: Vec<Problem<'a>>,
+    /// `verify --key-file --json`: the sealed history's check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal: Option<Seal<'a>>,
+}
+
+/// What `verify --key-file` found of one log's sealed history.
+#[derive(Serialize)]
+struct Seal<'a> {
+    log: &'a str,
+    /// The chain holds: sealing began with this key, no entry fails.
+    ok: bool,
+    /// Entries from before sealing began (not covered).
+    before: u64,
+    /// Entries proven, up to the last sealed epoch's end.
+    sealed: u64,
+    /// The last sealed epoch: `at` (RFC 3339) and `epoch`; null if none.
+    sealed_until: Option<SealedUntil>,
+    /// Entries after it, whose key is still on the machine.
+    unsealed: u64,
+    /// Entries after the first failure, not checked.
+    unchecked: u64,
+    notes: &'a [String],
+    problems: Vec<SealProblem<'a>>,
+}
+
+#[derive(Serialize)]
+struct SealedUntil {
+    at: String,
+    epoch: u64,
+}
+
+#[derive(Serialize)]
+struct SealProblem<'a> {
+    /// The manifest's line (1-based); null for the file as a whole.
+    line: Option<usize>,
+    detail: &'a str,
 }
 
 #[derive(Serialize)]
@@ -161,7 +197,40 @@ impl<'a> Report<'a> {
                     detail: &p.detail,
                 })
                 .collect(),
+            seal: None,
         }
+    }
+
+    /// With what `verify --key-file` found of log `log`: `ok` then also
+    /// says whether the sealed history holds.
+    pub(crate) fn with_seal(
+        mut self,
+        log: &'a str,
+        c: &'a logcut_format::sealing::SealCheck,
+    ) -> Report<'a> {
+        self.ok &= c.is_ok();
+        self.seal = Some(Seal {
+            log,
+            ok: c.is_ok(),
+            before: c.before,
+            sealed: c.sealed,
+            sealed_until: c.sealed_until.map(|(at, epoch)| SealedUntil {
+                at: at.to_string(),
+                epoch,
+            }),
+            unsealed: c.unsealed,
+            unchecked: c.unchecked,
+            notes: &c.notes,
+            problems: c
+                .problems
+                .iter()
+                .map(|(line, detail)| SealProblem {
+                    line: (*line > 0).then_some(*line),
+                    detail,
+                })
+                .collect(),
+        });
+        self
     }
 }
 

@@ -73,8 +73,9 @@ enum Command {
         remote: Option<String>,
         /// Also prove the log's sealed history (see `keygen`) with the
         /// verification key in FILE (never on the command line, where
-        /// `ps` shows it).
-        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        /// `ps` shows it). With --json, the result is the document's
+        /// `seal`. One log: not a router's root.
+        #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
         /// With --key-file: the log to prove, if DIR holds several.
         #[arg(short, long, requires = "key_file")]
@@ -167,11 +168,19 @@ fn main() -> ExitCode {
             key_file,
             name,
             s3,
-        } => read::verify(&dir, json)
-            .and_then(|code| match key_file {
-                Some(f) => seal::verify(&dir, name.as_deref(), &f)
-                    .map(|ok| if ok { code } else { ExitCode::FAILURE }),
-                None => Ok(code),
+        } => key_file
+            .map(|f| seal::check(&dir, name.as_deref(), &f))
+            .transpose()
+            .and_then(|seal| {
+                // With --json, the seal's result is part of the one
+                // document; else it follows the report, as text.
+                let code = read::verify(&dir, json, seal.as_ref().filter(|_| json))?;
+                match seal.filter(|_| !json) {
+                    Some((log, c)) => {
+                        seal::print(&log, &c).map(|ok| if ok { code } else { ExitCode::FAILURE })
+                    }
+                    None => Ok(code),
+                }
             })
             .and_then(|code| match remote {
                 Some(url) => ship::verify_remote(&dir, &url, &s3).map(|ok| {

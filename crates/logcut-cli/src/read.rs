@@ -11,7 +11,13 @@ use logcut_format::{last_error, name, segments, verify as check};
 
 use crate::{json, progress::Progress};
 
-pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
+/// `verify DIR`; `seal`: with `--json --key-file`, what the seal's check
+/// found, to go into the document (and its `ok`).
+pub(crate) fn verify(
+    dir: &Path,
+    json: bool,
+    seal: Option<&(String, logcut_format::sealing::SealCheck)>,
+) -> Result<ExitCode> {
     if is_root(dir) {
         return verify_root(dir, json);
     }
@@ -26,15 +32,16 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     }
     let mut out = io::stdout().lock();
     if json {
-        writeln!(
-            out,
-            "{}",
-            json::line(&json::Report::new(&report, |_| None))?
-        )?;
+        let mut doc = json::Report::new(&report, |_| None);
+        if let Some((log, c)) = seal {
+            doc = doc.with_seal(log, c);
+        }
+        writeln!(out, "{}", json::line(&doc)?)?;
     } else {
         writeln!(out, "{report}")?;
     }
-    Ok(if report.is_ok() {
+    let sealed_ok = seal.is_none_or(|(_, c)| c.is_ok());
+    Ok(if report.is_ok() && sealed_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -42,7 +49,7 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
 }
 
 /// Whether `dir` is a router's root: no log of its own, logs below.
-fn is_root(dir: &Path) -> bool {
+pub(crate) fn is_root(dir: &Path) -> bool {
     logcut_format::log_names(dir).is_ok_and(|n| n.is_empty()) && log_dirs(dir, None, None).is_ok()
 }
 

@@ -73,9 +73,20 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `verify DIR --key-file FILE`: the chain of one log's manifest. Returns
-/// whether it holds.
-pub(crate) fn verify(dir: &Path, name: Option<&str>, key_file: &Path) -> Result<bool> {
+/// `verify DIR --key-file FILE`: checks the chain of one log's manifest
+/// (`name`, or the only log in DIR): the log's name and what was found.
+pub(crate) fn check(
+    dir: &Path,
+    name: Option<&str>,
+    key_file: &Path,
+) -> Result<(String, sealing::SealCheck)> {
+    if crate::read::is_root(dir) {
+        return Err(UsageError(format!(
+            "--key-file proves one log's sealed history; {} is a router's root: give a tenant's directory (ROOT/GROUP/TENANT)",
+            dir.display()
+        ))
+        .into());
+    }
     let vk = VerifyKey::read(key_file)
         .map_err(|e| cannot("cannot read the verification key", key_file, &e))?;
     let name = pick_log(dir, name)?;
@@ -86,6 +97,12 @@ pub(crate) fn verify(dir: &Path, name: Option<&str>, key_file: &Path) -> Result<
             &e,
         )
     })?;
+    Ok((name, c))
+}
+
+/// Prints what [`check`] found (the text form); returns whether the chain
+/// holds.
+pub(crate) fn print(name: &str, c: &sealing::SealCheck) -> Result<bool> {
     writeln!(io::stdout().lock(), "{name}: {c}")?;
     Ok(c.is_ok())
 }

@@ -320,6 +320,51 @@ fn keygen_then_verify_key_file_proves_the_history_and_catches_a_forged_delete() 
     assert_eq!(v.status.code(), Some(0), "{out}");
     assert!(out.contains("app: sealed history verified up to "), "{out}");
     assert!(out.contains("every entry is sealed"), "{out}");
+    // The same as one JSON document: the report, and the seal's check.
+    let seal_json = || {
+        let v = logcut(&["verify", d, "--key-file", vkp, "--json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+        (v.status.code(), doc)
+    };
+    let (code, doc) = seal_json();
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        (&doc["ok"], &doc["problems"]),
+        (&true.into(), &serde_json::json!([]))
+    );
+    let seal = &doc["seal"];
+    let mut keys: Vec<&String> = seal.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "before",
+            "log",
+            "notes",
+            "ok",
+            "problems",
+            "sealed",
+            "sealed_until",
+            "unchecked",
+            "unsealed"
+        ],
+        "{seal}"
+    );
+    assert_eq!((&seal["log"], &seal["ok"]), (&"app".into(), &true.into()));
+    assert!(seal["sealed"].as_u64().unwrap() > 0, "{seal}");
+    assert_eq!(
+        (&seal["unsealed"], &seal["unchecked"]),
+        (&0.into(), &0.into()),
+        "{seal}"
+    );
+    assert!(
+        seal["sealed_until"]["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
+    assert!(seal["sealed_until"]["epoch"].is_u64(), "{seal}");
     // The forgery `verify` alone cannot see: a `delete` line with its CRC
     // recomputed, which hides a segment's records.
     let manifest = dir.0.join("app.manifest");
@@ -341,6 +386,24 @@ fn keygen_then_verify_key_file_proves_the_history_and_catches_a_forged_delete() 
     let out = String::from_utf8_lossy(&v.stdout).to_string();
     assert_eq!(v.status.code(), Some(1), "{out}");
     assert!(out.contains("without a MAC after sealing began"), "{out}");
+    // In JSON: the report finds nothing, the seal's check the forged line.
+    let (code, doc) = seal_json();
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(
+        (&doc["ok"], &doc["problems"]),
+        (&false.into(), &serde_json::json!([]))
+    );
+    let problems = doc["seal"]["problems"].as_array().unwrap();
+    let forged_line = text.lines().count() + 1;
+    assert_eq!(problems[0]["line"], forged_line, "{doc}");
+    assert!(
+        problems[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("without a MAC after sealing began"),
+        "{doc}"
+    );
+    assert_eq!(doc["seal"]["ok"], false);
     // A wrong key is refused plainly, and a malformed one is an error.
     std::fs::write(
         &vk_path,
@@ -2707,6 +2770,15 @@ fn write_routes_json_lines_to_their_tenants_logs() {
     let st = logcut(&["status", root.to_str().unwrap()]);
     let st = String::from_utf8(st.stdout).unwrap();
     assert!(want.keys().all(|l| st.contains(l)), "{st}");
+    // A root has no one sealed history to prove: say which tenant.
+    let k = logcut(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--key-file",
+        "/nonexistent",
+    ]);
+    assert_eq!(k.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&k.stderr).contains("router's root"));
     // No tenant had an error: the last column says so.
     assert!(st.lines().next().unwrap().ends_with("  last error"), "{st}");
     assert!(st.lines().skip(1).all(|l| l.ends_with("  -")), "{st}");
