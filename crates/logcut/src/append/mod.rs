@@ -359,6 +359,11 @@ impl Appender {
     /// segment waiting for compression is compressed and the retention
     /// limits are applied. Test support with a manual clock, not part of
     /// the stable API: never needed otherwise.
+    ///
+    /// In shared mode, sealing a segment this appender cut waits until the
+    /// others sharing the log have left it, which they do at their next
+    /// check: on a manual clock that is not advanced meanwhile, only once
+    /// they are asked to ([`reopen`](Self::reopen)), so ask them first.
     #[doc(hidden)]
     pub fn tick(&self) -> Result<(), Error> {
         self.handle.shared.command(CmdKind::Tick, "tick")
