@@ -400,13 +400,6 @@ configuration error, and readers report its segments as unreadable.
 - Direct mode relies on `write(2)` with `O_APPEND` to a local file being
   atomic between threads, as it is on Linux's local file systems; on NFS
   it is not.
-- In shared mode, records held after a full disk that do not fit the
-  current segment are written out slowly (about four 4 KiB segments a
-  second in the scenario that shows it; the cause is not yet known). With
-  thousands held when the disk frees just before shutdown, the
-  [`shutdown_timeout`](AppenderBuilder::shutdown_timeout) can pass with
-  some still held: they are counted lost and recorded in the manifest, as
-  always at the deadline (TESTING.md has the scenario that shows it).
 - Each cut creates, links and renames a file: with very small size limits
   (tens of KiB), rotation dominates (see the bench crate's README).
 - Several processes share one log only in shared mode

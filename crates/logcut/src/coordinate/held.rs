@@ -93,6 +93,12 @@ impl<C: Coordinator> Worker<C> {
                     return false;
                 }
             }
+            // A deferred cut (no next segment ready) is made now where the
+            // mode can: the rest goes on in this retry, not the next round.
+            let swapped = swapped
+                || (matches!(res, Ok(true))
+                    && seg.lock().cut_pending.is_some()
+                    && C::cut_held_now(self, &seg));
             if swapped {
                 self.after_swap();
                 return true;

@@ -115,6 +115,15 @@ pub(crate) trait Coordinator: Sized + Send + 'static {
     /// Shutdown begins: no cut starts elsewhere from now on.
     fn stop_cuts(w: &mut Worker<Self>);
 
+    /// Held records fill the current segment `seg` and its cut was
+    /// deferred (no next segment ready): makes the cut now if this mode
+    /// can, and returns whether `seg` is no longer current. A shared log
+    /// can (it creates the next segment under the cut lock); without this,
+    /// held records went out one segment per round of the task.
+    fn cut_held_now(_: &mut Worker<Self>, _: &Arc<Segment>) -> bool {
+        false
+    }
+
     /// Shutdown, before the last segment is closed.
     fn before_last(w: &mut Worker<Self>);
 

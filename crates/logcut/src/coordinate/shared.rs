@@ -134,6 +134,13 @@ impl Coordinator for SharedLog {
 
     fn stop_cuts(_: &mut W) {}
 
+    fn cut_held_now(w: &mut W, seg: &Arc<Segment>) -> bool {
+        if let Err(e) = w.shared_step(Some(SealReason::Size)) {
+            w.rotation_failed(e);
+        }
+        !Arc::ptr_eq(&w.sh.path.current.load_full(), seg)
+    }
+
     /// Follows a cut that another process made (and perhaps left after):
     /// if this process is the last, the active file it seals must be the
     /// one at the active path.

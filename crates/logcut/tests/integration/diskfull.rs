@@ -398,3 +398,51 @@ fn the_last_error_is_recorded_on_the_full_disk_it_is_about() {
     assert_eq!(last_error::read(&dir, "app").unwrap(), Some(retried));
     a.shutdown().unwrap();
 }
+
+/// A shared log writes out records held after a full disk in one retry,
+/// cutting as often as they need, as an exclusive log does; it used to
+/// make one cut per round of its task (it has no pool of next segments:
+/// each cut was deferred to the next round), so that thousands held could
+/// outlast shutdown's deadline and be counted lost.
+#[test]
+fn a_shared_log_writes_its_held_records_out_in_one_retry() {
+    let Some(fs) = SmallFs::mount("shared-held", "1m") else {
+        return;
+    };
+    let dir = fs.path().join("log");
+    let clock = clock();
+    let a = Appender::builder()
+        .dir(&dir)
+        .shared(true)
+        .mode(Mode::Direct)
+        .max_size(4 << 10)
+        .clock(clock.clone())
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .error_handler(|_: logcut::Error| {})
+        .build()
+        .unwrap();
+    fs.fill();
+    // About 25 segments' worth, held.
+    let count = 1_500;
+    for i in 0..count {
+        a.write_record(&record(0, i, 66)).unwrap();
+    }
+    wait_for("the records held", || a.stats().write_failures > 0);
+    fs.free();
+    // One retry, past the backoff.
+    clock.advance(Duration::from_secs(2));
+    a.tick().unwrap();
+    let s = a.stats();
+    assert_eq!((s.queue_depth, s.records_written), (0, count), "{s:?}");
+    a.shutdown().unwrap();
+    let report = verify_ok(&dir);
+    assert_eq!(report.records(), count, "{report}");
+    for seal in sealed(&dir, "app") {
+        assert!(
+            seal.bytes <= 4 << 10,
+            "segment {} holds {}",
+            seal.seq,
+            seal.bytes
+        );
+    }
+}

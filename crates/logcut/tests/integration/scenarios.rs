@@ -20,12 +20,11 @@
 //! processes do), the threads split between them, without moves (a shared
 //! log does not yet seal a segment moved away while another writes it).
 //!
-//! One in three of the rest (one appender, not killed) run their log on a
-//! small tmpfs (as root; otherwise without the fill) that is full when one
-//! of their sessions starts and frees after the first write that fails,
-//! the clock then driven past every backoff until the writers are done.
-//! With `LOGCUT_SCENARIO_SHARED_DISK=1`, half of the shared ones too (not
-//! in CI yet: see TESTING.md).
+//! One in three of the rest (one appender, not killed), and half of the
+//! shared ones, run their log on a small tmpfs (as root; otherwise without
+//! the fill) that is full when one of their sessions starts and frees
+//! after the first write that fails, the clock then driven past every
+//! backoff until the writers are done (and, shared, nothing is held).
 //!
 //! The seed is printed; `LOGCUT_SEED=<seed>` replays it, and
 //! `LOGCUT_SCENARIOS=<n>` runs more than the 16 that CI runs (TESTING.md).
@@ -113,11 +112,6 @@ struct Plan {
     disk: Option<usize>,
 }
 
-/// Whether shared scenarios may run on a full disk too.
-fn shared_disk() -> bool {
-    std::env::var("LOGCUT_SCENARIO_SHARED_DISK").as_deref() == Ok("1")
-}
-
 impl Plan {
     fn draw(rng: &mut Rng) -> Plan {
         let sessions: Vec<u64> = (0..rng.range(1, 3)).map(|_| rng.range(500, 4000)).collect();
@@ -161,12 +155,9 @@ impl Plan {
             for a in &mut plan.actions {
                 a.retain(|(_, what)| *what != Action::Move);
             }
-            // With LOGCUT_SCENARIO_SHARED_DISK=1, half of them on a full
-            // disk too (chosen by what was drawn already, so that seeds
-            // replay the same draws). Not by default: held records of a
-            // shared log drain slowly enough that shutdown's deadline can
-            // pass with some still held (counted lost; see TESTING.md).
-            if shared_disk() && plan.len % 2 == 0 {
+            // Half of them on a full disk too: chosen by what was drawn
+            // already, so that earlier seeds replay the same draws.
+            if plan.len % 2 == 0 {
                 plan.disk = Some(plan.len / 2 % plan.sessions.len());
             }
         } else if rng.range(0, 2) == 0 {
