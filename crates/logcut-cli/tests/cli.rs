@@ -3921,6 +3921,14 @@ fn logrotate() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// `logcut pid D` finds no writer: exit 1, nothing printed, and says so.
+fn assert_nobody_writes(d: &str) {
+    let out = logcut(&["pid", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+}
+
 /// `logcut write -d D --mode direct` (no size limit, `extra` options),
 /// with 10 records written and its lock taken: the child, its input and
 /// the next record id.
@@ -3958,9 +3966,7 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
     let tmp = TempDir::new("pid");
     let dir = tmp.0.join("log");
     let d = dir.to_str().unwrap();
-    let out = logcut(&["pid", d]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+    assert_nobody_writes(d);
     let (mut writer, mut stdin, mut id) = direct_writer(d, &[], Stdio::inherit());
     for args in [vec!["pid", d], vec!["pid", "-d", d, "-n", "app"]] {
         let out = logcut(&args);
@@ -4014,9 +4020,7 @@ fn pid_names_the_writer_and_logrotate_reopens_it_through_pid() {
     stdin.write_all(&records(&mut id, 10)).unwrap();
     drop(stdin);
     assert!(writer.wait().unwrap().success());
-    let out = logcut(&["pid", d]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is writing"));
+    assert_nobody_writes(d);
     let st = status_json(d);
     assert_eq!(st["logs"][0]["writer"]["pid"], writer.id());
     assert_eq!(st["logs"][0]["writer"]["alive"], false);
@@ -4099,9 +4103,7 @@ fn pid_of_a_shared_log_names_the_writers_alive_only() {
     b_in.write_all(&records(&mut id, 10)).unwrap();
     drop(b_in);
     assert!(b.wait().unwrap().success());
-    let out = logcut(&["pid", d]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
+    assert_nobody_writes(d);
     assert_eq!(
         status_json(d)["logs"][0]["writer"]["pids"],
         serde_json::json!([])
